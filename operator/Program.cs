@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Serilog;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+using Skiff.Cli;
+
+// Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
+var root = SkiffCommandLine.Build();
+var parse = root.Parse(args);
+
+var format = parse.GetValue(CommonOptions.LogFormat);
+if (format == LogFormat.Auto)
+{
+    format = Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST") is { Length: > 0 } ? LogFormat.Json : LogFormat.Console;
+}
+
+var levelText = parse.GetValue(CommonOptions.LogLevel) ?? "information";
+if (!Enum.TryParse<LogEventLevel>(levelText, ignoreCase: true, out var level))
+{
+    Console.Error.WriteLine($"--log-level: unknown level \"{levelText}\"; use verbose, debug, information, warning, error or fatal");
+    return ExitCodes.UsageOrIo;
+}
+
+var config = new LoggerConfiguration()
+    .MinimumLevel.Is(level)
+    .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+    .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+    .Enrich.FromLogContext();
+// Logs go to stderr so that command output on stdout (tables, YAML, JSON) stays machine-readable.
+config = format == LogFormat.Json
+    ? config.WriteTo.Console(new RenderedCompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose)
+    : config.WriteTo.Console(
+        outputTemplate: "{Timestamp:HH:mm:ss} {Level:u3} {Message:lj}{NewLine}{Exception}",
+        standardErrorFromLevel: LogEventLevel.Verbose);
+Log.Logger = config.CreateLogger();
+
+try
+{
+    return await parse.InvokeAsync();
+}
+finally
+{
+    await Log.CloseAndFlushAsync();
+}
