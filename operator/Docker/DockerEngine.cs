@@ -1,0 +1,499 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging;
+
+namespace Skiff.Docker;
+
+/// <summary>Counts Docker requests (skiff_docker_requests_total{operation,result}).</summary>
+public interface IDockerMetrics
+{
+    void Request(string operation, string result);
+}
+
+/// <summary>
+/// A thin layer over Docker.DotNet: our own models in and out, every call counted and traced, and
+/// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
+/// "the engine is down" from "the engine said no".
+/// </summary>
+public sealed class DockerEngine : IDisposable
+{
+    public static readonly ActivitySource Activity = new("Skiff.Docker");
+    private readonly DockerClient client;
+    private readonly IDockerMetrics? metrics;
+
+    public DockerEngine(string? endpoint, IDockerMetrics? metrics = null)
+    {
+        Endpoint = string.IsNullOrEmpty(endpoint) ? "unix:///var/run/docker.sock" : endpoint;
+        client = new DockerClientConfiguration(new Uri(Endpoint), defaultTimeout: TimeSpan.FromSeconds(100)).CreateClient();
+        this.metrics = metrics;
+    }
+
+    public string Endpoint { get; }
+
+    public DockerClient Client => client;
+
+    public void Dispose() => client.Dispose();
+
+    /// <summary>Engine version and data root; also the cheapest reachability check.</summary>
+    public Task<(string Version, string ApiVersion)> VersionAsync(CancellationToken ct) =>
+        CallAsync("version", async () =>
+        {
+            var v = await client.System.GetVersionAsync(ct);
+            return (v.Version, v.APIVersion);
+        });
+
+    public Task<string> DataRootAsync(CancellationToken ct) =>
+        CallAsync("info", async () => (await client.System.GetSystemInfoAsync(ct)).DockerRootDir);
+
+    public Task<IReadOnlyList<ObservedContainer>> ListContainersAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("container_list", async () =>
+        {
+            var list = await client.Containers.ListContainersAsync(
+                new ContainersListParameters { All = true, Filters = LabelFilter(labels) }, ct);
+            var result = new List<ObservedContainer>(list.Count);
+            foreach (var c in list)
+            {
+                try
+                {
+                    result.Add(ToObserved(await client.Containers.InspectContainerAsync(c.ID, ct)));
+                }
+                catch (DockerContainerNotFoundException)
+                {
+                    // Removed between list and inspect: it is gone, which is what the next plan will see.
+                }
+            }
+
+            return (IReadOnlyList<ObservedContainer>)result.OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
+        });
+
+    public Task<ObservedContainer?> InspectContainerAsync(string idOrName, CancellationToken ct) =>
+        CallAsync("container_inspect", async () =>
+        {
+            try
+            {
+                return ToObserved(await client.Containers.InspectContainerAsync(idOrName, ct));
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                return null;
+            }
+        });
+
+    public Task<string> CreateContainerAsync(ContainerSpec spec, CancellationToken ct) =>
+        CallAsync("container_create", async () =>
+        {
+            var response = await client.Containers.CreateContainerAsync(ToParameters(spec), ct);
+            return response.ID;
+        });
+
+    public Task StartContainerAsync(string id, CancellationToken ct) =>
+        CallAsync("container_start", async () =>
+        {
+            await client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
+            return true;
+        });
+
+    public Task StopContainerAsync(string id, TimeSpan timeout, CancellationToken ct) =>
+        CallAsync("container_stop", async () =>
+        {
+            try
+            {
+                await client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)timeout.TotalSeconds }, ct);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+            }
+
+            return true;
+        });
+
+    public Task RemoveContainerAsync(string id, CancellationToken ct) =>
+        CallAsync("container_remove", async () =>
+        {
+            try
+            {
+                await client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, ct);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+            }
+
+            return true;
+        });
+
+    /// <summary>Waits for a container to exit and returns its exit code.</summary>
+    public Task<long> WaitContainerAsync(string id, CancellationToken ct) =>
+        CallAsync("container_wait", async () => (await client.Containers.WaitContainerAsync(id, ct)).StatusCode);
+
+    /// <summary>The last lines of a container's output (stdout and stderr, interleaved).</summary>
+    public Task<string> LogsAsync(string id, int tail, CancellationToken ct) =>
+        CallAsync("container_logs", async () =>
+        {
+            try
+            {
+                using var stream = await client.Containers.GetContainerLogsAsync(
+                    id, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = tail.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
+                var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
+                return stdout + stderr;
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                return "";
+            }
+        });
+
+    /// <summary>Reads one small file from a container's filesystem (including its volumes); null when absent.</summary>
+    public Task<string?> ReadFileAsync(string id, string path, CancellationToken ct) =>
+        CallAsync("container_archive", async () =>
+        {
+            try
+            {
+                var archive = await client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: false, ct);
+                using var tar = new TarReader(archive.Stream);
+                while (await tar.GetNextEntryAsync(copyData: true, ct) is { } entry)
+                {
+                    if (entry.DataStream is { } data)
+                    {
+                        using var reader = new StreamReader(data, Encoding.UTF8);
+                        return await reader.ReadToEndAsync(ct);
+                    }
+                }
+
+                return null;
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                return null;
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        });
+
+    public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) =>
+        CallAsync("network_inspect", async () =>
+        {
+            var list = await client.Networks.ListNetworksAsync(new NetworksListParameters { Filters = NameFilter(name) }, ct);
+            return list.Any(n => n.Name == name);
+        });
+
+    public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("network_create", async () =>
+        {
+            try
+            {
+                await client.Networks.CreateNetworkAsync(new NetworksCreateParameters
+                {
+                    Name = name,
+                    Driver = "bridge",
+                    CheckDuplicate = true,
+                    Labels = new Dictionary<string, string>(labels),
+                }, ct);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
+            {
+                // Created meanwhile (by an earlier, interrupted reconcile): what we wanted.
+            }
+
+            return true;
+        });
+
+    public Task RemoveNetworkAsync(string name, CancellationToken ct) =>
+        CallAsync("network_remove", async () =>
+        {
+            try
+            {
+                await client.Networks.DeleteNetworkAsync(name, ct);
+            }
+            catch (DockerNetworkNotFoundException)
+            {
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+            }
+
+            return true;
+        });
+
+    /// <summary>Names of the networks carrying all the given labels.</summary>
+    public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListNetworksAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("network_list", async () =>
+        {
+            var list = await client.Networks.ListNetworksAsync(new NetworksListParameters { Filters = LabelFilter(labels) }, ct);
+            return (IReadOnlyList<(string, IReadOnlyDictionary<string, string>)>)list
+                .Select(n => (n.Name, (IReadOnlyDictionary<string, string>)(n.Labels ?? new Dictionary<string, string>())))
+                .ToList();
+        });
+
+    /// <summary>The volume's labels, or null when it does not exist.</summary>
+    public Task<IReadOnlyDictionary<string, string>?> InspectVolumeAsync(string name, CancellationToken ct) =>
+        CallAsync("volume_inspect", async () =>
+        {
+            try
+            {
+                var v = await client.Volumes.InspectAsync(name, ct);
+                return (IReadOnlyDictionary<string, string>?)(v.Labels ?? new Dictionary<string, string>());
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        });
+
+    public Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("volume_create", async () =>
+        {
+            await client.Volumes.CreateAsync(new VolumesCreateParameters { Name = name, Labels = new Dictionary<string, string>(labels) }, ct);
+            return true;
+        });
+
+    public Task RemoveVolumeAsync(string name, CancellationToken ct) =>
+        CallAsync("volume_remove", async () =>
+        {
+            try
+            {
+                await client.Volumes.RemoveAsync(name, force: false, ct);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+            }
+
+            return true;
+        });
+
+    public Task<ObservedImage?> InspectImageAsync(string reference, CancellationToken ct) =>
+        CallAsync("image_inspect", async () =>
+        {
+            try
+            {
+                var i = await client.Images.InspectImageAsync(reference, ct);
+                return new ObservedImage(
+                    i.ID,
+                    (IReadOnlyList<string>?)i.RepoTags?.ToList() ?? [],
+                    (IReadOnlyList<string>?)i.RepoDigests?.ToList() ?? [],
+                    i.Size,
+                    new DateTimeOffset(DateTime.SpecifyKind(i.Created, DateTimeKind.Utc)),
+                    (IReadOnlyList<string>?)i.Config?.Env?.ToList() ?? []);
+            }
+            catch (DockerImageNotFoundException)
+            {
+                return null;
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+        });
+
+    /// <summary>Pulls an image; a registry error reported in the progress stream becomes an exception.</summary>
+    public Task PullImageAsync(string reference, RegistryAuth? auth, CancellationToken ct) =>
+        CallAsync("image_pull", async () =>
+        {
+            var (repository, tag) = ImageReference.SplitForPull(reference);
+            string? error = null;
+            var progress = new Progress<JSONMessage>(m =>
+            {
+                if (m.Error is { } e)
+                {
+                    error ??= e.Message;
+                }
+                else if (!string.IsNullOrEmpty(m.ErrorMessage))
+                {
+                    error ??= m.ErrorMessage;
+                }
+            });
+            var authConfig = auth is null ? new AuthConfig() : new AuthConfig
+            {
+                Username = auth.Username,
+                Password = auth.Password,
+                Auth = auth.Auth,
+                ServerAddress = auth.ServerAddress,
+                IdentityToken = auth.IdentityToken,
+            };
+            try
+            {
+                await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag }, authConfig, progress, ct);
+            }
+            catch (DockerApiException e)
+            {
+                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {Short(e.ResponseBody) ?? e.Message}");
+            }
+
+            // Progress<T> posts to the thread pool: give pending callbacks a moment before reading the error.
+            await Task.Yield();
+            if (error is not null)
+            {
+                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {error}");
+            }
+
+            return true;
+        });
+
+    private static string? Short(string? body) => string.IsNullOrWhiteSpace(body) ? null : body.Trim();
+
+    private async Task<T> CallAsync<T>(string operation, Func<Task<T>> call)
+    {
+        using var activity = Activity.StartActivity("docker " + operation);
+        try
+        {
+            var result = await call();
+            metrics?.Request(operation, "success");
+            return result;
+        }
+        catch (DockerApiException)
+        {
+            metrics?.Request(operation, "error");
+            throw;
+        }
+        catch (ImageUnavailableException)
+        {
+            metrics?.Request(operation, "error");
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            throw;
+        }
+        catch (Exception e) when (IsTransport(e))
+        {
+            metrics?.Request(operation, "unreachable");
+            throw new EngineUnreachableException(Endpoint, e);
+        }
+    }
+
+    private static bool IsTransport(Exception e) =>
+        e is HttpRequestException or SocketException or IOException or TimeoutException
+        || (e.InnerException is { } inner && IsTransport(inner));
+
+    private static Dictionary<string, IDictionary<string, bool>> LabelFilter(IReadOnlyDictionary<string, string> labels) =>
+        new() { ["label"] = labels.ToDictionary(kv => $"{kv.Key}={kv.Value}", _ => true) };
+
+    private static Dictionary<string, IDictionary<string, bool>> NameFilter(string name) =>
+        new() { ["name"] = new Dictionary<string, bool> { [name] = true } };
+
+    private static ObservedContainer ToObserved(ContainerInspectResponse c)
+    {
+        var ips = new Dictionary<string, string>();
+        if (c.NetworkSettings?.Networks is { } nets)
+        {
+            foreach (var (name, endpoint) in nets)
+            {
+                if (!string.IsNullOrEmpty(endpoint.IPAddress))
+                {
+                    ips[name] = endpoint.IPAddress;
+                }
+            }
+        }
+
+        DateTimeOffset? started = DateTimeOffset.TryParse(c.State?.StartedAt, out var s) && s.Year > 1 ? s : null;
+        return new ObservedContainer(
+            c.ID,
+            c.Name.TrimStart('/'),
+            c.Config?.Image ?? "",
+            c.Image,
+            (IReadOnlyDictionary<string, string>?)c.Config?.Labels ?? new Dictionary<string, string>(),
+            c.State?.Status ?? "unknown",
+            c.State?.Health?.Status is { Length: > 0 } h && h != "none" ? h : null,
+            c.State?.ExitCode ?? 0,
+            c.RestartCount,
+            new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)),
+            started,
+            ips);
+    }
+
+    private static CreateContainerParameters ToParameters(ContainerSpec spec)
+    {
+        var exposed = new Dictionary<string, EmptyStruct>();
+        var bindings = new Dictionary<string, IList<global::Docker.DotNet.Models.PortBinding>>();
+        foreach (var p in spec.Ports)
+        {
+            var key = $"{p.ContainerPort}/tcp";
+            exposed[key] = default;
+            if (p.HostPort is { } hostPort)
+            {
+                if (!bindings.TryGetValue(key, out var list))
+                {
+                    bindings[key] = list = [];
+                }
+
+                list.Add(new global::Docker.DotNet.Models.PortBinding { HostIP = p.HostIp ?? "0.0.0.0", HostPort = hostPort.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            }
+        }
+
+        return new CreateContainerParameters
+        {
+            Name = spec.Name,
+            Image = spec.Image,
+            Entrypoint = spec.Entrypoint?.ToList(),
+            Cmd = spec.Cmd?.ToList(),
+            Env = spec.Env.ToList(),
+            Labels = new Dictionary<string, string>(spec.Labels),
+            ExposedPorts = exposed,
+            StopSignal = spec.StopSignal,
+            StopTimeout = spec.StopTimeout,
+            Healthcheck = spec.Healthcheck is { } hc
+                ? new HealthConfig
+                {
+                    Test = hc.Test.ToList(),
+                    Interval = hc.Interval,
+                    Timeout = hc.Timeout,
+                    Retries = hc.Retries,
+                    StartPeriod = (long)hc.StartPeriod.TotalNanoseconds,
+                }
+                : null,
+            HostConfig = new HostConfig
+            {
+                Init = true,
+                SecurityOpt = ["no-new-privileges"],
+                RestartPolicy = new RestartPolicy
+                {
+                    Name = spec.RestartPolicy == "no" ? RestartPolicyKind.No : RestartPolicyKind.UnlessStopped,
+                },
+                Memory = spec.MemoryBytes ?? 0,
+                NanoCPUs = spec.NanoCpus ?? 0,
+                LogConfig = new LogConfig
+                {
+                    Type = "json-file",
+                    Config = new Dictionary<string, string> { ["max-size"] = "10m", ["max-file"] = "3" },
+                },
+                PortBindings = bindings,
+                NetworkMode = spec.Network,
+                Mounts = spec.Mounts.Select(m => new Mount { Type = "volume", Source = m.Volume, Target = m.Target }).ToList(),
+            },
+            NetworkingConfig = new NetworkingConfig
+            {
+                EndpointsConfig = new Dictionary<string, EndpointSettings>
+                {
+                    [spec.Network] = new EndpointSettings { Aliases = spec.NetworkAliases.ToList() },
+                },
+            },
+        };
+    }
+}
+
+/// <summary>Helpers for image references.</summary>
+public static class ImageReference
+{
+    /// <summary>Splits a reference into what the pull API wants: repository and tag (or digest).</summary>
+    public static (string Repository, string Tag) SplitForPull(string reference)
+    {
+        var at = reference.IndexOf('@');
+        if (at >= 0)
+        {
+            return (reference[..at], reference[(at + 1)..]);
+        }
+
+        var lastSlash = reference.LastIndexOf('/');
+        var colon = reference.LastIndexOf(':');
+        return colon > lastSlash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+    }
+
+    /// <summary>The repository part of a reference (no tag, no digest).</summary>
+    public static string Repository(string reference) => SplitForPull(reference).Repository;
+}

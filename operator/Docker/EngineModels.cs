@@ -1,0 +1,92 @@
+namespace Skiff.Docker;
+
+/// <summary>A container as the engine shows it, with the fields reconciliation needs.</summary>
+public sealed record ObservedContainer(
+    string Id,
+    string Name,
+    string Image,
+    string ImageId,
+    IReadOnlyDictionary<string, string> Labels,
+    string State,
+    string? Health,
+    long ExitCode,
+    long RestartCount,
+    DateTimeOffset Created,
+    DateTimeOffset? StartedAt,
+    IReadOnlyDictionary<string, string> NetworkIps)
+{
+    public bool Running => State is "running" or "restarting";
+
+    public string? Label(string key) => Labels.TryGetValue(key, out var v) ? v : null;
+
+    public long? Revision => long.TryParse(Label(Reconcile.SkiffLabels.Revision), out var r) ? r : null;
+
+    public string? Component => Label(Reconcile.SkiffLabels.Component);
+
+    public string? SpecHash => Label(Reconcile.SkiffLabels.SpecHash);
+}
+
+/// <summary>An image as the engine shows it.</summary>
+public sealed record ObservedImage(string Id, IReadOnlyList<string> RepoTags, IReadOnlyList<string> RepoDigests, long Size, DateTimeOffset Created, IReadOnlyList<string> Env);
+
+/// <summary>What a container should look like; built by the pure planner, created by the executor.</summary>
+public sealed record ContainerSpec
+{
+    public required string Name { get; init; }
+
+    public required string Image { get; init; }
+
+    public IReadOnlyList<string>? Entrypoint { get; init; }
+
+    public IReadOnlyList<string>? Cmd { get; init; }
+
+    public IReadOnlyList<string> Env { get; init; } = [];
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyList<PortBinding> Ports { get; init; } = [];
+
+    public HealthProbe? Healthcheck { get; init; }
+
+    public string? StopSignal { get; init; }
+
+    public TimeSpan? StopTimeout { get; init; }
+
+    public long? MemoryBytes { get; init; }
+
+    public long? NanoCpus { get; init; }
+
+    public IReadOnlyList<VolumeMount> Mounts { get; init; } = [];
+
+    public required string Network { get; init; }
+
+    public IReadOnlyList<string> NetworkAliases { get; init; } = [];
+
+    /// <summary>Restart policy; one-off containers (migrations) use "no".</summary>
+    public string RestartPolicy { get; init; } = "unless-stopped";
+}
+
+/// <summary>A published port.</summary>
+public sealed record PortBinding(int ContainerPort, int? HostPort, string? HostIp);
+
+/// <summary>A named volume mounted into a container.</summary>
+public sealed record VolumeMount(string Volume, string Target);
+
+/// <summary>A Docker HEALTHCHECK.</summary>
+public sealed record HealthProbe(IReadOnlyList<string> Test, TimeSpan Interval, TimeSpan Timeout, int Retries, TimeSpan StartPeriod);
+
+/// <summary>Thrown when the Docker engine cannot be reached at all (as opposed to an API error).</summary>
+public sealed class EngineUnreachableException(string endpoint, Exception inner)
+    : Exception($"Docker engine unreachable at {endpoint}: {inner.Message}", inner)
+{
+    public string Endpoint { get; } = endpoint;
+}
+
+/// <summary>Thrown when an image cannot be found locally or pulled.</summary>
+public sealed class ImageUnavailableException(string image, string message) : Exception(message)
+{
+    public string Image { get; } = image;
+}
+
+/// <summary>Registry credentials for a pull.</summary>
+public sealed record RegistryAuth(string? Username, string? Password, string? Auth, string? ServerAddress, string? IdentityToken);

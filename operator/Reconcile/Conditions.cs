@@ -1,0 +1,62 @@
+using Skiff.Api;
+
+namespace Skiff.Reconcile;
+
+/// <summary>kstatus condition helpers: keyed by type, lastTransitionTime moves only when the status flips.</summary>
+public static class Conditions
+{
+    public static void Set(AppDeploymentStatus status, string type, bool value, string reason, string message, long? generation, DateTimeOffset now) =>
+        Set(status, type, value ? "True" : "False", reason, message, generation, now);
+
+    public static void Set(AppDeploymentStatus status, string type, string value, string reason, string message, long? generation, DateTimeOffset now)
+    {
+        status.Conditions ??= [];
+        var existing = status.Conditions.FirstOrDefault(c => c.Type == type);
+        if (existing is null)
+        {
+            status.Conditions.Add(new Condition
+            {
+                Type = type,
+                Status = value,
+                Reason = reason,
+                Message = message,
+                ObservedGeneration = generation,
+                LastTransitionTime = now,
+            });
+            return;
+        }
+
+        if (existing.Status != value)
+        {
+            existing.LastTransitionTime = now;
+        }
+
+        existing.Status = value;
+        existing.Reason = reason;
+        existing.Message = message;
+        existing.ObservedGeneration = generation;
+    }
+
+    public static void Remove(AppDeploymentStatus status, string type) => status.Conditions?.RemoveAll(c => c.Type == type);
+
+    public static Condition? Get(AppDeploymentStatus? status, string type) => status?.Conditions?.FirstOrDefault(c => c.Type == type);
+
+    public static bool IsTrue(AppDeploymentStatus? status, string type) => Get(status, type)?.Status == "True";
+}
+
+/// <summary>Replaces every known secret value in text copied into status, events or logs.</summary>
+public static class SecretMasker
+{
+    public const string Mask = "******";
+
+    public static string Apply(string text, IEnumerable<string> secrets)
+    {
+        // Longest first, so a URL containing a password is masked whole rather than leaving its edges.
+        foreach (var secret in secrets.Where(s => s.Length >= 4).Distinct().OrderByDescending(s => s.Length))
+        {
+            text = text.Replace(secret, Mask, StringComparison.Ordinal);
+        }
+
+        return text;
+    }
+}

@@ -1,0 +1,326 @@
+using System.Globalization;
+using Skiff.Api;
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+/// <summary>A database or cache container the stack wants, with the volume behind it.</summary>
+/// <param name="Component">database or cache.</param>
+/// <param name="Container">The container to run.</param>
+/// <param name="ConfigHash">Hash of the component's spec: a change recreates the container (the volume stays).</param>
+/// <param name="Volume">The data volume, or null for a cache without persistence.</param>
+/// <param name="Adopted">The volume was adopted through database.volume: used, never created or deleted.</param>
+/// <param name="PostgresMajor">For PostgreSQL: the image's major version, for the PG_VERSION guard.</param>
+public sealed record DataComponent(string Component, ContainerSpec Container, string ConfigHash, string? Volume, bool Adopted, string? PostgresMajor);
+
+/// <summary>
+/// Everything the stack should be, computed purely from the resource, its resolved inputs and the
+/// context. The planner compares it with what the engine shows.
+/// </summary>
+public sealed class DesiredStack
+{
+    private readonly ResolvedInputs inputs;
+
+    private DesiredStack(AppDeployment resource, AppDeploymentSpec spec, ResolvedInputs inputs, StackContext context)
+    {
+        this.inputs = inputs;
+        Resource = resource;
+        Spec = spec;
+        Context = context;
+        Names = new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name);
+        Hash = SpecHash.Compute(spec);
+    }
+
+    public AppDeployment Resource { get; }
+
+    /// <summary>The defaulted spec.</summary>
+    public AppDeploymentSpec Spec { get; }
+
+    public StackContext Context { get; }
+
+    public StackNames Names { get; }
+
+    public string Hash { get; }
+
+    public DataComponent? Database { get; private set; }
+
+    public DataComponent? Cache { get; private set; }
+
+    public string Image => Spec.App.Image;
+
+    public string PullPolicy => Spec.App.ImagePullPolicy ?? PullPolicies.IfNotPresent;
+
+    public RegistryAuth? PullAuth => inputs.PullAuth;
+
+    /// <summary>An app that publishes a host port is replaced stop-first: Docker cannot move a published port between running containers.</summary>
+    public bool StopFirst => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;
+
+    public TimeSpan ProgressDeadline => TimeSpan.FromSeconds(Spec.Rollout!.ProgressDeadlineSeconds!.Value);
+
+    public TimeSpan MinReady => TimeSpan.FromSeconds(Spec.Rollout!.MinReadySeconds!.Value);
+
+    public bool AutoRollback => Spec.Rollout!.AutoRollback!.Value;
+
+    public int RevisionHistoryLimit => Spec.Rollout!.RevisionHistoryLimit!.Value;
+
+    public TimeSpan MigrationTimeout => TimeSpan.FromSeconds(Spec.App.Migrate?.TimeoutSeconds ?? 300);
+
+    /// <summary>The container port and path the operator probes, or null without a health check.</summary>
+    public (int Port, string Path, TimeSpan Period, int FailureThreshold)? Health
+    {
+        get
+        {
+            if (Spec.App.HealthCheck is not { } hc)
+            {
+                return null;
+            }
+
+            var port = hc.Http.Port.IntValue
+                ?? Spec.App.Ports?.FirstOrDefault(p => p.Name == hc.Http.Port.StringValue)?.ContainerPort
+                ?? 0;
+            return (port, hc.Http.Path ?? "/", TimeSpan.FromSeconds(hc.PeriodSeconds ?? 5), hc.FailureThreshold ?? 3);
+        }
+    }
+
+    /// <summary>http://NODE:PORT from the node name and the first published port.</summary>
+    public string? Endpoint =>
+        Spec.App.Ports?.FirstOrDefault(p => p.HostPort is not null) is { } p
+            ? $"http://{Context.Node}:{p.HostPort!.Value.ToString(CultureInfo.InvariantCulture)}"
+            : null;
+
+    /// <summary>Every secret value the stack knows, for masking log excerpts.</summary>
+    public IEnumerable<string> SecretValues
+    {
+        get
+        {
+            foreach (var v in inputs.SecretEnv.Values)
+            {
+                yield return v;
+            }
+
+            if (inputs.Database is { } db)
+            {
+                yield return db.Password;
+                yield return db.Url;
+                yield return Uri.EscapeDataString(db.Password);
+            }
+
+            if (inputs.PullAuth?.Password is { } pw)
+            {
+                yield return pw;
+            }
+        }
+    }
+
+    public static DesiredStack Build(AppDeployment resource, ResolvedInputs inputs, StackContext context)
+    {
+        var stack = new DesiredStack(resource, Defaults.Apply(resource.Spec), inputs, context);
+        stack.Database = stack.BuildDatabase();
+        stack.Cache = stack.BuildCache();
+        return stack;
+    }
+
+    /// <summary>Labels every object of the stack carries.</summary>
+    public Dictionary<string, string> Labels(string component) => new()
+    {
+        [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue,
+        [SkiffLabels.App] = Names.Key,
+        [SkiffLabels.Component] = component,
+        [SkiffLabels.Node] = Context.Node,
+        [SkiffLabels.Source] = Context.SourceId,
+    };
+
+    /// <summary>The app container of a revision; a rollback runs the last good image under the current settings.</summary>
+    public ContainerSpec AppContainer(long revision, string image, bool rollback)
+    {
+        var labels = Labels(StackNames.AppComponent);
+        labels[SkiffLabels.Revision] = revision.ToString(CultureInfo.InvariantCulture);
+        labels[SkiffLabels.SpecHash] = rollback ? "rollback" : Hash;
+        labels[SkiffLabels.ImageRef] = image;
+        if (rollback)
+        {
+            labels[SkiffLabels.Rollback] = "true";
+        }
+
+        return new ContainerSpec
+        {
+            Name = Names.AppContainer(revision),
+            Image = image,
+            Entrypoint = Spec.App.Command,
+            Cmd = Spec.App.Args,
+            Env = AppEnv(),
+            Labels = labels,
+            Ports = Spec.App.Ports?.Select(p => new PortBinding(p.ContainerPort, p.HostPort, p.HostIP)).ToList() ?? [],
+            MemoryBytes = QuantityParser.Bytes(Spec.App.Resources?.Memory),
+            NanoCpus = QuantityParser.NanoCpus(Spec.App.Resources?.Cpu),
+            Network = Names.Network,
+            NetworkAliases = [StackNames.AppComponent],
+        };
+    }
+
+    /// <summary>The one-off migration container of a revision: the new image, the app's environment, the migrate command.</summary>
+    public ContainerSpec? MigrateContainer(long revision)
+    {
+        if (Spec.App.Migrate is not { } migrate)
+        {
+            return null;
+        }
+
+        var labels = Labels(StackNames.MigrateComponent);
+        labels[SkiffLabels.Revision] = revision.ToString(CultureInfo.InvariantCulture);
+        labels[SkiffLabels.SpecHash] = Hash;
+        return new ContainerSpec
+        {
+            Name = Names.MigrateContainer(revision),
+            Image = Image,
+            Entrypoint = migrate.Command,
+            Cmd = [],
+            Env = AppEnv(),
+            Labels = labels,
+            MemoryBytes = QuantityParser.Bytes(Spec.App.Resources?.Memory),
+            NanoCpus = QuantityParser.NanoCpus(Spec.App.Resources?.Cpu),
+            Network = Names.Network,
+            RestartPolicy = "no",
+        };
+    }
+
+    private List<string> AppEnv()
+    {
+        var env = new List<string>();
+        var userNames = new HashSet<string>(Spec.App.Env?.Select(e => e.Name) ?? [], StringComparer.Ordinal);
+        if (inputs.Database is { } db && !userNames.Contains("DATABASE_URL"))
+        {
+            env.Add("DATABASE_URL=" + db.Url);
+        }
+
+        if (Cache is not null && !userNames.Contains("REDIS_URL"))
+        {
+            env.Add($"REDIS_URL=redis://{StackNames.CacheHost}:6379/0");
+        }
+
+        foreach (var e in Spec.App.Env ?? [])
+        {
+            var value = e.ValueFrom is not null
+                ? inputs.SecretEnv.GetValueOrDefault(e.Name, "")
+                : e.Value ?? "";
+            env.Add($"{e.Name}={value}");
+        }
+
+        return env;
+    }
+
+    private DataComponent? BuildDatabase()
+    {
+        if (Spec.Database is not { } db)
+        {
+            return null;
+        }
+
+        var creds = inputs.Database ?? throw new InvalidOperationException("database credentials must be resolved before building the stack");
+        var adopted = !string.IsNullOrEmpty(db.Volume);
+        var volume = adopted ? db.Volume! : Names.DatabaseVolume;
+        var configHash = SpecHash.Compute(new { db.Engine, db.Image, db.Name, db.User, volume, db.Resources, layout = 1 });
+        var labels = Labels(StackNames.DatabaseComponent);
+        labels[SkiffLabels.SpecHash] = configHash;
+        var container = new ContainerSpec
+        {
+            Name = Names.DatabaseContainer,
+            Image = db.Image!,
+            Env =
+            [
+                "POSTGRES_USER=" + creds.Username,
+                "POSTGRES_PASSWORD=" + creds.Password,
+                "POSTGRES_DB=" + creds.Database,
+                "PGDATA=/var/lib/postgresql/data",
+            ],
+            Labels = labels,
+            Healthcheck = new HealthProbe(
+                ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", creds.Username, "-d", creds.Database],
+                TimeSpan.FromSeconds(1),
+                TimeSpan.FromSeconds(5),
+                5,
+                TimeSpan.FromSeconds(60)),
+            // PostgreSQL's fast shutdown is SIGINT; give it a minute to checkpoint before Docker kills it.
+            StopSignal = "SIGINT",
+            StopTimeout = TimeSpan.FromSeconds(60),
+            MemoryBytes = QuantityParser.Bytes(db.Resources?.Memory),
+            NanoCpus = QuantityParser.NanoCpus(db.Resources?.Cpu),
+            Mounts = [new VolumeMount(volume, "/var/lib/postgresql/data")],
+            Network = Names.Network,
+            NetworkAliases = [StackNames.DatabaseHost],
+        };
+        return new DataComponent(StackNames.DatabaseComponent, container, configHash, volume, adopted, null);
+    }
+
+    private DataComponent? BuildCache()
+    {
+        if (Spec.Cache is not { } cache)
+        {
+            return null;
+        }
+
+        var persistent = cache.Persistence is PersistenceModes.Aof or PersistenceModes.Rdb;
+        var cmd = new List<string> { "redis-server", "--protected-mode", "no" };
+        cmd.AddRange(cache.Persistence switch
+        {
+            PersistenceModes.Aof => ["--appendonly", "yes", "--dir", "/data"],
+            PersistenceModes.Rdb => ["--appendonly", "no", "--save", "60 1", "--dir", "/data"],
+            _ => ["--appendonly", "no", "--save", ""],
+        });
+        if (QuantityParser.Bytes(cache.MaxMemory) is { } maxMemory)
+        {
+            cmd.AddRange(["--maxmemory", maxMemory.ToString(CultureInfo.InvariantCulture), "--maxmemory-policy", "allkeys-lru"]);
+        }
+
+        var configHash = SpecHash.Compute(new { cache.Engine, cache.Image, cache.Persistence, cache.MaxMemory, cache.Resources, layout = 1 });
+        var labels = Labels(StackNames.CacheComponent);
+        labels[SkiffLabels.SpecHash] = configHash;
+        var container = new ContainerSpec
+        {
+            Name = Names.CacheContainer,
+            Image = cache.Image!,
+            Cmd = cmd,
+            Labels = labels,
+            Healthcheck = new HealthProbe(["CMD", "redis-cli", "ping"], TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), 5, TimeSpan.FromSeconds(30)),
+            MemoryBytes = QuantityParser.Bytes(cache.Resources?.Memory),
+            NanoCpus = QuantityParser.NanoCpus(cache.Resources?.Cpu),
+            Mounts = persistent ? [new VolumeMount(Names.CacheVolume, "/data")] : [],
+            Network = Names.Network,
+            NetworkAliases = [StackNames.CacheHost],
+        };
+        return new DataComponent(StackNames.CacheComponent, container, configHash, persistent ? Names.CacheVolume : null, false, null);
+    }
+}
+
+/// <summary>Quantities for Docker limits. Input is validated before it gets here; unparsable means unset.</summary>
+internal static class QuantityParser
+{
+    private static readonly (string Suffix, decimal Factor)[] Suffixes =
+    [
+        ("Ki", 1024m), ("Mi", 1024m * 1024), ("Gi", 1024m * 1024 * 1024), ("Ti", 1024m * 1024 * 1024 * 1024),
+        ("k", 1e3m), ("M", 1e6m), ("G", 1e9m), ("T", 1e12m), ("m", 0.001m),
+    ];
+
+    public static long? Bytes(string? quantity) => Parse(quantity) is { } v ? (long)Math.Ceiling(v) : null;
+
+    public static long? NanoCpus(string? quantity) => Parse(quantity) is { } v ? (long)(v * 1_000_000_000m) : null;
+
+    private static decimal? Parse(string? quantity)
+    {
+        if (string.IsNullOrWhiteSpace(quantity))
+        {
+            return null;
+        }
+
+        foreach (var (suffix, factor) in Suffixes)
+        {
+            if (quantity.EndsWith(suffix, StringComparison.Ordinal)
+                && decimal.TryParse(quantity[..^suffix.Length], NumberStyles.Number, CultureInfo.InvariantCulture, out var n))
+            {
+                return n * factor;
+            }
+        }
+
+        return decimal.TryParse(quantity, NumberStyles.Number, CultureInfo.InvariantCulture, out var plain) ? plain : null;
+    }
+}

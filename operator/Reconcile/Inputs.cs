@@ -1,0 +1,41 @@
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+/// <summary>Generated database credentials (kept in the Secret NAME-db).</summary>
+public sealed record DatabaseCredentials(string Username, string Password, string Database)
+{
+    /// <summary>The URL the app gets as DATABASE_URL.</summary>
+    public string Url => $"postgres://{Uri.EscapeDataString(Username)}:{Uri.EscapeDataString(Password)}@{StackNames.DatabaseHost}:5432/{Uri.EscapeDataString(Database)}";
+}
+
+/// <summary>
+/// Where the reconciler reads Secrets and keeps generated credentials. The folder source and the
+/// Kubernetes source each implement it, so the Docker target does not care where secrets live.
+/// </summary>
+public interface ISecretSource
+{
+    /// <summary>A Secret's data, or null when it does not exist.</summary>
+    Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct);
+
+    /// <summary>Returns the stack's database credentials, generating and storing them the first time.</summary>
+    Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct);
+
+    /// <summary>Deletes the generated credentials (only with reclaimPolicy: Delete).</summary>
+    Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct);
+}
+
+/// <summary>Where the stack is deployed from and to.</summary>
+/// <param name="Node">This instance's node.</param>
+/// <param name="SourceId">The value of the dev.skiff.source label: which source instance owns the objects.</param>
+/// <param name="SourceDescription">Human-readable source (a folder path, or "kubernetes").</param>
+public sealed record StackContext(string Node, string SourceId, string SourceDescription);
+
+/// <summary>Values the desired stack needs from outside the spec, resolved before planning.</summary>
+public sealed record ResolvedInputs(
+    DatabaseCredentials? Database,
+    IReadOnlyDictionary<string, string> SecretEnv,
+    RegistryAuth? PullAuth)
+{
+    public static readonly ResolvedInputs None = new(null, new Dictionary<string, string>(), null);
+}

@@ -1,0 +1,72 @@
+using System.Security.Cryptography;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Skiff.Api;
+
+namespace Skiff.Reconcile;
+
+/// <summary>
+/// SHA-256 over the canonical JSON of the defaulted spec. It must stay stable across versions
+/// (a golden test pins one): a change here would restart every app on upgrade.
+/// </summary>
+/// <remarks>
+/// Canonical JSON: object keys sorted ordinally, nulls dropped, no whitespace, minimal escaping.
+/// Dropping nulls means a new optional field added in a later version does not change the hash of
+/// specs that do not set it.
+/// </remarks>
+public static class SpecHash
+{
+    private static readonly JsonSerializerOptions Options = new()
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static string Compute(AppDeploymentSpec spec) => Compute(JsonSerializer.SerializeToNode(Defaults.Apply(spec), Options));
+
+    /// <summary>Hash of any JSON-serializable value, canonicalised the same way.</summary>
+    public static string Compute<T>(T value) => Compute(JsonSerializer.SerializeToNode(value, Options));
+
+    private static string Compute(JsonNode? node)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            WriteCanonical(writer, node);
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(buffer.ToArray()));
+    }
+
+    private static void WriteCanonical(Utf8JsonWriter writer, JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                writer.WriteStartObject();
+                foreach (var (key, value) in obj.Where(p => p.Value is not null).OrderBy(p => p.Key, StringComparer.Ordinal))
+                {
+                    writer.WritePropertyName(key);
+                    WriteCanonical(writer, value);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case JsonArray array:
+                writer.WriteStartArray();
+                foreach (var item in array)
+                {
+                    WriteCanonical(writer, item);
+                }
+
+                writer.WriteEndArray();
+                break;
+            case null:
+                writer.WriteNullValue();
+                break;
+            default:
+                node.WriteTo(writer);
+                break;
+        }
+    }
+}

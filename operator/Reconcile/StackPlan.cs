@@ -1,0 +1,114 @@
+using System.Globalization;
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+/// <summary>What the engine shows of one stack, found by Skiff's labels.</summary>
+/// <param name="NetworkExists">The stack's network exists.</param>
+/// <param name="Volumes">Each volume the stack wants, with its labels, or null when missing.</param>
+/// <param name="Containers">Every container labelled with the stack's key.</param>
+public sealed record ObservedStack(
+    bool NetworkExists,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>?> Volumes,
+    IReadOnlyList<ObservedContainer> Containers)
+{
+    public IEnumerable<ObservedContainer> Component(string component) => Containers.Where(c => c.Component == component);
+}
+
+/// <summary>One step of a plan. <see cref="Describe"/> is what <c>skiff plan</c> prints.</summary>
+public abstract record StackAction
+{
+    public abstract string Describe();
+}
+
+public sealed record CreateNetwork(string Name) : StackAction
+{
+    public override string Describe() => $"create network {Name}";
+}
+
+public sealed record CreateVolume(string Name, string Component) : StackAction
+{
+    public override string Describe() => $"create volume {Name} for the {Component}";
+}
+
+public sealed record RemoveContainer(ObservedContainer Container, string Reason) : StackAction
+{
+    public override string Describe() => $"remove container {Container.Name} ({Reason})";
+}
+
+public sealed record StopContainer(ObservedContainer Container, string Reason) : StackAction
+{
+    public override string Describe() => $"stop container {Container.Name} ({Reason})";
+}
+
+public sealed record StartExisting(ObservedContainer Container, string Reason) : StackAction
+{
+    public override string Describe() => $"start container {Container.Name} ({Reason})";
+}
+
+/// <summary>Create and start a database or cache container (PostgreSQL: after the PG_VERSION guard).</summary>
+public sealed record StartDataContainer(DataComponent Component) : StackAction
+{
+    public override string Describe() => $"create and start {Component.Component} container {Component.Container.Name} ({Component.Container.Image})";
+}
+
+public sealed record WaitHealthy(IReadOnlyList<string> Components) : StackAction
+{
+    public override string Describe() => $"wait until {string.Join(" and ", Components)} report healthy";
+}
+
+/// <summary>Record that a revision's rollout begins (history entry, Progressing).</summary>
+public sealed record BeginRollout(long Revision, string Hash, string Image) : StackAction
+{
+    public override string Describe() => $"roll out revision {Revision.ToString(CultureInfo.InvariantCulture)} ({Image})";
+}
+
+public sealed record EnsureImage(string Image, string Policy) : StackAction
+{
+    public override string Describe() => $"ensure image {Image} is present (imagePullPolicy {Policy})";
+}
+
+public sealed record RunMigration(long Revision, ContainerSpec Spec, ObservedContainer? Existing) : StackAction
+{
+    public override string Describe() => Existing is null
+        ? $"run migration {string.Join(' ', Spec.Entrypoint ?? [])} in {Spec.Name}"
+        : $"wait for migration container {Existing.Name} to finish";
+}
+
+public sealed record StartApp(long Revision, ContainerSpec Spec, bool Rollback) : StackAction
+{
+    public override string Describe() => Rollback
+        ? $"start app container {Spec.Name} with the last good image {Spec.Image}"
+        : $"start app container {Spec.Name} ({Spec.Image})";
+}
+
+public sealed record WaitAppReady(long Revision, string ContainerName, DateTimeOffset Deadline) : StackAction
+{
+    public override string Describe() => $"wait until {ContainerName} is ready (deadline {Deadline:u})";
+}
+
+/// <summary>The new revision is live: remove the old app containers and the migration container.</summary>
+public sealed record CompleteRollout(long Revision, IReadOnlyList<ObservedContainer> Leftovers) : StackAction
+{
+    public override string Describe() => Leftovers.Count == 0
+        ? $"mark revision {Revision.ToString(CultureInfo.InvariantCulture)} succeeded"
+        : $"mark revision {Revision.ToString(CultureInfo.InvariantCulture)} succeeded and remove {string.Join(", ", Leftovers.Select(c => c.Name))}";
+}
+
+/// <summary>The engine already shows the revision failed (for example a migration that exited non-zero before a restart).</summary>
+public sealed record FailRollout(long Revision, string Reason, string Message, ObservedContainer? Culprit) : StackAction
+{
+    public override string Describe() => $"mark revision {Revision.ToString(CultureInfo.InvariantCulture)} failed: {Reason}";
+}
+
+/// <summary>Nothing can be done until something outside changes; the plan stops here.</summary>
+public sealed record Blocked(string Reason, string Message) : StackAction
+{
+    public override string Describe() => $"blocked: {Message}";
+}
+
+/// <summary>The ordered actions for one stack.</summary>
+public sealed record StackPlan(IReadOnlyList<StackAction> Actions)
+{
+    public bool IsEmpty => Actions.Count == 0;
+}

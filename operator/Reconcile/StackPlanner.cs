@@ -1,0 +1,222 @@
+using Skiff.Api;
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+/// <summary>
+/// The pure heart of reconciliation: compares the desired stack with what the engine shows (and the
+/// rollout history) and returns the ordered actions that converge them. It never talks to the engine,
+/// so every crash point can be replayed as an observed state in a test.
+/// </summary>
+/// <remarks>
+/// # Guarantees
+/// - Level-based: the plan depends only on its inputs, so re-planning after a crash converges.
+/// - A spec hash whose rollout failed is never retried; the last good revision is served instead.
+/// - The old app container is removed only after the new one is ready (or, stop-first, only stopped before).
+/// - Volumes are never removed here; only deletion with reclaimPolicy: Delete removes them.
+/// </remarks>
+public static class StackPlanner
+{
+    public static StackPlan Plan(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now)
+    {
+        var actions = new List<StackAction>();
+
+        var foreign = observed.Containers.FirstOrDefault(c => c.Label(SkiffLabels.Source) != desired.Context.SourceId);
+        if (foreign is not null)
+        {
+            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}); rename this resource or remove the other one"));
+            return new StackPlan(actions);
+        }
+
+        if (!observed.NetworkExists)
+        {
+            actions.Add(new CreateNetwork(desired.Names.Network));
+        }
+
+        PlanData(desired.Database, StackNames.DatabaseComponent, observed, actions);
+        if (actions.OfType<Blocked>().Any())
+        {
+            return new StackPlan(actions);
+        }
+
+        PlanData(desired.Cache, StackNames.CacheComponent, observed, actions);
+        var waitFor = new[] { desired.Database, desired.Cache }.Where(c => c is not null).Select(c => c!.Component).ToList();
+        var dataNotHealthy = waitFor.Any(component =>
+            observed.Component(component).FirstOrDefault() is not { Health: "healthy", Running: true } c
+            || actions.Any(a => a is StartDataContainer s && s.Component.Component == component));
+        if (dataNotHealthy)
+        {
+            actions.Add(new WaitHealthy(waitFor));
+        }
+
+        PlanApp(desired, observed, history, now, actions);
+        return new StackPlan(actions);
+    }
+
+    private static void PlanData(DataComponent? want, string component, ObservedStack observed, List<StackAction> actions)
+    {
+        var existing = observed.Component(component).ToList();
+        if (want is null)
+        {
+            // The component left the spec: stop its container; its volume stays (data is never dropped implicitly).
+            actions.AddRange(existing.Select(c => new RemoveContainer(c, $"{component} removed from the spec; its volume is kept")));
+            return;
+        }
+
+        if (want.Volume is { } volume)
+        {
+            var present = observed.Volumes.TryGetValue(volume, out var labels) && labels is not null;
+            if (!present && want.Adopted)
+            {
+                actions.Add(new Blocked("VolumeNotFound", $"spec.database.volume: volume \"{volume}\" does not exist on this node; create it or remove the field to let Skiff create one"));
+                return;
+            }
+
+            if (!present)
+            {
+                actions.Add(new CreateVolume(volume, component));
+            }
+        }
+
+        var current = existing.FirstOrDefault(c => c.SpecHash == want.ConfigHash && c.Name == want.Container.Name);
+        foreach (var stale in existing.Where(c => c != current))
+        {
+            actions.Add(new RemoveContainer(stale, $"{component} settings changed"));
+        }
+
+        if (current is null)
+        {
+            actions.Add(new StartDataContainer(want));
+        }
+        else if (!current.Running)
+        {
+            actions.Add(new StartExisting(current, $"{component} is {current.State}"));
+        }
+    }
+
+    private static void PlanApp(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now, List<StackAction> actions)
+    {
+        var apps = observed.Component(StackNames.AppComponent).ToList();
+        var migrations = observed.Component(StackNames.MigrateComponent).ToList();
+        var record = history.LastOrDefault(h => h.SpecHash == desired.Hash);
+        var lastGood = history.LastOrDefault(h => h.Outcome == Outcomes.Succeeded);
+
+        if (record?.Outcome is Outcomes.Failed or Outcomes.RolledBack)
+        {
+            PlanFailedSpec(desired, apps, migrations, record, lastGood, actions);
+            return;
+        }
+
+        var live = apps.Where(c => c.SpecHash == desired.Hash).OrderByDescending(c => c.Revision).FirstOrDefault();
+        if (record?.Outcome == Outcomes.Succeeded && live is not null && live.Revision == record.Revision)
+        {
+            if (!live.Running)
+            {
+                actions.Add(new StartExisting(live, $"app is {live.State}"));
+            }
+
+            var leftovers = apps.Where(c => c != live).Concat(migrations).ToList();
+            if (leftovers.Count > 0)
+            {
+                actions.Add(new CompleteRollout(record.Revision, leftovers));
+            }
+
+            return;
+        }
+
+        // A new rollout, or one interrupted by a crash: reuse the revision the engine or the history already shows.
+        var revision = live?.Revision
+            ?? migrations.Where(m => m.SpecHash == desired.Hash).Select(m => m.Revision).Max()
+            ?? (record?.Outcome == Outcomes.Progressing ? record.Revision : (long?)null)
+            ?? NextRevision(history, observed);
+        var started = record is { Outcome: Outcomes.Progressing, DeployedAt: { } at } && record.Revision == revision
+            ? at
+            : live?.Created ?? now;
+        actions.Add(new BeginRollout(revision, desired.Hash, desired.Image));
+
+        if (live is null)
+        {
+            actions.Add(new EnsureImage(desired.Image, desired.PullPolicy));
+            if (desired.MigrateContainer(revision) is { } migrateSpec)
+            {
+                var migration = migrations.FirstOrDefault(m => m.Revision == revision && m.SpecHash == desired.Hash);
+                if (migration is { Running: false, State: "exited" or "dead" } && migration.ExitCode != 0)
+                {
+                    actions.Add(new FailRollout(revision, "MigrationFailed", $"migration exited with code {migration.ExitCode}", migration));
+                    return;
+                }
+
+                if (migration is not { State: "exited", ExitCode: 0 })
+                {
+                    actions.Add(new RunMigration(revision, migrateSpec, migration));
+                }
+            }
+
+            if (desired.StopFirst)
+            {
+                actions.AddRange(apps.Where(c => c.Running).Select(c => new StopContainer(c, "it publishes a host port the new revision needs")));
+            }
+
+            actions.Add(new StartApp(revision, desired.AppContainer(revision, desired.Image, rollback: false), Rollback: false));
+        }
+        else if (!live.Running && live.State == "created")
+        {
+            // Created but never started: the process that created it died before starting it.
+            if (desired.StopFirst)
+            {
+                actions.AddRange(apps.Where(c => c != live && c.Running).Select(c => new StopContainer(c, "it publishes a host port the new revision needs")));
+            }
+
+            actions.Add(new StartExisting(live, "created by an interrupted rollout"));
+        }
+
+        var name = desired.Names.AppContainer(revision);
+        actions.Add(new WaitAppReady(revision, name, started + desired.ProgressDeadline));
+        actions.Add(new CompleteRollout(
+            revision,
+            apps.Where(c => c.Name != name).Concat(migrations).ToList()));
+    }
+
+    /// <summary>The spec failed before: serve the last good image, never retry until the spec changes.</summary>
+    private static void PlanFailedSpec(
+        DesiredStack desired,
+        List<ObservedContainer> apps,
+        List<ObservedContainer> migrations,
+        RevisionRecord failed,
+        RevisionRecord? lastGood,
+        List<StackAction> actions)
+    {
+        if (!desired.AutoRollback)
+        {
+            // Without autoRollback the failed revision is left as it is, for someone to look at.
+            return;
+        }
+
+        var failedLeftovers = apps.Where(c => c.Revision == failed.Revision && c.Label(SkiffLabels.Rollback) != "true")
+            .Concat(migrations).ToList();
+        actions.AddRange(failedLeftovers.Select(c => new RemoveContainer(c, $"revision {failed.Revision} failed")));
+        if (lastGood?.Image is not { } goodImage)
+        {
+            return;
+        }
+
+        var serving = apps.Where(c => c.Revision == lastGood.Revision).OrderByDescending(c => c.Running).FirstOrDefault();
+        if (serving is null)
+        {
+            actions.Add(new StartApp(lastGood.Revision, desired.AppContainer(lastGood.Revision, goodImage, rollback: true), Rollback: true));
+        }
+        else if (!serving.Running)
+        {
+            actions.Add(new StartExisting(serving, $"roll back to revision {lastGood.Revision}"));
+        }
+
+        actions.AddRange(apps
+            .Where(c => c != serving && !failedLeftovers.Contains(c))
+            .Select(c => new RemoveContainer(c, "not the last good revision")));
+    }
+
+    private static long NextRevision(IReadOnlyList<RevisionRecord> history, ObservedStack observed) =>
+        Math.Max(
+            history.Select(h => h.Revision).DefaultIfEmpty(0).Max(),
+            observed.Containers.Select(c => c.Revision ?? 0).DefaultIfEmpty(0).Max()) + 1;
+}

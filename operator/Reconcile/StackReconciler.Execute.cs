@@ -1,0 +1,490 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Skiff.Api;
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+public sealed partial class StackReconciler
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan AppStopTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan DatabaseStopTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Carries out plans for one reconcile and keeps the status up to date as it goes.</summary>
+    private sealed class RolloutRun(
+        StackReconciler owner,
+        DesiredStack desired,
+        AppDeploymentStatus status,
+        long? generation,
+        Func<AppDeploymentStatus, CancellationToken, Task>? publish)
+    {
+        private readonly DockerEngine engine = owner.engine;
+        private readonly ILogger logger = owner.logger;
+
+        public DesiredStack Desired => desired;
+
+        public AppDeploymentStatus Status => status;
+
+        public long? Generation => generation;
+
+        /// <summary>A failure message from this run, kept for the Stalled condition.</summary>
+        public string? FailureMessage { get; private set; }
+
+        public async Task<(StackResult? Stop, bool Acted)> ExecuteAsync(StackPlan plan, ObservedStack observed, CancellationToken ct)
+        {
+            foreach (var action in plan.Actions)
+            {
+                logger.LogInformation("{Stack}: {Action}", desired.Names.Key, action.Describe());
+                switch (action)
+                {
+                    case Blocked blocked:
+                        return (owner.Stalled(status, generation, blocked.Reason, blocked.Message, TimeSpan.FromSeconds(30)), false);
+                    case CreateNetwork n:
+                        await engine.CreateNetworkAsync(n.Name, desired.Labels("network"), ct);
+                        break;
+                    case CreateVolume v:
+                        await engine.CreateVolumeAsync(v.Name, desired.Labels(v.Component), ct);
+                        owner.events.Record(desired.Resource, EventKind.Normal, "VolumeCreated", $"Created volume {v.Name} for the {v.Component}");
+                        break;
+                    case RemoveContainer r:
+                        await RemoveAsync(r.Container, ct);
+                        break;
+                    case StopContainer s:
+                        await engine.StopContainerAsync(s.Container.Id, AppStopTimeout, ct);
+                        break;
+                    case StartExisting s:
+                        await engine.StartContainerAsync(s.Container.Id, ct);
+                        break;
+                    case StartDataContainer d:
+                        if (await StartDataAsync(d.Component, ct) is { } stalled)
+                        {
+                            return (stalled, false);
+                        }
+
+                        break;
+                    case WaitHealthy w:
+                        if (await WaitHealthyAsync(w.Components, ct) is { } notHealthy)
+                        {
+                            return (notHealthy, false);
+                        }
+
+                        break;
+                    case BeginRollout b:
+                        await BeginAsync(b, ct);
+                        break;
+                    case EnsureImage i:
+                        if (!await EnsureImageAsync(i, ct))
+                        {
+                            return (null, true);
+                        }
+
+                        break;
+                    case RunMigration m:
+                        if (!await MigrateAsync(m, ct))
+                        {
+                            return (null, true);
+                        }
+
+                        break;
+                    case StartApp a:
+                        await CreateAndStartAsync(a.Spec, ct);
+                        if (a.Rollback)
+                        {
+                            owner.events.Record(desired.Resource, EventKind.Warning, "RolledBack", $"Serving the last good image {a.Spec.Image} again");
+                        }
+
+                        break;
+                    case WaitAppReady w:
+                        if (!await WaitReadyAsync(w, ct))
+                        {
+                            return (null, true);
+                        }
+
+                        break;
+                    case CompleteRollout c:
+                        await CompleteAsync(c, ct);
+                        break;
+                    case FailRollout f:
+                        await FailAsync(f.Revision, f.Reason, f.Message, f.Culprit?.Id, ct);
+                        return (null, true);
+                    default:
+                        throw new InvalidOperationException($"unknown action {action.GetType().Name}");
+                }
+            }
+
+            return (null, true);
+        }
+
+        private async Task RemoveAsync(ObservedContainer container, CancellationToken ct)
+        {
+            var timeout = container.Component == StackNames.DatabaseComponent ? DatabaseStopTimeout : AppStopTimeout;
+            if (container.Running)
+            {
+                await engine.StopContainerAsync(container.Id, timeout, ct);
+            }
+
+            await engine.RemoveContainerAsync(container.Id, ct);
+        }
+
+        private async Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct)
+        {
+            var existing = await engine.InspectContainerAsync(spec.Name, ct);
+            var id = existing?.Id ?? await engine.CreateContainerAsync(spec, ct);
+            if (existing is not { Running: true })
+            {
+                await engine.StartContainerAsync(id, ct);
+            }
+
+            return id;
+        }
+
+        private async Task<StackResult?> StartDataAsync(DataComponent component, CancellationToken ct)
+        {
+            var id = await engine.CreateContainerAsync(component.Container, ct);
+            if (component.Component == StackNames.DatabaseComponent)
+            {
+                var dataVersion = (await engine.ReadFileAsync(id, "/var/lib/postgresql/data/PG_VERSION", ct))?.Trim();
+                var imageMajor = await PostgresMajorAsync(component.Container.Image, ct);
+                if (dataVersion is { Length: > 0 } && imageMajor is not null && dataVersion != imageMajor)
+                {
+                    await engine.RemoveContainerAsync(id, ct);
+                    var message = $"spec.database.image: the data volume {component.Volume} holds PostgreSQL {dataVersion} data but {component.Container.Image} is PostgreSQL {imageMajor}; " +
+                        $"use a {dataVersion}.x image, or dump the data with pg_dump and restore it into a new volume";
+                    owner.events.Record(desired.Resource, EventKind.Warning, "DatabaseVersionMismatch", message);
+                    return owner.Stalled(status, generation, "DatabaseVersionMismatch", message, TimeSpan.FromMinutes(1));
+                }
+            }
+
+            await engine.StartContainerAsync(id, ct);
+            owner.events.Record(desired.Resource, EventKind.Normal, component.Component == StackNames.DatabaseComponent ? "DatabaseStarted" : "CacheStarted",
+                $"Started {component.Container.Name} ({component.Container.Image})");
+            return null;
+        }
+
+        /// <summary>The image's PostgreSQL major version: PG_MAJOR as the official images set it, else the tag.</summary>
+        private async Task<string?> PostgresMajorAsync(string image, CancellationToken ct)
+        {
+            var inspected = await engine.InspectImageAsync(image, ct);
+            var env = inspected?.Env.FirstOrDefault(e => e.StartsWith("PG_MAJOR=", StringComparison.Ordinal));
+            if (env is not null)
+            {
+                return env["PG_MAJOR=".Length..];
+            }
+
+            var tag = ImageReference.SplitForPull(image).Tag;
+            var digits = new string(tag.TakeWhile(char.IsDigit).ToArray());
+            return digits.Length > 0 ? digits : null;
+        }
+
+        private async Task<StackResult?> WaitHealthyAsync(IReadOnlyList<string> components, CancellationToken ct)
+        {
+            var deadline = owner.time.GetUtcNow() + desired.ProgressDeadline;
+            while (true)
+            {
+                var states = new Dictionary<string, ObservedContainer?>();
+                foreach (var component in components)
+                {
+                    var name = component == StackNames.DatabaseComponent ? desired.Names.DatabaseContainer : desired.Names.CacheContainer;
+                    states[component] = await engine.InspectContainerAsync(name, ct);
+                }
+
+                SetDataConditions(states);
+                if (states.Values.All(c => c is { Running: true, Health: "healthy" }))
+                {
+                    return null;
+                }
+
+                if (owner.time.GetUtcNow() > deadline)
+                {
+                    var bad = states.First(kv => kv.Value is not { Running: true, Health: "healthy" });
+                    var logs = bad.Value is null ? "" : await TailAsync(bad.Value.Id, ct);
+                    var reason = bad.Key == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
+                    var message = $"the {bad.Key} did not become healthy within {desired.ProgressDeadline.TotalSeconds:0}s (state {bad.Value?.State ?? "missing"}, health {bad.Value?.Health ?? "none"}){logs}";
+                    owner.events.Record(desired.Resource, EventKind.Warning, reason, message);
+                    var result = owner.Stalled(status, generation, reason, message, TimeSpan.FromSeconds(15));
+                    result.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
+                    return result;
+                }
+
+                await Task.Delay(PollInterval, owner.time, ct);
+            }
+        }
+
+        private void SetDataConditions(IReadOnlyDictionary<string, ObservedContainer?> states)
+        {
+            var now = owner.time.GetUtcNow();
+            foreach (var (component, c) in states)
+            {
+                var type = component == StackNames.DatabaseComponent ? ConditionTypes.DatabaseReady : ConditionTypes.CacheReady;
+                var healthy = c is { Running: true, Health: "healthy" };
+                Conditions.Set(status, type, healthy, healthy ? "Healthy" : "NotHealthy",
+                    healthy ? $"{component} is healthy" : $"{component} is {c?.State ?? "missing"} (health {c?.Health ?? "none"})", generation, now);
+            }
+        }
+
+        private async Task BeginAsync(BeginRollout begin, CancellationToken ct)
+        {
+            status.History ??= [];
+            var record = status.History.LastOrDefault(h => h.Revision == begin.Revision && h.SpecHash == begin.Hash);
+            if (record is not null && record.Outcome == Outcomes.Progressing)
+            {
+                return;
+            }
+
+            status.History.Add(new RevisionRecord
+            {
+                Revision = begin.Revision,
+                SpecHash = begin.Hash,
+                Image = begin.Image,
+                DeployedAt = owner.time.GetUtcNow(),
+                Outcome = Outcomes.Progressing,
+            });
+            var now = owner.time.GetUtcNow();
+            status.ObservedGeneration = generation;
+            status.Phase = Phases.Progressing;
+            var message = $"Rolling out revision {begin.Revision} ({begin.Image})";
+            Conditions.Set(status, ConditionTypes.Reconciling, true, "RolloutInProgress", message, generation, now);
+            Conditions.Set(status, ConditionTypes.Stalled, false, "RolloutInProgress", message, generation, now);
+            if (!Conditions.IsTrue(status, ConditionTypes.Ready))
+            {
+                Conditions.Set(status, ConditionTypes.Ready, false, "RolloutInProgress", message, generation, now);
+            }
+
+            owner.events.Record(desired.Resource, EventKind.Normal, "RolloutStarted", message);
+            if (publish is not null)
+            {
+                await publish(status, ct);
+            }
+        }
+
+        private async Task<bool> EnsureImageAsync(EnsureImage ensure, CancellationToken ct)
+        {
+            var revision = CurrentRevision();
+            var present = await engine.InspectImageAsync(ensure.Image, ct) is not null;
+            if (ensure.Policy == PullPolicies.Never && !present)
+            {
+                await FailAsync(revision, "ImageNotFound", $"image {ensure.Image} is not on this node and imagePullPolicy is Never", null, ct);
+                return false;
+            }
+
+            if (ensure.Policy == PullPolicies.Always || !present)
+            {
+                try
+                {
+                    await engine.PullImageAsync(ensure.Image, desired.PullAuth, ct);
+                }
+                catch (ImageUnavailableException e)
+                {
+                    if (present)
+                    {
+                        // Always with a local copy: keep going with what is here rather than fail on a registry hiccup.
+                        logger.LogWarning("{Stack}: {Message}; using the local copy", desired.Names.Key, e.Message);
+                        return true;
+                    }
+
+                    await FailAsync(revision, "ImageNotFound", e.Message, null, ct);
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        private async Task<bool> MigrateAsync(RunMigration migration, CancellationToken ct)
+        {
+            var id = migration.Existing?.Id;
+            if (id is null)
+            {
+                id = await engine.CreateContainerAsync(migration.Spec, ct);
+            }
+
+            if (migration.Existing is not { Running: true })
+            {
+                await engine.StartContainerAsync(id, ct);
+            }
+
+            long exit;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                timeout.CancelAfter(desired.MigrationTimeout);
+                try
+                {
+                    exit = await engine.WaitContainerAsync(id, timeout.Token);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    await engine.StopContainerAsync(id, TimeSpan.FromSeconds(5), ct);
+                    await FailAsync(migration.Revision, "MigrationFailed", $"migration did not finish within {desired.MigrationTimeout.TotalSeconds:0}s", id, ct);
+                    return false;
+                }
+            }
+
+            var now = owner.time.GetUtcNow();
+            if (exit != 0)
+            {
+                await FailAsync(migration.Revision, "MigrationFailed", $"migration exited with code {exit}", id, ct);
+                return false;
+            }
+
+            Conditions.Set(status, ConditionTypes.Migrated, true, "MigrationSucceeded", $"migration of revision {migration.Revision} exited 0", generation, now);
+            return true;
+        }
+
+        private async Task<bool> WaitReadyAsync(WaitAppReady wait, CancellationToken ct)
+        {
+            var health = desired.Health;
+            DateTimeOffset? healthySince = null;
+            while (true)
+            {
+                var c = await engine.InspectContainerAsync(wait.ContainerName, ct);
+                var now = owner.time.GetUtcNow();
+                if (c is null)
+                {
+                    await FailAsync(wait.Revision, "ContainerExited", $"container {wait.ContainerName} disappeared during the rollout", null, ct);
+                    return false;
+                }
+
+                if (c.State is "exited" or "dead" || c.RestartCount >= 2)
+                {
+                    await FailAsync(wait.Revision, "ContainerExited",
+                        $"container {c.Name} exited with code {c.ExitCode} (restarted {c.RestartCount} times)", c.Id, ct);
+                    return false;
+                }
+
+                if (c.Running && c.State == "running")
+                {
+                    if (health is { } h)
+                    {
+                        if (await owner.ProbeAsync(c, h.Port, h.Path, ct))
+                        {
+                            return true;
+                        }
+                    }
+                    else
+                    {
+                        healthySince ??= c.StartedAt ?? now;
+                        if (now - healthySince >= desired.MinReady)
+                        {
+                            return true;
+                        }
+                    }
+                }
+
+                if (now > wait.Deadline)
+                {
+                    var reason = health is null ? "ProgressDeadlineExceeded" : "HealthCheckFailed";
+                    var what = health is { } hh
+                        ? $"GET {hh.Path} on port {hh.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)"
+                        : $"the app did not stay running for {desired.MinReady.TotalSeconds:0}s within the progress deadline";
+                    await FailAsync(wait.Revision, reason, what, c.Id, ct);
+                    return false;
+                }
+
+                await Task.Delay(PollInterval, owner.time, ct);
+            }
+        }
+
+        private async Task CompleteAsync(CompleteRollout complete, CancellationToken ct)
+        {
+            foreach (var leftover in complete.Leftovers)
+            {
+                await RemoveAsync(leftover, ct);
+            }
+
+            var record = status.History?.LastOrDefault(h => h.Revision == complete.Revision);
+            if (record is { Outcome: Outcomes.Progressing })
+            {
+                var live = await engine.InspectContainerAsync(desired.Names.AppContainer(complete.Revision), ct);
+                var image = live is null ? null : await engine.InspectImageAsync(live.ImageId, ct);
+                record.Outcome = Outcomes.Succeeded;
+                record.ImageId = live?.ImageId;
+                record.Image = PreferDigest(desired.Image, image);
+                status.LastGoodImage = record.Image;
+                status.Revision = record.Revision;
+                TrimHistory();
+                var elapsed = owner.time.GetUtcNow() - (record.DeployedAt ?? owner.time.GetUtcNow());
+                owner.events.Record(desired.Resource, EventKind.Normal, "RolloutSucceeded",
+                    $"Revision {record.Revision} ({desired.Image}) is live after {elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s");
+                owner.RolloutCompleted?.Invoke(desired, record, elapsed);
+            }
+        }
+
+        private async Task FailAsync(long revision, string reason, string message, string? culpritId, CancellationToken ct)
+        {
+            var logs = culpritId is null ? "" : await TailAsync(culpritId, ct);
+            var lastGood = status.History?.LastOrDefault(h => h.Outcome == Outcomes.Succeeded);
+            var rolledBack = desired.AutoRollback && lastGood is not null;
+            status.History ??= [];
+            var record = status.History.LastOrDefault(h => h.Revision == revision && h.SpecHash == desired.Hash);
+            if (record is null)
+            {
+                record = new RevisionRecord { Revision = revision, SpecHash = desired.Hash, Image = desired.Image, DeployedAt = owner.time.GetUtcNow() };
+                status.History.Add(record);
+            }
+
+            record.Outcome = rolledBack ? Outcomes.RolledBack : Outcomes.Failed;
+            record.Reason = reason;
+            var full = $"revision {revision} ({desired.Image}) failed: {message}" +
+                (rolledBack ? $"; rolled back to revision {lastGood!.Revision} ({lastGood.Image})" : "") + logs;
+            FailureMessage = full;
+            TrimHistory();
+            var now = owner.time.GetUtcNow();
+            Conditions.Set(status, ConditionTypes.Stalled, true, reason, full, generation, now);
+            Conditions.Set(status, ConditionTypes.Ready, false, reason, full, generation, now);
+            if (reason == "MigrationFailed")
+            {
+                Conditions.Set(status, ConditionTypes.Migrated, false, reason, message, generation, now);
+            }
+
+            owner.events.Record(desired.Resource, EventKind.Warning, reason, full);
+            logger.LogWarning("{Stack}: rollout of revision {Revision} failed ({Reason}): {Message}", desired.Names.Key, revision, reason, message);
+            owner.RolloutFailed?.Invoke(desired, record, reason);
+        }
+
+        private async Task<string> TailAsync(string containerId, CancellationToken ct)
+        {
+            var text = await engine.LogsAsync(containerId, 20, ct);
+            text = SecretMasker.Apply(text, desired.SecretValues).Trim();
+            if (text.Length == 0)
+            {
+                return "";
+            }
+
+            if (text.Length > 2000)
+            {
+                text = "…" + text[^2000..];
+            }
+
+            return "; last log lines:\n" + text;
+        }
+
+        private long CurrentRevision() => status.History?.LastOrDefault(h => h.SpecHash == desired.Hash)?.Revision ?? 0;
+
+        /// <summary>Keeps the newest revisionHistoryLimit+1 revisions, and always the last good one (rollbacks need it).</summary>
+        private void TrimHistory()
+        {
+            if (status.History is not { } history)
+            {
+                return;
+            }
+
+            var keep = desired.RevisionHistoryLimit + 1;
+            var lastGood = history.LastOrDefault(h => h.Outcome == Outcomes.Succeeded);
+            var newest = history.OrderByDescending(h => h.Revision).Take(keep).ToHashSet();
+            history.RemoveAll(h => !newest.Contains(h) && h != lastGood);
+        }
+    }
+
+    /// <summary>A reference to the image by digest when the engine knows one, else as written.</summary>
+    internal static string PreferDigest(string reference, ObservedImage? image)
+    {
+        if (reference.Contains('@', StringComparison.Ordinal) || image is null)
+        {
+            return reference;
+        }
+
+        var repository = ImageReference.Repository(reference);
+        return image.RepoDigests.FirstOrDefault(d => d.StartsWith(repository + "@", StringComparison.Ordinal)) ?? reference;
+    }
+}

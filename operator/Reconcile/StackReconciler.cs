@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Skiff.Api;
+using Skiff.Docker;
+
+namespace Skiff.Reconcile;
+
+/// <summary>The result of reconciling one AppDeployment.</summary>
+/// <param name="Status">The new status; the source writes it (only when it changed).</param>
+/// <param name="RequeueAfter">When to look again (health watching, waiting for a Secret, a retry).</param>
+public sealed record StackResult(AppDeploymentStatus Status, TimeSpan? RequeueAfter);
+
+/// <summary>
+/// Reconciles one AppDeployment into containers on this node's Docker engine: resolve inputs, observe
+/// the engine, plan (<see cref="StackPlanner"/>), act, and re-plan until nothing is left to do.
+/// Split by concern: <c>.Execute.cs</c> carries out actions, <c>.Cleanup.cs</c> tears stacks down,
+/// <c>.Health.cs</c> watches a live app.
+/// </summary>
+public sealed partial class StackReconciler(
+    DockerEngine engine,
+    ISecretSource secrets,
+    StackContext context,
+    IEventSink events,
+    ILogger<StackReconciler> logger,
+    TimeProvider? timeProvider = null)
+{
+    public static readonly ActivitySource Activity = new("Skiff.Reconcile");
+    private const int MaxPlanRounds = 12;
+    private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
+    private readonly DockerEngine engine = engine;
+    private readonly ISecretSource secrets = secrets;
+    private readonly IEventSink events = events;
+    private readonly ILogger<StackReconciler> logger = logger;
+
+    public StackContext Context => context;
+
+    public DockerEngine Engine => engine;
+
+    /// <summary>
+    /// Brings the stack to its spec. <paramref name="publish"/> is called with intermediate status
+    /// (a rollout that begins) so that a crash mid-rollout leaves the history on record.
+    /// </summary>
+    public async Task<StackResult> ReconcileAsync(
+        AppDeployment resource,
+        Func<AppDeploymentStatus, CancellationToken, Task>? publish,
+        CancellationToken ct)
+    {
+        using var activity = Activity.StartActivity("reconcile stack");
+        var status = CloneStatus(resource.Status);
+        var generation = resource.Metadata.Generation;
+        status.Source = context.SourceDescription;
+        var now = time.GetUtcNow();
+
+        if (resource.Spec.Runtime == Runtimes.Kubernetes)
+        {
+            return Stalled(status, generation, "RuntimeNotSupported", "spec.runtime: kubernetes is not supported yet; use runtime: docker", null);
+        }
+
+        var (inputs, problem) = await ResolveInputsAsync(resource, ct);
+        if (problem is not null)
+        {
+            return Stalled(status, generation, problem.Value.Reason, problem.Value.Message, TimeSpan.FromSeconds(30));
+        }
+
+        var desired = DesiredStack.Build(resource, inputs!, context);
+        status.Endpoint = desired.Endpoint;
+        var run = new RolloutRun(this, desired, status, generation, publish);
+
+        for (var round = 0; round < MaxPlanRounds; round++)
+        {
+            var observed = await ObserveAsync(desired, ct);
+            var plan = StackPlanner.Plan(desired, observed, status.History ?? [], time.GetUtcNow());
+            if (plan.IsEmpty)
+            {
+                return await FinishAsync(run, observed, ct);
+            }
+
+            var step = await run.ExecuteAsync(plan, observed, ct);
+            if (step.Stop is { } stop)
+            {
+                return stop;
+            }
+        }
+
+        logger.LogWarning("Stack {Stack} did not converge in {Rounds} planning rounds; will look again", desired.Names.Key, MaxPlanRounds);
+        return new StackResult(status, TimeSpan.FromSeconds(5));
+    }
+
+    /// <summary>The plan for the stack as things stand, without changing anything (<c>skiff plan</c>).</summary>
+    public async Task<(StackPlan? Plan, string? Problem)> PlanAsync(AppDeployment resource, CancellationToken ct)
+    {
+        if (resource.Spec.Runtime == Runtimes.Kubernetes)
+        {
+            return (null, "spec.runtime: kubernetes is not supported yet");
+        }
+
+        var (inputs, problem) = await ResolveInputsAsync(resource, ct, readOnly: true);
+        if (problem is not null)
+        {
+            return (null, problem.Value.Message);
+        }
+
+        var desired = DesiredStack.Build(resource, inputs!, context);
+        var observed = await ObserveAsync(desired, ct);
+        return (StackPlanner.Plan(desired, observed, resource.Status?.History ?? [], time.GetUtcNow()), null);
+    }
+
+    internal async Task<ObservedStack> ObserveAsync(DesiredStack desired, CancellationToken ct)
+    {
+        var containers = await engine.ListContainersAsync(
+            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.App] = desired.Names.Key },
+            ct);
+        var network = await engine.NetworkExistsAsync(desired.Names.Network, ct);
+        var volumes = new Dictionary<string, IReadOnlyDictionary<string, string>?>();
+        foreach (var volume in new[] { desired.Database?.Volume, desired.Cache?.Volume }.OfType<string>())
+        {
+            volumes[volume] = await engine.InspectVolumeAsync(volume, ct);
+        }
+
+        return new ObservedStack(network, volumes, containers);
+    }
+
+    private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveInputsAsync(
+        AppDeployment resource, CancellationToken ct, bool readOnly = false)
+    {
+        var ns = resource.Metadata.NamespaceProperty ?? "default";
+        var names = new StackNames(ns, resource.Metadata.Name);
+        var spec = Defaults.Apply(resource.Spec);
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        var appEnv = spec.App.Env ?? [];
+        for (var i = 0; i < appEnv.Count; i++)
+        {
+            if (appEnv[i].ValueFrom?.SecretKeyRef is not { } reference)
+            {
+                continue;
+            }
+
+            var secret = await secrets.GetSecretAsync(ns, reference.Name, ct);
+            if (secret is null)
+            {
+                return (null, ("SecretNotFound", $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
+            }
+
+            if (!secret.TryGetValue(reference.Key, out var bytes))
+            {
+                return (null, ("SecretNotFound", $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" has no key \"{reference.Key}\""));
+            }
+
+            env[appEnv[i].Name] = Encoding.UTF8.GetString(bytes);
+        }
+
+        RegistryAuth? auth = null;
+        if (!string.IsNullOrEmpty(spec.App.ImagePullSecret))
+        {
+            var secret = await secrets.GetSecretAsync(ns, spec.App.ImagePullSecret, ct);
+            if (secret is null)
+            {
+                return (null, ("SecretNotFound", $"spec.app.imagePullSecret: Secret \"{spec.App.ImagePullSecret}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
+            }
+
+            auth = DockerConfigJson.FindAuth(secret, spec.App.Image, out var error);
+            if (error is not null)
+            {
+                return (null, ("InvalidPullSecret", $"spec.app.imagePullSecret: {error}"));
+            }
+        }
+
+        DatabaseCredentials? db = null;
+        if (spec.Database is { } database)
+        {
+            db = readOnly
+                ? new DatabaseCredentials(database.User!, "(generated)", database.Name!)
+                : await secrets.EnsureDatabaseCredentialsAsync(names, database.Name!, database.User!, ct);
+        }
+
+        return (new ResolvedInputs(db, env, auth), null);
+    }
+
+    private StackResult Stalled(AppDeploymentStatus status, long? generation, string reason, string message, TimeSpan? requeue)
+    {
+        var now = time.GetUtcNow();
+        status.ObservedGeneration = generation;
+        status.Phase = Phases.Failed;
+        Conditions.Set(status, ConditionTypes.Ready, false, reason, message, generation, now);
+        Conditions.Set(status, ConditionTypes.Stalled, true, reason, message, generation, now);
+        Conditions.Set(status, ConditionTypes.Reconciling, false, reason, message, generation, now);
+        return new StackResult(status, requeue);
+    }
+
+    internal static AppDeploymentStatus CloneStatus(AppDeploymentStatus? status) =>
+        status is null
+            ? new AppDeploymentStatus()
+            : JsonSerializer.Deserialize<AppDeploymentStatus>(JsonSerializer.SerializeToUtf8Bytes(status))!;
+}
