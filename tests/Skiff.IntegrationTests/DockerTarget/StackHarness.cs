@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.Api;
+using Skiff.Docker;
+using Skiff.Reconcile;
+
+namespace Skiff.IntegrationTests.DockerTarget;
+
+/// <summary>Secrets kept in memory, for driving the Docker target without a source.</summary>
+public sealed class InMemorySecrets : ISecretSource
+{
+    public ConcurrentDictionary<string, Dictionary<string, byte[]>> Secrets { get; } = new();
+
+    public Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyDictionary<string, byte[]>?>(Secrets.TryGetValue($"{@namespace}/{name}", out var s) ? s : null);
+
+    public Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct)
+    {
+        var secret = Secrets.GetOrAdd($"{names.Namespace}/{names.DatabaseSecret}", _ => new Dictionary<string, byte[]>
+        {
+            ["username"] = Encoding.UTF8.GetBytes(user),
+            ["password"] = Encoding.UTF8.GetBytes(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16))),
+            ["database"] = Encoding.UTF8.GetBytes(database),
+        });
+        return Task.FromResult(new DatabaseCredentials(
+            Encoding.UTF8.GetString(secret["username"]), Encoding.UTF8.GetString(secret["password"]), Encoding.UTF8.GetString(secret["database"])));
+    }
+
+    public Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct)
+    {
+        Secrets.TryRemove($"{names.Namespace}/{names.DatabaseSecret}", out _);
+        return Task.CompletedTask;
+    }
+
+    public void Put(string ns, string name, string key, string value) =>
+        Secrets[$"{ns}/{name}"] = new Dictionary<string, byte[]> { [key] = Encoding.UTF8.GetBytes(value) };
+}
+
+/// <summary>Events kept in memory.</summary>
+public sealed class RecordingEvents : IEventSink
+{
+    public ConcurrentQueue<(EventKind Kind, string Reason, string Message)> Events { get; } = new();
+
+    public void Record(AppDeployment resource, EventKind kind, string reason, string message) => Events.Enqueue((kind, reason, message));
+}
+
+/// <summary>
+/// Drives the Docker target on the real engine for one test: its own source id and namespace, so
+/// its objects never mix with another test's, and everything it created is removed at the end.
+/// </summary>
+public sealed class StackHarness : IAsyncDisposable
+{
+    public const string PostgresImage = "skiff-test/postgres:15";
+    public const string RedisImage = "skiff-test/redis:7";
+    public const string AppImage = "skiff-test/app:1";
+    public const string AppImage2 = "skiff-test/app:2";
+
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    public StackHarness(string? sourceId = null)
+    {
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        Namespace = "t" + id;
+        SourceId = sourceId ?? "test-" + id;
+        Engine = new DockerEngine(Environment.GetEnvironmentVariable("DOCKER_HOST"));
+        Reconciler = new StackReconciler(Engine, Secrets, new StackContext("local", SourceId, "test " + id), Events, NullLogger<StackReconciler>.Instance);
+    }
+
+    public string Namespace { get; }
+
+    public string SourceId { get; }
+
+    public DockerEngine Engine { get; }
+
+    public InMemorySecrets Secrets { get; } = new();
+
+    public RecordingEvents Events { get; } = new();
+
+    public StackReconciler Reconciler { get; }
+
+    public static AppDeployment ApiWithDatabase(string ns, string name, string image = AppImage) => new()
+    {
+        Metadata = new() { Name = name, NamespaceProperty = ns, Generation = 1 },
+        Spec = new AppDeploymentSpec
+        {
+            Node = "local",
+            App = new AppSpec
+            {
+                Image = image,
+                Ports = [new PortSpec { Name = "http", ContainerPort = 8080 }],
+                HealthCheck = new HealthCheckSpec { Http = new HttpCheck { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 },
+                Migrate = new MigrateSpec { Command = ["testapp", "migrate"], TimeoutSeconds = 60 },
+            },
+            Database = new DatabaseSpec { Image = PostgresImage },
+            Rollout = new RolloutSpec { ProgressDeadlineSeconds = 30, MinReadySeconds = 1 },
+        },
+    };
+
+    public static AppDeployment BotWithRedis(string ns, string name) => new()
+    {
+        Metadata = new() { Name = name, NamespaceProperty = ns, Generation = 1 },
+        Spec = new AppDeploymentSpec
+        {
+            Node = "local",
+            App = new AppSpec
+            {
+                Image = AppImage,
+                HealthCheck = new HealthCheckSpec { Http = new HttpCheck { Path = "/healthz", Port = 8080 }, PeriodSeconds = 1 },
+            },
+            Cache = new CacheSpec { Image = RedisImage, Persistence = PersistenceModes.Aof, MaxMemory = "64Mi" },
+            Rollout = new RolloutSpec { ProgressDeadlineSeconds = 30, MinReadySeconds = 1 },
+        },
+    };
+
+    /// <summary>Reconciles and stores the new status on the resource, as a source would.</summary>
+    public async Task<StackResult> ReconcileAsync(AppDeployment resource)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var result = await Reconciler.ReconcileAsync(resource, (s, _) => { resource.Status = s; return Task.CompletedTask; }, cts.Token);
+        resource.Status = result.Status;
+        return result;
+    }
+
+    public async Task<IReadOnlyList<ObservedContainer>> ContainersAsync(AppDeployment resource) =>
+        await Engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.App] = $"{resource.Metadata.NamespaceProperty}/{resource.Metadata.Name}" }, CancellationToken.None);
+
+    /// <summary>GET on the running app container of the stack, through its address on the stack network.</summary>
+    public async Task<(int Status, string Body)> GetAppAsync(AppDeployment resource, string path)
+    {
+        var app = (await ContainersAsync(resource)).Single(c => c.Component == StackNames.AppComponent && c.Running);
+        var ip = app.NetworkIps.Values.First();
+        using var response = await Http.GetAsync(new Uri($"http://{ip}:8080{path}"));
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    public async Task<JsonObject> GetAppJsonAsync(AppDeployment resource)
+    {
+        var (status, body) = await GetAppAsync(resource, "/");
+        Assert.True(status == 200, $"GET / answered {status}: {body}");
+        return JsonNode.Parse(body)!.AsObject();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var client = Engine.Client;
+        var filter = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{SkiffLabels.Source}={SourceId}"] = true } };
+        foreach (var c in await client.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }))
+        {
+            await client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
+        }
+
+        foreach (var n in await client.Networks.ListNetworksAsync(new NetworksListParameters { Filters = filter }))
+        {
+            await client.Networks.DeleteNetworkAsync(n.ID);
+        }
+
+        var volumes = await client.Volumes.ListAsync(new VolumesListParameters { Filters = filter });
+        foreach (var v in volumes.Volumes ?? [])
+        {
+            await client.Volumes.RemoveAsync(v.Name, force: true);
+        }
+
+        Engine.Dispose();
+    }
+}
