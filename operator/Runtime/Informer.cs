@@ -44,6 +44,7 @@ public sealed record InformerOptions
 /// - Objects handed to handlers and returned by the cache are shared: do not modify them.
 /// </remarks>
 public sealed class Informer<T>(IListWatch<T> listWatch, ILogger<Informer<T>> logger, InformerOptions? options = null, TimeProvider? time = null)
+    : IObjectCache<T>
     where T : class, IKubernetesObject<V1ObjectMeta>
 {
     private readonly InformerOptions options = options ?? new InformerOptions();

@@ -123,7 +123,7 @@ public sealed class KubernetesListWatch<T> : IListWatch<T>
             : error;
 
     // The CustomObjects watch yields untyped JSON; decode each object with the client's own options.
-    private static async IAsyncEnumerable<(WatchEventType, T)> Typed(
+    internal static async IAsyncEnumerable<(WatchEventType, T)> Typed(
         IAsyncEnumerable<(WatchEventType, object)> events,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
