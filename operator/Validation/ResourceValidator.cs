@@ -73,12 +73,12 @@ public static partial class ResourceValidator
         CheckAttributes(errors, "spec", spec);
         for (var i = 0; i < (spec.Nodes?.Count ?? 0); i++)
         {
-            var node = spec.Nodes![i];
-            if (!Dns1123Subdomain().IsMatch(node ?? ""))
+            var node = spec.Nodes![i] ?? "";
+            if (!Dns1123Subdomain().IsMatch(node))
             {
-                errors.Add($"spec.nodes[{i}]", $"must be a node name, {Patterns.Dns1123SubdomainText}, got {Text.Quote(node ?? "")}");
+                errors.Add($"spec.nodes[{i}]", $"must be a node name, {Patterns.Dns1123SubdomainText}, got {Text.Quote(node)}");
             }
-            else if (spec.Nodes.IndexOf(node!) < i)
+            else if (spec.Nodes.IndexOf(node) < i)
             {
                 errors.Add($"spec.nodes[{i}]", $"duplicate node {Text.Quote(node)}");
             }
