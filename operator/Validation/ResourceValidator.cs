@@ -177,7 +177,7 @@ public static partial class ResourceValidator
         }
 
         var name = http.Port.StringValue ?? "";
-        var names = (app.Ports ?? []).Select(p => p?.Name).OfType<string>().ToList();
+        var names = (app.Ports ?? []).Select(p => p?.Name).OfType<string>().Distinct().ToList();
         if (name.Length == 0)
         {
             errors.Add("spec.app.healthCheck.http.port", "required: a port number or the name of one of the app's ports");

@@ -277,16 +277,14 @@ public static class ResourceLoader
             ns ??= "default";
         }
 
-        CheckMetadata(root["metadata"], errors);
-        object? resource = null;
-        if (errors.List.Count == 0)
+        // Every check prunes what it rejects, so the rest is still read and validated: one pass
+        // reports every problem of the document.
+        CheckMetadata(root, errors);
+        var resource = kind switch
         {
-            resource = kind switch
-            {
-                "Secret" => ReadSecret(root, errors),
-                _ => ReadCustomResource(kind!, root, errors),
-            };
-        }
+            "Secret" => ReadSecret(root, errors),
+            _ => ReadCustomResource(kind!, root, errors),
+        };
 
         if (resource is IMetadata<V1ObjectMeta> { Metadata: { } meta } && namespaced)
         {
@@ -308,10 +306,6 @@ public static class ResourceLoader
         root.Remove("metadata");
         SchemaChecker.Check(root, schema, "", errors);
         root["metadata"] = metadata;
-        if (errors.List.Count > 0)
-        {
-            return null;
-        }
 
         if (kind == AppDeployment.KindName)
         {
@@ -355,21 +349,25 @@ public static class ResourceLoader
         }
     }
 
-    private static void CheckMetadata(JsonNode? metadata, ResourceValidator.Errors errors)
+    private static void CheckMetadata(JsonObject root, ResourceValidator.Errors errors)
     {
+        var metadata = root["metadata"];
         if (metadata is null)
         {
             errors.Add("metadata", "required: give at least metadata.name");
+            root["metadata"] = new JsonObject();
             return;
         }
 
         if (metadata is not JsonObject obj)
         {
             errors.Add("metadata", "must be an object with fields");
+            root["metadata"] = new JsonObject();
             return;
         }
 
-        foreach (var (key, value) in obj)
+        var before = errors.List.Count;
+        foreach (var (key, value) in obj.ToList())
         {
             switch (key)
             {
@@ -403,6 +401,16 @@ public static class ResourceLoader
                     errors.Add($"metadata.{key}", "unknown field" + SchemaChecker.Suggest(key, ["name", "namespace", "labels", "annotations"]));
                     break;
             }
+        }
+
+        if (errors.List.Count > before)
+        {
+            // Keep only what is known to be well-formed, so the rest of the document can be read.
+            root["metadata"] = new JsonObject
+            {
+                ["name"] = obj["name"] is JsonValue n && n.GetValueKind() == JsonValueKind.String ? n.GetValue<string>() : null,
+                ["namespace"] = obj["namespace"] is JsonValue s && s.GetValueKind() == JsonValueKind.String ? s.GetValue<string>() : null,
+            };
         }
     }
 
@@ -439,11 +447,6 @@ public static class ResourceLoader
             errors.Add("immutable", "must be true or false");
         }
 
-        if (errors.List.Count > 0)
-        {
-            return null;
-        }
-
         var metadata = KubernetesJson.Deserialize<V1ObjectMeta>(root["metadata"]!.ToJsonString());
         if (string.IsNullOrEmpty(metadata.Name))
         {
@@ -460,8 +463,8 @@ public static class ResourceLoader
             ApiVersion = "v1",
             Kind = "Secret",
             Metadata = metadata,
-            Type = root["type"]?.GetValue<string>() ?? "Opaque",
-            Immutable = root["immutable"]?.GetValue<bool>(),
+            Type = root["type"] is JsonValue t && t.GetValueKind() == JsonValueKind.String ? t.GetValue<string>() : "Opaque",
+            Immutable = root["immutable"] is JsonValue i && i.TryGetValue<bool>(out var b) ? b : null,
             Data = data,
         };
     }

@@ -9,12 +9,15 @@ namespace Skiff.Yaml;
 /// does before any rule runs: value types, unknown fields (strict, like <c>kubectl apply
 /// --validate=strict</c>) and required fields. Values themselves (ranges, enums, patterns) are
 /// left to <see cref="ResourceValidator"/>, which works on the typed object. Null values count as
-/// absent, as the API server prunes them.
+/// absent, as the API server prunes them. A value with a problem is removed from the tree, so the
+/// rest of the document can still be read and validated: one pass reports every problem.
 /// </summary>
 internal static class SchemaChecker
 {
-    public static void Check(JsonNode? node, JsonObject schema, string path, ResourceValidator.Errors errors)
+    /// <summary>Checks <paramref name="node"/>; false when it has a problem and should be dropped.</summary>
+    public static bool Check(JsonNode? node, JsonObject schema, string path, ResourceValidator.Errors errors)
     {
+        var before = errors.List.Count;
         if (schema["x-kubernetes-int-or-string"] is not null)
         {
             if (!IsInteger(node, out _) && node?.GetValueKind() != JsonValueKind.String)
@@ -22,35 +25,39 @@ internal static class SchemaChecker
                 errors.Add(path, "must be an integer or a string");
             }
 
-            return;
+            return errors.List.Count == before;
         }
 
         switch ((string?)schema["type"])
         {
             case "object":
                 CheckObject(node, schema, path, errors);
-                break;
+                // Unknown or broken fields were removed; the object itself can stay.
+                return node is JsonObject;
             case "array":
                 if (node is not JsonArray array)
                 {
                     errors.Add(path, "must be a list" + Hint(node));
-                    return;
+                    return false;
                 }
 
                 var items = schema["items"] as JsonObject ?? [];
+                var ok = true;
                 for (var i = 0; i < array.Count; i++)
                 {
                     if (array[i] is null)
                     {
                         errors.Add($"{path}[{i}]", "must not be null");
+                        ok = false;
                     }
                     else
                     {
-                        Check(array[i], items, $"{path}[{i}]", errors);
+                        ok &= Check(array[i], items, $"{path}[{i}]", errors);
                     }
                 }
 
-                break;
+                // An item cannot be dropped without renumbering the rest; drop the list instead.
+                return ok;
             case "string":
                 if (node?.GetValueKind() != JsonValueKind.String)
                 {
@@ -86,6 +93,8 @@ internal static class SchemaChecker
 
                 break;
         }
+
+        return errors.List.Count == before;
     }
 
     private static void CheckObject(JsonNode? node, JsonObject schema, string path, ResourceValidator.Errors errors)
@@ -107,14 +116,11 @@ internal static class SchemaChecker
             if (properties[key] is not JsonObject propertySchema)
             {
                 errors.Add(childPath, "unknown field" + Suggest(key, properties.Select(p => p.Key)));
-            }
-            else if (value is null)
-            {
                 obj.Remove(key);
             }
-            else
+            else if (value is null || !Check(value, propertySchema, childPath, errors))
             {
-                Check(value, propertySchema, childPath, errors);
+                obj.Remove(key);
             }
         }
 
