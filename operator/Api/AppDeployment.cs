@@ -17,16 +17,19 @@ public sealed class AppDeployment : CustomResource<AppDeploymentSpec, AppDeploym
 }
 
 /// <summary>The desired application stack.</summary>
-[CelRule("self.node == oldSelf.node || (!has(oldSelf.database) && (!has(oldSelf.cache) || !has(oldSelf.cache.persistence) || oldSelf.cache.persistence == 'none'))",
+// Transition rule: the API server evaluates it only on update (oldSelf exists), never on create.
+[CelRule("(has(self.node) ? self.node : '') == (has(oldSelf.node) ? oldSelf.node : '') || (!has(oldSelf.database) && (!has(oldSelf.cache) || !has(oldSelf.cache.persistence) || oldSelf.cache.persistence == 'none'))",
     "spec.node is immutable while the stack has a database or a persistent cache: back up the data, delete the stack, recreate it on the new node and restore",
-    FieldPath = ".node", Reason = "FieldValueForbidden")]
-[CelRule("!has(self.app.ports) || self.app.ports.filter(p, has(p.hostPort)).all(p, self.app.ports.filter(q, has(q.hostPort) && q.hostPort == p.hostPort && (has(q.hostIP) ? q.hostIP : '0.0.0.0') == (has(p.hostIP) ? p.hostIP : '0.0.0.0')).size() == 1)",
-    "host ports must be unique", FieldPath = ".app.ports")]
+    FieldPath = ".node", Reason = "FieldValueForbidden", Twin = CelTwins.NodeImmutableWithData)]
+[CelRule("has(self.node) || (has(self.runtime) && self.runtime == 'kubernetes')",
+    "spec.node is required for the docker runtime: name the node that runs the stack",
+    FieldPath = ".node", Reason = "FieldValueRequired", Twin = CelTwins.NodeRequiredForDocker)]
 public sealed class AppDeploymentSpec
 {
     /// <summary>The node (host) that runs the stack; required for the docker runtime. Immutable while the stack holds data.</summary>
     [JsonPropertyName("node")]
     [SchemaMaxLength(253)]
+    [SchemaPattern(Patterns.Dns1123Subdomain, Patterns.Dns1123SubdomainText)]
     public string? Node { get; set; }
 
     /// <summary>Where the stack runs: docker (containers on the node's Docker engine) or kubernetes (native workloads; not supported yet).</summary>
@@ -61,6 +64,15 @@ public static class Runtimes
 }
 
 /// <summary>The application container.</summary>
+[CelRule("!has(self.ports) || self.ports.all(p, !has(p.hostPort) || self.ports.exists_one(q, has(q.hostPort) && q.hostPort == p.hostPort && (has(q.hostIP) ? q.hostIP : '0.0.0.0') == (has(p.hostIP) ? p.hostIP : '0.0.0.0')))",
+    "host ports must be unique per hostIP: two ports cannot publish the same hostIP:hostPort",
+    FieldPath = ".ports", Reason = "FieldValueDuplicate", Twin = CelTwins.HostPortsUnique)]
+[CelRule("!has(self.ports) || self.ports.all(p, !has(p.name) || self.ports.exists_one(q, has(q.name) && q.name == p.name))",
+    "port names must be unique",
+    FieldPath = ".ports", Reason = "FieldValueDuplicate", Twin = CelTwins.PortNamesUnique)]
+[CelRule("!has(self.healthCheck) || type(self.healthCheck.http.port) == int || (has(self.ports) && self.ports.exists(p, has(p.name) && p.name == self.healthCheck.http.port))",
+    "healthCheck.http.port must be a port number or the name of one of the app's ports",
+    FieldPath = ".healthCheck.http.port", Reason = "FieldValueInvalid", Twin = CelTwins.HealthCheckPortExists)]
 public sealed class AppSpec
 {
     /// <summary>The image, by tag (registry/repo:tag) or digest (registry/repo@sha256:...).</summary>
@@ -78,6 +90,7 @@ public sealed class AppSpec
     /// <summary>Name of a Secret of type kubernetes.io/dockerconfigjson in the same namespace, for private registries.</summary>
     [JsonPropertyName("imagePullSecret")]
     [SchemaMaxLength(253)]
+    [SchemaPattern(Patterns.Dns1123Subdomain, Patterns.Dns1123SubdomainText)]
     public string? ImagePullSecret { get; set; }
 
     /// <summary>Replaces the image's ENTRYPOINT (Kubernetes semantics).</summary>
@@ -92,6 +105,7 @@ public sealed class AppSpec
 
     /// <summary>Environment variables, literal or read from a Secret.</summary>
     [JsonPropertyName("env")]
+    [ListMap("name")]
     [SchemaMaxItems(256)]
     public List<EnvVar>? Env { get; set; }
 
@@ -122,14 +136,16 @@ public static class PullPolicies
 }
 
 /// <summary>An environment variable.</summary>
-[CelRule("has(self.value) != has(self.valueFrom) || (!has(self.value) && !has(self.valueFrom))",
-    "set either value or valueFrom, not both")]
+// Neither is allowed, as in Kubernetes: the variable is then set to the empty string.
+[CelRule("!(has(self.value) && has(self.valueFrom))",
+    "set either value or valueFrom, not both", Reason = "FieldValueInvalid", Twin = CelTwins.EnvValueXorValueFrom)]
 public sealed class EnvVar
 {
     /// <summary>The variable's name (letters, digits and underscores, not starting with a digit).</summary>
     [JsonPropertyName("name")]
     [SchemaRequired]
     [SchemaMaxLength(256)]
+    [SchemaPattern(Patterns.EnvVarName, Patterns.EnvVarNameText)]
     public string Name { get; set; } = "";
 
     /// <summary>A literal value.</summary>
@@ -157,12 +173,14 @@ public sealed class SecretKeySelector
     [JsonPropertyName("name")]
     [SchemaRequired]
     [SchemaMaxLength(253)]
+    [SchemaPattern(Patterns.Dns1123Subdomain, Patterns.Dns1123SubdomainText)]
     public string Name { get; set; } = "";
 
     /// <summary>The key within the Secret.</summary>
     [JsonPropertyName("key")]
     [SchemaRequired]
     [SchemaMaxLength(253)]
+    [SchemaPattern(Patterns.SecretKey, Patterns.SecretKeyText)]
     public string Key { get; set; } = "";
 }
 
@@ -172,6 +190,7 @@ public sealed class PortSpec
     /// <summary>An optional name (DNS-1123 label, at most 15 characters) that a health check can refer to.</summary>
     [JsonPropertyName("name")]
     [SchemaMaxLength(15)]
+    [SchemaPattern(Patterns.PortName, Patterns.PortNameText)]
     public string? Name { get; set; }
 
     /// <summary>The port inside the container.</summary>
@@ -188,6 +207,7 @@ public sealed class PortSpec
     /// <summary>The node address the host port binds to (default 0.0.0.0: every address).</summary>
     [JsonPropertyName("hostIP")]
     [SchemaMaxLength(45)]
+    [SchemaPattern(Patterns.IPAddress, Patterns.IPAddressText)]
     public string? HostIP { get; set; }
 }
 
@@ -219,6 +239,7 @@ public sealed class HttpCheck
     [JsonPropertyName("path")]
     [SchemaDefault("/")]
     [SchemaMaxLength(1024)]
+    [SchemaPattern("^/", "an absolute path starting with /")]
     public string? Path { get; set; }
 
     /// <summary>A container port number or the name of one of the app's ports.</summary>
@@ -233,6 +254,7 @@ public sealed class MigrateSpec
     /// <summary>The command, run in a one-off container of the new image with the app's environment.</summary>
     [JsonPropertyName("command")]
     [SchemaRequired]
+    [SchemaMinItems(1)]
     [SchemaMaxItems(64)]
     public List<string> Command { get; set; } = [];
 
@@ -275,17 +297,20 @@ public sealed class DatabaseSpec
     [JsonPropertyName("name")]
     [SchemaDefault("app")]
     [SchemaMaxLength(63)]
+    [SchemaPattern(Patterns.SqlIdentifier, Patterns.SqlIdentifierText)]
     public string? Name { get; set; }
 
     /// <summary>The database user (default app); the password is generated once and kept in the Secret NAME-db.</summary>
     [JsonPropertyName("user")]
     [SchemaDefault("app")]
     [SchemaMaxLength(63)]
+    [SchemaPattern(Patterns.SqlIdentifier, Patterns.SqlIdentifierText)]
     public string? User { get; set; }
 
     /// <summary>An existing Docker volume to adopt for the data; Skiff uses it and never deletes it.</summary>
     [JsonPropertyName("volume")]
     [SchemaMaxLength(255)]
+    [SchemaPattern(Patterns.DockerVolumeOrEmpty, Patterns.DockerVolumeText)]
     public string? Volume { get; set; }
 
     /// <summary>Storage size and what happens to the data when the stack is deleted.</summary>
@@ -369,7 +394,8 @@ public static class PersistenceModes
 }
 
 /// <summary>Rollout settings.</summary>
-[CelRule("!has(self.revisionHistoryLimit) || self.revisionHistoryLimit >= 1", "revisionHistoryLimit must be at least 1", FieldPath = ".revisionHistoryLimit")]
+[CelRule("!has(self.revisionHistoryLimit) || self.revisionHistoryLimit >= 1", "revisionHistoryLimit must be at least 1: the running revision is always kept",
+    FieldPath = ".revisionHistoryLimit", Reason = "FieldValueInvalid", Twin = CelTwins.RevisionHistoryLimitAtLeastOne)]
 public sealed class RolloutSpec
 {
     /// <summary>Seconds a new revision has to become healthy before it counts as failed.</summary>

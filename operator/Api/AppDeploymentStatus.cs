@@ -144,6 +144,7 @@ public sealed class ComponentStatus
 {
     /// <summary>app, database or cache.</summary>
     [JsonPropertyName("name")]
+    [SchemaRequired]
     public string Name { get; set; } = "";
 
     /// <summary>The Docker container id.</summary>

@@ -16,12 +16,17 @@ public sealed class ImageGCPolicy : CustomResource<ImageGCPolicySpec, ImageGCPol
 }
 
 /// <summary>Image garbage collection settings.</summary>
-[CelRule("self.lowThresholdPercent < self.highThresholdPercent", "lowThresholdPercent must be below highThresholdPercent", FieldPath = ".lowThresholdPercent")]
+// Absent thresholds take their defaults (80 and 85), so setting only one of them is checked too.
+[CelRule("(has(self.lowThresholdPercent) ? self.lowThresholdPercent : 80) < (has(self.highThresholdPercent) ? self.highThresholdPercent : 85)",
+    "lowThresholdPercent must be below highThresholdPercent",
+    FieldPath = ".lowThresholdPercent", Reason = "FieldValueInvalid", Twin = CelTwins.LowBelowHigh)]
 public sealed class ImageGCPolicySpec
 {
     /// <summary>Node names this policy applies to; empty means every node.</summary>
     [JsonPropertyName("nodes")]
     [SchemaMaxItems(256)]
+    [ListSet]
+    [SchemaItemsMaxLength(253)]
     public List<string>? Nodes { get; set; }
 
     /// <summary>Disk usage (percent of the filesystem holding Docker's data root) at which GC starts freeing space.</summary>
@@ -56,6 +61,7 @@ public sealed class ImageGCPolicySpec
     /// <summary>Image reference patterns (with * wildcards) that are never removed.</summary>
     [JsonPropertyName("keep")]
     [SchemaMaxItems(64)]
+    [SchemaItemsMaxLength(512)]
     public List<string>? Keep { get; set; }
 
     /// <summary>Also prune the engine's build cache.</summary>

@@ -33,6 +33,24 @@ public sealed class SchemaMaxItemsAttribute(int maxItems) : Attribute
     public int MaxItems { get; } = maxItems;
 }
 
+/// <summary>The fewest items a list must hold.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class SchemaMinItemsAttribute(int minItems) : Attribute
+{
+    public int MinItems { get; } = minItems;
+}
+
+/// <summary>
+/// A regular expression a string must match. <see cref="Description"/> says what it means in words,
+/// so a validation error can name the fix instead of quoting the regex.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class SchemaPatternAttribute(string pattern, string description) : Attribute
+{
+    public string Pattern { get; } = pattern;
+    public string Description { get; } = description;
+}
+
 /// <summary>The longest a string may be.</summary>
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class SchemaMaxLengthAttribute(int maxLength) : Attribute
@@ -71,4 +89,21 @@ public sealed class CelRuleAttribute(string rule, string message) : Attribute
 
     /// <summary>Optional machine-readable reason (FieldValueInvalid, FieldValueForbidden, ...).</summary>
     public string? Reason { get; init; }
+
+    /// <summary>
+    /// The name of the rule's C# twin in <c>Validation.ResourceValidator</c> (CEL cannot run on the
+    /// operator's hosts, so every rule is mirrored there; a test checks each rule has a twin).
+    /// </summary>
+    public string? Twin { get; init; }
+}
+
+/// <summary>The list holds unique scalars (<c>x-kubernetes-list-type: set</c>).</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class ListSetAttribute : Attribute;
+
+/// <summary>The longest each string item of a list may be.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class SchemaItemsMaxLengthAttribute(int maxLength) : Attribute
+{
+    public int MaxLength { get; } = maxLength;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Skiff.Crds;
 
 namespace Skiff.Cli;
 
@@ -12,7 +13,34 @@ public static class CrdsCommand
         {
             output,
         };
-        command.SetAction((_, _) => Task.FromResult(SkiffCommandLine.NotBuiltYet("skiff crds")));
+        command.SetAction((parse, _) => Task.FromResult(Run(parse.GetValue(output), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error)));
         return command;
+    }
+
+    internal static int Run(string? outputDir, TextWriter stdout, TextWriter stderr)
+    {
+        if (outputDir is null)
+        {
+            stdout.Write(CrdGenerator.AllToYaml());
+            return ExitCodes.Ok;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(outputDir);
+            foreach (var (fileName, crd) in CrdGenerator.All())
+            {
+                var path = Path.Combine(outputDir, fileName);
+                File.WriteAllText(path, CrdGenerator.ToYaml(crd));
+                stdout.WriteLine(path);
+            }
+
+            return ExitCodes.Ok;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"skiff crds: cannot write to {outputDir}: {e.Message}");
+            return ExitCodes.UsageOrIo;
+        }
     }
 }
