@@ -1,0 +1,230 @@
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Skiff.Api;
+using Skiff.Reconcile;
+using Skiff.Runtime;
+using Skiff.Yaml;
+
+namespace Skiff.Sources.Directory;
+
+/// <summary>One AppDeployment document of the folder, valid or not.</summary>
+/// <param name="Key">Namespace and name.</param>
+/// <param name="Resource">The parsed resource, or null when the document is invalid.</param>
+/// <param name="Errors">Every problem, as "FILE:DOC: PATH: message".</param>
+/// <param name="Location">FILE:DOC.</param>
+/// <param name="File">The full path of the file holding the document.</param>
+/// <param name="DocumentHash">Hash of the spec as written, to tell when it changed.</param>
+public sealed record FolderEntry(ObjectKey Key, AppDeployment? Resource, IReadOnlyList<string> Errors, string Location, string File, string? DocumentHash);
+
+/// <summary>
+/// The directory source: every AppDeployment, ImageGCPolicy and Secret document under a folder
+/// (a Git checkout), rescanned when files change. A document that disappeared means its stack is
+/// pruned; a file that cannot be parsed keeps its previous documents alive, so a half-written file
+/// never prunes a running stack.
+/// </summary>
+public sealed class DirectorySource(string path, ILogger<DirectorySource> logger)
+{
+    private readonly object gate = new();
+    private Dictionary<ObjectKey, FolderEntry> apps = [];
+    private Dictionary<(string, string), V1Secret> secrets = [];
+    private List<ImageGCPolicy> policies = [];
+    private List<string> problems = [];
+
+    public string Path { get; } = System.IO.Path.GetFullPath(path);
+
+    public bool HasSynced { get; private set; }
+
+    /// <summary>Problems of documents that have no resource key (syntax errors, duplicates, no name).</summary>
+    public IReadOnlyList<string> Problems
+    {
+        get
+        {
+            lock (gate)
+            {
+                return problems.ToList();
+            }
+        }
+    }
+
+    public FolderEntry? Get(ObjectKey key)
+    {
+        lock (gate)
+        {
+            return apps.GetValueOrDefault(key);
+        }
+    }
+
+    public IReadOnlyList<FolderEntry> Entries()
+    {
+        lock (gate)
+        {
+            return apps.Values.OrderBy(e => e.Key.ToString(), StringComparer.Ordinal).ToList();
+        }
+    }
+
+    public IReadOnlyList<ImageGCPolicy> Policies()
+    {
+        lock (gate)
+        {
+            return policies.ToList();
+        }
+    }
+
+    public IReadOnlyDictionary<string, byte[]>? GetSecret(string ns, string name)
+    {
+        lock (gate)
+        {
+            if (!secrets.TryGetValue((ns, name), out var secret))
+            {
+                return null;
+            }
+
+            var data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            foreach (var (k, v) in secret.Data ?? new Dictionary<string, byte[]>())
+            {
+                data[k] = v;
+            }
+
+            foreach (var (k, v) in secret.StringData ?? new Dictionary<string, string>())
+            {
+                data[k] = System.Text.Encoding.UTF8.GetBytes(v);
+            }
+
+            return data;
+        }
+    }
+
+    /// <summary>Reads the folder again; returns the keys whose document appeared, changed or disappeared.</summary>
+    public IReadOnlyCollection<ObjectKey> Rescan()
+    {
+        var result = ResourceLoader.LoadPaths([Path]);
+        var newApps = new Dictionary<ObjectKey, FolderEntry>();
+        var newSecrets = new Dictionary<(string, string), V1Secret>();
+        var newProblems = result.Unreadable.Select(u => $"{u.Path}: {u.Message}").ToList();
+        var brokenFiles = new HashSet<string>(StringComparer.Ordinal);
+
+        foreach (var doc in result.Documents.Where(d => !d.Skipped))
+        {
+            var location = $"{Relative(doc.File)}:{doc.Index}";
+            var errors = doc.Errors.Select(e => $"{location}: {e}").ToList();
+            var isApp = doc.Kind == AppDeployment.KindName || doc.Resource is AppDeployment;
+            if (isApp && doc.Name is { Length: > 0 } name && !IsDuplicate(doc))
+            {
+                var key = new ObjectKey(doc.Namespace ?? "default", name);
+                var resource = doc.IsValid ? (AppDeployment)doc.Resource! : null;
+                if (resource is not null)
+                {
+                    resource.Metadata.NamespaceProperty ??= key.Namespace;
+                }
+
+                newApps[key] = new FolderEntry(key, resource, errors, location, doc.File, resource is null ? null : SpecHash.Compute(resource.Spec));
+                continue;
+            }
+
+            if (errors.Count > 0)
+            {
+                newProblems.AddRange(errors);
+                if (doc.Name is not { Length: > 0 })
+                {
+                    brokenFiles.Add(doc.File);
+                }
+
+                continue;
+            }
+
+            switch (doc.Resource)
+            {
+                case V1Secret secret:
+                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secret;
+                    break;
+            }
+        }
+
+        foreach (var file in result.Unreadable.Select(u => u.Path))
+        {
+            brokenFiles.Add(file);
+        }
+
+        List<ObjectKey> changed;
+        lock (gate)
+        {
+            // A file that could not be read whole keeps its previous stacks: it is probably being written.
+            foreach (var (key, old) in apps)
+            {
+                if (!newApps.ContainsKey(key) && brokenFiles.Contains(old.File))
+                {
+                    newApps[key] = old with { Errors = [.. old.Errors, $"{Relative(old.File)}: the file cannot be parsed right now; keeping the last good version"] };
+                }
+            }
+
+            var secretsChanged = !SameSecrets(secrets, newSecrets);
+            changed = apps.Keys.Union(newApps.Keys)
+                .Where(k => secretsChanged
+                    || !apps.TryGetValue(k, out var a) || !newApps.TryGetValue(k, out var b)
+                    || a.DocumentHash != b.DocumentHash || !a.Errors.SequenceEqual(b.Errors))
+                .ToList();
+            apps = newApps;
+            secrets = newSecrets;
+            policies = result.Documents.Where(d => d.IsValid).Select(d => d.Resource).OfType<ImageGCPolicy>().ToList();
+            problems = newProblems;
+            HasSynced = true;
+        }
+
+        foreach (var problem in newProblems)
+        {
+            logger.LogWarning("Ignoring an invalid document: {Problem}", problem);
+        }
+
+        return changed;
+    }
+
+    /// <summary>Watches the folder and rescans (debounced) on every change, and every <paramref name="resync"/> in any case.</summary>
+    public async Task WatchAsync(Action<IReadOnlyCollection<ObjectKey>> onChange, TimeSpan resync, CancellationToken ct)
+    {
+        var signal = new SemaphoreSlim(0);
+        using var watcher = new FileSystemWatcher(Path) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+        FileSystemEventHandler handler = (_, _) => signal.Release();
+        watcher.Changed += handler;
+        watcher.Created += handler;
+        watcher.Deleted += handler;
+        watcher.Renamed += (_, _) => signal.Release();
+        watcher.Error += (_, e) => { logger.LogWarning(e.GetException(), "Folder watch failed; relying on periodic rescans"); signal.Release(); };
+        watcher.EnableRaisingEvents = true;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await signal.WaitAsync(resync, ct);
+                // Debounce: editors and git write several files in a burst.
+                await Task.Delay(TimeSpan.FromMilliseconds(300), ct);
+                while (signal.CurrentCount > 0)
+                {
+                    await signal.WaitAsync(ct);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            var changed = Rescan();
+            if (changed.Count > 0)
+            {
+                logger.LogInformation("Folder changed: {Count} resource(s) to reconcile", changed.Count);
+                onChange(changed);
+            }
+        }
+    }
+
+    private static bool IsDuplicate(LoadedDocument doc) =>
+        doc.Errors.Any(e => e.Message.Contains("duplicate", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("defined again", StringComparison.OrdinalIgnoreCase));
+
+    private static bool SameSecrets(Dictionary<(string, string), V1Secret> a, Dictionary<(string, string), V1Secret> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var other) && Fingerprint(kv.Value) == Fingerprint(other));
+
+    private static string Fingerprint(V1Secret s) =>
+        string.Join(";", (s.Data ?? new Dictionary<string, byte[]>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + Convert.ToBase64String(kv.Value)))
+        + "|" + string.Join(";", (s.StringData ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+
+    private string Relative(string file) => System.IO.Path.GetRelativePath(Path, file);
+}

@@ -1,0 +1,163 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Skiff.Api;
+using Skiff.Docker;
+using Skiff.Reconcile;
+using Skiff.Runtime;
+using Skiff.State;
+using Skiff.Validation;
+
+namespace Skiff.Sources.Directory;
+
+/// <summary>
+/// Level-based reconcile of one folder resource: re-reads the folder snapshot and the state folder,
+/// drives <see cref="StackReconciler"/>, and writes the status back (only when it changed).
+/// </summary>
+public sealed class FolderReconciler(
+    DirectorySource source,
+    StateStore state,
+    StackReconciler stacks,
+    ILogger<FolderReconciler> logger,
+    TimeProvider? timeProvider = null) : IReconciler
+{
+    private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
+
+    /// <summary>Called after each reconcile with the resource's latest record (for --once and metrics).</summary>
+    public Action<ObjectKey, StatusRecord?>? Reconciled { get; set; }
+
+    public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        var ns = key.Namespace ?? "default";
+        var names = new StackNames(ns, key.Name);
+        var entry = source.Get(key);
+        var record = state.Read(ns, key.Name);
+        var node = stacks.Context.Node;
+
+        if (entry is null)
+        {
+            // The document is gone: prune, as Flux does with prune: true. Data is always kept on prune.
+            if (record is not null || (await stacks.ListStacksAsync(cancellationToken)).Contains(names.Key))
+            {
+                logger.LogInformation("{Stack}: its document was removed from the folder; removing its containers (volumes and credentials are kept)", names.Key);
+                await stacks.DeleteAsync(names, null, cancellationToken);
+                state.Delete(ns, key.Name);
+            }
+
+            Reconciled?.Invoke(key, null);
+            return ReconcileResult.Done;
+        }
+
+        record ??= new StatusRecord { Namespace = ns, Name = key.Name, CreatedAt = time.GetUtcNow() };
+        var resource = entry.Resource;
+        var errors = entry.Errors.ToList();
+        if (resource is not null && record.Spec is { } previous && record.Node == node)
+        {
+            // The twin of the CEL transition rule: a stack with data cannot move to another node.
+            var old = new AppDeployment { Metadata = new() { Name = key.Name, NamespaceProperty = ns }, Spec = previous };
+            errors.AddRange(ResourceValidator.Validate(resource, old)
+                .Where(e => e.Path == "spec.node")
+                .Select(e => $"{entry.Location}: {e}"));
+        }
+
+        if (errors.Count > 0 && (resource is null || errors.Any(e => !e.Contains("keeping the last good version", StringComparison.Ordinal))))
+        {
+            if (resource is not null && errors.Any(e => e.Contains("keeping the last good version", StringComparison.Ordinal)) && errors.Count == 1)
+            {
+                // unreachable: handled by the condition above
+            }
+
+            return Write(key, record, InvalidSpec(record, errors));
+        }
+
+        if (resource!.Spec.Node != node)
+        {
+            if (record.Node == node || (await stacks.ListStacksAsync(cancellationToken)).Contains(names.Key))
+            {
+                logger.LogInformation("{Stack}: moved to node {Node}; removing it from {ThisNode}", names.Key, resource.Spec.Node, node);
+                await stacks.DeleteAsync(names, null, cancellationToken);
+            }
+
+            state.Delete(ns, key.Name);
+            Reconciled?.Invoke(key, null);
+            return ReconcileResult.Done;
+        }
+
+        if (record.DocumentHash != entry.DocumentHash)
+        {
+            record.Generation++;
+            record.DocumentHash = entry.DocumentHash;
+        }
+
+        record.Node = node;
+        record.Spec = resource.Spec;
+        resource.Metadata.Generation = record.Generation;
+        resource.Metadata.CreationTimestamp = record.CreatedAt.UtcDateTime;
+        resource.Status = record.Status;
+        try
+        {
+            var result = await stacks.ReconcileAsync(
+                resource,
+                (status, _) =>
+                {
+                    record.Status = status;
+                    state.Write(record);
+                    return Task.CompletedTask;
+                },
+                cancellationToken);
+            Write(key, record, result.Status);
+            return result.RequeueAfter is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
+        }
+        catch (EngineUnreachableException e)
+        {
+            var status = StackReconciler.CloneStatus(record.Status);
+            var now = time.GetUtcNow();
+            Conditions.Set(status, ConditionTypes.Ready, "Unknown", "EngineUnreachable", e.Message, record.Generation, now);
+            Conditions.Set(status, ConditionTypes.Reconciling, true, "EngineUnreachable", e.Message, record.Generation, now);
+            Write(key, record, status);
+            throw;
+        }
+    }
+
+    private ReconcileResult Write(ObjectKey key, StatusRecord record, AppDeploymentStatus status)
+    {
+        var before = record.Status is null ? null : JsonSerializer.Serialize(record.Status);
+        if (before != JsonSerializer.Serialize(status) || !File.Exists(Path.Combine(state.Root, "status", $"{record.Namespace}_{record.Name}.json")))
+        {
+            record.Status = status;
+            state.Write(record);
+        }
+
+        Reconciled?.Invoke(key, record);
+        return ReconcileResult.Done;
+    }
+
+    private AppDeploymentStatus InvalidSpec(StatusRecord record, IReadOnlyList<string> errors)
+    {
+        var status = StackReconciler.CloneStatus(record.Status);
+        var now = time.GetUtcNow();
+        var message = string.Join("\n", errors);
+        logger.LogWarning("{Namespace}/{Name}: invalid spec, the running stack (if any) is left as it is:\n{Errors}", record.Namespace, record.Name, message);
+        status.Phase = Phases.Failed;
+        status.Source = source.Path;
+        Conditions.Set(status, ConditionTypes.Ready, false, "InvalidSpec", message, record.Generation, now);
+        Conditions.Set(status, ConditionTypes.Stalled, true, "InvalidSpec", message, record.Generation, now);
+        Conditions.Set(status, ConditionTypes.Reconciling, false, "InvalidSpec", message, record.Generation, now);
+        return status;
+    }
+}
+
+/// <summary>The folder source's events: log lines (there is no API to write Events to).</summary>
+public sealed class LoggingEventSink(ILogger<LoggingEventSink> logger) : IEventSink
+{
+    public void Record(AppDeployment resource, EventKind kind, string reason, string message)
+    {
+        if (kind == EventKind.Warning)
+        {
+            logger.LogWarning("{Namespace}/{Name} {Reason}: {Message}", resource.Metadata.NamespaceProperty, resource.Metadata.Name, reason, message);
+        }
+        else
+        {
+            logger.LogInformation("{Namespace}/{Name} {Reason}: {Message}", resource.Metadata.NamespaceProperty, resource.Metadata.Name, reason, message);
+        }
+    }
+}

@@ -1,0 +1,275 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Skiff.Api;
+using Skiff.Reconcile;
+
+namespace Skiff.State;
+
+/// <summary>One resource's record in the state folder: enough to print, prune and report it.</summary>
+public sealed class StatusRecord
+{
+    [JsonPropertyName("namespace")]
+    public string Namespace { get; set; } = "default";
+
+    [JsonPropertyName("name")]
+    public string Name { get; set; } = "";
+
+    [JsonPropertyName("node")]
+    public string? Node { get; set; }
+
+    /// <summary>When Skiff first saw the resource (the AGE column).</summary>
+    [JsonPropertyName("createdAt")]
+    public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>Bumped each time the document's spec changes, like metadata.generation.</summary>
+    [JsonPropertyName("generation")]
+    public long Generation { get; set; }
+
+    /// <summary>Hash of the document's spec as last seen, to tell when to bump the generation.</summary>
+    [JsonPropertyName("documentHash")]
+    public string? DocumentHash { get; set; }
+
+    /// <summary>The last valid spec: deletion needs its reclaim policy after the document is gone.</summary>
+    [JsonPropertyName("spec")]
+    public AppDeploymentSpec? Spec { get; set; }
+
+    [JsonPropertyName("status")]
+    public AppDeploymentStatus? Status { get; set; }
+}
+
+/// <summary>
+/// The state folder (DESIGN §3): status JSON per resource written atomically, generated secrets
+/// (mode 0600), and a lock so that two <c>skiff run</c> never share one folder.
+/// </summary>
+public sealed class StateStore
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public StateStore(string root)
+    {
+        Root = Path.GetFullPath(root);
+    }
+
+    public string Root { get; }
+
+    private string StatusDir => Path.Combine(Root, "status");
+
+    private string SecretsDir => Path.Combine(Root, "secrets");
+
+    /// <summary>Creates the folders (secrets readable by the owner only).</summary>
+    public void EnsureCreated()
+    {
+        Directory.CreateDirectory(Root);
+        Directory.CreateDirectory(StatusDir);
+        Directory.CreateDirectory(SecretsDir);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(SecretsDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    /// <summary>
+    /// Takes the folder's lock for as long as the returned handle lives. Throws
+    /// <see cref="StateLockedException"/> when another process holds it.
+    /// </summary>
+    public IDisposable Lock(string purpose)
+    {
+        EnsureCreated();
+        var path = Path.Combine(Root, "skiff.lock");
+        try
+        {
+            // FileShare.None is an exclusive flock on Linux: released by the kernel if the process dies.
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            var text = Encoding.UTF8.GetBytes($"{Environment.ProcessId} {purpose}\n");
+            stream.Write(text);
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException)
+        {
+            var holder = "another process";
+            try
+            {
+                using var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var reader = new StreamReader(read);
+                var line = reader.ReadLine()?.Split(' ', 2);
+                if (line is [var pid, var what])
+                {
+                    holder = $"process {pid} ({what})";
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            throw new StateLockedException($"the state folder {Root} is in use by {holder}; stop it first, or use another --state-dir");
+        }
+    }
+
+    public IReadOnlyList<StatusRecord> ReadAll()
+    {
+        if (!Directory.Exists(StatusDir))
+        {
+            return [];
+        }
+
+        var records = new List<StatusRecord>();
+        foreach (var file in Directory.EnumerateFiles(StatusDir, "*.json").Order(StringComparer.Ordinal))
+        {
+            if (TryRead(file) is { } record)
+            {
+                records.Add(record);
+            }
+        }
+
+        return records;
+    }
+
+    public StatusRecord? Read(string ns, string name) => TryRead(StatusPath(ns, name));
+
+    public void Write(StatusRecord record) => WriteAtomic(StatusPath(record.Namespace, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json), secret: false);
+
+    public void Delete(string ns, string name)
+    {
+        var path = StatusPath(ns, name);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>A generated secret's data, or null.</summary>
+    public Dictionary<string, string>? ReadSecret(string ns, string name)
+    {
+        var path = SecretPath(ns, name);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(path));
+    }
+
+    public void WriteSecret(string ns, string name, Dictionary<string, string> data) =>
+        WriteAtomic(SecretPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(data, Json), secret: true);
+
+    public void DeleteSecret(string ns, string name)
+    {
+        var path = SecretPath(ns, name);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>A stable id of this folder for the dev.skiff.source label of a folder source.</summary>
+    public static string SourceId(string kind, string location) =>
+        kind + "-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(location)))[..16];
+
+    private string StatusPath(string ns, string name) => Path.Combine(StatusDir, $"{ns}_{name}.json");
+
+    private string SecretPath(string ns, string name) => Path.Combine(SecretsDir, $"{ns}_{name}.json");
+
+    private static StatusRecord? TryRead(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? JsonSerializer.Deserialize<StatusRecord>(File.ReadAllBytes(path), Json) : null;
+        }
+        catch (JsonException)
+        {
+            // A torn or hand-edited file is treated as absent; the next reconcile writes it anew.
+            return null;
+        }
+    }
+
+    /// <summary>Write to a temporary file in the same folder, flush, then rename over the target.</summary>
+    private static void WriteAtomic(string path, byte[] bytes, bool secret)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + ".tmp-" + Environment.ProcessId;
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (secret && !OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var stream = new FileStream(temp, options))
+        {
+            stream.Write(bytes);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temp, path, overwrite: true);
+    }
+}
+
+/// <summary>The state folder is held by another process.</summary>
+public sealed class StateLockedException(string message) : Exception(message);
+
+/// <summary>Secrets for the folder source: Secret documents from the folder, generated credentials in the state folder.</summary>
+public sealed class FolderSecretSource(StateStore state, Func<string, string, IReadOnlyDictionary<string, byte[]>?> folderSecrets) : ISecretSource
+{
+    public Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct)
+    {
+        var fromFolder = folderSecrets(@namespace, name);
+        if (fromFolder is not null)
+        {
+            return Task.FromResult<IReadOnlyDictionary<string, byte[]>?>(fromFolder);
+        }
+
+        var generated = state.ReadSecret(@namespace, name);
+        return Task.FromResult<IReadOnlyDictionary<string, byte[]>?>(generated?.ToDictionary(kv => kv.Key, kv => Encoding.UTF8.GetBytes(kv.Value)));
+    }
+
+    public Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct)
+    {
+        // A Secret NAME-db in the folder wins: that is how a migrated stack keeps its existing password.
+        if (folderSecrets(names.Namespace, names.DatabaseSecret) is { } given
+            && given.TryGetValue("password", out var pw))
+        {
+            return Task.FromResult(new DatabaseCredentials(
+                given.TryGetValue("username", out var u) ? Encoding.UTF8.GetString(u) : user,
+                Encoding.UTF8.GetString(pw),
+                given.TryGetValue("database", out var d) ? Encoding.UTF8.GetString(d) : database));
+        }
+
+        var stored = state.ReadSecret(names.Namespace, names.DatabaseSecret);
+        if (stored is null || !stored.ContainsKey("password"))
+        {
+            var password = Passwords.Generate();
+            var creds = new DatabaseCredentials(user, password, database);
+            stored = new Dictionary<string, string>
+            {
+                ["username"] = user,
+                ["password"] = password,
+                ["database"] = database,
+                ["url"] = creds.Url,
+            };
+            state.WriteSecret(names.Namespace, names.DatabaseSecret, stored);
+        }
+
+        return Task.FromResult(new DatabaseCredentials(stored["username"], stored["password"], stored["database"]));
+    }
+
+    public Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct)
+    {
+        state.DeleteSecret(names.Namespace, names.DatabaseSecret);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Generated passwords: 32 characters from a URL-safe alphabet, from the OS's CSPRNG.</summary>
+public static class Passwords
+{
+    private const string Alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+    public static string Generate() => RandomNumberGenerator.GetString(Alphabet, 32);
+}
