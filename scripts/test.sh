@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# THE test command: prepares a fresh Debian 12 + .NET 10 SDK machine (as root), starts Docker,
+# builds the test images, runs every test project of Operator.sln, and ends with one line:
+#   N passed, N failed[, N skipped]
+# Exit status: 0 when nothing failed, 1 otherwise (a build failure counts as a failure).
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+results="$repo/TestResults/run"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+say() { echo "test.sh: $*"; }
+
+# 1. Host packages: Docker, and the binaries the test images are packed from.
+packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+    if [[ $(id -u) != 0 ]]; then
+        echo "test.sh: missing packages ${missing[*]}; run as root (sudo) to install them" >&2
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting host services (PostgreSQL, Redis, dockerd): the tests
+    # only need the binaries, and ensure-docker.sh starts dockerd itself.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    ((own_policy == 0)) || rm -f "$policy"
+fi
+
+# 2. A Docker engine, and the images the tests run.
+bash scripts/ensure-docker.sh
+bash scripts/build-test-images.sh
+
+# 3. Every test project in the solution, with TRX results to count.
+rm -rf "$results"
+mkdir -p "$results"
+status=0
+dotnet test Operator.sln -c Release --logger trx --results-directory "$results" \
+    --blame-hang --blame-hang-timeout 5m --blame-hang-dump-type none || status=$?
+
+# 4. Sum the counters of every TRX file (grep/sed/awk only: CI may have no python).
+passed=0 failed=0 skipped=0
+while IFS= read -r -d '' trx; do
+    counters="$(grep -o '<Counters [^>]*>' "$trx" | head -1 || true)"
+    [[ -n "$counters" ]] || continue
+    get() { local v; v="$(printf '%s' "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p")"; echo "${v:-0}"; }
+    passed=$((passed + $(get passed)))
+    failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
+    skipped=$((skipped + $(get notExecuted)))
+done < <(find "$results" -name '*.trx' -print0)
+
+if ((status != 0 && failed == 0)); then
+    say "dotnet test exited with $status without a failed test: the build failed or a test host crashed"
+    failed=1
+fi
+summary="$passed passed, $failed failed"
+((skipped == 0)) || summary+=", $skipped skipped"
+echo "$summary"
+((failed == 0))
