@@ -11,38 +11,19 @@ results="$repo/TestResults/run"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 say() { echo "test.sh: $*"; }
+# Even when the machine cannot be prepared, the last line says something failed.
+setup_failed() {
+    echo "test.sh: $1 failed" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
 
 # 1. Host packages: Docker, and the binaries the test images are packed from.
-packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]} > 0)); then
-    if [[ $(id -u) != 0 ]]; then
-        echo "test.sh: missing packages ${missing[*]}; run as root (sudo) to install them" >&2
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep package scripts from starting host services (PostgreSQL, Redis, dockerd): the tests
-    # only need the binaries, and ensure-docker.sh starts dockerd itself.
-    policy=/usr/sbin/policy-rc.d
-    own_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod 755 "$policy"
-        own_policy=1
-    fi
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    ((own_policy == 0)) || rm -f "$policy"
-fi
+bash scripts/install-deps.sh || setup_failed "installing packages"
 
 # 2. A Docker engine, and the images the tests run.
-bash scripts/ensure-docker.sh
-bash scripts/build-test-images.sh
+bash scripts/ensure-docker.sh || setup_failed "starting Docker"
+bash scripts/build-test-images.sh || setup_failed "building the test images"
 
 # 3. Every test project in the solution, with TRX results to count.
 rm -rf "$results"
