@@ -33,6 +33,7 @@ config = format == LogFormat.Json
         outputTemplate: "{Timestamp:HH:mm:ss} {Level:u3} {Message:lj}{NewLine}{Exception}",
         standardErrorFromLevel: LogEventLevel.Verbose);
 Log.Logger = config.CreateLogger();
+CliContext.Logging = new Serilog.Extensions.Logging.SerilogLoggerFactory(Log.Logger);
 
 try
 {

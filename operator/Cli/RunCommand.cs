@@ -62,7 +62,46 @@ public static class RunCommand
             Source, PathOption, Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
         };
-        command.SetAction((_, _) => Task.FromResult(SkiffCommandLine.NotBuiltYet("skiff run")));
+        command.SetAction(async (parse, ct) =>
+        {
+            var path = parse.GetValue(PathOption);
+            var source = parse.GetValue(Source) ?? (path is null ? "kubernetes" : "directory");
+            var nodeName = parse.GetValue(node);
+            if (string.IsNullOrEmpty(nodeName))
+            {
+                Console.Error.WriteLine("--node: required (or set NODE_NAME): the node this instance serves");
+                return ExitCodes.UsageOrIo;
+            }
+
+            switch (source)
+            {
+                case "directory":
+                    if (path is null)
+                    {
+                        Console.Error.WriteLine("--path: required with --source directory");
+                        return ExitCodes.UsageOrIo;
+                    }
+
+                    return await Sources.Directory.DirectoryRunner.RunAsync(
+                        new Sources.Directory.DirectoryRunOptions(
+                            path,
+                            nodeName,
+                            parse.GetValue(dockerHost),
+                            parse.GetValue(stateDir)!,
+                            parse.GetValue(Once),
+                            parse.GetValue(MetricsBindAddress)!,
+                            parse.GetValue(HealthProbeBindAddress)!),
+                        CliContext.Logging,
+                        Console.Out,
+                        Console.Error,
+                        ct);
+                case "kubernetes":
+                    return SkiffCommandLine.NotBuiltYet("skiff run --source kubernetes");
+                default:
+                    Console.Error.WriteLine($"--source: unknown source \"{source}\"; use directory or kubernetes");
+                    return ExitCodes.UsageOrIo;
+            }
+        });
         return command;
     }
 }

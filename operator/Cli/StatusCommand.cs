@@ -13,7 +13,19 @@ public static class StatusCommand
         {
             stateDir, output,
         };
-        command.SetAction((_, _) => Task.FromResult(SkiffCommandLine.NotBuiltYet("skiff status")));
+        command.SetAction(parse =>
+        {
+            var store = new State.StateStore(parse.GetValue(stateDir)!);
+            if (!Directory.Exists(store.Root))
+            {
+                Console.Error.WriteLine($"--state-dir: {store.Root} does not exist; has skiff run used it?");
+                return ExitCodes.UsageOrIo;
+            }
+
+            var records = store.ReadAll();
+            StatusTable.Write(records, parse.GetValue(output), Console.Out, DateTimeOffset.UtcNow);
+            return records.All(r => Reconcile.Conditions.IsTrue(r.Status, Api.ConditionTypes.Ready)) ? ExitCodes.Ok : ExitCodes.NotOk;
+        });
         return command;
     }
 }

@@ -117,7 +117,7 @@ public sealed class DockerEngine : IDisposable
         {
             try
             {
-                await client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, ct);
+                await client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, ct);
             }
             catch (DockerContainerNotFoundException)
             {

@@ -99,7 +99,8 @@ public sealed class FolderReconciler(
                 resource,
                 (status, _) =>
                 {
-                    record.Status = status;
+                    // A copy: the rollout keeps changing its status object after publishing it.
+                    record.Status = StackReconciler.CloneStatus(status);
                     state.Write(record);
                     return Task.CompletedTask;
                 },

@@ -1,0 +1,187 @@
+using Microsoft.Extensions.Logging;
+using Skiff.Api;
+using Skiff.Cli;
+using Skiff.Docker;
+using Skiff.Reconcile;
+using Skiff.Runtime;
+using Skiff.State;
+
+namespace Skiff.Sources.Directory;
+
+/// <summary>Options of <c>skiff run</c> with the directory source.</summary>
+public sealed record DirectoryRunOptions(
+    string Path,
+    string Node,
+    string? DockerHost,
+    string StateDir,
+    bool Once,
+    string MetricsBindAddress,
+    string HealthProbeBindAddress);
+
+/// <summary>
+/// The embedded default: a folder of resources and the local Docker engine, no cluster. Owns the
+/// state folder's lock for its whole life.
+/// </summary>
+public static class DirectoryRunner
+{
+    public static async Task<int> RunAsync(DirectoryRunOptions options, ILoggerFactory logging, TextWriter output, TextWriter error, CancellationToken ct)
+    {
+        var log = logging.CreateLogger("Skiff.Run");
+        if (!System.IO.Directory.Exists(options.Path))
+        {
+            error.WriteLine($"--path: folder {options.Path} does not exist");
+            return ExitCodes.UsageOrIo;
+        }
+
+        var state = new StateStore(options.StateDir);
+        IDisposable stateLock;
+        try
+        {
+            stateLock = state.Lock($"skiff run --path {System.IO.Path.GetFullPath(options.Path)}");
+        }
+        catch (StateLockedException e)
+        {
+            error.WriteLine($"skiff run: {e.Message}");
+            return ExitCodes.UsageOrIo;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"--state-dir: cannot use {options.StateDir}: {e.Message}");
+            return ExitCodes.UsageOrIo;
+        }
+
+        using (stateLock)
+        using (var engine = new DockerEngine(options.DockerHost))
+        {
+            try
+            {
+                var (version, api) = await engine.VersionAsync(ct);
+                log.LogInformation("Docker engine {Version} (API {ApiVersion}) at {Endpoint}", version, api, engine.Endpoint);
+            }
+            catch (EngineUnreachableException e)
+            {
+                error.WriteLine($"skiff run: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
+                return ExitCodes.Unreachable;
+            }
+
+            var source = new DirectorySource(options.Path, logging.CreateLogger<DirectorySource>());
+            source.Rescan();
+            var context = new StackContext(options.Node, StateStore.SourceId("folder", source.Path), source.Path);
+            var stacks = new StackReconciler(
+                engine,
+                new FolderSecretSource(state, source.GetSecret),
+                context,
+                new LoggingEventSink(logging.CreateLogger<LoggingEventSink>()),
+                logging.CreateLogger<StackReconciler>());
+            var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>());
+            log.LogInformation("Serving node {Node} from {Path} (state in {StateDir})", options.Node, source.Path, state.Root);
+
+            try
+            {
+                var keys = await KeysAsync(source, state, stacks, options.Node, ct);
+                return options.Once
+                    ? await RunOnceAsync(source, state, reconciler, keys, output, log, ct)
+                    : await RunForeverAsync(source, reconciler, keys, logging, ct);
+            }
+            catch (EngineUnreachableException e)
+            {
+                error.WriteLine($"skiff run: {e.Message}");
+                return ExitCodes.Unreachable;
+            }
+        }
+    }
+
+    /// <summary>Every key to look at: the folder's resources plus stacks and records that lost their document (to prune).</summary>
+    private static async Task<List<ObjectKey>> KeysAsync(DirectorySource source, StateStore state, StackReconciler stacks, string node, CancellationToken ct)
+    {
+        var keys = source.Entries().Where(e => e.Resource is null || e.Resource.Spec.Node == node).Select(e => e.Key).ToList();
+        keys.AddRange(state.ReadAll().Where(r => r.Node == node).Select(r => new ObjectKey(r.Namespace, r.Name)));
+        foreach (var stack in await stacks.ListStacksAsync(ct))
+        {
+            var slash = stack.IndexOf('/', StringComparison.Ordinal);
+            if (slash > 0)
+            {
+                keys.Add(new ObjectKey(stack[..slash], stack[(slash + 1)..]));
+            }
+        }
+
+        return keys.Distinct().ToList();
+    }
+
+    private static async Task<int> RunOnceAsync(
+        DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log, CancellationToken ct)
+    {
+        var longest = source.Entries().Select(e => e.Resource?.Spec.Rollout?.ProgressDeadlineSeconds ?? 120).DefaultIfEmpty(120).Max();
+        // Each stack may need its database, its migration and its app in turn, each bounded by the deadline.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds((longest * 3) + 60));
+        var failed = new System.Collections.Concurrent.ConcurrentBag<ObjectKey>();
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = deadline.Token }, async (key, token) =>
+        {
+            var delay = TimeSpan.FromMilliseconds(500);
+            while (true)
+            {
+                try
+                {
+                    await reconciler.ReconcileAsync(key, token);
+                    return;
+                }
+                catch (EngineUnreachableException)
+                {
+                    throw;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    log.LogWarning("{Key}: reconcile failed, retrying in {Delay}: {Message}", key, delay, e.Message);
+                    try
+                    {
+                        await Task.Delay(delay, token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        failed.Add(key);
+                        return;
+                    }
+
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+                }
+            }
+        });
+
+        var shown = keys.Select(k => state.Read(k.Namespace ?? "default", k.Name)).OfType<StatusRecord>().ToList();
+        StatusTable.Write(shown, OutputFormat.Table, output, DateTimeOffset.UtcNow);
+        var problems = source.Problems;
+        StatusTable.WriteProblems(shown, output);
+        foreach (var problem in problems)
+        {
+            output.WriteLine(problem);
+        }
+
+        foreach (var key in failed)
+        {
+            output.WriteLine($"{key}: did not converge before the deadline");
+        }
+
+        var allReady = shown.All(r => Conditions.IsTrue(r.Status, ConditionTypes.Ready));
+        return allReady && problems.Count == 0 && failed.IsEmpty ? ExitCodes.Ok : ExitCodes.NotOk;
+    }
+
+    private static async Task<int> RunForeverAsync(DirectorySource source, FolderReconciler reconciler, List<ObjectKey> keys, ILoggerFactory logging, CancellationToken ct)
+    {
+        using var queue = new WorkQueue<ObjectKey>("appdeployment", RateLimiters.Default<ObjectKey>(TimeProvider.System));
+        var controller = new Controller(
+            new ControllerOptions { Name = "appdeployment", MaxConcurrentReconciles = 4 },
+            queue,
+            reconciler,
+            logging.CreateLogger<Controller>());
+        foreach (var key in keys)
+        {
+            queue.Add(key);
+        }
+
+        var watch = source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), ct);
+        await controller.RunAsync(ct);
+        await watch;
+        return ExitCodes.Ok;
+    }
+}
