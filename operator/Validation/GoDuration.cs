@@ -19,7 +19,12 @@ public static partial class GoDuration
         decimal nanoseconds = 0;
         foreach (Match part in Part().Matches(text))
         {
-            var number = decimal.Parse(part.Groups["number"].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
+            if (!decimal.TryParse(part.Groups["number"].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var number)
+                || number > 1e12m)
+            {
+                return false; // far beyond TimeSpan's range in any unit
+            }
+
             var unit = part.Groups["unit"].Value switch
             {
                 "ns" => 1m,
