@@ -31,6 +31,10 @@ public sealed class StatusRecord
     [JsonPropertyName("documentHash")]
     public string? DocumentHash { get; set; }
 
+    /// <summary>The file the document was read from (a folder source): a file that cannot be parsed protects its stacks from pruning.</summary>
+    [JsonPropertyName("file")]
+    public string? File { get; set; }
+
     /// <summary>The last valid spec: deletion needs its reclaim policy after the document is gone.</summary>
     [JsonPropertyName("spec")]
     public AppDeploymentSpec? Spec { get; set; }
@@ -86,10 +90,8 @@ public sealed class StateStore
         {
             // FileShare.None is an exclusive flock on Linux: released by the kernel if the process dies.
             var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            stream.SetLength(0);
-            var text = Encoding.UTF8.GetBytes($"{Environment.ProcessId} {purpose}\n");
-            stream.Write(text);
-            stream.Flush();
+            // Who holds it goes into a separate file: the lock file itself cannot be read while locked.
+            System.IO.File.WriteAllText(path + ".owner", $"{Environment.ProcessId} {purpose}\n");
             return stream;
         }
         catch (IOException)
@@ -97,15 +99,13 @@ public sealed class StateStore
             var holder = "another process";
             try
             {
-                using var read = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                using var reader = new StreamReader(read);
-                var line = reader.ReadLine()?.Split(' ', 2);
+                var line = System.IO.File.ReadAllText(path + ".owner").Trim().Split(' ', 2);
                 if (line is [var pid, var what])
                 {
                     holder = $"process {pid} ({what})";
                 }
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
             }
 

@@ -29,6 +29,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
     private Dictionary<(string, string), V1Secret> secrets = [];
     private List<ImageGCPolicy> policies = [];
     private List<string> problems = [];
+    private HashSet<string> broken = new(StringComparer.Ordinal);
 
     public string Path { get; } = System.IO.Path.GetFullPath(path);
 
@@ -43,6 +44,15 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             {
                 return problems.ToList();
             }
+        }
+    }
+
+    /// <summary>Whether a file exists but could not be parsed whole (being written, or broken): its stacks must not be pruned.</summary>
+    public bool IsBroken(string file)
+    {
+        lock (gate)
+        {
+            return broken.Contains(file);
         }
     }
 
@@ -167,6 +177,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             secrets = newSecrets;
             policies = result.Documents.Where(d => d.IsValid).Select(d => d.Resource).OfType<ImageGCPolicy>().ToList();
             problems = newProblems;
+            broken = brokenFiles;
             HasSynced = true;
         }
 

@@ -33,6 +33,13 @@ public sealed class FolderReconciler(
         var record = state.Read(ns, key.Name);
         var node = stacks.Context.Node;
 
+        if (entry is null && record?.File is { } file && source.IsBroken(file))
+        {
+            logger.LogWarning("{Stack}: not pruning it while {File} cannot be parsed; fix the file, or delete it to remove the stack", names.Key, file);
+            Reconciled?.Invoke(key, record);
+            return ReconcileResult.Done;
+        }
+
         if (entry is null)
         {
             // The document is gone: prune, as Flux does with prune: true. Data is always kept on prune.
@@ -59,13 +66,10 @@ public sealed class FolderReconciler(
                 .Select(e => $"{entry.Location}: {e}"));
         }
 
+        // A stack kept alive from a file being written goes on with its last good spec.
         if (errors.Count > 0 && (resource is null || errors.Any(e => !e.Contains("keeping the last good version", StringComparison.Ordinal))))
         {
-            if (resource is not null && errors.Any(e => e.Contains("keeping the last good version", StringComparison.Ordinal)) && errors.Count == 1)
-            {
-                // unreachable: handled by the condition above
-            }
-
+            record.File ??= entry.File;
             return Write(key, record, InvalidSpec(record, errors));
         }
 
@@ -89,6 +93,7 @@ public sealed class FolderReconciler(
         }
 
         record.Node = node;
+        record.File = entry.File;
         record.Spec = resource.Spec;
         resource.Metadata.Generation = record.Generation;
         resource.Metadata.CreationTimestamp = record.CreatedAt.UtcDateTime;

@@ -1,0 +1,139 @@
+using System.Security.Cryptography;
+using Docker.DotNet.Models;
+using Skiff.Docker;
+using Skiff.Reconcile;
+
+namespace Skiff.IntegrationTests.FolderSource;
+
+/// <summary>A resources folder and a state folder of one test, with a namespace of its own; removes what it created.</summary>
+public sealed class FolderWorkspace : IAsyncDisposable
+{
+    public FolderWorkspace()
+    {
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        Namespace = "f" + id;
+        Root = Path.Combine(Path.GetTempPath(), "skiff-it-" + id);
+        Resources = Path.Combine(Root, "resources");
+        StateDir = Path.Combine(Root, "state");
+        System.IO.Directory.CreateDirectory(Resources);
+        Engine = new DockerEngine(Environment.GetEnvironmentVariable("DOCKER_HOST"));
+    }
+
+    public string Namespace { get; }
+
+    public string Root { get; }
+
+    public string Resources { get; }
+
+    public string StateDir { get; }
+
+    public DockerEngine Engine { get; }
+
+    public string[] RunOnceArgs(string? resources = null, string? stateDir = null) =>
+        ["run", "--path", resources ?? Resources, "--node", "local", "--once", "--state-dir", stateDir ?? StateDir,
+         "--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--log-level", "warning"];
+
+    public string[] RunArgs() =>
+        ["run", "--path", Resources, "--node", "local", "--state-dir", StateDir,
+         "--metrics-bind-address", "0", "--health-probe-bind-address", "0"];
+
+    public void Write(string file, string yaml) => File.WriteAllText(Path.Combine(Resources, file), yaml);
+
+    public void Delete(string file) => File.Delete(Path.Combine(Resources, file));
+
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60) => $"""
+        apiVersion: skiff.dev/v1alpha1
+        kind: AppDeployment
+        metadata:
+          name: {name}
+          namespace: {Namespace}
+        spec:
+          node: local
+          app:
+            image: {image}
+            imagePullPolicy: Never
+            ports:
+              - {"{"} name: http, containerPort: 8080 {"}"}
+            healthCheck:
+              http: {"{"} path: /healthz, port: http {"}"}
+              periodSeconds: 1
+            migrate:
+              command: ["testapp", "migrate"]
+          database:
+            image: skiff-test/postgres:15
+          rollout:
+            progressDeadlineSeconds: {deadline}
+        """;
+
+    public string Bot(string name = "bot") => $"""
+        apiVersion: skiff.dev/v1alpha1
+        kind: AppDeployment
+        metadata:
+          name: {name}
+          namespace: {Namespace}
+        spec:
+          node: local
+          app:
+            image: skiff-test/app:1
+            imagePullPolicy: Never
+            env:
+              - name: TOKEN
+                valueFrom:
+                  secretKeyRef: {"{"} name: bot-secrets, key: token {"}"}
+            healthCheck:
+              http: {"{"} path: /healthz, port: 8080 {"}"}
+          cache:
+            image: skiff-test/redis:7
+            persistence: aof
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: bot-secrets
+          namespace: {Namespace}
+        stringData:
+          token: bot-token-value-123
+        """;
+
+    /// <summary>Containers of this workspace's namespace, by stack.</summary>
+    public async Task<IReadOnlyList<ObservedContainer>> ContainersAsync(string? stack = null)
+    {
+        var all = await Engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue }, CancellationToken.None);
+        return all.Where(c => c.Label(SkiffLabels.App) is { } app && app.StartsWith(Namespace + "/", StringComparison.Ordinal)
+            && (stack is null || app == $"{Namespace}/{stack}")).ToList();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var client = Engine.Client;
+        foreach (var c in await ContainersAsync())
+        {
+            await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
+        }
+
+        foreach (var n in await client.Networks.ListNetworksAsync(new NetworksListParameters()))
+        {
+            if (n.Name.StartsWith($"skiff_{Namespace}_", StringComparison.Ordinal))
+            {
+                await client.Networks.DeleteNetworkAsync(n.ID);
+            }
+        }
+
+        foreach (var v in (await client.Volumes.ListAsync()).Volumes ?? [])
+        {
+            if (v.Name.StartsWith($"skiff_{Namespace}_", StringComparison.Ordinal))
+            {
+                await client.Volumes.RemoveAsync(v.Name, force: true);
+            }
+        }
+
+        Engine.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

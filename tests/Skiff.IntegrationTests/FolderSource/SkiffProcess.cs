@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Skiff.IntegrationTests.FolderSource;
+
+/// <summary>The real <c>skiff</c> executable, run as a child process (the built skiff.dll beside the tests).</summary>
+public sealed class SkiffProcess : IAsyncDisposable
+{
+    private readonly Process process;
+    private readonly StringBuilder stdout = new();
+    private readonly StringBuilder stderr = new();
+
+    private SkiffProcess(Process process)
+    {
+        this.process = process;
+    }
+
+    public static string SkiffDll => Path.Combine(AppContext.BaseDirectory, "skiff.dll");
+
+    public string Stdout
+    {
+        get
+        {
+            lock (stdout)
+            {
+                return stdout.ToString();
+            }
+        }
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (stderr)
+            {
+                return stderr.ToString();
+            }
+        }
+    }
+
+    public int Id => process.Id;
+
+    public bool HasExited => process.HasExited;
+
+    public static SkiffProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(SkiffDll);
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var p = new Process { StartInfo = info, EnableRaisingEvents = true };
+        var result = new SkiffProcess(p);
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (result.stdout) { result.stdout.AppendLine(e.Data); } } };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (result.stderr) { result.stderr.AppendLine(e.Data); } } };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return result;
+    }
+
+    /// <summary>Runs skiff to completion and returns its exit code and output.</summary>
+    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(TimeSpan timeout, params string[] args)
+    {
+        await using var p = Start(args);
+        var exit = await p.WaitAsync(timeout);
+        return (exit, p.Stdout, p.Stderr);
+    }
+
+    public async Task<int> WaitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"skiff did not exit within {timeout}; stderr:\n{Stderr}");
+        }
+
+        // WaitForExitAsync returns before the redirected streams are drained; this call waits for them.
+        process.WaitForExit();
+        return process.ExitCode;
+    }
+
+    /// <summary>SIGKILL: no chance to clean up, as in a crash or an OOM kill.</summary>
+    public void Kill() => process.Kill(entireProcessTree: true);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        process.Dispose();
+    }
+}
