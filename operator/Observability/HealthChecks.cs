@@ -16,7 +16,7 @@ public sealed record HealthReport(IReadOnlyList<string> Passed, IReadOnlyList<st
 /// </summary>
 /// <remarks>
 /// # Guarantees
-/// - A check that throws or takes longer than <see cref="CheckTimeout"/> has failed.
+/// - A check that throws or takes longer than its timeout has failed.
 /// - An async check registered with a cache duration runs at most once per duration, however
 ///   often the probes come, and concurrent probes share the run in flight.
 ///
@@ -25,12 +25,14 @@ public sealed record HealthReport(IReadOnlyList<string> Passed, IReadOnlyList<st
 /// the API server would restart the operator for someone else's outage. Those belong in readiness.
 /// </remarks>
 /// <param name="time">The clock of the caches (a fake one in tests).</param>
-public sealed class HealthChecks(TimeProvider? time = null)
+/// <param name="checkTimeout">How long one check may take before it counts as failed; <see cref="DefaultCheckTimeout"/> when null.</param>
+public sealed class HealthChecks(TimeProvider? time = null, TimeSpan? checkTimeout = null)
 {
-    /// <summary>How long one check may take before it counts as failed.</summary>
-    public static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>How long one check may take by default; give the kubelet's probes a longer <c>timeoutSeconds</c> so the answer names the check.</summary>
+    public static readonly TimeSpan DefaultCheckTimeout = TimeSpan.FromSeconds(3);
 
     private readonly TimeProvider time = time ?? TimeProvider.System;
+    private readonly TimeSpan checkTimeout = checkTimeout ?? DefaultCheckTimeout;
     private readonly Lock gate = new();
     private readonly List<(string Name, Check Check)> liveness = [];
     private readonly List<(string Name, Check Check)> readiness = [];
@@ -38,19 +40,19 @@ public sealed class HealthChecks(TimeProvider? time = null)
     /// <summary>Adds a liveness check; <c>/healthz</c> fails while it returns false.</summary>
     /// <param name="name">Its name in the probe's output (for example <c>workers</c>).</param>
     /// <param name="check">True when healthy.</param>
-    public void AddLiveness(string name, Func<bool> check) => Add(liveness, name, new Check(_ => Task.FromResult(check()), TimeSpan.Zero, this.time));
+    public void AddLiveness(string name, Func<bool> check) => Add(liveness, name, new Check(_ => Task.FromResult(check()), TimeSpan.Zero, this.time, this.checkTimeout));
 
     /// <summary>Adds a readiness check; <c>/readyz</c> fails while it returns false.</summary>
     /// <param name="name">Its name in the probe's output (for example <c>cache-synced</c>).</param>
     /// <param name="check">True when ready.</param>
-    public void AddReadiness(string name, Func<bool> check) => Add(readiness, name, new Check(_ => Task.FromResult(check()), TimeSpan.Zero, this.time));
+    public void AddReadiness(string name, Func<bool> check) => Add(readiness, name, new Check(_ => Task.FromResult(check()), TimeSpan.Zero, this.time, this.checkTimeout));
 
     /// <summary>Adds an async readiness check whose result is reused for <paramref name="cacheFor"/> (for example "the Docker engine answers", every 2 s).</summary>
     /// <param name="name">Its name in the probe's output.</param>
-    /// <param name="check">True when ready; its token is cancelled after <see cref="CheckTimeout"/>.</param>
+    /// <param name="check">True when ready; its token is cancelled after the check timeout.</param>
     /// <param name="cacheFor">How long a result stands; zero to run it on every probe.</param>
     public void AddReadiness(string name, Func<CancellationToken, Task<bool>> check, TimeSpan cacheFor) =>
-        Add(readiness, name, new Check(check, cacheFor, this.time));
+        Add(readiness, name, new Check(check, cacheFor, this.time, this.checkTimeout));
 
     /// <summary>Runs the liveness checks.</summary>
     /// <param name="cancellationToken">Cancels the run (the probe went away).</param>
@@ -93,7 +95,7 @@ public sealed class HealthChecks(TimeProvider? time = null)
         return new HealthReport(passed, failed);
     }
 
-    private sealed class Check(Func<CancellationToken, Task<bool>> probe, TimeSpan cacheFor, TimeProvider time)
+    private sealed class Check(Func<CancellationToken, Task<bool>> probe, TimeSpan cacheFor, TimeProvider time, TimeSpan timeout)
     {
         private readonly Lock gate = new();
         private Task<bool>? inFlight;
@@ -121,11 +123,11 @@ public sealed class HealthChecks(TimeProvider? time = null)
 
         private async Task<bool> GuardedAsync(CancellationToken cancellationToken)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(CheckTimeout);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            cts.CancelAfter(timeout);
             try
             {
-                return await probe(timeout.Token).WaitAsync(CheckTimeout, cancellationToken).ConfigureAwait(false);
+                return await probe(cts.Token).WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception) when (!cancellationToken.IsCancellationRequested)
             {

@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 
@@ -138,7 +140,12 @@ public sealed class OperatorHttp : IAsyncDisposable
         bool serveHealth,
         CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+
+        // Only our flags decide what is served: no appsettings.json, ASPNETCORE_URLS or Kestrel section
+        // may add a listener, and the operator, not this embedded host, handles SIGTERM.
+        builder.Configuration.Sources.Clear();
+        builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new ForwardingLoggerProvider(loggerFactory));
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
@@ -228,6 +235,14 @@ public sealed class OperatorHttp : IAsyncDisposable
         http.Response.ContentType = "text/plain; charset=utf-8";
         http.Response.Headers.CacheControl = "no-store";
         await http.Response.WriteAsync(body.ToString(), http.RequestAborted);
+    }
+
+    /// <summary>Leaves process signals to the operator: the server stops when <see cref="StopAsync"/> says so.</summary>
+    private sealed class EmbeddedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Hands the server's log lines to the operator's logger factory (Serilog in Program.cs).</summary>
