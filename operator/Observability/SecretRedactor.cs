@@ -30,6 +30,12 @@ public sealed class SecretRedactor
     // Longest first; replaced whole on every Register so readers never lock.
     private ImmutableArray<string> secrets = [];
 
+    /// <summary>
+    /// The process's redactor: Program.cs puts it in the log pipeline before any command runs, and
+    /// whatever learns a secret (the reconciler, the sources) registers it here.
+    /// </summary>
+    public static SecretRedactor Shared { get; } = new();
+
     /// <summary>How many distinct values are registered.</summary>
     public int Count => secrets.Length;
 
