@@ -1,7 +1,10 @@
 using System.CommandLine;
 using Serilog;
 using Serilog.Events;
+using Serilog.Formatting;
 using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
+using Skiff.Observability;
 using Skiff.Cli;
 
 // Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
@@ -27,11 +30,11 @@ var config = new LoggerConfiguration()
     .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
     .Enrich.FromLogContext();
 // Logs go to stderr so that command output on stdout (tables, YAML, JSON) stays machine-readable.
-config = format == LogFormat.Json
-    ? config.WriteTo.Console(new RenderedCompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose)
-    : config.WriteTo.Console(
-        outputTemplate: "{Timestamp:HH:mm:ss} {Level:u3} {Message:lj}{NewLine}{Exception}",
-        standardErrorFromLevel: LogEventLevel.Verbose);
+// Every line passes the redactor: a secret value the operator knows never reaches a log.
+ITextFormatter formatter = format == LogFormat.Json
+    ? new RenderedCompactJsonFormatter()
+    : new MessageTemplateTextFormatter("{Timestamp:HH:mm:ss} {Level:u3} {Message:lj}{NewLine}{Exception}");
+config = config.WriteTo.Console(new RedactingFormatter(formatter), standardErrorFromLevel: LogEventLevel.Verbose);
 Log.Logger = config.CreateLogger();
 CliContext.Logging = new Serilog.Extensions.Logging.SerilogLoggerFactory(Log.Logger);
 
@@ -42,4 +45,15 @@ try
 finally
 {
     await Log.CloseAndFlushAsync();
+}
+
+/// <summary>Formats a log event, then masks every registered secret value in the text.</summary>
+internal sealed class RedactingFormatter(ITextFormatter inner) : ITextFormatter
+{
+    public void Format(LogEvent logEvent, TextWriter output)
+    {
+        using var buffer = new StringWriter();
+        inner.Format(logEvent, buffer);
+        output.Write(SecretRedactor.Shared.Redact(buffer.ToString()));
+    }
 }

@@ -19,6 +19,9 @@ public sealed partial class StackReconciler
     /// <summary>Raised when a revision fails (metrics).</summary>
     public Action<DesiredStack, RevisionRecord, string>? RolloutFailed { get; set; }
 
+    /// <summary>Raised with every secret value a stack uses, before anything could log one (log redaction).</summary>
+    public Action<IEnumerable<string>>? SecretsResolved { get; set; }
+
     /// <summary>One HTTP GET against the container on the stack's network; 2xx and 3xx are healthy.</summary>
     internal async Task<bool> ProbeAsync(ObservedContainer container, int port, string path, CancellationToken ct)
     {

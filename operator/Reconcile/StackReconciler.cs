@@ -65,6 +65,7 @@ public sealed partial class StackReconciler(
         }
 
         var desired = DesiredStack.Build(resource, inputs!, context);
+        SecretsResolved?.Invoke(desired.SecretValues);
         status.Endpoint = desired.Endpoint;
         var run = new RolloutRun(this, desired, status, generation, publish);
 

@@ -50,8 +50,9 @@ public static class DirectoryRunner
             return ExitCodes.UsageOrIo;
         }
 
+        await using var services = new OperatorServices(logging);
         using (stateLock)
-        using (var engine = new DockerEngine(options.DockerHost))
+        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
         {
             try
             {
@@ -73,7 +74,11 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>()),
                 logging.CreateLogger<StackReconciler>());
-            var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>());
+            services.Attach(stacks);
+            var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>())
+            {
+                Reconciled = (key, record) => services.Report(key, record?.Status),
+            };
             log.LogInformation("Serving node {Node} from {Path} (state in {StateDir})", options.Node, source.Path, state.Root);
 
             try
@@ -81,7 +86,7 @@ public static class DirectoryRunner
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 return options.Once
                     ? await RunOnceAsync(source, state, reconciler, keys, output, log, ct)
-                    : await RunForeverAsync(source, reconciler, keys, logging, ct);
+                    : await RunForeverAsync(source, state, engine, reconciler, keys, services, options, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -166,14 +171,24 @@ public static class DirectoryRunner
         return allReady && problems.Count == 0 && failed.IsEmpty ? ExitCodes.Ok : ExitCodes.NotOk;
     }
 
-    private static async Task<int> RunForeverAsync(DirectorySource source, FolderReconciler reconciler, List<ObjectKey> keys, ILoggerFactory logging, CancellationToken ct)
+    private static async Task<int> RunForeverAsync(
+        DirectorySource source,
+        StateStore state,
+        DockerEngine engine,
+        FolderReconciler reconciler,
+        List<ObjectKey> keys,
+        OperatorServices services,
+        DirectoryRunOptions options,
+        CancellationToken ct)
     {
-        using var queue = new WorkQueue<ObjectKey>("appdeployment", RateLimiters.Default<ObjectKey>(TimeProvider.System));
-        var controller = new Controller(
-            new ControllerOptions { Name = "appdeployment", MaxConcurrentReconciles = 4 },
-            queue,
-            reconciler,
-            logging.CreateLogger<Controller>());
+        var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
+        using var disposeQueue = queue;
+        services.AddStandardChecks(() => source.HasSynced, engine);
+        await services.StartHttpAsync(
+            options.MetricsBindAddress,
+            options.HealthProbeBindAddress,
+            () => new { source = source.Path, node = options.Node, resources = state.ReadAll(), problems = source.Problems },
+            ct);
         foreach (var key in keys)
         {
             queue.Add(key);

@@ -1,0 +1,120 @@
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using Skiff.Api;
+using Skiff.Docker;
+using Skiff.Observability;
+using Skiff.Reconcile;
+using Skiff.Runtime;
+
+namespace Skiff.Sources;
+
+/// <summary>
+/// The operational parts every source shares, registered in one place: metrics, the watchdog,
+/// health checks, the HTTP endpoints, and the hooks that feed them from the reconciler.
+/// </summary>
+public sealed class OperatorServices : IAsyncDisposable
+{
+    private OperatorHttp? http;
+
+    public OperatorServices(ILoggerFactory logging)
+    {
+        Logging = logging;
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        Metrics = new SkiffMetrics(Registry);
+    }
+
+    public ILoggerFactory Logging { get; }
+
+    public CollectorRegistry Registry { get; }
+
+    public SkiffMetrics Metrics { get; }
+
+    public Watchdog Watchdog { get; } = new();
+
+    public HealthChecks Health { get; } = new();
+
+    public OperatorHttp? Http => http;
+
+    /// <summary>Counts rollouts and keeps every known secret value out of the logs.</summary>
+    public void Attach(StackReconciler stacks)
+    {
+        stacks.RolloutCompleted = (_, _, elapsed) => Metrics.RolloutSucceeded(elapsed);
+        stacks.RolloutFailed = (_, record, reason) => Metrics.RolloutFailed(reason, record.Outcome == Outcomes.RolledBack);
+        stacks.SecretsResolved = values =>
+        {
+            foreach (var value in values)
+            {
+                SecretRedactor.Shared.Register(value);
+            }
+        };
+    }
+
+    /// <summary>Reports a resource's readiness and phase as metrics (or forgets it when it is gone).</summary>
+    public void Report(ObjectKey key, AppDeploymentStatus? status)
+    {
+        var ns = key.Namespace ?? "default";
+        if (status is null)
+        {
+            Metrics.ForgetAppDeployment(ns, key.Name);
+            return;
+        }
+
+        Metrics.SetAppDeployment(ns, key.Name, Conditions.IsTrue(status, ConditionTypes.Ready), status.Phase);
+    }
+
+    /// <summary>A controller with its queue, wired to metrics and the watchdog.</summary>
+    public Controller Controller(string name, IReconciler reconciler, int workers, out WorkQueue<ObjectKey> queue)
+    {
+        queue = new WorkQueue<ObjectKey>(name, RateLimiters.Default<ObjectKey>(TimeProvider.System), metrics: Metrics.ForQueue(name));
+        var component = "controller/" + name;
+        Watchdog.Register(component, Watchdog.DefaultReconcileLimit);
+        return new Controller(
+            new ControllerOptions { Name = name, MaxConcurrentReconciles = workers },
+            queue,
+            new WatchdogReconciler(reconciler, Watchdog, component),
+            Logging.CreateLogger<Controller>(),
+            Metrics.ForController(name));
+    }
+
+    /// <summary>Liveness from the watchdog, readiness from the cache and the engine.</summary>
+    public void AddStandardChecks(Func<bool> synced, DockerEngine engine)
+    {
+        Health.AddLiveness("workers", () => Watchdog.Healthy);
+        Health.AddReadiness("cache-synced", synced);
+        Health.AddReadiness("docker", async ct =>
+        {
+            try
+            {
+                await engine.VersionAsync(ct);
+                return true;
+            }
+            catch (EngineUnreachableException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(2));
+    }
+
+    public async Task StartHttpAsync(string metricsAddress, string healthAddress, Func<object> status, CancellationToken ct)
+    {
+        http = await OperatorHttp.StartAsync(metricsAddress, healthAddress, Registry, Health, status, Logging, ct);
+        var log = Logging.CreateLogger<OperatorServices>();
+        if (http.MetricsEndpoint is { } m)
+        {
+            log.LogInformation("Serving /metrics and /status on {Endpoint}", m);
+        }
+
+        if (http.HealthEndpoint is { } h)
+        {
+            log.LogInformation("Serving /healthz and /readyz on {Endpoint}", h);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (http is not null)
+        {
+            await http.DisposeAsync();
+        }
+    }
+}
