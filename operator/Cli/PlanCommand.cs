@@ -1,4 +1,8 @@
 using System.CommandLine;
+using Skiff.Docker;
+using Skiff.Reconcile;
+using Skiff.Sources.Directory;
+using Skiff.State;
 
 namespace Skiff.Cli;
 
@@ -15,7 +19,109 @@ public static class PlanCommand
         {
             path, node, dockerHost, stateDir,
         };
-        command.SetAction((_, _) => Task.FromResult(SkiffCommandLine.NotBuiltYet("skiff plan")));
+        command.SetAction(async (parse, ct) =>
+        {
+            var nodeName = parse.GetValue(node);
+            if (string.IsNullOrEmpty(nodeName))
+            {
+                Console.Error.WriteLine("--node: required (or set NODE_NAME)");
+                return ExitCodes.UsageOrIo;
+            }
+
+            var folder = parse.GetValue(path)!;
+            if (!Directory.Exists(folder))
+            {
+                Console.Error.WriteLine($"--path: folder {folder} does not exist");
+                return ExitCodes.UsageOrIo;
+            }
+
+            return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, Console.Out, ct);
+        });
         return command;
+    }
+
+    public static async Task<int> PlanAsync(string folder, string node, string? dockerHost, string stateDir, TextWriter output, CancellationToken ct)
+    {
+        var source = new DirectorySource(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance);
+        source.Rescan();
+        // Read-only: the state folder is only read (no lock: planning is safe beside a running skiff).
+        var state = new StateStore(stateDir);
+        using var engine = new DockerEngine(dockerHost);
+        var stacks = new StackReconciler(
+            engine,
+            new FolderSecretSource(state, source.GetSecret),
+            new StackContext(node, StateStore.SourceId("folder", source.Path), source.Path),
+            new NullEvents(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<StackReconciler>.Instance);
+        var invalid = false;
+        try
+        {
+            foreach (var entry in source.Entries())
+            {
+                if (entry.Resource is null)
+                {
+                    invalid = true;
+                    output.WriteLine($"{entry.Key}: invalid, nothing would change:");
+                    foreach (var error in entry.Errors)
+                    {
+                        output.WriteLine($"  {error}");
+                    }
+
+                    continue;
+                }
+
+                if (entry.Resource.Spec.Node != node)
+                {
+                    continue;
+                }
+
+                entry.Resource.Status = state.Read(entry.Key.Namespace ?? "default", entry.Key.Name)?.Status;
+                var (plan, problem) = await stacks.PlanAsync(entry.Resource, ct);
+                output.WriteLine($"{entry.Key}:");
+                if (problem is not null)
+                {
+                    output.WriteLine($"  blocked: {problem}");
+                    continue;
+                }
+
+                if (plan!.IsEmpty)
+                {
+                    output.WriteLine("  up to date");
+                }
+
+                var i = 1;
+                foreach (var action in plan.Actions)
+                {
+                    output.WriteLine($"  {i++}. {action.Describe()}");
+                }
+            }
+
+            var known = source.Entries().Select(e => e.Key.ToString()).ToHashSet(StringComparer.Ordinal);
+            foreach (var stack in (await stacks.ListStacksAsync(ct)).Where(s => !known.Contains(s)).Order(StringComparer.Ordinal))
+            {
+                output.WriteLine($"{stack}:");
+                output.WriteLine("  1. remove its containers and network (its document is gone; volumes and credentials are kept)");
+            }
+
+            foreach (var problem in source.Problems)
+            {
+                invalid = true;
+                output.WriteLine(problem);
+            }
+        }
+        catch (EngineUnreachableException e)
+        {
+            Console.Error.WriteLine($"skiff plan: {e.Message}");
+            return ExitCodes.Unreachable;
+        }
+
+        return invalid ? ExitCodes.NotOk : ExitCodes.Ok;
+    }
+
+    private sealed class NullEvents : IEventSink
+    {
+        public void Record(Api.AppDeployment resource, EventKind kind, string reason, string message)
+        {
+        }
     }
 }

@@ -148,6 +148,29 @@ public sealed class SkiffRunTests
         await AssertConvergedAsync(w, database, revision: 3);
     }
 
+    [Fact]
+    public async Task Plan_lists_what_a_change_would_do_and_changes_nothing()
+    {
+        await using var w = new FolderWorkspace();
+        w.Write("api.yaml", w.Api());
+        var fresh = await SkiffProcess.RunAsync(Timeout, "plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir);
+        Assert.Equal(0, fresh.Exit);
+        Assert.Contains($"create network skiff_{w.Namespace}_api", fresh.Stdout);
+        Assert.Contains("run migration testapp migrate", fresh.Stdout);
+        Assert.Empty(await w.ContainersAsync("api"));
+
+        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs())).Exit);
+        var upToDate = await SkiffProcess.RunAsync(Timeout, "plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir);
+        Assert.Contains("up to date", upToDate.Stdout);
+
+        w.Write("api.yaml", w.Api(image: "skiff-test/app:2"));
+        var before = (await w.ContainersAsync("api")).Select(c => c.Id).Order().ToList();
+        var change = await SkiffProcess.RunAsync(Timeout, "plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir);
+        Assert.Contains("roll out revision 2 (skiff-test/app:2)", change.Stdout);
+        Assert.DoesNotContain("stop container", change.Stdout);
+        Assert.Equal(before, (await w.ContainersAsync("api")).Select(c => c.Id).Order().ToList());
+    }
+
     private static async Task AssertConvergedAsync(FolderWorkspace w, string databaseId, long revision)
     {
         var containers = await w.ContainersAsync("api");

@@ -107,6 +107,14 @@ public class WorkQueueTests
             }
         }
 
+        // Let the workers take everything before shutting down: a shut-down queue hands out nothing more,
+        // and on a loaded machine the workers may not have started yet.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((queue.Len > 0 || Volatile.Read(ref processed) == 0) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(5, Ct);
+        }
+
         await queue.ShutDownWithDrainAsync(Ct).WaitAsync(TimeSpan.FromSeconds(5), Ct);
         await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(5), Ct);
 
