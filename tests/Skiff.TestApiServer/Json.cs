@@ -59,5 +59,13 @@ internal static class Json
         };
     }
 
+    /// <summary>A JSON number as double, whatever CLR type the node was built from (JsonValue.GetValue does not convert int to long).</summary>
+    public static double? Double(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    public static long? Long(JsonNode? node) => Double(node) is { } d ? (long)d : null;
+
+    public static int? Int(JsonNode? node) => Double(node) is { } d ? (int)d : null;
+
     public static bool DeepEquals(JsonNode? a, JsonNode? b) => JsonNode.DeepEquals(a, b);
 }

@@ -210,7 +210,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
             Admit(type, result, opts);
             if (type.TracksGeneration && !JsonNode.DeepEquals(WithoutMetaAndStatus(current), WithoutMetaAndStatus(result)))
             {
-                Json.Metadata(result)["generation"] = (current["metadata"]?["generation"]?.GetValue<long>() ?? 0) + 1;
+                Json.Metadata(result)["generation"] = (Json.Long(current["metadata"]?["generation"]) ?? 0) + 1;
             }
 
             if (!managedByApply)
@@ -307,7 +307,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
                 meta["deletionGracePeriodSeconds"] = 0;
                 if (type.TracksGeneration)
                 {
-                    meta["generation"] = (meta["generation"]?.GetValue<long>() ?? 0) + 1;
+                    meta["generation"] = (Json.Long(meta["generation"]) ?? 0) + 1;
                 }
 
                 SortMetadata(marked);

@@ -61,7 +61,7 @@ internal sealed class ResourceCatalog
                         jsonPath,
                         Json.Str(c["format"]) ?? "",
                         Json.Str(c["description"]) ?? $"Custom resource definition column (in JSONPath format): {jsonPath}",
-                        c["priority"]?.GetValue<int>() ?? 0));
+                        Json.Int(c["priority"]) ?? 0));
                 }
             }
             else

@@ -258,14 +258,14 @@ internal static class StructuralSchema
                 ValidateScalar(value, schema, path, errors);
                 break;
             case JsonArray arr:
-                if (schema["maxItems"] is JsonValue maxItems && arr.Count > maxItems.GetValue<long>())
+                if (schema["maxItems"] is JsonValue maxItems && arr.Count > Json.Long(maxItems)!.Value)
                 {
-                    errors.Add(FieldError.TooMany(path, arr.Count, maxItems.GetValue<long>()));
+                    errors.Add(FieldError.TooMany(path, arr.Count, Json.Long(maxItems)!.Value));
                 }
 
-                if (schema["minItems"] is JsonValue minItems && arr.Count < minItems.GetValue<long>())
+                if (schema["minItems"] is JsonValue minItems && arr.Count < Json.Long(minItems)!.Value)
                 {
-                    errors.Add(FieldError.Invalid(path, JsonValue.Create(arr.Count), $"{path} in body should have at least {minItems.GetValue<long>()} items"));
+                    errors.Add(FieldError.Invalid(path, JsonValue.Create(arr.Count), $"{path} in body should have at least {Json.Long(minItems)!.Value} items"));
                 }
 
                 if (schema["items"] is JsonObject items)
@@ -297,9 +297,9 @@ internal static class StructuralSchema
                     }
                 }
 
-                if (schema["maxProperties"] is JsonValue maxProps && obj.Count > maxProps.GetValue<long>())
+                if (schema["maxProperties"] is JsonValue maxProps && obj.Count > Json.Long(maxProps)!.Value)
                 {
-                    errors.Add(FieldError.TooMany(path, obj.Count, maxProps.GetValue<long>()));
+                    errors.Add(FieldError.TooMany(path, obj.Count, Json.Long(maxProps)!.Value));
                 }
 
                 RequiredFields(obj, schema, path, errors);
@@ -311,10 +311,10 @@ internal static class StructuralSchema
     {
         if (value.GetValueKind() == JsonValueKind.Number)
         {
-            var d = value.GetValue<double>();
+            var d = Json.Double(value)!.Value;
             if (schema["maximum"] is JsonValue max)
             {
-                var m = max.GetValue<double>();
+                var m = Json.Double(max)!.Value;
                 var exclusive = IsTrue(schema, "exclusiveMaximum");
                 if (exclusive ? d >= m : d > m)
                 {
@@ -324,7 +324,7 @@ internal static class StructuralSchema
 
             if (schema["minimum"] is JsonValue min)
             {
-                var m = min.GetValue<double>();
+                var m = Json.Double(min)!.Value;
                 var exclusive = IsTrue(schema, "exclusiveMinimum");
                 if (exclusive ? d <= m : d < m)
                 {
@@ -332,7 +332,7 @@ internal static class StructuralSchema
                 }
             }
 
-            if (schema["multipleOf"] is JsonValue mult && d % mult.GetValue<double>() != 0)
+            if (schema["multipleOf"] is JsonValue mult && d % Json.Double(mult)!.Value != 0)
             {
                 errors.Add(FieldError.Invalid(path, value, $"{path} in body should be a multiple of {Num(mult)}"));
             }
@@ -341,14 +341,14 @@ internal static class StructuralSchema
         {
             var s = value.GetValue<string>();
             var bytes = Encoding.UTF8.GetByteCount(s);
-            if (schema["maxLength"] is JsonValue maxLen && s.Length > maxLen.GetValue<long>())
+            if (schema["maxLength"] is JsonValue maxLen && s.Length > Json.Long(maxLen)!.Value)
             {
-                errors.Add(FieldError.TooLong(path, maxLen.GetValue<long>()));
+                errors.Add(FieldError.TooLong(path, Json.Long(maxLen)!.Value));
             }
 
-            if (schema["minLength"] is JsonValue minLen && bytes < minLen.GetValue<long>())
+            if (schema["minLength"] is JsonValue minLen && bytes < Json.Long(minLen)!.Value)
             {
-                errors.Add(FieldError.Invalid(path, value, $"{path} in body should be at least {minLen.GetValue<long>()} chars long"));
+                errors.Add(FieldError.Invalid(path, value, $"{path} in body should be at least {Json.Long(minLen)!.Value} chars long"));
             }
 
             if (Json.Str(schema["pattern"]) is { } pattern && !Regex.IsMatch(s, pattern))
@@ -399,7 +399,7 @@ internal static class StructuralSchema
 
     private static string Num(JsonValue v)
     {
-        var d = v.GetValue<double>();
+        var d = Json.Double(v)!.Value;
         return d == Math.Floor(d) ? ((long)d).ToString(CultureInfo.InvariantCulture) : d.ToString(CultureInfo.InvariantCulture);
     }
 
@@ -415,7 +415,7 @@ internal static class StructuralSchema
     };
 
     private static bool IsInteger(JsonNode node) =>
-        node.GetValueKind() == JsonValueKind.Number && node.AsValue().GetValue<double>() is var d && d == Math.Floor(d);
+        node.GetValueKind() == JsonValueKind.Number && Json.Double(node) is { } d && d == Math.Floor(d);
 
     private static string TypeName(JsonNode node) => node.GetValueKind() switch
     {

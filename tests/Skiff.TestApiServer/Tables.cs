@@ -96,7 +96,7 @@ internal static class Tables
                     ? HumanDuration(now - t)
                     : value.DeepClone();
             case "integer" when value.GetValueKind() == JsonValueKind.Number:
-                return JsonValue.Create((long)value.GetValue<double>());
+                return JsonValue.Create((long)Json.Double(value)!.Value);
             case "string" when value is JsonValue v && v.GetValueKind() != JsonValueKind.String:
                 return v.ToJsonString();
             case "string" when value is not JsonValue:
@@ -126,7 +126,7 @@ internal static class Tables
                 var host = Json.Str(obj["source"]?["host"]);
                 return host is { Length: > 0 } ? $"{component}, {host}" : component;
             case "#count":
-                return (obj["count"]?.GetValue<long>() ?? 1).ToString(CultureInfo.InvariantCulture);
+                return (Json.Long(obj["count"]) ?? 1).ToString(CultureInfo.InvariantCulture);
             default:
                 return null;
         }

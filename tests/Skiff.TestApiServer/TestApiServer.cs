@@ -138,6 +138,11 @@ public sealed class TestApiServer : IAsyncDisposable
         {
             // The client went away.
         }
+        catch (Exception e) when (!ctx.Response.HasStarted)
+        {
+            // A bug in the fake: answer like the apiserver's panic handler, with the exception for whoever debugs the test.
+            await ApiHandler.WriteJsonAsync(ctx, 500, ApiError.StatusBody(500, "InternalError", $"Internal error occurred: {e}"));
+        }
     }
 
     private static async Task WriteFaultAsync(HttpContext ctx, int code, RequestInfo info)
