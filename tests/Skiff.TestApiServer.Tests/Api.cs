@@ -9,6 +9,9 @@ public sealed class Api(TestApiServer server) : IDisposable
 {
     public const string Collection = "/apis/skiff.dev/v1alpha1/namespaces/default/appdeployments";
 
+    /// <summary>Serializes like the server (and Go): quotes as \", not \u0022.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly HttpClient _http = new() { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(60) };
 
     public HttpClient Http => _http;
@@ -54,6 +57,12 @@ public sealed class Api(TestApiServer server) : IDisposable
         var (code, body, _) = await SendAsync(HttpMethod.Get, path);
         Assert.True(code == 200, $"get answered {code}: {body}");
         return body!.AsObject();
+    }
+
+    public async Task<JsonObject?> GetAsyncOrNull(string path)
+    {
+        var (code, body, _) = await SendAsync(HttpMethod.Get, path);
+        return code == 200 ? body!.AsObject() : null;
     }
 
     public async Task<(int Code, JsonNode? Body)> MergePatchAsync(string path, JsonNode patch)
