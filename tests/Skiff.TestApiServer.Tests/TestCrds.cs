@@ -14,6 +14,9 @@ public static class TestCrds
 
     public static TestApiServerOptions Options() => new() { CrdPaths = All };
 
+    /// <summary>A fixture CRD shipped with these tests, for tests of schema features the generated CRDs may not use.</summary>
+    public static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name);
+
     private static string Find(string generated, string fixture)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
