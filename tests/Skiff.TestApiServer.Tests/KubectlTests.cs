@@ -303,6 +303,25 @@ public sealed class KubectlTests : IAsyncLifetime
         Assert.Contains("namespaces \"nope\" not found", missing.Stderr);
     }
 
+    [Fact]
+    public async Task Create_namespace_secret_and_configmap_with_kubectls_protobuf_bodies()
+    {
+        await OkAsync("create", "namespace", "prod");
+        await OkAsync("create", "secret", "generic", "bot-secrets", "-n", "prod", "--from-literal=token=abc", "--type=Opaque");
+        await OkAsync("create", "configmap", "settings", "-n", "prod", "--from-literal=mode=fast");
+        await OkAsync("label", "secret", "bot-secrets", "-n", "prod", "team=bots");
+
+        var secret = await _api.GetAsync("/api/v1/namespaces/prod/secrets/bot-secrets");
+        var configMap = await _api.GetAsync("/api/v1/namespaces/prod/configmaps/settings");
+        var missing = await _kubectl.RunAsync("create", "secret", "generic", "x", "-n", "nope", "--from-literal=a=b");
+
+        Assert.Contains(_server.RequestLog, r => r.Resource == "secrets" && r.ContentType.StartsWith("application/vnd.kubernetes.protobuf", StringComparison.Ordinal));
+        Assert.Equal("YWJj", secret["data"]!["token"]!.GetValue<string>());
+        Assert.Equal("bots", secret["metadata"]!["labels"]!["team"]!.GetValue<string>());
+        Assert.Equal("fast", configMap["data"]!["mode"]!.GetValue<string>());
+        Assert.Contains("namespaces \"nope\" not found", missing.Stderr);
+    }
+
     internal static JsonObject Event(string name, string objectName, string uid, string reason, string message) => new()
     {
         ["apiVersion"] = "v1",

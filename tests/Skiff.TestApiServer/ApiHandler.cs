@@ -386,6 +386,13 @@ internal sealed class ApiHandler(ResourceCatalog catalog, Registry registry, Ope
     private static async Task<JsonObject> ReadObjectAsync(HttpContext ctx)
     {
         var contentType = (ctx.Request.ContentType ?? "application/json").Split(';')[0].Trim();
+        if (contentType == "application/vnd.kubernetes.protobuf")
+        {
+            using var ms = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(ms, ctx.RequestAborted);
+            return Protobuf.Decode(ms.ToArray());
+        }
+
         var text = await ReadBodyAsync(ctx);
         return ParseBody(text, contentType) as JsonObject ?? throw ApiError.BadRequest("Object 'Kind' is missing in the body");
     }
