@@ -107,6 +107,18 @@ public sealed class KubectlTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Apply_server_side_after_client_side_apply_migrates_the_last_applied_manager()
+    {
+        await OkAsync("apply", "-f", _kubectl.WriteFile("shop.yaml", ShopYaml));
+
+        var r = await OkAsync("apply", "--server-side", "-f", _kubectl.WriteFile("shop2.yaml", ShopYaml.Replace("shop:1", "shop:2")));
+
+        Assert.Contains("serverside-applied", r.Stdout);
+        var obj = await _api.GetAsync(Api.Item("shop"));
+        Assert.Equal("shop:2", obj["spec"]!["app"]!["image"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Apply_server_side_conflicts_with_another_manager_unless_forced()
     {
         var (code, body, _) = await _api.SendAsync(HttpMethod.Patch, Api.Item("shop") + "?fieldManager=skiff", Api.AppDeployment("shop"), "application/apply-patch+yaml");

@@ -81,7 +81,7 @@ internal static class ManagedFields
             }
         }
 
-        if (conflicts.Count > 0 && !force)
+        if (conflicts.Count > 0 && !force && !(manager == "kubectl" && CoveredByLastApplied(live, conflicts, type)))
         {
             throw ConflictError(conflicts, entries);
         }
@@ -135,6 +135,33 @@ internal static class ManagedFields
         mine.ApiVersion = apiVersion;
         meta["managedFields"] = ToJson(entries.Where(e => e.Fields.Count > 0));
         return current;
+    }
+
+    /// <summary>
+    /// The apiserver's lastAppliedManager: kubectl's server-side apply may take over, without --force-conflicts, the
+    /// fields that the kubectl.kubernetes.io/last-applied-configuration annotation of a client-side apply lists.
+    /// </summary>
+    private static bool CoveredByLastApplied(JsonObject? live, List<(string Manager, string Path)> conflicts, ResourceType type)
+    {
+        if (Json.Str(live?["metadata"]?["annotations"]?["kubectl.kubernetes.io/last-applied-configuration"]) is not { } text)
+        {
+            return false;
+        }
+
+        try
+        {
+            if (JsonNode.Parse(text) is not JsonObject lastApplied)
+            {
+                return false;
+            }
+
+            var allowed = Diff(null, Strip(lastApplied, type, null), type.Schema).Changed;
+            return conflicts.All(c => allowed.Contains(c.Path));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
     }
 
     private static ApiError ConflictError(List<(string Manager, string Path)> conflicts, List<Entry> entries)
