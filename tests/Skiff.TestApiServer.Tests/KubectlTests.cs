@@ -334,6 +334,35 @@ public sealed class KubectlTests : IAsyncLifetime
         Assert.Contains("namespaces \"nope\" not found", missing.Stderr);
     }
 
+    [Fact]
+    public async Task Get_watch_prints_rows_as_objects_change()
+    {
+        await _api.CreateAsync(Api.AppDeployment("shop"));
+        var watch = _kubectl.RunAsync("get", "appdep", "--watch", "--request-timeout=4s");
+        await Task.Delay(1500);
+        await _api.SetReadyAsync("shop");
+
+        var r = await watch;
+
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("NAME", lines[0]);
+        Assert.Contains(lines, l => l.StartsWith("shop", StringComparison.Ordinal) && l.Contains("Ready"));
+    }
+
+    [Fact]
+    public async Task Wait_for_delete_and_plain_delete()
+    {
+        await _api.CreateAsync(Api.AppDeployment("shop"));
+        var wait = _kubectl.RunAsync("wait", "--for=delete", "appdeployment/shop", "--timeout=30s");
+        await Task.Delay(1000);
+
+        var deleted = await OkAsync("delete", "appdep", "shop");
+
+        Assert.Contains("deleted", deleted.Stdout);
+        var r = await wait;
+        Assert.True(r.ExitCode == 0, r.ToString());
+    }
+
     internal static JsonObject Event(string name, string objectName, string uid, string reason, string message) => new()
     {
         ["apiVersion"] = "v1",
