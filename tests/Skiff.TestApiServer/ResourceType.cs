@@ -1,0 +1,75 @@
+using System.Text.Json.Nodes;
+
+namespace Skiff.TestApiServer;
+
+/// <summary>A printer column of a CRD (additionalPrinterColumns) or of a built-in kind's table.</summary>
+internal sealed record PrinterColumn(string Name, string Type, string JsonPath, string Format = "", string Description = "", int Priority = 0);
+
+/// <summary>One served resource at one group/version: what discovery, OpenAPI, validation and tables need to know.</summary>
+internal sealed class ResourceType
+{
+    public required string Group { get; init; }
+
+    public required string Version { get; init; }
+
+    public required string Kind { get; init; }
+
+    public required string Plural { get; init; }
+
+    public required string Singular { get; init; }
+
+    public string ListKind => Kind + "List";
+
+    public IReadOnlyList<string> ShortNames { get; init; } = [];
+
+    public IReadOnlyList<string> Categories { get; init; } = [];
+
+    public required bool Namespaced { get; init; }
+
+    public bool HasStatus { get; init; }
+
+    public bool IsCustom { get; init; }
+
+    /// <summary>True for kinds whose changes outside metadata and status bump metadata.generation (custom resources; core kinds here have none).</summary>
+    public bool TracksGeneration => IsCustom;
+
+    /// <summary>The structural openAPIV3Schema of a custom resource; null for built-in kinds, which are stored as given.</summary>
+    public JsonObject? Schema { get; init; }
+
+    public IReadOnlyList<PrinterColumn> Columns { get; init; } = [];
+
+    /// <summary>Extra field selector labels beyond metadata.name and metadata.namespace.</summary>
+    public IReadOnlyList<string> SelectableFields { get; init; } = [];
+
+    public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
+
+    public string GroupVersion => ApiVersion;
+
+    /// <summary>"appdeployments.skiff.dev", or "secrets" for the core group, as error messages spell it.</summary>
+    public string QualifiedResource => Group.Length == 0 ? Plural : $"{Plural}.{Group}";
+
+    /// <summary>"AppDeployment.skiff.dev", or "Secret", as 422 messages spell it.</summary>
+    public string QualifiedKind => Group.Length == 0 ? Kind : $"{Kind}.{Group}";
+
+    /// <summary>Objects of every version of one resource live in one store.</summary>
+    public string StorageKey => $"{Group}/{Plural}";
+
+    /// <summary>The schema key in OpenAPI documents, e.g. dev.skiff.v1alpha1.AppDeployment or io.k8s.api.core.v1.Secret.</summary>
+    public string OpenApiName
+    {
+        get
+        {
+            if (Group.Length == 0)
+            {
+                return $"io.k8s.api.core.v1.{Kind}";
+            }
+
+            if (Group.EndsWith(".k8s.io", StringComparison.Ordinal))
+            {
+                return $"io.k8s.api.{Group[..^".k8s.io".Length]}.{Version}.{Kind}";
+            }
+
+            return string.Join('.', Group.Split('.').Reverse()) + $".{Version}.{Kind}";
+        }
+    }
+}
