@@ -52,6 +52,24 @@ public static class RunCommand
         Description = "Namespace of the Lease (default the pod's namespace, else skiff-system)",
     };
 
+    public static Option<int> LeaseDurationSeconds { get; } = new("--leader-election-lease-duration")
+    {
+        Description = "Seconds a lease is valid without renewal; a standby takes over after this long (controller-runtime default 15)",
+        DefaultValueFactory = _ => 15,
+    };
+
+    public static Option<int> RenewDeadlineSeconds { get; } = new("--leader-election-renew-deadline")
+    {
+        Description = "Seconds the leader keeps trying to renew before it gives up and exits (default 10)",
+        DefaultValueFactory = _ => 10,
+    };
+
+    public static Option<int> RetryPeriodSeconds { get; } = new("--leader-election-retry-period")
+    {
+        Description = "Seconds between attempts to acquire or renew the lease (default 2)",
+        DefaultValueFactory = _ => 2,
+    };
+
     public static Command Build()
     {
         var node = CommonOptions.Node();
@@ -61,6 +79,7 @@ public static class RunCommand
         {
             Source, PathOption, Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
+            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -96,7 +115,25 @@ public static class RunCommand
                         Console.Error,
                         ct);
                 case "kubernetes":
-                    return SkiffCommandLine.NotBuiltYet("skiff run --source kubernetes");
+                    return await Sources.Kubernetes.KubernetesRunner.RunAsync(
+                        new Sources.Kubernetes.KubernetesRunOptions(
+                            parse.GetValue(Kubeconfig),
+                            parse.GetValue(Context),
+                            nodeName,
+                            parse.GetValue(dockerHost),
+                            parse.GetValue(stateDir)!,
+                            parse.GetValue(MetricsBindAddress)!,
+                            parse.GetValue(HealthProbeBindAddress)!,
+                            parse.GetValue(LeaderElect) ?? true,
+                            parse.GetValue(LeaderElectionNamespace))
+                        {
+                            LeaseDuration = TimeSpan.FromSeconds(parse.GetValue(LeaseDurationSeconds)),
+                            RenewDeadline = TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
+                            RetryPeriod = TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds)),
+                        },
+                        CliContext.Logging,
+                        Console.Error,
+                        ct);
                 default:
                     Console.Error.WriteLine($"--source: unknown source \"{source}\"; use directory or kubernetes");
                     return ExitCodes.UsageOrIo;

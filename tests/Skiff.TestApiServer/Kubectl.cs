@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Skiff.TestApiServer.Tests;
+namespace Skiff.TestApiServer;
 
 /// <summary>Runs the real kubectl against a server, with its own kubeconfig and an empty discovery cache.</summary>
 public sealed class Kubectl : IDisposable

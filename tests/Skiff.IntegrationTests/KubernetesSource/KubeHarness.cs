@@ -1,0 +1,159 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using k8s;
+using k8s.Models;
+using Skiff.Api;
+using Skiff.IntegrationTests.FolderSource;
+using Skiff.TestApiServer;
+
+namespace Skiff.IntegrationTests.KubernetesSource;
+
+/// <summary>
+/// The test API server with Skiff's generated CRDs, the real kubectl pointed at it, and the real
+/// skiff process(es) watching it; a namespace of its own on the shared engine.
+/// </summary>
+public sealed class KubeHarness : IAsyncDisposable
+{
+    private readonly List<SkiffProcess> operators = [];
+
+    private KubeHarness(TestApiServer.TestApiServer server, FolderWorkspace workspace)
+    {
+        Server = server;
+        Workspace = workspace;
+        Kubectl = new Kubectl(server);
+        Client = server.CreateClient();
+    }
+
+    public TestApiServer.TestApiServer Server { get; }
+
+    public FolderWorkspace Workspace { get; }
+
+    public string Namespace => Workspace.Namespace;
+
+    public Kubectl Kubectl { get; }
+
+    public k8s.Kubernetes Client { get; }
+
+    public static async Task<KubeHarness> StartAsync()
+    {
+        var crds = Path.Combine(RepoRoot(), "crds");
+        var server = await TestApiServer.TestApiServer.StartAsync(new TestApiServerOptions
+        {
+            CrdPaths = [Path.Combine(crds, "skiff.dev_appdeployments.yaml"), Path.Combine(crds, "skiff.dev_imagegcpolicies.yaml")],
+        });
+        var harness = new KubeHarness(server, new FolderWorkspace());
+        await harness.Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = harness.Namespace } });
+        return harness;
+    }
+
+    /// <summary>Starts <c>skiff run --source kubernetes</c> for a node, with its own state folder.</summary>
+    public SkiffProcess StartOperator(string node = "local", bool leaderElect = false, string? stateDir = null, params string[] extra)
+    {
+        var args = new List<string>
+        {
+            "run", "--source", "kubernetes", "--kubeconfig", Kubectl.Kubeconfig, "--node", node,
+            "--state-dir", stateDir ?? Path.Combine(Workspace.Root, "state-" + node + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2))),
+            "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+            $"--leader-elect={(leaderElect ? "true" : "false")}", "--leader-election-namespace", Namespace,
+        };
+        args.AddRange(extra);
+        var process = SkiffProcess.Start([.. args]);
+        operators.Add(process);
+        return process;
+    }
+
+    public Task<Kubectl.Result> KubectlAsync(params string[] args) => Kubectl.RunAsync(TimeSpan.FromSeconds(120), ["-n", Namespace, .. args]);
+
+    public async Task ApplyAsync(string yaml)
+    {
+        var file = Kubectl.WriteFile($"r{Guid.NewGuid():N}.yaml", yaml);
+        var result = await KubectlAsync("apply", "-f", file);
+        Assert.True(result.ExitCode == 0, $"kubectl apply failed: {result.Stderr}");
+    }
+
+    public async Task<AppDeployment?> GetAsync(string name)
+    {
+        try
+        {
+            var obj = await Client.CustomObjects.GetNamespacedCustomObjectAsync(SkiffApi.Group, SkiffApi.Version, Namespace, AppDeployment.Plural, name);
+            return JsonSerializer.Deserialize<AppDeployment>(JsonSerializer.Serialize(obj));
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>kubectl wait for Ready, with a bounded timeout; returns kubectl's result.</summary>
+    public Task<Kubectl.Result> WaitReadyAsync(string name, int seconds = 120) =>
+        KubectlAsync("wait", "--for=condition=Ready", $"appdeployment/{name}", $"--timeout={seconds}s");
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var p in operators)
+        {
+            await p.DisposeAsync();
+        }
+
+        await Workspace.DisposeAsync();
+        Kubectl.Dispose();
+        Client.Dispose();
+        await Server.DisposeAsync();
+    }
+
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local") => $"""
+        apiVersion: skiff.dev/v1alpha1
+        kind: AppDeployment
+        metadata:
+          name: {name}
+        spec:
+          node: {node}
+          app:
+            image: {image}
+            imagePullPolicy: Never
+            ports:
+              - name: http
+                containerPort: 8080
+            healthCheck:
+              http:
+                path: /healthz
+                port: http
+              periodSeconds: 1
+            migrate:
+              command: ["testapp", "migrate"]
+          database:
+            image: skiff-test/postgres:15
+          rollout:
+            progressDeadlineSeconds: {deadline}
+        """;
+
+    /// <summary>An app without data; <paramref name="appExtra"/> holds more fields of spec.app, indented by four spaces.</summary>
+    public string Stateless(string name, string node, string appExtra = "") => $"""
+        apiVersion: skiff.dev/v1alpha1
+        kind: AppDeployment
+        metadata:
+          name: {name}
+        spec:
+          node: {node}
+          app:
+            image: skiff-test/app:1
+            imagePullPolicy: Never
+        {appExtra}    healthCheck:
+              http:
+                path: /healthz
+                port: 8080
+        """;
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Operator.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Operator.sln not found above " + AppContext.BaseDirectory);
+    }
+}
