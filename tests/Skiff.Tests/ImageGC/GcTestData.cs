@@ -8,7 +8,8 @@ internal static class GcTestData
     public const long MiB = 1024 * 1024;
     public static readonly DateTimeOffset Now = new(2025, 6, 1, 12, 0, 0, TimeSpan.Zero);
 
-    public static string Id(int n) => $"sha256:{n:x64}";
+    /// <summary>A full image id whose short (12-character) form still tells images apart.</summary>
+    public static string Id(int n) => $"sha256:{n:x8}{new string('0', 56)}";
 
     /// <summary>An image first seen long ago (past any minimumAge), built earlier still.</summary>
     public static ImageInfo Image(int n, string? tag = null, long sizeMiB = 100, double lastUsedHoursAgo = double.NaN,

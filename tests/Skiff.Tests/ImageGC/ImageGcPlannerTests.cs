@@ -86,8 +86,8 @@ public class ImageGcPlannerTests
     }
 
     [Theory]
-    [InlineData("sha256:" + "0000000000000000000000000000000000000000000000000000000000000001")]
-    [InlineData("0000000000000000000000000000000000000000000000000000000000000001")]
+    [InlineData("sha256:0000000100000000000000000000000000000000000000000000000000000000")]
+    [InlineData("0000000100000000000000000000000000000000000000000000000000000000")]
     [InlineData("acme/api:1")]
     [InlineData("docker.io/acme/api:1")]
     [InlineData("acme/api@sha256:abc")]
@@ -287,9 +287,9 @@ public class ImageGcPlannerTests
             "Image GC plan (dry run): policy default, high 85%, low 80%, minimumAge 1h, maximumAge 30d, retainPerRepository 3, keep []",
             "Disk: 90.0% used (900.0MiB of 1000.0MiB); under pressure; 1 to delete (200.0MiB), projected 70.0%; low threshold reachable",
             "ACTION   IMAGE         SIZE       REFERENCE                                 REASON",
-            "delete   000000000000  200.0MiB   <none>                                    Dangling: untagged; never used, first seen 41d16h ago (then 70.0%)",
-            "protect  000000000000  100.0MiB   postgres:16                               InUseByRunningContainer: used by running container 0123456789ab",
-            "keep     000000000000  100.0MiB   acme/api:1                                BelowLowThreshold: projected usage already below 80%; never used, first seen 41d16h ago",
+            "delete   000000010000  200.0MiB   <none>                                    Dangling: untagged; never used, first seen 41d16h ago (then 70.0%)",
+            "protect  000000030000  100.0MiB   postgres:16                               InUseByRunningContainer: used by running container 0123456789ab",
+            "keep     000000020000  100.0MiB   acme/api:1                                BelowLowThreshold: projected usage already below 80%; never used, first seen 41d16h ago",
         ], lines);
     }
 }
