@@ -217,16 +217,14 @@ public static class ImageGcPlanner
     {
         ArgumentNullException.ThrowIfNull(pattern);
         ArgumentNullException.ThrowIfNull(reference);
-        var p = ImageReference.Familiar(pattern);
-        var r = ImageReference.Familiar(reference);
-        if (p.Length == 0 || r.Length == 0)
-        {
-            return false;
-        }
-
-        return ImageReference.Glob(p, r)
-            || (!ImageReference.HasTagOrDigest(p) && ImageReference.Glob(p, ImageReference.Repository(r)));
+        return MatchesFamiliar(ImageReference.Familiar(pattern), ImageReference.Familiar(reference));
     }
+
+    /// <summary><see cref="Matches"/> for a pattern and reference already in familiar form.</summary>
+    private static bool MatchesFamiliar(string pattern, string reference) =>
+        pattern.Length > 0 && reference.Length > 0 &&
+        (ImageReference.Glob(pattern, reference)
+            || (!ImageReference.HasTagOrDigest(pattern) && ImageReference.Glob(pattern, ImageReference.Repository(reference))));
 
     /// <summary>Dangling first, then least recently used, then by id: the one order of deletion.</summary>
     private static int CompareForDeletion(in Entry a, in Entry b)
@@ -358,6 +356,7 @@ public static class ImageGcPlanner
 
         var policy = input.Policy;
         var now = input.Now;
+        var familiarPatterns = policy.Keep.Select(ImageReference.Familiar).ToArray();
         for (var i = 0; i < n; i++)
         {
             var e = entries[i];
@@ -377,7 +376,7 @@ public static class ImageGcPlanner
                     ? (GcReason.DeploymentCurrent, $"current image of {d.Key}")
                     : (GcReason.DeploymentHistory, $"rollback image of {d.Key}");
             }
-            else if (KeepMatch(e, policy.Keep) is { } keep)
+            else if (KeepMatch(e, policy.Keep, familiarPatterns) is { } keep)
             {
                 result[i] = (GcReason.KeepPattern, $"matches keep pattern \"{keep.Pattern}\" ({keep.Reference})");
             }
@@ -428,29 +427,39 @@ public static class ImageGcPlanner
         return null;
     }
 
-    private static (string Pattern, string Reference)? KeepMatch(in Entry e, IReadOnlyList<string> patterns)
+    /// <summary>The first of the image's references (tags, digests, then its id) that a keep pattern matches.</summary>
+    private static (string Pattern, string Reference)? KeepMatch(in Entry e, IReadOnlyList<string> patterns, string[] familiarPatterns)
     {
-        foreach (var pattern in patterns)
+        if (patterns.Count == 0)
         {
-            foreach (var r in e.Image.RepoTags)
+            return null;
+        }
+
+        foreach (var references in (ReadOnlySpan<IReadOnlyList<string>>)[e.Image.RepoTags, e.Image.RepoDigests])
+        {
+            foreach (var r in references)
             {
-                if (!ImageReference.IsPlaceholder(r) && Matches(pattern, r))
+                if (ImageReference.IsPlaceholder(r))
                 {
-                    return (pattern, r);
+                    continue;
+                }
+
+                var familiar = ImageReference.Familiar(r);
+                for (var k = 0; k < familiarPatterns.Length; k++)
+                {
+                    if (MatchesFamiliar(familiarPatterns[k], familiar))
+                    {
+                        return (patterns[k], r);
+                    }
                 }
             }
+        }
 
-            foreach (var r in e.Image.RepoDigests)
+        for (var k = 0; k < familiarPatterns.Length; k++)
+        {
+            if (ImageReference.Glob(patterns[k], e.Id))
             {
-                if (!ImageReference.IsPlaceholder(r) && Matches(pattern, r))
-                {
-                    return (pattern, r);
-                }
-            }
-
-            if (ImageReference.Glob(pattern, e.Id))
-            {
-                return (pattern, e.Id);
+                return (patterns[k], e.Id);
             }
         }
 
