@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace Skiff.ImageGC;
 
@@ -104,27 +103,24 @@ internal static class Durations
             return span == TimeSpan.Zero ? "0s" : string.Create(CultureInfo.InvariantCulture, $"{span.TotalMilliseconds:0}ms");
         }
 
-        var sb = new StringBuilder();
-        if (span.Days > 0)
+        // One allocation per call: the planner formats an age for every image it reports on.
+        var ci = CultureInfo.InvariantCulture;
+        var (d, h, m, sec) = (span.Days, span.Hours, span.Minutes, span.Seconds);
+        if (d > 0)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{span.Days}d");
+            return h > 0 ? string.Create(ci, $"{d}d{h}h") : string.Create(ci, $"{d}d");
         }
 
-        if (span.Hours > 0)
+        if (h > 0)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{span.Hours}h");
+            return m > 0 ? string.Create(ci, $"{h}h{m}m") : string.Create(ci, $"{h}h");
         }
 
-        if (span.Days == 0 && span.Minutes > 0)
+        if (m > 0)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{span.Minutes}m");
+            return sec > 0 ? string.Create(ci, $"{m}m{sec}s") : string.Create(ci, $"{m}m");
         }
 
-        if (span.Days == 0 && span.Hours == 0 && span.Seconds > 0)
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"{span.Seconds}s");
-        }
-
-        return sb.Length == 0 ? "0s" : sb.ToString();
+        return string.Create(ci, $"{sec}s");
     }
 }

@@ -474,6 +474,7 @@ public static class ImageGcPlanner
     {
         var n = entries.Length;
         var repos = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+        var lookup = repos.GetAlternateLookup<ReadOnlySpan<char>>();
         var repoCount = new int[n];
         for (var i = 0; i < n; i++)
         {
@@ -483,7 +484,7 @@ public static class ImageGcPlanner
         }
 
         var beyond = new int[n];
-        var names = new List<string>?[n];
+        var names = new string?[n];
         foreach (var (repo, members) in repos)
         {
             if (members.Count <= retain)
@@ -501,21 +502,26 @@ public static class ImageGcPlanner
             {
                 var i = members[k];
                 beyond[i]++;
-                (names[i] ??= []).Add(repo);
+                names[i] = names[i] is { } earlier ? earlier + "\n" + repo : repo;
             }
         }
 
-        var result = new string?[n];
         for (var i = 0; i < n; i++)
         {
-            if (repoCount[i] > 0 && beyond[i] == repoCount[i])
+            if (repoCount[i] == 0 || beyond[i] != repoCount[i])
             {
-                names[i]!.Sort(StringComparer.Ordinal);
-                result[i] = string.Join(", ", names[i]!);
+                names[i] = null;
+            }
+            else if (beyond[i] > 1)
+            {
+                // Dictionary order is not input-order independent; sort so the text is.
+                var list = names[i]!.Split('\n');
+                Array.Sort(list, StringComparer.Ordinal);
+                names[i] = string.Join(", ", list);
             }
         }
 
-        return result;
+        return names;
 
         void Add(IReadOnlyList<string> references, int i)
         {
@@ -526,10 +532,10 @@ public static class ImageGcPlanner
                     continue;
                 }
 
-                var repo = ImageReference.Repository(ImageReference.Familiar(r));
-                if (!repos.TryGetValue(repo, out var members))
+                var repo = ImageReference.RepositorySpan(ImageReference.Familiar(r));
+                if (!lookup.TryGetValue(repo, out var members))
                 {
-                    repos[repo] = members = [];
+                    lookup[repo] = members = [];
                 }
 
                 // An image tagged and pulled by digest in one repository is one member, not two.

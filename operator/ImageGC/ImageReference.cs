@@ -44,14 +44,21 @@ internal static class ImageReference
     /// <summary>The repository of a tag or digest reference: <c>acme/api</c> for <c>acme/api:1</c> or <c>acme/api@sha256:…</c>.</summary>
     public static string Repository(string reference)
     {
+        var repo = RepositorySpan(reference);
+        return repo.Length == reference.Length ? reference : repo.ToString();
+    }
+
+    /// <summary><see cref="Repository"/> without allocating.</summary>
+    public static ReadOnlySpan<char> RepositorySpan(string reference)
+    {
         var at = reference.IndexOf('@', StringComparison.Ordinal);
         if (at >= 0)
         {
-            return reference[..at];
+            return reference.AsSpan(0, at);
         }
 
         var colon = reference.LastIndexOf(':');
-        return colon > reference.LastIndexOf('/') ? reference[..colon] : reference;
+        return colon > reference.LastIndexOf('/') ? reference.AsSpan(0, colon) : reference;
     }
 
     /// <summary>The placeholders older engines report for untagged images.</summary>
