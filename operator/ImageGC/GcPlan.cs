@@ -117,7 +117,7 @@ public sealed record GcPlan(
     {
         var id = d.Image.Id.StartsWith("sha256:", StringComparison.Ordinal) ? d.Image.Id[7..] : d.Image.Id;
         var shortId = id.Length > 12 ? id[..12] : id;
-        var reference = ImageReference.Display(d.Image);
+        var reference = ImageRefs.Display(d.Image);
         sb.Append(CultureInfo.InvariantCulture,
             $"{action,-8} {shortId,-13} {FormatBytes(d.Image.Size),-10} {reference,-41} {d.Reason}: {d.Detail}{suffix}\n");
     }

@@ -40,7 +40,7 @@ public static class ImageGcPlanner
         for (var i = 0; i < n; i++)
         {
             var image = input.Images[i];
-            var id = ImageReference.NormalizeId(image.Id);
+            var id = ImageRefs.NormalizeId(image.Id);
             if (!byId.TryAdd(id, i))
             {
                 throw new ArgumentException($"Image id {id} occurs twice in the input.", nameof(input));
@@ -217,14 +217,14 @@ public static class ImageGcPlanner
     {
         ArgumentNullException.ThrowIfNull(pattern);
         ArgumentNullException.ThrowIfNull(reference);
-        return MatchesFamiliar(ImageReference.Familiar(pattern), ImageReference.Familiar(reference));
+        return MatchesFamiliar(ImageRefs.Familiar(pattern), ImageRefs.Familiar(reference));
     }
 
     /// <summary><see cref="Matches"/> for a pattern and reference already in familiar form.</summary>
     private static bool MatchesFamiliar(string pattern, string reference) =>
         pattern.Length > 0 && reference.Length > 0 &&
-        (ImageReference.Glob(pattern, reference)
-            || (!ImageReference.HasTagOrDigest(pattern) && ImageReference.Glob(pattern, ImageReference.Repository(reference))));
+        (ImageRefs.Glob(pattern, reference)
+            || (!ImageRefs.HasTagOrDigest(pattern) && ImageRefs.Glob(pattern, ImageRefs.Repository(reference))));
 
     /// <summary>Dangling first, then least recently used, then by id: the one order of deletion.</summary>
     private static int CompareForDeletion(in Entry a, in Entry b)
@@ -242,7 +242,7 @@ public static class ImageGcPlanner
     {
         foreach (var tag in image.RepoTags)
         {
-            if (!ImageReference.IsPlaceholder(tag))
+            if (!ImageRefs.IsPlaceholder(tag))
             {
                 return false;
             }
@@ -251,7 +251,7 @@ public static class ImageGcPlanner
         // Docker counts an image pulled by digest as not dangling: it is still a version of a repository.
         foreach (var digest in image.RepoDigests)
         {
-            if (!ImageReference.IsPlaceholder(digest))
+            if (!ImageRefs.IsPlaceholder(digest))
             {
                 return false;
             }
@@ -270,7 +270,7 @@ public static class ImageGcPlanner
         var containers = new (bool Running, string Id)?[n];
         foreach (var c in input.Containers)
         {
-            if (!byId.TryGetValue(ImageReference.NormalizeId(c.ImageId), out var i))
+            if (!byId.TryGetValue(ImageRefs.NormalizeId(c.ImageId), out var i))
             {
                 continue;
             }
@@ -290,7 +290,7 @@ public static class ImageGcPlanner
             string? current = null;
             if (!string.IsNullOrWhiteSpace(d.CurrentImageId))
             {
-                current = ImageReference.NormalizeId(d.CurrentImageId);
+                current = ImageRefs.NormalizeId(d.CurrentImageId);
                 MarkDeployment(current, true);
             }
 
@@ -310,7 +310,7 @@ public static class ImageGcPlanner
                     continue;
                 }
 
-                var id = ImageReference.NormalizeId(h);
+                var id = ImageRefs.NormalizeId(h);
                 if (id == current || !seen.Add(id))
                 {
                     continue;
@@ -344,19 +344,19 @@ public static class ImageGcPlanner
                 continue;
             }
 
-            if (ImageReference.LooksLikeId(value))
+            if (ImageRefs.LooksLikeId(value))
             {
-                inUseIds.Add(ImageReference.NormalizeId(value));
+                inUseIds.Add(ImageRefs.NormalizeId(value));
             }
             else
             {
-                inUseRefs.Add(ImageReference.Normalize(value));
+                inUseRefs.Add(ImageRefs.Normalize(value));
             }
         }
 
         var policy = input.Policy;
         var now = input.Now;
-        var familiarPatterns = policy.Keep.Select(ImageReference.Familiar).ToArray();
+        var familiarPatterns = policy.Keep.Select(ImageRefs.Familiar).ToArray();
         for (var i = 0; i < n; i++)
         {
             var e = entries[i];
@@ -410,7 +410,7 @@ public static class ImageGcPlanner
 
         foreach (var r in e.Image.RepoTags)
         {
-            if (!ImageReference.IsPlaceholder(r) && refs.Contains(ImageReference.Normalize(r)))
+            if (!ImageRefs.IsPlaceholder(r) && refs.Contains(ImageRefs.Normalize(r)))
             {
                 return r;
             }
@@ -418,7 +418,7 @@ public static class ImageGcPlanner
 
         foreach (var r in e.Image.RepoDigests)
         {
-            if (!ImageReference.IsPlaceholder(r) && refs.Contains(ImageReference.Familiar(r)))
+            if (!ImageRefs.IsPlaceholder(r) && refs.Contains(ImageRefs.Familiar(r)))
             {
                 return r;
             }
@@ -439,12 +439,12 @@ public static class ImageGcPlanner
         {
             foreach (var r in references)
             {
-                if (ImageReference.IsPlaceholder(r))
+                if (ImageRefs.IsPlaceholder(r))
                 {
                     continue;
                 }
 
-                var familiar = ImageReference.Familiar(r);
+                var familiar = ImageRefs.Familiar(r);
                 for (var k = 0; k < familiarPatterns.Length; k++)
                 {
                     if (MatchesFamiliar(familiarPatterns[k], familiar))
@@ -457,7 +457,7 @@ public static class ImageGcPlanner
 
         for (var k = 0; k < familiarPatterns.Length; k++)
         {
-            if (ImageReference.Glob(patterns[k], e.Id))
+            if (ImageRefs.Glob(patterns[k], e.Id))
             {
                 return (patterns[k], e.Id);
             }
@@ -527,12 +527,12 @@ public static class ImageGcPlanner
         {
             foreach (var r in references)
             {
-                if (ImageReference.IsPlaceholder(r))
+                if (ImageRefs.IsPlaceholder(r))
                 {
                     continue;
                 }
 
-                var repo = ImageReference.RepositorySpan(ImageReference.Familiar(r));
+                var repo = ImageRefs.RepositorySpan(ImageRefs.Familiar(r));
                 if (!lookup.TryGetValue(repo, out var members))
                 {
                     lookup[repo] = members = [];

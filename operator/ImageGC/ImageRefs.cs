@@ -1,11 +1,11 @@
 namespace Skiff.ImageGC;
 
 /// <summary>
-/// The little of Docker's reference grammar GC needs. Docker reports tags in their familiar form
+/// The little of Docker's reference grammar GC needs (named apart from <c>Skiff.Validation.ImageReference</c>, which validates references). Docker reports tags in their familiar form
 /// (<c>postgres:16</c>, <c>acme/api:1</c>), while users may write <c>docker.io/library/postgres:16</c>;
 /// both sides are brought to the familiar form before comparing.
 /// </summary>
-internal static class ImageReference
+internal static class ImageRefs
 {
     private static readonly string[] DockerHubPrefixes =
         ["docker.io/library/", "index.docker.io/library/", "registry-1.docker.io/library/", "docker.io/", "index.docker.io/", "registry-1.docker.io/"];
