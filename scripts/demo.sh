@@ -18,6 +18,6 @@ dotnet run --project operator -c Release -- \
 if ((status == 0)); then
     echo "demo: the stack is Ready: curl http://127.0.0.1:8088/  (skiff status --state-dir .skiff-state)"
 else
-    echo "demo: skiff exited with $status. If it said 'not built yet', the folder source is still being built; see README.md." >&2
+    echo "demo: skiff exited with $status; the table above says which stack is not Ready and why." >&2
 fi
 exit "$status"
