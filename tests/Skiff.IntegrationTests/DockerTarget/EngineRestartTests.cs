@@ -1,0 +1,52 @@
+using Skiff.Api;
+using Skiff.Docker;
+using Skiff.Reconcile;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Skiff.IntegrationTests.DockerTarget;
+
+/// <summary>dockerd stopped and started again in the middle of a reconcile.</summary>
+public sealed class EngineRestartTests
+{
+    [Fact]
+    public async Task Engine_stopped_during_a_reconcile_is_reported_unreachable_and_the_next_reconcile_converges()
+    {
+        await using var dockerd = new ThrowawayEngine("restart");
+        await dockerd.StartAsync();
+        await dockerd.ResetAsync();
+        await dockerd.LoadImagesAsync(StackHarness.PostgresImage, StackHarness.AppImage);
+        using var engine = new DockerEngine(dockerd.Endpoint);
+        var secrets = new InMemorySecrets();
+        var reconciler = new StackReconciler(engine, secrets, new StackContext("local", "restart-test", "test"), new RecordingEvents(), NullLogger<StackReconciler>.Instance);
+        var api = StackHarness.ApiWithDatabase("restart", "api");
+        // The engine lives in its own network namespace: readiness by minReadySeconds, not an HTTP probe from here.
+        api.Spec.App.HealthCheck = null;
+
+        // Stop the engine once PostgreSQL is initialised and the rollout of the app goes on. (Killing
+        // PostgreSQL in the middle of its first initdb would leave a half-made cluster, with this image
+        // as with the official one: that is a different test.)
+        var reconcile = reconciler.ReconcileAsync(api, (s, _) => { api.Status = s; return Task.CompletedTask; }, CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "database" }, CancellationToken.None)).Any(c => c.Health == "healthy"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the database never became healthy");
+            await Task.Delay(50);
+        }
+
+        await dockerd.StopAsync();
+        var error = await Assert.ThrowsAsync<EngineUnreachableException>(() => reconcile);
+        Assert.Contains("Docker engine unreachable at " + dockerd.Endpoint, error.Message);
+
+        await dockerd.StartAsync();
+        var result = await reconciler.ReconcileAsync(api, (s, _) => { api.Status = s; return Task.CompletedTask; }, CancellationToken.None);
+        api.Status = result.Status;
+
+        Assert.True(result.Status.Phase == Phases.Ready, string.Join("\n", result.Status.Conditions!.Select(c => $"{c.Type}={c.Status} {c.Reason}: {c.Message}")));
+        var containers = await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.App] = "restart/api" }, CancellationToken.None);
+        Assert.Equal(["app", "database"], containers.Select(c => c.Component!).Order().ToArray());
+        Assert.All(containers, c => Assert.True(c.Running));
+
+        api.Spec.Database!.Storage = new StorageSpec { ReclaimPolicy = ReclaimPolicies.Delete };
+        await reconciler.DeleteAsync(new StackNames("restart", "api"), api.Spec, CancellationToken.None);
+    }
+}
