@@ -71,6 +71,16 @@ public sealed class DockerEngine : IDisposable
             return (IReadOnlyList<ObservedContainer>)result.OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
         });
 
+    /// <summary>The labels of every container carrying the given labels: one call, no inspect per container.</summary>
+    public Task<IReadOnlyList<IReadOnlyDictionary<string, string>>> ListContainerLabelsAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("container_list", async () =>
+        {
+            var list = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = LabelFilter(labels) }, ct);
+            return (IReadOnlyList<IReadOnlyDictionary<string, string>>)list
+                .Select(c => (IReadOnlyDictionary<string, string>)(c.Labels ?? new Dictionary<string, string>()))
+                .ToList();
+        });
+
     public Task<ObservedContainer?> InspectContainerAsync(string idOrName, CancellationToken ct) =>
         CallAsync("container_inspect", async () =>
         {

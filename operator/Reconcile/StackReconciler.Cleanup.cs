@@ -68,11 +68,11 @@ public sealed partial class StackReconciler
     /// <summary>The stacks on this engine that this source created (for pruning).</summary>
     public async Task<IReadOnlySet<string>> ListStacksAsync(CancellationToken ct)
     {
-        var containers = await engine.ListContainersAsync(
+        var containers = await engine.ListContainerLabelsAsync(
             new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Source] = context.SourceId }, ct);
         var networks = await engine.ListNetworksAsync(
             new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Source] = context.SourceId }, ct);
-        return containers.Select(c => c.Label(SkiffLabels.App))
+        return containers.Select(labels => labels.TryGetValue(SkiffLabels.App, out var app) ? app : null)
             .Concat(networks.Select(n => n.Labels.TryGetValue(SkiffLabels.App, out var app) ? app : null))
             .OfType<string>()
             .ToHashSet(StringComparer.Ordinal);

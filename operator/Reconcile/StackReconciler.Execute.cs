@@ -7,7 +7,8 @@ namespace Skiff.Reconcile;
 
 public sealed partial class StackReconciler
 {
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+    // As often as docker-compose polls health: a rollout's speed is mostly how soon a change is noticed.
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan AppStopTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan DatabaseStopTimeout = TimeSpan.FromSeconds(60);
 
@@ -33,8 +34,33 @@ public sealed partial class StackReconciler
 
         public async Task<(StackResult? Stop, bool Acted)> ExecuteAsync(StackPlan plan, ObservedStack observed, CancellationToken ct)
         {
+            // The database and the cache start side by side (DESIGN §3): consecutive StartDataContainer actions run together.
+            var started = new HashSet<StackAction>();
             foreach (var action in plan.Actions)
             {
+                if (started.Contains(action))
+                {
+                    continue;
+                }
+
+                if (action is StartDataContainer)
+                {
+                    var batch = plan.Actions.SkipWhile(a => a != action).TakeWhile(a => a is StartDataContainer).Cast<StartDataContainer>().ToList();
+                    foreach (var b in batch)
+                    {
+                        logger.LogInformation("{Stack}: {Action}", desired.Names.Key, b.Describe());
+                        started.Add(b);
+                    }
+
+                    var results = await Task.WhenAll(batch.Select(b => StartDataAsync(b.Component, ct)));
+                    if (results.FirstOrDefault(r => r is not null) is { } stalled)
+                    {
+                        return (stalled, false);
+                    }
+
+                    continue;
+                }
+
                 logger.LogInformation("{Stack}: {Action}", desired.Names.Key, action.Describe());
                 switch (action)
                 {
@@ -55,13 +81,6 @@ public sealed partial class StackReconciler
                         break;
                     case StartExisting s:
                         await engine.StartContainerAsync(s.Container.Id, ct);
-                        break;
-                    case StartDataContainer d:
-                        if (await StartDataAsync(d.Component, ct) is { } stalled)
-                        {
-                            return (stalled, false);
-                        }
-
                         break;
                     case WaitHealthy w:
                         if (await WaitHealthyAsync(w.Components, ct) is { } notHealthy)
@@ -182,12 +201,9 @@ public sealed partial class StackReconciler
             var deadline = owner.time.GetUtcNow() + desired.ProgressDeadline;
             while (true)
             {
-                var states = new Dictionary<string, ObservedContainer?>();
-                foreach (var component in components)
-                {
-                    var name = component == StackNames.DatabaseComponent ? desired.Names.DatabaseContainer : desired.Names.CacheContainer;
-                    states[component] = await engine.InspectContainerAsync(name, ct);
-                }
+                var inspected = await Task.WhenAll(components.Select(component => engine.InspectContainerAsync(
+                    component == StackNames.DatabaseComponent ? desired.Names.DatabaseContainer : desired.Names.CacheContainer, ct)));
+                var states = components.Zip(inspected).ToDictionary(p => p.First, p => p.Second);
 
                 SetDataConditions(states);
                 if (states.Values.All(c => c is { Running: true, Health: "healthy" }))
