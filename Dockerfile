@@ -1,0 +1,33 @@
+# The Skiff operator image: `skiff run` as the Helm chart's DaemonSet runs it, and every other
+# skiff command (`docker run --rm IMAGE validate /stacks`).
+#
+#   docker build -t registry.example.com/skiff/skiff:0.1.0 .
+#
+# Build: the .NET 10 SDK restores and publishes the operator (framework-dependent, Release).
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+# Restore first, from the project files alone, so that a source change does not re-download packages.
+COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
+COPY operator/Skiff.csproj operator/
+RUN dotnet restore operator/Skiff.csproj
+COPY operator/ operator/
+RUN dotnet publish operator -c Release -o /app --no-restore -p:UseAppHost=false
+
+# Run: the ASP.NET Core runtime, because the operator serves /metrics, /status and the probes
+# with ASP.NET Core (Kestrel).
+FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# The base image would make ASP.NET Core listen on :8080 by default; Skiff binds its own
+# addresses (--metrics-bind-address, --health-probe-bind-address) and ignores ASPNETCORE_*.
+ENV ASPNETCORE_HTTP_PORTS="" \
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+    DOTNET_NOLOGO=1
+WORKDIR /app
+COPY --from=build /app ./
+# No USER line: the image runs as root, like the chart's pod. Skiff talks to the host's Docker
+# socket, which only root or the docker group can use, and whoever uses that socket is root on
+# the host anyway (docs/SECURITY.md). To run as a non-root user, give it the docker group's id:
+#   docker run --user 1654:$(getent group docker | cut -d: -f3) ...
+# (1654 is the base image's "app" user) and a writable --state-dir.
+EXPOSE 8080 8081
+ENTRYPOINT ["dotnet", "/app/skiff.dll"]
+CMD ["--help"]

@@ -1,0 +1,180 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Skiff.Api;
+using Skiff.Cli;
+using Skiff.Crds;
+using Skiff.Tests.Resources;
+
+namespace Skiff.Tests.Packaging;
+
+/// <summary>The docs under docs/ against the code they describe.</summary>
+public sealed partial class DocsTests
+{
+    private static string Docs(string file) => File.ReadAllText(Path.Combine(RepoPaths.Root, "docs", file));
+
+    /// <summary>The text from a "## heading" line to the next "## " heading.</summary>
+    private static string Section(string markdown, string heading)
+    {
+        var start = markdown.IndexOf("\n" + heading + "\n", StringComparison.Ordinal);
+        Assert.True(start >= 0, $"no section \"{heading}\"");
+        var end = markdown.IndexOf("\n## ", start + heading.Length + 1, StringComparison.Ordinal);
+        return end < 0 ? markdown[start..] : markdown[start..end];
+    }
+
+    [Fact]
+    public void Configuration_documents_every_run_flag_with_its_default_and_no_other()
+    {
+        var root = SkiffCommandLine.Build();
+        var run = root.Subcommands.Single(c => c.Name == "run");
+        var options = run.Options.Concat(root.Options.Where(o => o.Recursive))
+            .Where(o => o is not HelpOption and not VersionOption)
+            .ToDictionary(o => o.Name, StringComparer.Ordinal);
+
+        var rows = Section(Docs("CONFIGURATION.md"), "## `skiff run`").Split('\n')
+            .Select(line => FlagRow().Match(line))
+            .Where(m => m.Success)
+            .ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value, StringComparer.Ordinal);
+
+        Assert.Equal(options.Keys.Order(StringComparer.Ordinal), rows.Keys.Order(StringComparer.Ordinal));
+
+        // Defaults that do not depend on the environment must be the code's.
+        string[] environmentDependent = ["--node", "--docker-host", "--state-dir"];
+        foreach (var (name, option) in options)
+        {
+            if (!option.HasDefaultValue || environmentDependent.Contains(name))
+            {
+                continue;
+            }
+
+            var value = option.GetDefaultValue();
+            var text = value switch
+            {
+                bool b => b ? "on" : "off",
+                Enum e => e.ToString().ToLowerInvariant(),
+                _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "",
+            };
+            Assert.True(rows[name].Contains(value is bool ? text : $"`{text}`", StringComparison.Ordinal),
+                $"docs/CONFIGURATION.md gives {name} the default \"{rows[name].Trim()}\"; the code says {text}");
+        }
+    }
+
+    [Theory]
+    [InlineData(AppDeployment.KindName, "## AppDeployment")]
+    [InlineData(ImageGCPolicy.KindName, "## ImageGCPolicy")]
+    public void Configuration_documents_every_field_of_the_CRDs_and_no_other(string kind, string heading)
+    {
+        var schema = CrdGenerator.OpenApiSchema(kind)!;
+        var fields = new SortedSet<string>(StringComparer.Ordinal);
+        Walk(schema, "", fields);
+        Assert.Contains("spec", fields);
+
+        var section = Section(Docs("CONFIGURATION.md"), heading);
+        var documented = FieldRow().Matches(section).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+        Assert.Empty(fields.Except(documented));
+        Assert.Empty(documented.Except(fields));
+    }
+
+    private static void Walk(JsonNode node, string path, ISet<string> fields)
+    {
+        if (node["properties"] is JsonObject properties)
+        {
+            foreach (var (name, child) in properties)
+            {
+                if (path.Length == 0 && name is "apiVersion" or "kind" or "metadata")
+                {
+                    continue;
+                }
+
+                var childPath = path.Length == 0 ? name : $"{path}.{name}";
+                fields.Add(childPath);
+                Walk(child!, childPath, fields);
+            }
+        }
+
+        if (node["items"] is JsonObject items)
+        {
+            Walk(items, path + "[]", fields);
+        }
+    }
+
+    [Fact]
+    public void Troubleshooting_explains_every_reason_the_operator_sets()
+    {
+        var doc = Docs("TROUBLESHOOTING.md");
+        var headings = Regex.Matches(doc, @"^### (\w+)$", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+
+        // The ones users meet most get a section of their own.
+        foreach (var reason in new[]
+                 {
+                     "InvalidSpec", "SecretNotFound", "ImageNotFound", "MigrationFailed", "HealthCheckFailed", "ContainerExited",
+                     "ProgressDeadlineExceeded", "DatabaseVersionMismatch", "OwnedByAnotherSource", "VolumeNotFound", "RuntimeNotSupported",
+                     "EngineUnreachable", "DiskPressure",
+                 })
+        {
+            Assert.Contains(reason, headings);
+        }
+
+        // Every reason the code puts into a Ready or Stalled condition is at least explained.
+        var reasons = OperatorReasons();
+        Assert.Contains("CrashLooping", reasons);
+        foreach (var reason in reasons)
+        {
+            Assert.True(Regex.IsMatch(doc, $@"(\*\*|`|### ){reason}\b"), $"docs/TROUBLESHOOTING.md does not explain the reason {reason}");
+        }
+
+        // And every event reason.
+        foreach (Match m in Regex.Matches(AllSource(), @"events\.Record\([^,]+, EventKind\.\w+, ""(\w+)"""))
+        {
+            Assert.Contains($"`{m.Groups[1].Value}`", doc, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Reasons written into conditions, read from the reconciler's source.</summary>
+    private static HashSet<string> OperatorReasons()
+    {
+        var reasons = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in AllSource().Split('\n'))
+        {
+            if (!ReasonLine().IsMatch(line))
+            {
+                continue;
+            }
+
+            foreach (Match m in Regex.Matches(line, @"""([A-Z][a-z]+(?:[A-Z][a-z]*)+)"""))
+            {
+                reasons.Add(m.Groups[1].Value);
+            }
+        }
+
+        reasons.ExceptWith(["RolloutInProgress", "NotHealthy", "MigrationSucceeded", "ServingLastGood", "NoRevisionServing"]);
+        return reasons;
+    }
+
+    private static string AllSource() =>
+        string.Join('\n', new[] { "Reconcile", "Sources" }
+            .SelectMany(d => Directory.GetFiles(Path.Combine(RepoPaths.Root, "operator", d), "*.cs", SearchOption.AllDirectories))
+            .Select(File.ReadAllText));
+
+    [Fact]
+    public void Readme_points_at_every_doc()
+    {
+        var readme = File.ReadAllText(Path.Combine(RepoPaths.Root, "README.md"));
+        foreach (var doc in Directory.GetFiles(Path.Combine(RepoPaths.Root, "docs"), "*.md").Select(Path.GetFileName))
+        {
+            Assert.Contains($"(docs/{doc})", readme, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("(charts/skiff/README.md)", readme, StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"^\| `(--[a-z-]+)` \| ([^|]*) \|")]
+    private static partial Regex FlagRow();
+
+    [GeneratedRegex(@"^\| `((?:spec|status)[A-Za-z.\[\]]*)` \|", RegexOptions.Multiline)]
+    private static partial Regex FieldRow();
+
+    [GeneratedRegex(@"Stalled\(|new Blocked\(|FailAsync\(|ConditionTypes\.(Ready|Stalled)|\(false, ""|\(null, \(""|var reason =")]
+    private static partial Regex ReasonLine();
+}
