@@ -129,6 +129,15 @@ public sealed partial class StackReconciler(
         var ns = resource.Metadata.NamespaceProperty ?? "default";
         var names = new StackNames(ns, resource.Metadata.Name);
         var spec = Defaults.Apply(resource.Spec);
+        // Credentials first: an app may read its own NAME-db Secret through a secretKeyRef.
+        DatabaseCredentials? db = null;
+        if (spec.Database is { } database)
+        {
+            db = readOnly
+                ? new DatabaseCredentials(database.User!, "(generated)", database.Name!)
+                : await secrets.EnsureDatabaseCredentialsAsync(names, database.Name!, database.User!, ct);
+        }
+
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         var appEnv = spec.App.Env ?? [];
         for (var i = 0; i < appEnv.Count; i++)
@@ -166,14 +175,6 @@ public sealed partial class StackReconciler(
             {
                 return (null, ("InvalidPullSecret", $"spec.app.imagePullSecret: {error}"));
             }
-        }
-
-        DatabaseCredentials? db = null;
-        if (spec.Database is { } database)
-        {
-            db = readOnly
-                ? new DatabaseCredentials(database.User!, "(generated)", database.Name!)
-                : await secrets.EnsureDatabaseCredentialsAsync(names, database.Name!, database.User!, ct);
         }
 
         return (new ResolvedInputs(db, env, auth), null);
