@@ -121,6 +121,22 @@ public sealed class RolloutTests
     }
 
     [Fact]
+    public async Task An_app_can_read_its_own_generated_database_secret_through_a_secretKeyRef()
+    {
+        await using var h = new StackHarness();
+        var api = StackHarness.ApiWithDatabase(h.Namespace, "api");
+        api.Spec.App.Env = [new EnvVar { Name = "DB_PASSWORD", ValueFrom = new EnvVarSource { SecretKeyRef = new SecretKeySelector { Name = "api-db", Key = "password" } } }];
+
+        await h.ReconcileAsync(api);
+
+        Assert.Equal(Phases.Ready, api.Status!.Phase);
+        var app = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.AppComponent);
+        var env = (await h.Engine.Client.Containers.InspectContainerAsync(app.Id)).Config.Env;
+        var password = System.Text.Encoding.UTF8.GetString(h.Secrets.Secrets[$"{h.Namespace}/api-db"]["password"]);
+        Assert.Contains("DB_PASSWORD=" + password, env);
+    }
+
+    [Fact]
     public async Task Missing_image_is_reported_as_ImageNotFound()
     {
         await using var h = new StackHarness();
