@@ -43,7 +43,8 @@ public static class ValidateCommand
 
         var valid = result.Documents.Count(d => d.IsValid);
         var skipped = result.Skipped.Select(d => $"{d.File}:{d.Index} ({d.Kind})").ToList();
-        stderr.WriteLine($"{valid} valid, {problems} problem(s) in {result.Documents.Count(d => d.Errors.Count > 0)} document(s)"
+        var invalid = result.Documents.Count(d => d.Errors.Count > 0);
+        stderr.WriteLine((problems == 0 ? $"{valid} valid document(s), no problems" : $"{valid} valid document(s), {problems} problem(s) in {invalid} document(s)")
             + (skipped.Count > 0 ? $"; skipped kinds Skiff does not read: {string.Join(", ", skipped)}" : ""));
 
         return result.Unreadable.Count > 0 ? ExitCodes.UsageOrIo
