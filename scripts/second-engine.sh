@@ -34,11 +34,30 @@ say() { echo "second-engine: $*"; }
 die() { echo "second-engine: $*" >&2; exit 1; }
 vps2() { docker -H "unix://$sock" "$@"; }
 answers() { vps2 info >/dev/null 2>&1; }
-running() { [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+pid() { cat "$pidfile" 2>/dev/null; }
+# The pid file may outlive dockerd (a reboot keeps /var/lib but not /run; a pid can be reused).
+running() { [[ -s $pidfile && "$(cat "/proc/$(pid)/comm" 2>/dev/null)" == dockerd ]]; }
+# dockerd runs in the namespace that /var/run/netns/skiff-vps2 names now (not in one deleted by hand).
+in_netns() { [[ "$(stat -L -c %i "/proc/$(pid)/ns/net" 2>/dev/null)" == "$(stat -L -c %i "/var/run/netns/$ns" 2>/dev/null)" ]]; }
+
+stop_dockerd() {
+    running || return 0
+    local p
+    p="$(pid)"
+    say "stopping dockerd ($p)"
+    kill "$p"
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$p" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    die "dockerd ($p) did not stop within 30 s"
+}
 
 netns_up() {
     [[ -e /var/run/netns/$ns ]] || ip netns add "$ns"
-    if ! ip link show "$host_if" >/dev/null 2>&1; then
+    if ! ip -n "$ns" link show "$ns_if" >/dev/null 2>&1; then
+        # A host end without its peer in this namespace belongs to a namespace deleted by hand.
+        if ip link show "$host_if" >/dev/null 2>&1; then ip link del "$host_if"; fi
         ip link add "$host_if" type veth peer name "$ns_if"
         ip link set "$ns_if" netns "$ns"
     fi
@@ -79,6 +98,10 @@ up() {
     exec 9>"$run/up.lock"
     flock 9
     netns_up
+    if running && ! in_netns; then
+        say "dockerd runs in a namespace that is gone; restarting it"
+        stop_dockerd
+    fi
     if ! answers; then
         if ! running; then
             say "starting dockerd in netns $ns (log: $log)"
@@ -98,19 +121,9 @@ up() {
 }
 
 down() {
-    if running; then
-        local pid
-        pid="$(cat "$pidfile")"
-        say "stopping dockerd ($pid)"
-        kill "$pid"
-        for ((i = 0; i < 60; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -0 "$pid" 2>/dev/null && die "dockerd ($pid) did not stop within 30 s"
-    fi
-    ip link show "$host_if" >/dev/null 2>&1 && ip link del "$host_if"
-    [[ -e /var/run/netns/$ns ]] && ip netns del "$ns"
+    stop_dockerd
+    if ip link show "$host_if" >/dev/null 2>&1; then ip link del "$host_if"; fi
+    if [[ -e /var/run/netns/$ns ]]; then ip netns del "$ns"; fi
     say "down"
 }
 
