@@ -18,6 +18,9 @@ public sealed record RequestRecord(
     string ContentType,
     int StatusCode)
 {
+    /// <summary>The client's IP address: which host (or network namespace) sent the request.</summary>
+    public string RemoteAddress { get; init; } = "";
+
     /// <summary>A query parameter's value, or null.</summary>
     public string? QueryValue(string key) =>
         Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(Query).TryGetValue(key, out var v) ? v.ToString() : null;

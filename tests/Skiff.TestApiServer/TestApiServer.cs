@@ -107,7 +107,12 @@ public sealed class TestApiServer : IAsyncDisposable
             var h = ctx.Request.Headers;
             var record = new RequestRecord(DateTimeOffset.UtcNow, method, path, ctx.Request.QueryString.Value ?? "", info.Verb,
                 info.Group, info.Version, info.Resource, info.Subresource, info.Namespace, info.Name,
-                h.UserAgent.ToString(), h.Accept.ToString(), ctx.Request.ContentType ?? "", ctx.Response.StatusCode);
+                h.UserAgent.ToString(), h.Accept.ToString(), ctx.Request.ContentType ?? "", ctx.Response.StatusCode)
+            {
+                RemoteAddress = ctx.Connection.RemoteIpAddress is { IsIPv4MappedToIPv6: true } mapped
+                    ? mapped.MapToIPv4().ToString()
+                    : ctx.Connection.RemoteIpAddress?.ToString() ?? "",
+            };
             lock (_logLock)
             {
                 _log.Add(record);

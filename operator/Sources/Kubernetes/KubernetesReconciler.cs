@@ -33,7 +33,10 @@ public sealed class KubernetesReconciler(
     /// <summary>The status this instance wrote last, by key, with the resourceVersion the server answered.</summary>
     private readonly ConcurrentDictionary<ObjectKey, (long ResourceVersion, AppDeploymentStatus Status)> written = new();
 
-    /// <summary>The last spec seen per key on this node: the twin of the CEL transition rule needs the old object.</summary>
+    /// <summary>
+    /// The last accepted spec per key, whatever its node: the twin of the CEL transition rule needs the old object.
+    /// Kept for other nodes' resources too, so that a stack with data moved here is refused rather than started empty.
+    /// </summary>
     private readonly ConcurrentDictionary<ObjectKey, AppDeploymentSpec> lastSpec = new();
 
     /// <summary>Called after each reconcile with the status (null when the resource is gone or not this node's).</summary>
@@ -46,7 +49,16 @@ public sealed class KubernetesReconciler(
         var ns = key.Namespace ?? "default";
         var names = new StackNames(ns, key.Name);
         var cached = cache.Get(key);
-        if (cached is null || cached.Spec.Node != Node)
+        // Validated against the last accepted spec, as the API server would (with CEL) before storing an update.
+        var accepted = lastSpec.GetValueOrDefault(key);
+        var errors = cached is null ? [] : ResourceValidator.Validate(cached, accepted is null
+            ? null
+            : new AppDeployment { Metadata = cached.Metadata, Spec = accepted });
+
+        // A move away from here that the API server would have refused (a stack with data: the CEL transition rule)
+        // leaves the stack here, with its data, and gets reported below like any other invalid spec.
+        var refusedMove = cached is not null && cached.Spec.Node != Node && accepted?.Node == Node && errors.Count > 0;
+        if (cached is null || (cached.Spec.Node != Node && !refusedMove))
         {
             // Gone without our finalizer's cleanup (or moved to another node): remove our containers, keep all data.
             if ((await stacks.ListStacksAsync(cancellationToken)).Contains(names.Key))
@@ -57,7 +69,16 @@ public sealed class KubernetesReconciler(
             }
 
             written.TryRemove(key, out _);
-            lastSpec.TryRemove(key, out _);
+            if (cached is null)
+            {
+                lastSpec.TryRemove(key, out _);
+            }
+            else if (errors.Count == 0)
+            {
+                // Another node's: remembered so that a stack with data moved here from there is refused, not started empty.
+                lastSpec[key] = cached.Spec;
+            }
+
             Reconciled?.Invoke(key, null);
             return ReconcileResult.Done;
         }
@@ -85,9 +106,6 @@ public sealed class KubernetesReconciler(
             await SetFinalizerAsync(resource, present: true, cancellationToken);
         }
 
-        var errors = ResourceValidator.Validate(resource, lastSpec.TryGetValue(key, out var previous)
-            ? new AppDeployment { Metadata = resource.Metadata, Spec = previous }
-            : null);
         if (errors.Count > 0)
         {
             var status = StackReconciler.CloneStatus(resource.Status);

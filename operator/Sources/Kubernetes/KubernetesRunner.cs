@@ -119,7 +119,7 @@ public static class KubernetesRunner
             };
             var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
             using var disposeQueue = queue;
-            Connect(informer, queue, options.Node);
+            Connect(informer, queue);
             services.AddStandardChecks(() => informer.HasSynced, engine);
             await services.StartHttpAsync(
                 options.MetricsBindAddress,
@@ -152,8 +152,11 @@ public static class KubernetesRunner
         }
     }
 
-    /// <summary>Enqueues this node's resources on spec changes and deletions (not on our own status writes).</summary>
-    private static void Connect(Informer<AppDeployment> informer, WorkQueue<ObjectKey> queue, string node)
+    /// <summary>
+    /// Enqueues resources on spec changes and deletions (not on status writes). Other nodes' resources too: the
+    /// reconciler only notes their spec, which the twin of the spec.node transition rule needs when one moves here.
+    /// </summary>
+    private static void Connect(Informer<AppDeployment> informer, WorkQueue<ObjectKey> queue)
     {
         informer.OnAdd += obj => queue.Add(ObjectKey.From(obj));
         informer.OnDelete += obj => queue.Add(ObjectKey.From(obj));
@@ -162,8 +165,7 @@ public static class KubernetesRunner
             // Like controller-runtime's GenerationChangedPredicate: status writes do not trigger a reconcile.
             var specChanged = old.Metadata.Generation != obj.Metadata.Generation
                 || (old.Metadata.DeletionTimestamp is null) != (obj.Metadata.DeletionTimestamp is null);
-            var ours = obj.Spec.Node == node || old.Spec.Node == node;
-            if (specChanged && ours)
+            if (specChanged)
             {
                 queue.Add(ObjectKey.From(obj));
             }

@@ -96,24 +96,28 @@ public sealed class FolderWorkspace : IAsyncDisposable
         """;
 
     /// <summary>Containers of this workspace's namespace, by stack.</summary>
-    public async Task<IReadOnlyList<ObservedContainer>> ContainersAsync(string? stack = null)
+    public Task<IReadOnlyList<ObservedContainer>> ContainersAsync(string? stack = null) => ContainersAsync(Engine, Namespace, stack);
+
+    /// <summary>Skiff's containers of namespace <paramref name="ns"/> on <paramref name="engine"/> (by label dev.skiff.app), by stack.</summary>
+    public static async Task<IReadOnlyList<ObservedContainer>> ContainersAsync(DockerEngine engine, string ns, string? stack = null)
     {
-        var all = await Engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue }, CancellationToken.None);
-        return all.Where(c => c.Label(SkiffLabels.App) is { } app && app.StartsWith(Namespace + "/", StringComparison.Ordinal)
-            && (stack is null || app == $"{Namespace}/{stack}")).ToList();
+        var all = await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue }, CancellationToken.None);
+        return all.Where(c => c.Label(SkiffLabels.App) is { } app && app.StartsWith(ns + "/", StringComparison.Ordinal)
+            && (stack is null || app == $"{ns}/{stack}")).ToList();
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Removes Skiff's containers, networks and volumes of namespace <paramref name="ns"/> from <paramref name="engine"/>.</summary>
+    public static async Task RemoveNamespaceAsync(DockerEngine engine, string ns)
     {
-        var client = Engine.Client;
-        foreach (var c in await ContainersAsync())
+        var client = engine.Client;
+        foreach (var c in await ContainersAsync(engine, ns))
         {
             await client.Containers.RemoveContainerAsync(c.Id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
         }
 
         foreach (var n in await client.Networks.ListNetworksAsync(new NetworksListParameters()))
         {
-            if (n.Name.StartsWith($"skiff_{Namespace}_", StringComparison.Ordinal))
+            if (n.Name.StartsWith($"skiff_{ns}_", StringComparison.Ordinal))
             {
                 await client.Networks.DeleteNetworkAsync(n.ID);
             }
@@ -121,12 +125,16 @@ public sealed class FolderWorkspace : IAsyncDisposable
 
         foreach (var v in (await client.Volumes.ListAsync()).Volumes ?? [])
         {
-            if (v.Name.StartsWith($"skiff_{Namespace}_", StringComparison.Ordinal))
+            if (v.Name.StartsWith($"skiff_{ns}_", StringComparison.Ordinal))
             {
                 await client.Volumes.RemoveAsync(v.Name, force: true);
             }
         }
+    }
 
+    public async ValueTask DisposeAsync()
+    {
+        await RemoveNamespaceAsync(Engine, Namespace);
         Engine.Dispose();
         try
         {

@@ -43,9 +43,23 @@ public sealed class SkiffProcess : IAsyncDisposable
 
     public bool HasExited => process.HasExited;
 
-    public static SkiffProcess Start(params string[] args)
+    public static SkiffProcess Start(params string[] args) => StartUnder([], args);
+
+    /// <summary>
+    /// Starts skiff under a command <paramref name="prefix"/> that execs it, e.g.
+    /// <c>nsenter --net=/var/run/netns/skiff-vps2</c> to run it in another network namespace.
+    /// </summary>
+    public static SkiffProcess StartUnder(IReadOnlyList<string> prefix, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(prefix.Count > 0 ? prefix[0] : "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var word in prefix.Skip(1).Concat(prefix.Count > 0 ? ["dotnet"] : []))
+        {
+            info.ArgumentList.Add(word);
+        }
+
         info.ArgumentList.Add(SkiffDll);
         foreach (var a in args)
         {

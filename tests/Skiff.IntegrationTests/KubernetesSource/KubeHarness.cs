@@ -34,30 +34,38 @@ public sealed class KubeHarness : IAsyncDisposable
 
     public k8s.Kubernetes Client { get; }
 
-    public static async Task<KubeHarness> StartAsync()
+    /// <param name="bindAddress">Where the API server listens: another network namespace reaches it on a veth address.</param>
+    public static async Task<KubeHarness> StartAsync(string bindAddress = "127.0.0.1")
     {
         var crds = Path.Combine(RepoRoot(), "crds");
         var server = await TestApiServer.TestApiServer.StartAsync(new TestApiServerOptions
         {
             CrdPaths = [Path.Combine(crds, "skiff.dev_appdeployments.yaml"), Path.Combine(crds, "skiff.dev_imagegcpolicies.yaml")],
+            BindAddress = bindAddress,
         });
         var harness = new KubeHarness(server, new FolderWorkspace());
         await harness.Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = harness.Namespace } });
         return harness;
     }
 
-    /// <summary>Starts <c>skiff run --source kubernetes</c> for a node, with its own state folder.</summary>
-    public SkiffProcess StartOperator(string node = "local", bool leaderElect = false, string? stateDir = null, params string[] extra)
+    /// <summary>
+    /// Starts <c>skiff run --source kubernetes</c> for a node, with its own state folder; under <paramref name="prefix"/>
+    /// (a command that execs it, e.g. nsenter into another network namespace) when given. Metrics are off unless
+    /// <paramref name="metrics"/> names an address (127.0.0.1:0: the log line "Serving metrics on" tells the port).
+    /// </summary>
+    public SkiffProcess StartOperator(
+        string node = "local", bool leaderElect = false, string? stateDir = null, IReadOnlyList<string>? prefix = null, string metrics = "0",
+        params string[] extra)
     {
         var args = new List<string>
         {
             "run", "--source", "kubernetes", "--kubeconfig", Kubectl.Kubeconfig, "--node", node,
             "--state-dir", stateDir ?? Path.Combine(Workspace.Root, "state-" + node + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2))),
-            "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+            "--metrics-bind-address", metrics, "--health-probe-bind-address", "0",
             $"--leader-elect={(leaderElect ? "true" : "false")}", "--leader-election-namespace", Namespace,
         };
         args.AddRange(extra);
-        var process = SkiffProcess.Start([.. args]);
+        var process = SkiffProcess.StartUnder(prefix ?? [], [.. args]);
         operators.Add(process);
         return process;
     }
@@ -144,7 +152,7 @@ public sealed class KubeHarness : IAsyncDisposable
                 port: 8080
         """;
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
