@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Skiff.State;
 
 namespace Skiff.ImageGC;
 
@@ -143,7 +144,7 @@ public sealed class FirstSeenStore
     }
 
     /// <summary>Writes the file atomically, ids in ordinal order so the file diffs cleanly.</summary>
-    public async Task SaveAsync(CancellationToken ct)
+    public Task SaveAsync(CancellationToken ct)
     {
         byte[] bytes;
         lock (gate)
@@ -156,24 +157,8 @@ public sealed class FirstSeenStore
             bytes = JsonSerializer.SerializeToUtf8Bytes(model, Json);
         }
 
-        // Same recipe as the state folder's status files: temp file in the same folder, flush, rename.
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
-        var temp = $"{Path}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        try
-        {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, useAsync: true))
-            {
-                await stream.WriteAsync(bytes, ct).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, Path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        AtomicFile.Write(Path, bytes);
+        return Task.CompletedTask;
     }
 
     private static DateTimeOffset? Latest(DateTimeOffset? a, DateTimeOffset? b) =>
