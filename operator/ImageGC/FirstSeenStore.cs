@@ -30,6 +30,7 @@ public sealed class FirstSeenStore
 
     private readonly Lock gate = new();
     private readonly Dictionary<string, Times> images;
+    private long changes;
 
     private FirstSeenStore(string path, Dictionary<string, Times> images, string? loadWarning)
     {
@@ -107,6 +108,7 @@ public sealed class FirstSeenStore
                 if (!images.TryGetValue(id, out var times))
                 {
                     images[id] = times = new Times(now, null);
+                    changes++;
                 }
 
                 result.Add(image with { FirstSeen = times.FirstSeen, LastUsed = Latest(times.LastUsed, image.LastUsed) });
@@ -115,13 +117,31 @@ public sealed class FirstSeenStore
             foreach (var id in images.Keys.Where(id => !present.Contains(id)).ToList())
             {
                 images.Remove(id);
+                changes++;
             }
 
             return result;
         }
     }
 
-    /// <summary>Records that a container was started from the image (rollouts call this); times only move forward.</summary>
+    /// <summary>Bumped on every change, so a caller can tell whether there is anything new to save.</summary>
+    public long Changes => Interlocked.Read(ref changes);
+
+    /// <summary>Records that the image arrived (pulled, tagged, imported) at <paramref name="when"/>, unless Skiff saw it before.</summary>
+    public void MarkSeen(string imageId, DateTimeOffset when)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
+        var id = ImageRefs.NormalizeId(imageId);
+        lock (gate)
+        {
+            if (images.TryAdd(id, new Times(when, null)))
+            {
+                changes++;
+            }
+        }
+    }
+
+    /// <summary>Records that a container was created or started from the image; times only move forward.</summary>
     public void MarkUsed(string imageId, DateTimeOffset when)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
@@ -131,6 +151,7 @@ public sealed class FirstSeenStore
             images[id] = images.TryGetValue(id, out var times)
                 ? times with { LastUsed = Latest(times.LastUsed, when) }
                 : new Times(when, when);
+            changes++;
         }
     }
 
