@@ -30,6 +30,9 @@ public sealed class ImageGcPass(
     /// </summary>
     public Func<ImageInfo, bool>? Scope { get; init; }
 
+    /// <summary>Leaves the first-seen file as it is (<c>skiff gc --dry-run</c>, which takes no lock).</summary>
+    public bool ReadOnly { get; init; }
+
     public FirstSeenStore FirstSeen => firstSeen;
 
     /// <summary>The planner's input as the engine and the sources stand now.</summary>
@@ -76,7 +79,10 @@ public sealed class ImageGcPass(
 
         try
         {
-            await firstSeen.SaveAsync(ct).ConfigureAwait(false);
+            if (!ReadOnly)
+            {
+                await firstSeen.SaveAsync(ct).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

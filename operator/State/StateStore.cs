@@ -145,6 +145,14 @@ public sealed class StateStore
         }
     }
 
+    /// <summary>The image first-seen and last-used times (DESIGN §3), kept by image GC.</summary>
+    public string FirstSeenPath => Path.Combine(Root, "images.json");
+
+    /// <summary>The last image GC report of <paramref name="node"/>: <c>gc/&lt;node&gt;.json</c>.</summary>
+    public string GcReportPath(string node) => Path.Combine(Root, "gc", $"{node}.json");
+
+    public void WriteGcReport(string node, byte[] json) => AtomicFile.Write(GcReportPath(node), json);
+
     /// <summary>A generated secret's data, or null.</summary>
     public Dictionary<string, string>? ReadSecret(string ns, string name)
     {
