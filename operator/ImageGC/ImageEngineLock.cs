@@ -9,9 +9,9 @@ namespace Skiff.ImageGC;
 /// from before it pulls an image until its containers are created and started; GC takes the
 /// <see cref="EnterRemovalAsync">removal lock</see> (exclusive) around each single image deletion
 /// and nothing else. So GC never deletes while Skiff pulls or starts, and a rollout waits at most
-/// for one deletion. While a lease is held, its images are in <see cref="InUseNow"/>, which GC
-/// checks again under the removal lock: an image planned for deletion before a rollout asked for
-/// it is skipped.</para>
+/// for one deletion. While a lease is held, its images are in <see cref="InUseNow"/>, so a plan
+/// made meanwhile protects them (reason BeingPulledOrStarted); a deletion planned before the lease
+/// runs only after it ends, when the new containers exist and the engine refuses (409).</para>
 /// <para><b>Caveats.</b> Leases are preferred: a steady stream of overlapping rollouts delays GC
 /// (it waits, it is never wrong). Process-local: <c>skiff gc</c> and <c>skiff run</c> are kept
 /// apart by the state folder's lock instead.</para>
@@ -43,15 +43,6 @@ public sealed class ImageEngineLock
             {
                 return leases;
             }
-        }
-    }
-
-    /// <summary>Whether one of <paramref name="idOrReferences"/> is held by a use lease.</summary>
-    public bool IsInUse(IEnumerable<string> idOrReferences)
-    {
-        lock (gate)
-        {
-            return idOrReferences.Any(r => inUse.ContainsKey(Key(r)));
         }
     }
 

@@ -56,7 +56,7 @@ public sealed class ImageGcPass(
     {
         var input = await GatherAsync(policy, ct).ConfigureAwait(false);
         var plan = ImageGcPlanner.Plan(input);
-        var store = new LockedStore(engine, engineLock, input.Images);
+        var store = new LockedStore(engine, engineLock);
         var run = await new GcExecutor(store, logger).ExecuteAsync(plan, ct).ConfigureAwait(false);
         long cache = 0;
         if (policy.PruneBuildCache && !policy.DryRun)
@@ -92,11 +92,13 @@ public sealed class ImageGcPass(
         return new GcPassResult(plan, run, cache);
     }
 
-    /// <summary>Each removal under the exclusive engine lock, skipped when a rollout took the image since the plan was made.</summary>
-    private sealed class LockedStore(IImageStore inner, ImageEngineLock engineLock, IReadOnlyList<ImageInfo> images) : IImageStore
+    /// <summary>
+    /// Each removal under the exclusive engine lock. No recheck of the rollouts' images is needed
+    /// under it: it excludes every use lease, and a rollout releases its lease only once its
+    /// containers exist, from when on the engine itself refuses (409) to remove their images.
+    /// </summary>
+    private sealed class LockedStore(IImageStore inner, ImageEngineLock engineLock) : IImageStore
     {
-        private readonly Dictionary<string, ImageInfo> byId = images.ToDictionary(i => ImageRefs.NormalizeId(i.Id), StringComparer.Ordinal);
-
         public Task<IReadOnlyList<ImageInfo>> ListImagesAsync(CancellationToken ct) => inner.ListImagesAsync(ct);
 
         public Task<DiskUsage> MeasureAsync(CancellationToken ct) => inner.MeasureAsync(ct);
@@ -104,14 +106,6 @@ public sealed class ImageGcPass(
         public async Task<RemoveResult> RemoveImageAsync(string id, CancellationToken ct)
         {
             using var removal = await engineLock.EnterRemovalAsync(ct).ConfigureAwait(false);
-            var names = byId.TryGetValue(ImageRefs.NormalizeId(id), out var image)
-                ? image.RepoTags.Concat(image.RepoDigests).Where(r => !ImageRefs.IsPlaceholder(r)).Append(id)
-                : [id];
-            if (engineLock.IsInUse(names))
-            {
-                return new RemoveResult(RemoveOutcome.InUse, "being pulled or started by a rollout right now");
-            }
-
             return await inner.RemoveImageAsync(id, ct).ConfigureAwait(false);
         }
     }
