@@ -56,8 +56,7 @@ public sealed class ImageGcPass(
     {
         var input = await GatherAsync(policy, ct).ConfigureAwait(false);
         var plan = ImageGcPlanner.Plan(input);
-        var store = new LockedStore(engine, engineLock);
-        var run = await new GcExecutor(store, logger).ExecuteAsync(plan, ct).ConfigureAwait(false);
+        var run = await ExecuteAsync(plan, ct).ConfigureAwait(false);
         long cache = 0;
         if (policy.PruneBuildCache && !policy.DryRun)
         {
@@ -91,6 +90,10 @@ public sealed class ImageGcPass(
 
         return new GcPassResult(plan, run, cache);
     }
+
+    /// <summary>Carries out a plan, each removal under the node's exclusive engine lock.</summary>
+    public Task<GcRunResult> ExecuteAsync(GcPlan plan, CancellationToken ct) =>
+        new GcExecutor(new LockedStore(engine, engineLock), logger).ExecuteAsync(plan, ct);
 
     /// <summary>
     /// Each removal under the exclusive engine lock. No recheck of the rollouts' images is needed
