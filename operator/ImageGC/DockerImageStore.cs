@@ -14,8 +14,20 @@ namespace Skiff.ImageGC;
 /// </remarks>
 public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IGcEngine
 {
-    public async Task<IReadOnlyList<ImageInfo>> ListImagesAsync(CancellationToken ct) =>
-        [.. (await engine.ListImagesAsync(ct)).Select(i => new ImageInfo(i.Id, i.RepoTags, i.RepoDigests, i.Size, i.Created))];
+    /// <summary>Each image's references as last listed: most removals then need no inspect first.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IReadOnlyList<string>> listed = new(StringComparer.Ordinal);
+
+    public async Task<IReadOnlyList<ImageInfo>> ListImagesAsync(CancellationToken ct)
+    {
+        var images = await engine.ListImagesAsync(ct);
+        listed.Clear();
+        foreach (var i in images)
+        {
+            listed[i.Id] = [.. i.RepoTags.Concat(i.RepoDigests)];
+        }
+
+        return [.. images.Select(i => new ImageInfo(i.Id, i.RepoTags, i.RepoDigests, i.Size, i.Created))];
+    }
 
     public async Task<IReadOnlyList<ContainerInfo>> ListContainersAsync(CancellationToken ct) =>
         [.. (await engine.ListAllContainerImagesAsync(ct)).Select(c => new ContainerInfo(c.Id, c.ImageId, c.Running))];
@@ -26,14 +38,27 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
 
     public async Task<RemoveResult> RemoveImageAsync(string id, CancellationToken ct)
     {
+        // The common case, one repository (or none): one DELETE by id, as `docker rmi` does.
+        if (listed.TryGetValue(id, out var references) && Repositories(references).Count <= 1)
+        {
+            var (outcome, message) = await engine.RemoveImageAsync(id, ct);
+            var multiple = outcome == ImageRemoval.Conflict && message?.Contains("multiple repositories", StringComparison.Ordinal) == true;
+            if (!multiple)
+            {
+                return ToResult(outcome, message, untagged: false);
+            }
+
+            // Tagged elsewhere since the listing: take the careful path below.
+        }
+
         var image = await engine.InspectImageAsync(id, ct);
         if (image is null)
         {
             return new RemoveResult(RemoveOutcome.NotFound, "no such image");
         }
 
-        var references = image.RepoTags.Concat(image.RepoDigests).Where(r => !ImageRefs.IsPlaceholder(r)).ToList();
-        var repositories = references.Select(ImageRefs.Repository).Distinct(StringComparer.Ordinal).ToList();
+        var all = image.RepoTags.Concat(image.RepoDigests).Where(r => !ImageRefs.IsPlaceholder(r)).ToList();
+        var repositories = Repositories(all);
         if (repositories.Count > 1)
         {
             var user = (await engine.ListAllContainerImagesAsync(ct)).FirstOrDefault(c => c.ImageId == image.Id);
@@ -43,7 +68,7 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
             }
 
             // Leave the last repository's references: removing the id then takes them in one call.
-            foreach (var reference in references.Where(r => ImageRefs.Repository(r) != repositories[^1]))
+            foreach (var reference in all.Where(r => ImageRefs.Repository(r) != repositories[^1]))
             {
                 var (outcome, message) = await engine.RemoveImageAsync(reference, ct);
                 if (outcome == ImageRemoval.Conflict)
@@ -54,13 +79,18 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
         }
 
         var (result, text) = await engine.RemoveImageAsync(image.Id, ct);
-        return result switch
-        {
-            ImageRemoval.Removed => RemoveResult.Removed,
-            // Untagging the last reference already removed it.
-            ImageRemoval.NotFound when repositories.Count > 1 => RemoveResult.Removed,
-            ImageRemoval.NotFound => new RemoveResult(RemoveOutcome.NotFound, text),
-            _ => new RemoveResult(RemoveOutcome.InUse, text),
-        };
+        return ToResult(result, text, untagged: repositories.Count > 1);
     }
+
+    private static List<string> Repositories(IEnumerable<string> references) =>
+        [.. references.Where(r => !ImageRefs.IsPlaceholder(r)).Select(ImageRefs.Repository).Distinct(StringComparer.Ordinal)];
+
+    private static RemoveResult ToResult(ImageRemoval outcome, string? message, bool untagged) => outcome switch
+    {
+        ImageRemoval.Removed => RemoveResult.Removed,
+        // Untagging the last reference already removed it.
+        ImageRemoval.NotFound when untagged => RemoveResult.Removed,
+        ImageRemoval.NotFound => new RemoveResult(RemoveOutcome.NotFound, message),
+        _ => new RemoveResult(RemoveOutcome.InUse, message),
+    };
 }

@@ -11,6 +11,8 @@ namespace Skiff.IntegrationTests.ImageGC;
 /// </summary>
 public sealed class GcImages(DockerFixture docker) : IAsyncDisposable
 {
+    private readonly HashSet<string> committed = [];
+
     public string Prefix { get; } = $"skiffgc-{Guid.NewGuid().ToString("N")[..8]}/";
 
     public DockerClient Client => docker.Client;
@@ -39,6 +41,11 @@ public sealed class GcImages(DockerFixture docker) : IAsyncDisposable
                 Tag = tag,
                 Changes = [$"LABEL dev.skiff.test.gc={repo}:{tag}"],
             });
+            lock (committed)
+            {
+                committed.Add(commit.ID);
+            }
+
             return commit.ID;
         }
         finally
@@ -66,21 +73,27 @@ public sealed class GcImages(DockerFixture docker) : IAsyncDisposable
         }
     }
 
+    /// <summary>Removes this test's containers of these images, then the images it committed (by id: they are all ours).</summary>
     public async ValueTask DisposeAsync()
     {
-        var images = await docker.Client.Images.ListImagesAsync(new ImagesListParameters());
-        foreach (var image in images.Where(i => i.RepoTags?.Any(t => t.StartsWith(Prefix, StringComparison.Ordinal)) == true))
+        var filter = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerFixture.RunLabel}={docker.RunId}"] = true } };
+        foreach (var c in await docker.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }))
         {
-            foreach (var tag in image.RepoTags.Where(t => t.StartsWith(Prefix, StringComparison.Ordinal)))
+            if (committed.Contains(c.ImageID))
             {
-                try
-                {
-                    await docker.Client.Images.DeleteImageAsync(tag, new ImageDeleteParameters { Force = true });
-                }
-                catch (DockerApiException)
-                {
-                    // In use by a container the fixture removes later, or gone already.
-                }
+                await docker.RemoveContainerAsync(c.ID, CancellationToken.None);
+            }
+        }
+
+        foreach (var id in committed)
+        {
+            try
+            {
+                await docker.Client.Images.DeleteImageAsync(id, new ImageDeleteParameters { Force = true });
+            }
+            catch (DockerApiException)
+            {
+                // Removed by the test's GC pass already, or still used by a stack container of another fixture.
             }
         }
     }
