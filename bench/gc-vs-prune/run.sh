@@ -21,9 +21,11 @@ sock="$work/docker.sock"
 export DOCKER_HOST="unix://$sock"
 
 cleanup() {
-  if [[ -f "$work/dockerd.pid" ]]; then
-    kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$(cat "$work/dockerd.pid")" 2>/dev/null || break; sleep 0.2; done
+  local pid
+  pid="$(cat "$work/dockerd.pid" 2>/dev/null || true)"
+  if [[ -n "$pid" ]]; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   fi
   umount -R "$work/data" 2>/dev/null || true
   rm -rf "$work"
