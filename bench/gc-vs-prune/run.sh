@@ -3,7 +3,8 @@
 #
 # SAFETY: `docker image prune -a -f` deletes EVERY unused image of the engine it talks to, and the
 # shared engine holds the skiff-test/* images other tests need. So both sides run against a
-# throwaway dockerd started here (own --data-root, --exec-root, socket, no bridge, no iptables),
+# throwaway dockerd started here (own network namespace, --data-root, --exec-root, socket and
+# containerd namespace, no bridge, no iptables),
 # never against $DOCKER_HOST or /var/run/docker.sock. Needs root (dockerd).
 #
 # Each round: create N tagged images (distinct ids: each imports a tarball with its own file),
@@ -32,7 +33,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
+# Its own network namespace: with --bridge=none dockerd deletes the interface docker0 of the
+# namespace it runs in, which in the host's namespace is the shared engine's default bridge.
+unshare --net dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
   --host "$DOCKER_HOST" --bridge=none --iptables=false --ip6tables=false \
   --containerd-namespace skiff-gcbench --containerd-plugins-namespace skiff-gcbench-plugins \
   >"$work/dockerd.log" 2>&1 &
