@@ -1,8 +1,21 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Skiff.Docker;
+using Skiff.ImageGC;
+using Skiff.State;
+using Skiff.Yaml;
 
 namespace Skiff.Cli;
 
 /// <summary><c>skiff gc</c>: one image garbage collection pass on this node.</summary>
+/// <remarks>
+/// A real pass takes the state folder's lock, the one <c>skiff run</c> holds for its whole life:
+/// the two never collect at once, and a running operator already collects by itself. A dry run
+/// only reads (like <c>skiff plan</c>), so it works beside a running operator.
+/// </remarks>
 public static class GcCommand
 {
     public static Command Build()
@@ -17,7 +30,212 @@ public static class GcCommand
         {
             node, dockerHost, stateDir, policy, dryRun, output,
         };
-        command.SetAction((_, _) => Task.FromResult(SkiffCommandLine.NotBuiltYet("skiff gc")));
+        command.SetAction((parse, ct) => RunAsync(
+            new GcOptions(parse.GetValue(node), parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.GetValue(policy), parse.GetValue(dryRun), parse.GetValue(output)),
+            Console.Out, Console.Error, CliContext.Logging, ct));
         return command;
     }
+
+    /// <summary>The options of one <c>skiff gc</c>; <see cref="Meter"/> lets tests force disk usage.</summary>
+    public sealed record GcOptions(string? Node, string? DockerHost, string StateDir, string? PolicyFile, bool DryRun, OutputFormat Output)
+    {
+        public IDiskMeter? Meter { get; init; }
+    }
+
+    /// <summary>Exit 0 done; 1 GC incomplete (still above the high threshold, or a removal failed); 2 usage or I/O; 3 engine unreachable.</summary>
+    public static async Task<int> RunAsync(GcOptions options, TextWriter stdout, TextWriter stderr, ILoggerFactory logging, CancellationToken ct)
+    {
+        var nodeName = options.Node ?? "";
+        GcPolicy chosen;
+        if (options.PolicyFile is { } file)
+        {
+            var loaded = ResourceLoader.LoadPaths([file]);
+            foreach (var unreadable in loaded.Unreadable)
+            {
+                stderr.WriteLine($"--policy: cannot read {unreadable.Path}: {unreadable.Message}");
+            }
+
+            var problems = loaded.Documents.SelectMany(d => d.Errors.Select(e => $"{d.File}:{d.Index}: {e}")).ToList();
+            foreach (var problem in problems)
+            {
+                stderr.WriteLine(problem);
+            }
+
+            var policies = loaded.ImageGCPolicies.ToList();
+            if (loaded.Unreadable.Count > 0 || problems.Count > 0)
+            {
+                return ExitCodes.UsageOrIo;
+            }
+
+            if (policies.Count == 0)
+            {
+                stderr.WriteLine($"--policy: {file} holds no ImageGCPolicy document (kind: ImageGCPolicy, apiVersion: skiff.dev/v1alpha1)");
+                return ExitCodes.UsageOrIo;
+            }
+
+            chosen = ImageGcPlanner.ResolvePolicy(policies, nodeName, out var warning);
+            if (warning is not null)
+            {
+                stderr.WriteLine($"--policy: {warning}");
+            }
+
+            if (policies.All(p => p.Spec.Nodes is { Count: > 0 } nodes && !nodes.Contains(nodeName)))
+            {
+                stderr.WriteLine($"--policy: no policy in {file} selects node \"{nodeName}\"; using the built-in policy");
+            }
+        }
+        else
+        {
+            chosen = GcPolicy.BuiltIn;
+        }
+
+        if (options.DryRun)
+        {
+            chosen = chosen with { DryRun = true };
+        }
+
+        var state = new StateStore(options.StateDir);
+        IDisposable? stateLock = null;
+        if (!chosen.DryRun)
+        {
+            try
+            {
+                stateLock = state.Lock($"skiff gc --node {nodeName}");
+            }
+            catch (StateLockedException e)
+            {
+                stderr.WriteLine($"skiff gc: {e.Message}. A running skiff run collects this node by itself (after rollouts, every interval, under pressure); " +
+                    "skiff gc --dry-run shows its decisions without the lock");
+                return ExitCodes.UsageOrIo;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"--state-dir: cannot use {options.StateDir}: {e.Message}");
+                return ExitCodes.UsageOrIo;
+            }
+        }
+
+        using (stateLock)
+        using (var engine = new DockerEngine(options.DockerHost))
+        {
+            try
+            {
+                await engine.VersionAsync(ct);
+                var firstSeen = await FirstSeenStore.LoadAsync(state.FirstSeenPath, ct);
+                if (firstSeen.LoadWarning is { } loadWarning)
+                {
+                    stderr.WriteLine($"skiff gc: {loadWarning}");
+                }
+
+                // Protection comes from the folder source's records: every stack this state folder serves on the node.
+                var deployments = state.ReadAll()
+                    .Where(r => options.Node is null || r.Node is null || r.Node == options.Node)
+                    .Select(r => DeploymentImagesFrom.Status(r.Namespace, r.Name, r.Spec, r.Status))
+                    .ToList();
+                var pass = new ImageGcPass(
+                    new DockerImageStore(engine, options.Meter ?? new DataRootDiskMeter(engine)),
+                    firstSeen,
+                    new ImageEngineLock(),
+                    () => deployments,
+                    logging.CreateLogger<GcExecutor>())
+                {
+                    ReadOnly = chosen.DryRun,
+                };
+                var result = await pass.RunAsync(chosen, ct);
+                if (!chosen.DryRun && options.Node is { Length: > 0 } reportNode)
+                {
+                    state.WriteGcReport(reportNode, JsonSerializer.SerializeToUtf8Bytes(Summary(result, reportNode), StateStore.Json));
+                }
+
+                Print(result, options.Output, stdout);
+                var incomplete = chosen.DryRun
+                    ? result.Plan.UnderPressure && !result.Plan.CanReachLowThreshold
+                    : result.Run.AboveHighThreshold || result.Run.Failed.Count > 0;
+                if (incomplete)
+                {
+                    stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"skiff gc: incomplete: disk {result.Run.After.Percent:0.0}% used (high threshold {chosen.HighThresholdPercent}%); {ImageGcLoop.CannotFree(result.Plan, result.Run)}"));
+                }
+
+                return incomplete ? ExitCodes.NotOk : ExitCodes.Ok;
+            }
+            catch (EngineUnreachableException e)
+            {
+                stderr.WriteLine($"skiff gc: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
+                return ExitCodes.Unreachable;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"skiff gc: {e.Message}");
+                return ExitCodes.UsageOrIo;
+            }
+        }
+    }
+
+    private static GcNodeReport Summary(GcPassResult result, string node) => new()
+    {
+        Node = node,
+        Policy = result.Plan.Policy.Name,
+        Trigger = "skiff gc",
+        Result = result.Run.AboveHighThreshold ? "incomplete" : "success",
+        LastRun = DateTimeOffset.UtcNow,
+        DiskUsagePercent = result.Run.After.Percent,
+        ImagesRemoved = result.Run.Removed.Count,
+        BytesReclaimed = result.Run.BytesReclaimed,
+        ProtectedImages = result.Plan.Protected.Count,
+        DiskPressure = result.Run.AboveHighThreshold,
+        Message = $"skiff gc removed {result.Run.Removed.Count} images",
+        Removed = [.. result.Run.Removed.Select(d => new GcReportedImage(d.Image.Id, ImageRefs.Display(d.Image), d.Reason.ToString(), d.Detail))],
+    };
+
+    private static void Print(GcPassResult result, OutputFormat format, TextWriter stdout)
+    {
+        var (plan, run) = (result.Plan, result.Run);
+        if (format == OutputFormat.Json)
+        {
+            var doc = new JsonObject
+            {
+                ["policy"] = plan.Policy.Name,
+                ["dryRun"] = run.DryRun,
+                ["underPressure"] = plan.UnderPressure,
+                ["diskBefore"] = Math.Round(run.Before.Percent, 2),
+                ["diskAfter"] = Math.Round(run.After.Percent, 2),
+                ["bytesReclaimed"] = run.BytesReclaimed,
+                ["buildCacheBytes"] = result.BuildCacheBytes,
+                ["complete"] = run.Complete && !run.AboveHighThreshold,
+                ["removed"] = new JsonArray([.. run.Removed.Select(d => (JsonNode)Decision(d, "removed"))]),
+                ["skipped"] = new JsonArray([.. run.Skipped.Concat(run.Failed).Select(s => { var o = Decision(s.Decision, "skipped"); o["error"] = s.Reason; return (JsonNode)o; })]),
+                ["images"] = new JsonArray([..
+                    plan.Delete.Select(d => (JsonNode)Decision(d, "delete"))
+                        .Concat(plan.Protected.Select(d => (JsonNode)Decision(d, "protect")))
+                        .Concat(plan.Kept.Select(d => (JsonNode)Decision(d, "keep")))]),
+            };
+            stdout.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return;
+        }
+
+        stdout.Write(plan.Explain());
+        if (run.DryRun)
+        {
+            return;
+        }
+
+        foreach (var s in run.Skipped.Concat(run.Failed))
+        {
+            stdout.WriteLine($"not removed: {ImageRefs.Display(s.Decision.Image)} ({s.Decision.Image.Id}): {s.Reason}");
+        }
+
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Removed {run.Removed.Count} images, reclaimed {GcPlan.FormatBytes(run.BytesReclaimed)}{(result.BuildCacheBytes > 0 ? $" (+{GcPlan.FormatBytes(result.BuildCacheBytes)} build cache)" : "")}; disk {run.Before.Percent:0.0}% -> {run.After.Percent:0.0}%"));
+    }
+
+    private static JsonObject Decision(GcDecision d, string action) => new()
+    {
+        ["action"] = action,
+        ["id"] = d.Image.Id,
+        ["reference"] = ImageRefs.Display(d.Image),
+        ["size"] = d.Image.Size,
+        ["reason"] = d.Reason.ToString(),
+        ["detail"] = d.Detail,
+    };
 }

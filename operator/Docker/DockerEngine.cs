@@ -345,6 +345,151 @@ public sealed class DockerEngine : IDisposable
             return true;
         });
 
+    /// <summary>Every image on the engine, with tags, digests, size and build time (for image GC).</summary>
+    public Task<IReadOnlyList<ObservedImage>> ListImagesAsync(CancellationToken ct) =>
+        CallAsync("image_list", async () =>
+        {
+            var list = await client.Images.ListImagesAsync(new ImagesListParameters { All = false }, ct);
+            return (IReadOnlyList<ObservedImage>)list.Select(i => new ObservedImage(
+                i.ID,
+                (IReadOnlyList<string>?)i.RepoTags?.Where(t => t != "<none>:<none>").ToList() ?? [],
+                (IReadOnlyList<string>?)i.RepoDigests?.Where(d => d != "<none>@<none>").ToList() ?? [],
+                i.Size,
+                new DateTimeOffset(DateTime.SpecifyKind(i.Created, DateTimeKind.Utc)),
+                [])).ToList();
+        });
+
+    /// <summary>Every container on the engine, running or not, whoever made it: the image id each one pins.</summary>
+    public Task<IReadOnlyList<(string Id, string ImageId, bool Running)>> ListAllContainerImagesAsync(CancellationToken ct) =>
+        CallAsync("container_list", async () =>
+        {
+            var list = await client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, ct);
+            return (IReadOnlyList<(string, string, bool)>)list
+                .Select(c => (c.ID, c.ImageID, c.State is "running" or "restarting" or "paused"))
+                .ToList();
+        });
+
+    /// <summary>
+    /// Removes one image reference (a tag, or an id) WITHOUT force: the engine answers 409 when a
+    /// container uses the image, and that refusal is the last line of defence for image GC. Untagged
+    /// parents are pruned as <c>docker rmi</c> does.
+    /// </summary>
+    public Task<(ImageRemoval Outcome, string? Message)> RemoveImageAsync(string reference, CancellationToken ct) =>
+        CallAsync("image_remove", async () =>
+        {
+            try
+            {
+                await client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = false, NoPrune = false }, ct);
+                return (ImageRemoval.Removed, (string?)null);
+            }
+            catch (DockerImageNotFoundException e)
+            {
+                return (ImageRemoval.NotFound, Short(e.ResponseBody));
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                return (ImageRemoval.NotFound, Short(e.ResponseBody));
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
+            {
+                return (ImageRemoval.Conflict, Short(e.ResponseBody));
+            }
+        });
+
+    /// <summary>
+    /// Removes the build cache not used by a running build (<c>POST /build/prune</c>, which
+    /// Docker.DotNet does not wrap); returns the bytes the engine says it reclaimed.
+    /// </summary>
+    public Task<long> PruneBuildCacheAsync(CancellationToken ct) =>
+        CallAsync("build_prune", async () =>
+        {
+            using var http = RawHttp();
+            using var response = await http.PostAsync(new Uri("http://docker/build/prune"), null, ct);
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new DockerApiException(response.StatusCode, body);
+            }
+
+            using var json = System.Text.Json.JsonDocument.Parse(body);
+            return json.RootElement.TryGetProperty("SpaceReclaimed", out var reclaimed) && reclaimed.TryGetInt64(out var bytes) ? bytes : 0L;
+        });
+
+    /// <summary>
+    /// Streams the engine's events matching <paramref name="filters"/> (e.g. type=image, type=container)
+    /// until <paramref name="ct"/> is cancelled or the connection drops (then it throws
+    /// <see cref="EngineUnreachableException"/>, and the caller reconnects).
+    /// </summary>
+    public async Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<Message> onEvent, CancellationToken ct)
+    {
+        var parameters = new ContainerEventsParameters
+        {
+            Filters = filters.ToDictionary(kv => kv.Key, kv => (IDictionary<string, bool>)kv.Value.ToDictionary(v => v, _ => true)),
+        };
+        try
+        {
+            // A synchronous IProgress: Progress<T> would post to the thread pool and reorder events.
+            await client.System.MonitorEventsAsync(parameters, new SyncProgress<Message>(onEvent), ct);
+        }
+        catch (OperationCanceledException)
+        {
+            throw;
+        }
+        catch (Exception e) when (IsTransport(e))
+        {
+            metrics?.Request("events", "unreachable");
+            throw new EngineUnreachableException(Endpoint, e);
+        }
+    }
+
+    /// <summary>An HttpClient speaking to the engine's endpoint directly, for the few calls Docker.DotNet lacks.</summary>
+    private HttpClient RawHttp()
+    {
+        var uri = new Uri(Endpoint);
+        var handler = new SocketsHttpHandler();
+        if (uri.Scheme == "unix")
+        {
+            var socketPath = uri.LocalPath;
+            handler.ConnectCallback = async (_, token) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), token);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+            return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(5) };
+        }
+
+        var baseUri = new UriBuilder(uri) { Scheme = uri.Scheme == "tcp" ? "http" : uri.Scheme }.Uri;
+        handler.ConnectCallback = async (_, token) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(baseUri.Host, baseUri.Port, token);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        };
+        return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(5) };
+    }
+
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+
     private static string? Short(string? body) => string.IsNullOrWhiteSpace(body) ? null : body.Trim();
 
     private async Task<T> CallAsync<T>(string operation, Func<Task<T>> call)

@@ -29,6 +29,16 @@ public sealed record ObservedContainer(
 /// <summary>An image as the engine shows it.</summary>
 public sealed record ObservedImage(string Id, IReadOnlyList<string> RepoTags, IReadOnlyList<string> RepoDigests, long Size, DateTimeOffset Created, IReadOnlyList<string> Env);
 
+/// <summary>What became of removing one image reference.</summary>
+public enum ImageRemoval
+{
+    Removed,
+    /// <summary>404: the engine does not know it (removed by someone else).</summary>
+    NotFound,
+    /// <summary>409: a container uses it, or it has several tags and would need force.</summary>
+    Conflict,
+}
+
 /// <summary>What a container should look like; built by the pure planner, created by the executor.</summary>
 public sealed record ContainerSpec
 {

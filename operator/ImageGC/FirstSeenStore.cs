@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Skiff.State;
 
 namespace Skiff.ImageGC;
 
@@ -29,6 +30,7 @@ public sealed class FirstSeenStore
 
     private readonly Lock gate = new();
     private readonly Dictionary<string, Times> images;
+    private long changes;
 
     private FirstSeenStore(string path, Dictionary<string, Times> images, string? loadWarning)
     {
@@ -106,6 +108,7 @@ public sealed class FirstSeenStore
                 if (!images.TryGetValue(id, out var times))
                 {
                     images[id] = times = new Times(now, null);
+                    changes++;
                 }
 
                 result.Add(image with { FirstSeen = times.FirstSeen, LastUsed = Latest(times.LastUsed, image.LastUsed) });
@@ -114,13 +117,31 @@ public sealed class FirstSeenStore
             foreach (var id in images.Keys.Where(id => !present.Contains(id)).ToList())
             {
                 images.Remove(id);
+                changes++;
             }
 
             return result;
         }
     }
 
-    /// <summary>Records that a container was started from the image (rollouts call this); times only move forward.</summary>
+    /// <summary>Bumped on every change, so a caller can tell whether there is anything new to save.</summary>
+    public long Changes => Interlocked.Read(ref changes);
+
+    /// <summary>Records that the image arrived (pulled, tagged, imported) at <paramref name="when"/>, unless Skiff saw it before.</summary>
+    public void MarkSeen(string imageId, DateTimeOffset when)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
+        var id = ImageRefs.NormalizeId(imageId);
+        lock (gate)
+        {
+            if (images.TryAdd(id, new Times(when, null)))
+            {
+                changes++;
+            }
+        }
+    }
+
+    /// <summary>Records that a container was created or started from the image; times only move forward.</summary>
     public void MarkUsed(string imageId, DateTimeOffset when)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
@@ -130,6 +151,7 @@ public sealed class FirstSeenStore
             images[id] = images.TryGetValue(id, out var times)
                 ? times with { LastUsed = Latest(times.LastUsed, when) }
                 : new Times(when, when);
+            changes++;
         }
     }
 
@@ -143,7 +165,7 @@ public sealed class FirstSeenStore
     }
 
     /// <summary>Writes the file atomically, ids in ordinal order so the file diffs cleanly.</summary>
-    public async Task SaveAsync(CancellationToken ct)
+    public Task SaveAsync(CancellationToken ct)
     {
         byte[] bytes;
         lock (gate)
@@ -156,24 +178,8 @@ public sealed class FirstSeenStore
             bytes = JsonSerializer.SerializeToUtf8Bytes(model, Json);
         }
 
-        // Same recipe as the state folder's status files: temp file in the same folder, flush, rename.
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
-        var temp = $"{Path}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        try
-        {
-            await using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, useAsync: true))
-            {
-                await stream.WriteAsync(bytes, ct).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, Path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+        AtomicFile.Write(Path, bytes);
+        return Task.CompletedTask;
     }
 
     private static DateTimeOffset? Latest(DateTimeOffset? a, DateTimeOffset? b) =>

@@ -103,7 +103,8 @@ public sealed class GcExecutor(IImageStore store, ILogger<GcExecutor> logger)
 
         var aboveHigh = disk.AtOrAbove(disk.UsedBytes, policy.HighThresholdPercent);
         var belowLow = !disk.AtOrAbove(disk.UsedBytes, policy.LowThresholdPercent);
-        logger.LogInformation("Image GC removed {Removed} images, skipped {Skipped}, failed {Failed}; disk {Before:0.0}% -> {After:0.0}%",
+        // Debug: the caller writes the one summary line per run, with the trigger and policy.
+        logger.LogDebug("Image GC removed {Removed} images, skipped {Skipped}, failed {Failed}; disk {Before:0.0}% -> {After:0.0}%",
             removed.Count, skipped.Count, failed.Count, before.Percent, disk.Percent);
         return new GcRunResult(false, removed, skipped, failed, [], before, disk, plan.UnderPressure, aboveHigh, belowLow);
     }

@@ -126,3 +126,20 @@ public sealed record GcInput(
     GcPolicy Policy,
     DiskUsage Disk,
     DateTimeOffset Now);
+
+/// <summary>Turning an AppDeployment's status into the images GC must keep for it.</summary>
+public static class DeploymentImagesFrom
+{
+    /// <summary>
+    /// The current image id (<c>status.imageId</c>, else the newest succeeded revision's) and the
+    /// history's image ids newest first, with the spec's <c>revisionHistoryLimit</c> (default 3).
+    /// </summary>
+    public static DeploymentImages Status(string ns, string name, Skiff.Api.AppDeploymentSpec? spec, Skiff.Api.AppDeploymentStatus? status)
+    {
+        var history = (status?.History ?? []).OrderByDescending(h => h.Revision).ToList();
+        var current = status?.ImageId
+            ?? history.FirstOrDefault(h => h.Outcome == Skiff.Api.Outcomes.Succeeded && !string.IsNullOrEmpty(h.ImageId))?.ImageId;
+        var ids = history.Select(h => h.ImageId).OfType<string>().Where(id => id.Length > 0).ToList();
+        return new DeploymentImages(ns, name, current, ids, spec?.Rollout?.RevisionHistoryLimit ?? 3);
+    }
+}

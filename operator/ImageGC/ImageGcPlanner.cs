@@ -1,4 +1,5 @@
 using Skiff.Api;
+using Skiff.Validation;
 
 namespace Skiff.ImageGC;
 
@@ -194,7 +195,7 @@ public static class ImageGcPlanner
 
         TimeSpan? Duration(string? text, string field, TimeSpan? fallback)
         {
-            if (Durations.TryParse(text, out var value))
+            if (GoDuration.TryParse(text, out var value))
             {
                 return value;
             }

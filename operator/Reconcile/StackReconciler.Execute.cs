@@ -23,6 +23,9 @@ public sealed partial class StackReconciler
         private readonly DockerEngine engine = owner.engine;
         private readonly ILogger logger = owner.logger;
 
+        /// <summary>Held from the first pull or container start until the next wait, so GC does not delete those images meanwhile.</summary>
+        private ImageGC.ImageEngineLock.UseLease? imageLease;
+
         public DesiredStack Desired => desired;
 
         public AppDeploymentStatus Status => status;
@@ -34,10 +37,39 @@ public sealed partial class StackReconciler
 
         public async Task<(StackResult? Stop, bool Acted)> ExecuteAsync(StackPlan plan, ObservedStack observed, CancellationToken ct)
         {
-            // The database and the cache start side by side (DESIGN §3): consecutive StartDataContainer actions run together.
+            // New rollouts wait while the disk guard is up; rollbacks and restarts of what exists go on.
+            if (owner.DiskGuard is { IsRaised: true } guard && plan.Actions.Any(a => a is BeginRollout))
+            {
+                logger.LogWarning("{Stack}: not starting a rollout under disk pressure: {Message}", desired.Names.Key, guard.Message);
+                return (owner.WaitForDisk(status, generation, guard.Message), false);
+            }
+
+            try
+            {
+                return await ExecuteActionsAsync(plan, ct);
+            }
+            finally
+            {
+                ReleaseImages();
+            }
+        }
+
+        private async Task<(StackResult? Stop, bool Acted)> ExecuteActionsAsync(StackPlan plan, CancellationToken ct)
+        {
+            var images = plan.Actions.Select(ImageUsedBy).OfType<string>().Where(i => i.Length > 0).Distinct(StringComparer.Ordinal).ToList();
             var started = new HashSet<StackAction>();
             foreach (var action in plan.Actions)
             {
+                if (action is WaitHealthy or WaitAppReady)
+                {
+                    // The containers exist now: the engine itself refuses to remove their images.
+                    ReleaseImages();
+                }
+                else if (ImageUsedBy(action) is not null)
+                {
+                    imageLease ??= await owner.EngineLock.EnterUseAsync(images, ct);
+                }
+
                 if (started.Contains(action))
                 {
                     continue;
@@ -45,6 +77,7 @@ public sealed partial class StackReconciler
 
                 if (action is StartDataContainer)
                 {
+                    // The database and the cache start side by side (DESIGN §3): consecutive StartDataContainer actions run together.
                     var batch = plan.Actions.SkipWhile(a => a != action).TakeWhile(a => a is StartDataContainer).Cast<StartDataContainer>().ToList();
                     foreach (var b in batch)
                     {
@@ -133,6 +166,12 @@ public sealed partial class StackReconciler
             }
 
             return (null, true);
+        }
+
+        private void ReleaseImages()
+        {
+            imageLease?.Dispose();
+            imageLease = null;
         }
 
         private async Task RemoveAsync(ObservedContainer container, CancellationToken ct)

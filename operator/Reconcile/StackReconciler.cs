@@ -47,6 +47,16 @@ public sealed partial class StackReconciler(
         Func<AppDeploymentStatus, CancellationToken, Task>? publish,
         CancellationToken ct)
     {
+        var result = await ReconcileStackAsync(resource, publish, ct);
+        ApplyDiskPressure(result.Status, resource.Metadata.Generation);
+        return result;
+    }
+
+    private async Task<StackResult> ReconcileStackAsync(
+        AppDeployment resource,
+        Func<AppDeploymentStatus, CancellationToken, Task>? publish,
+        CancellationToken ct)
+    {
         using var activity = Activity.StartActivity("reconcile stack");
         var status = CloneStatus(resource.Status);
         var generation = resource.Metadata.Generation;

@@ -134,7 +134,7 @@ public sealed class StateStore
 
     public StatusRecord? Read(string ns, string name) => TryRead(StatusPath(ns, name));
 
-    public void Write(StatusRecord record) => WriteAtomic(StatusPath(record.Namespace, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json), secret: false);
+    public void Write(StatusRecord record) => AtomicFile.Write(StatusPath(record.Namespace, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json));
 
     public void Delete(string ns, string name)
     {
@@ -144,6 +144,14 @@ public sealed class StateStore
             File.Delete(path);
         }
     }
+
+    /// <summary>The image first-seen and last-used times (DESIGN §3), kept by image GC.</summary>
+    public string FirstSeenPath => Path.Combine(Root, "images.json");
+
+    /// <summary>The last image GC report of <paramref name="node"/>: <c>gc/&lt;node&gt;.json</c>.</summary>
+    public string GcReportPath(string node) => Path.Combine(Root, "gc", $"{node}.json");
+
+    public void WriteGcReport(string node, byte[] json) => AtomicFile.Write(GcReportPath(node), json);
 
     /// <summary>A generated secret's data, or null.</summary>
     public Dictionary<string, string>? ReadSecret(string ns, string name)
@@ -158,7 +166,7 @@ public sealed class StateStore
     }
 
     public void WriteSecret(string ns, string name, Dictionary<string, string> data) =>
-        WriteAtomic(SecretPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(data, Json), secret: true);
+        AtomicFile.Write(SecretPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(data, Json), ownerOnly: true);
 
     public void DeleteSecret(string ns, string name)
     {
@@ -188,26 +196,6 @@ public sealed class StateStore
             // A torn or hand-edited file is treated as absent; the next reconcile writes it anew.
             return null;
         }
-    }
-
-    /// <summary>Write to a temporary file in the same folder, flush, then rename over the target.</summary>
-    private static void WriteAtomic(string path, byte[] bytes, bool secret)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = path + ".tmp-" + Environment.ProcessId;
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (secret && !OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temp, options))
-        {
-            stream.Write(bytes);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
     }
 }
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Cli;
 using Skiff.Docker;
+using Skiff.ImageGC;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.State;
@@ -86,7 +87,7 @@ public static class DirectoryRunner
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 return options.Once
                     ? await RunOnceAsync(source, state, reconciler, keys, output, log, ct)
-                    : await RunForeverAsync(source, state, engine, reconciler, keys, services, options, ct);
+                    : await RunForeverAsync(source, state, engine, stacks, reconciler, keys, services, options, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -175,19 +176,43 @@ public static class DirectoryRunner
         DirectorySource source,
         StateStore state,
         DockerEngine engine,
+        StackReconciler stacks,
         FolderReconciler reconciler,
         List<ObjectKey> keys,
         OperatorServices services,
         DirectoryRunOptions options,
+        ILogger log,
         CancellationToken ct)
     {
         var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
         using var disposeQueue = queue;
+        var node = options.Node;
+        var gc = await ImageGcService.CreateAsync(
+            engine,
+            stacks,
+            state,
+            node,
+            () => [.. state.ReadAll().Where(r => r.Node == node).Select(r => DeploymentImagesFrom.Status(r.Namespace, r.Name, r.Spec, r.Status))],
+            _ =>
+            {
+                var policy = ImageGcPlanner.ResolvePolicy(source.Policies(), node, out var warning);
+                return Task.FromResult(new PolicyChoice(policy, warning));
+            },
+            new FolderGcReporter(state),
+            services,
+            () =>
+            {
+                foreach (var record in state.ReadAll().Where(r => r.Node == node))
+                {
+                    queue.Add(new ObjectKey(record.Namespace, record.Name));
+                }
+            },
+            ct);
         services.AddStandardChecks(() => source.HasSynced, engine);
         await services.StartHttpAsync(
             options.MetricsBindAddress,
             options.HealthProbeBindAddress,
-            () => new { source = source.Path, node = options.Node, resources = state.ReadAll(), problems = source.Problems },
+            () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport },
             ct);
         foreach (var key in keys)
         {
@@ -195,8 +220,10 @@ public static class DirectoryRunner
         }
 
         var watch = source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), ct);
+        var collecting = gc.RunAsync(engine, log, ct);
         await controller.RunAsync(ct);
         await watch;
+        await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
         return ExitCodes.Ok;
     }
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Cli;
 using Skiff.Docker;
+using Skiff.ImageGC;
 using Skiff.Observability;
 using Skiff.Reconcile;
 using Skiff.Runtime;
@@ -119,6 +120,39 @@ public static class KubernetesRunner
             };
             var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
             using var disposeQueue = queue;
+            var node = options.Node;
+            var policy = new PolicyChoice(ImageGC.GcPolicy.BuiltIn, null);
+            var gc = await ImageGcService.CreateAsync(
+                engine,
+                stacks,
+                state,
+                node,
+                () => [.. informer.List().Where(a => a.Spec.Node == node)
+                    .Select(a => DeploymentImagesFrom.Status(a.Metadata.NamespaceProperty ?? "default", a.Metadata.Name, a.Spec, a.Status))],
+                async token =>
+                {
+                    try
+                    {
+                        var chosen = ImageGcPlanner.ResolvePolicy(await KubernetesGcReporter.ListPoliciesAsync(client, token), node, out var warning);
+                        return policy = new PolicyChoice(chosen, warning);
+                    }
+                    catch (Exception e) when (e is HttpRequestException or k8s.Autorest.HttpOperationException)
+                    {
+                        // GC must go on without the API: a GC that never runs is how disks fill.
+                        return policy with { Warning = $"cannot list ImageGCPolicies ({e.Message}); using policy {policy.Policy.Name} as last read" };
+                    }
+                },
+                new KubernetesGcReporter(client, logging.CreateLogger<KubernetesGcReporter>()),
+                services,
+                () =>
+                {
+                    foreach (var a in informer.List().Where(a => a.Spec.Node == node))
+                    {
+                        queue.Add(ObjectKey.From(a));
+                    }
+                },
+                ct);
+
             Connect(informer, queue);
             services.AddStandardChecks(() => informer.HasSynced, engine);
             await services.StartHttpAsync(
@@ -129,6 +163,7 @@ public static class KubernetesRunner
                     node = options.Node,
                     resources = informer.List().Where(a => a.Spec.Node == options.Node)
                         .Select(a => new { a.Metadata.NamespaceProperty, a.Metadata.Name, a.Status }),
+                    imageGc = gc.Loop.LastReport,
                 },
                 ct);
 
@@ -138,8 +173,11 @@ public static class KubernetesRunner
                 var informerTask = informer.RunAsync(work.Token);
                 await informer.WaitForSyncAsync(work.Token);
                 log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
+                // GC only while this instance serves the node (after the lease, with the synced cache for protection).
+                var collecting = gc.RunAsync(engine, log, work.Token);
                 await controller.RunAsync(work.Token);
                 await informerTask;
+                await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
             }
 
             if (!options.LeaderElect)

@@ -7,7 +7,7 @@ namespace Skiff.Tests.ImageGC;
 /// mimic shared layers), ids in <see cref="InUse"/> answer 409, unknown ids 404, ids in
 /// <see cref="Failing"/> throw. Every call is recorded so tests can check the order.
 /// </summary>
-internal sealed class InMemoryImageStore(IEnumerable<ImageInfo> images, long totalBytes, long usedBytes) : IImageStore
+internal sealed class InMemoryImageStore(IEnumerable<ImageInfo> images, long totalBytes, long usedBytes) : IGcEngine, IDiskMeter
 {
     private readonly Dictionary<string, ImageInfo> images = images.ToDictionary(i => i.Id);
 
@@ -57,4 +57,18 @@ internal sealed class InMemoryImageStore(IEnumerable<ImageInfo> images, long tot
     }
 
     public bool Contains(string id) => images.ContainsKey(id);
+
+    public List<ContainerInfo> Containers { get; } = [];
+
+    public long BuildCache { get; set; }
+
+    public Task<IReadOnlyList<ContainerInfo>> ListContainersAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<ContainerInfo>>([.. Containers]);
+
+    public Task<long> PruneBuildCacheAsync(CancellationToken ct)
+    {
+        var freed = BuildCache;
+        UsedBytes -= freed;
+        BuildCache = 0;
+        return Task.FromResult(freed);
+    }
 }

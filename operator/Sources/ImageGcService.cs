@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Skiff.Docker;
+using Skiff.ImageGC;
+using Skiff.Reconcile;
+using Skiff.State;
+
+namespace Skiff.Sources;
+
+/// <summary>
+/// A node's image GC inside <c>skiff run</c>, the same for both sources: the loop, the engine-event
+/// tracker, the disk guard, and their hooks into the reconciler (the engine lock, the trigger after
+/// each successful rollout, the guard that holds new rollouts).
+/// </summary>
+/// <remarks>
+/// <b>skiff gc beside skiff run.</b> Both take the state folder's lock (a real pass; a dry run
+/// only reads), so they never collect at once and never write the first-seen file together; the
+/// engine lock only works inside one process, which is the process holding that state lock.
+/// </remarks>
+public sealed class ImageGcService
+{
+    private ImageGcService(ImageGcLoop loop, DiskGuard guard, ImageActivityTracker tracker)
+    {
+        Loop = loop;
+        Guard = guard;
+        Tracker = tracker;
+    }
+
+    public ImageGcLoop Loop { get; }
+
+    public DiskGuard Guard { get; }
+
+    public ImageActivityTracker Tracker { get; }
+
+    /// <summary>
+    /// Builds the node's GC and attaches it to <paramref name="stacks"/>. <paramref name="requeueAll"/>
+    /// is called when the disk guard is raised or cleared, so every AppDeployment of the node gets
+    /// its DiskPressure condition and waiting rollouts start.
+    /// </summary>
+    public static async Task<ImageGcService> CreateAsync(
+        DockerEngine engine,
+        StackReconciler stacks,
+        StateStore state,
+        string node,
+        Func<IReadOnlyList<DeploymentImages>> deployments,
+        Func<CancellationToken, Task<PolicyChoice>> policies,
+        IGcReporter reporter,
+        OperatorServices services,
+        Action requeueAll,
+        CancellationToken ct,
+        IDiskMeter? meter = null)
+    {
+        var log = services.Logging.CreateLogger<ImageGcService>();
+        meter ??= new DataRootDiskMeter(engine);
+        var firstSeen = await FirstSeenStore.LoadAsync(state.FirstSeenPath, ct);
+        if (firstSeen.LoadWarning is { } warning)
+        {
+            log.LogWarning("Image GC: {Warning}", warning);
+        }
+
+        var guard = new DiskGuard();
+        var pass = new ImageGcPass(new DockerImageStore(engine, meter), firstSeen, stacks.EngineLock, deployments, services.Logging.CreateLogger<GcExecutor>());
+        var loop = new ImageGcLoop(pass, meter, guard, policies, reporter, node, services.Metrics, services.Logging.CreateLogger<ImageGcLoop>());
+        stacks.DiskGuard = guard;
+        var counted = stacks.RolloutCompleted;
+        stacks.RolloutCompleted = (desired, record, elapsed) =>
+        {
+            counted?.Invoke(desired, record, elapsed);
+            loop.Trigger($"rollout of {desired.Names.Key} r{record.Revision}");
+        };
+        guard.Changed += raised =>
+        {
+            log.Log(raised ? LogLevel.Warning : LogLevel.Information, "Disk guard {State} on node {Node}: {Message}",
+                raised ? "raised" : "cleared", node, guard.Message);
+            requeueAll();
+        };
+        return new ImageGcService(loop, guard, new ImageActivityTracker(firstSeen, ImageActivityTracker.EngineResolver(engine)));
+    }
+
+    /// <summary>Runs the loop and the event tracker until <paramref name="ct"/> ends.</summary>
+    public Task RunAsync(DockerEngine engine, ILogger logger, CancellationToken ct) =>
+        Task.WhenAll(
+            Task.Run(() => Tracker.FollowAsync(engine, logger, ct), CancellationToken.None),
+            Task.Run(() => Loop.RunAsync(ct), CancellationToken.None));
+}
+
+/// <summary>The folder source's GC reports: <c>gc/&lt;node&gt;.json</c> in the state folder (and /status).</summary>
+public sealed class FolderGcReporter(StateStore state) : IGcReporter
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public Task ReportAsync(GcNodeReport report, CancellationToken ct)
+    {
+        state.WriteGcReport(report.Node, JsonSerializer.SerializeToUtf8Bytes(report, Json));
+        return Task.CompletedTask;
+    }
+}
