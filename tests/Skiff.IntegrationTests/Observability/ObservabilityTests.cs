@@ -57,8 +57,13 @@ public sealed class ObservabilityTests
 
         await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Code == 200, TimeSpan.FromSeconds(60));
         Assert.Equal(200, (await GetAsync($"http://127.0.0.1:{healthPort}/healthz")).Code);
-        await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body
-            .Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
+        // Ready is reported from inside the reconcile; the reconcile itself is counted when it returns.
+        await FolderWait.UntilAsync(async () =>
+        {
+            var body = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
+            return body.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal)
+                && Sum(body, "controller_runtime_reconcile_total", "controller=\"appdeployment\"") >= 1;
+        }, TimeSpan.FromSeconds(120));
         var metrics = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
 
         foreach (var (name, type) in new[]
