@@ -3,15 +3,18 @@
 #
 #   docker build -t registry.example.com/skiff/skiff:0.1.0 .
 #
-# Build: the .NET 10 SDK restores and publishes the operator (framework-dependent, Release).
+# Build: the .NET 10 SDK restores and publishes the operator (framework-dependent, Release),
+# precompiled with ReadyToRun: start-up is part of every `skiff` command and of each restart
+# (docs/PERFORMANCE.md measured it). linux-x64 only; for arm64 change the runtime identifier.
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 # Restore first, from the project files alone, so that a source change does not re-download packages.
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY operator/Skiff.csproj operator/
-RUN dotnet restore operator/Skiff.csproj
+RUN dotnet restore operator/Skiff.csproj -r linux-x64 -p:PublishReadyToRun=true
 COPY operator/ operator/
-RUN dotnet publish operator -c Release -o /app --no-restore -p:UseAppHost=false
+RUN dotnet publish operator -c Release -r linux-x64 --self-contained false -o /app --no-restore \
+        -p:UseAppHost=false -p:PublishReadyToRun=true
 
 # Run: the ASP.NET Core runtime, because the operator serves /metrics, /status and the probes
 # with ASP.NET Core (Kestrel).

@@ -35,34 +35,18 @@ public static class DirectoryRunner
         }
 
         var state = new StateStore(options.StateDir);
-        IDisposable stateLock;
-        try
+        var stateLock = Preflight.LockState(state, $"skiff run --path {System.IO.Path.GetFullPath(options.Path)}", error, out var lockExit);
+        if (stateLock is null)
         {
-            stateLock = state.Lock($"skiff run --path {System.IO.Path.GetFullPath(options.Path)}");
-        }
-        catch (StateLockedException e)
-        {
-            error.WriteLine($"skiff run: {e.Message}");
-            return ExitCodes.UsageOrIo;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            error.WriteLine($"--state-dir: cannot use {options.StateDir}: {e.Message}");
-            return ExitCodes.UsageOrIo;
+            return lockExit;
         }
 
         await using var services = new OperatorServices(logging);
         using (stateLock)
         using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
         {
-            try
+            if (!await Preflight.EngineAnswersAsync(engine, log, error, ct))
             {
-                var (version, api) = await engine.VersionAsync(ct);
-                log.LogInformation("Docker engine {Version} (API {ApiVersion}) at {Endpoint}", version, api, engine.Endpoint);
-            }
-            catch (EngineUnreachableException e)
-            {
-                error.WriteLine($"skiff run: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
                 return ExitCodes.Unreachable;
             }
 

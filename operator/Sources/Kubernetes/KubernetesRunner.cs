@@ -61,20 +61,10 @@ public static class KubernetesRunner
         }
 
         var state = new StateStore(options.StateDir);
-        IDisposable stateLock;
-        try
+        var stateLock = Preflight.LockState(state, $"skiff run --source kubernetes --node {options.Node}", error, out var lockExit);
+        if (stateLock is null)
         {
-            stateLock = state.Lock($"skiff run --source kubernetes --node {options.Node}");
-        }
-        catch (StateLockedException e)
-        {
-            error.WriteLine($"skiff run: {e.Message}");
-            return ExitCodes.UsageOrIo;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            error.WriteLine($"--state-dir: cannot use {options.StateDir}: {e.Message}");
-            return ExitCodes.UsageOrIo;
+            return lockExit;
         }
 
         await using var services = new OperatorServices(logging);
@@ -93,14 +83,8 @@ public static class KubernetesRunner
                 return ExitCodes.Unreachable;
             }
 
-            try
+            if (!await Preflight.EngineAnswersAsync(engine, log, error, ct))
             {
-                var (version, api) = await engine.VersionAsync(ct);
-                log.LogInformation("Docker engine {Version} (API {ApiVersion}) at {Endpoint}", version, api, engine.Endpoint);
-            }
-            catch (EngineUnreachableException e)
-            {
-                error.WriteLine($"skiff run: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
                 return ExitCodes.Unreachable;
             }
 
