@@ -10,8 +10,11 @@ public sealed partial class StackReconciler
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
 
-    /// <summary>Per stack: consecutive failed probes and the restart count last seen, for health watching after a rollout.</summary>
-    private readonly ConcurrentDictionary<string, (int Failures, long Restarts)> watch = new();
+    /// <summary>
+    /// Per stack: the container watched, its consecutive failed probes and the restart count last seen.
+    /// Keyed by container too, so a new revision's container starts from its own count.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, (string ContainerId, int Failures, long Restarts)> watch = new();
 
     /// <summary>Raised when a revision goes live (metrics, and the GC trigger after each rollout).</summary>
     public Action<DesiredStack, RevisionRecord, TimeSpan>? RolloutCompleted { get; set; }
@@ -125,11 +128,16 @@ public sealed partial class StackReconciler
     private async Task<(bool Healthy, string Reason, string Message)> WatchHealthAsync(DesiredStack desired, ObservedContainer app, CancellationToken ct)
     {
         var key = desired.Names.Key;
-        var (failures, restarts) = watch.GetOrAdd(key, _ => (0, app.RestartCount));
+        var (containerId, failures, restarts) = watch.GetOrAdd(key, _ => (app.Id, 0, app.RestartCount));
+        if (containerId != app.Id)
+        {
+            (failures, restarts) = (0, app.RestartCount);
+        }
+
         var crashed = app.State == "restarting" || app.RestartCount > restarts;
         var probed = desired.Health is not { } h || await ProbeAsync(app, h.Port, h.Path, ct);
         failures = probed ? 0 : failures + 1;
-        watch[key] = (failures, app.RestartCount);
+        watch[key] = (app.Id, failures, app.RestartCount);
         if (crashed)
         {
             logger.LogWarning("{Stack}: app container {Container} restarted ({Restarts} restarts)", key, app.Name, app.RestartCount);
