@@ -16,7 +16,7 @@ status=0
 dotnet run --project operator -c Release -- \
     run --path examples/local --node local --once --state-dir .skiff-state || status=$?
 if ((status == 0)); then
-    echo "demo: the stack is Ready: curl http://127.0.0.1:8088/  (skiff status --state-dir .skiff-state)"
+    echo "demo: both stacks are Ready: curl http://127.0.0.1:8088/  (skiff status --state-dir .skiff-state)"
 else
     echo "demo: skiff exited with $status; the table above says which stack is not Ready and why." >&2
 fi
