@@ -51,12 +51,13 @@ public static class SecretMasker
 
     public static string Apply(string text, IEnumerable<string> secrets)
     {
-        // Longest first, so a URL containing a password is masked whole rather than leaving its edges.
-        foreach (var secret in secrets.Where(s => s.Length >= 4).Distinct().OrderByDescending(s => s.Length))
+        // One masking algorithm for everything: the log redactor's (longest first, overlaps merged).
+        var redactor = new Observability.SecretRedactor();
+        foreach (var secret in secrets)
         {
-            text = text.Replace(secret, Mask, StringComparison.Ordinal);
+            redactor.Register(secret);
         }
 
-        return text;
+        return redactor.Redact(text);
     }
 }
