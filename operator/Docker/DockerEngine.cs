@@ -638,17 +638,10 @@ public static class ImageReference
     /// <summary>Splits a reference into what the pull API wants: repository and tag (or digest).</summary>
     public static (string Repository, string Tag) SplitForPull(string reference)
     {
-        var at = reference.IndexOf('@');
-        if (at >= 0)
-        {
-            return (reference[..at], reference[(at + 1)..]);
-        }
-
-        var lastSlash = reference.LastIndexOf('/');
-        var colon = reference.LastIndexOf(':');
-        return colon > lastSlash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+        var repository = Repository(reference);
+        return repository.Length == reference.Length ? (reference, "latest") : (repository, reference[(repository.Length + 1)..]);
     }
 
-    /// <summary>The repository part of a reference (no tag, no digest).</summary>
-    public static string Repository(string reference) => SplitForPull(reference).Repository;
+    /// <summary>The repository part of a reference (no tag, no digest); the GC's parser, so both agree.</summary>
+    public static string Repository(string reference) => ImageGC.ImageRefs.Repository(reference);
 }

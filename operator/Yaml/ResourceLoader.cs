@@ -420,7 +420,7 @@ public static class ResourceLoader
         {
             if (key is not ("apiVersion" or "kind" or "metadata" or "type" or "data" or "stringData" or "immutable"))
             {
-                errors.Add(key, "unknown field" + SchemaChecker.Suggest(key, ["type", "data", "stringData", "immutable"]));
+                errors.Add(SchemaChecker.Join("", key), "unknown field" + SchemaChecker.Suggest(key, ["type", "data", "stringData", "immutable"]));
             }
         }
 

@@ -133,7 +133,12 @@ internal static class SchemaChecker
         }
     }
 
-    private static string Join(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
+    // An empty key is written as "" so that its errors still name a path.
+    internal static string Join(string path, string key)
+    {
+        var shown = key.Length == 0 ? "\"\"" : key;
+        return path.Length == 0 ? shown : $"{path}.{shown}";
+    }
 
     private static bool IsInteger(JsonNode? node, out long value)
     {

@@ -127,7 +127,9 @@ internal static partial class YamlReader
             }
 
             var key = keyEvent.Value;
-            var childPath = path.Length == 0 ? key : $"{path}.{key}";
+            // An empty key is written as "" so that its errors still name a path.
+            var shownKey = key.Length == 0 ? "\"\"" : key;
+            var childPath = path.Length == 0 ? shownKey : $"{path}.{shownKey}";
             var value = ReadNode(parser, state, childPath, depth + 1);
             if (key == "<<")
             {
