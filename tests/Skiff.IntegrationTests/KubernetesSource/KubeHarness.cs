@@ -109,7 +109,8 @@ public sealed class KubeHarness : IAsyncDisposable
         await Server.DisposeAsync();
     }
 
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local") => $"""
+    /// <summary>An API with PostgreSQL; <paramref name="databaseExtra"/> holds more fields of spec.database, indented by four spaces.</summary>
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local", string databaseExtra = "") => $"""
         apiVersion: skiff.dev/v1alpha1
         kind: AppDeployment
         metadata:
@@ -131,7 +132,7 @@ public sealed class KubeHarness : IAsyncDisposable
               command: ["testapp", "migrate"]
           database:
             image: skiff-test/postgres:15
-          rollout:
+        {databaseExtra}  rollout:
             progressDeadlineSeconds: {deadline}
         """;
 

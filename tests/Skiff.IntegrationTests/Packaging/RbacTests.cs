@@ -134,36 +134,8 @@ public sealed class RbacTests
 
     private static bool IsOperator(RequestRecord r) => r.UserAgent.StartsWith("kubernetes-csharp/", StringComparison.Ordinal);
 
-    private static string Stack(KubeHarness h, string databaseMemory) => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: rbac
-          namespace: {h.Namespace}
-        spec:
-          node: local
-          app:
-            image: skiff-test/app:1
-            imagePullPolicy: Never
-            ports:
-              - name: http
-                containerPort: 8080
-            healthCheck:
-              http:
-                path: /healthz
-                port: http
-              periodSeconds: 1
-            migrate:
-              command: ["testapp", "migrate"]
-          database:
-            image: skiff-test/postgres:15
-            storage:
-              reclaimPolicy: Delete
-            resources:
-              memory: {databaseMemory}
-          rollout:
-            progressDeadlineSeconds: 60
-        """;
+    private static string Stack(KubeHarness h, string databaseMemory) =>
+        h.Api(name: "rbac", databaseExtra: $"    storage:\n      reclaimPolicy: Delete\n    resources:\n      memory: {databaseMemory}\n");
 
     /// <summary>Through kubectl, so that the request log holds only kubectl's and the operator's requests.</summary>
     private static async Task<bool> RevisionReadyAsync(KubeHarness h, long revision)
