@@ -559,7 +559,10 @@ public sealed class DockerEngine : IDisposable
             c.RestartCount,
             new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)),
             started,
-            ips);
+            ips)
+        {
+            OomKilled = c.State?.OOMKilled ?? false,
+        };
     }
 
     private static CreateContainerParameters ToParameters(ContainerSpec spec)

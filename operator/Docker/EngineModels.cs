@@ -17,6 +17,18 @@ public sealed record ObservedContainer(
 {
     public bool Running => State is "running" or "restarting";
 
+    /// <summary>The kernel killed it for exceeding its memory limit.</summary>
+    public bool OomKilled { get; init; }
+
+    /// <summary>
+    /// Ended by SIGTERM or SIGKILL (exit 143 or 137) that was not the memory limit: something outside stopped it,
+    /// typically the engine shutting down or the host rebooting, not the program failing.
+    /// </summary>
+    public bool StoppedFromOutside => State is "exited" or "dead" && !OomKilled && ExitCode is 137 or 143;
+
+    /// <summary>Which run this is of a one-off container that Skiff re-creates after an interruption (1 when not labelled).</summary>
+    public int Attempt => int.TryParse(Label(Reconcile.SkiffLabels.Attempt), out var a) && a > 0 ? a : 1;
+
     public string? Label(string key) => Labels.TryGetValue(key, out var v) ? v : null;
 
     public long? Revision => long.TryParse(Label(Reconcile.SkiffLabels.Revision), out var r) ? r : null;

@@ -159,7 +159,7 @@ public sealed class DesiredStack
     }
 
     /// <summary>The one-off migration container of a revision: the new image, the app's environment, the migrate command.</summary>
-    public ContainerSpec? MigrateContainer(long revision)
+    public ContainerSpec? MigrateContainer(long revision, int attempt = 1)
     {
         if (Spec.App.Migrate is not { } migrate)
         {
@@ -169,6 +169,7 @@ public sealed class DesiredStack
         var labels = Labels(StackNames.MigrateComponent);
         labels[SkiffLabels.Revision] = revision.ToString(CultureInfo.InvariantCulture);
         labels[SkiffLabels.SpecHash] = Hash;
+        labels[SkiffLabels.Attempt] = attempt.ToString(CultureInfo.InvariantCulture);
         return new ContainerSpec
         {
             Name = Names.MigrateContainer(revision),

@@ -62,4 +62,7 @@ public static class SkiffLabels
 
     /// <summary>Set on a volume Skiff adopted (database.volume): used, never deleted.</summary>
     public const string Adopted = "dev.skiff.adopted";
+
+    /// <summary>On a migration container: which run of that revision's migration it is (1 when absent).</summary>
+    public const string Attempt = "dev.skiff.attempt";
 }

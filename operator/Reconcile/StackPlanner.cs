@@ -17,6 +17,25 @@ namespace Skiff.Reconcile;
 /// </remarks>
 public static class StackPlanner
 {
+    /// <summary>How many times a migration stopped from outside (not failed) is run before the rollout fails.</summary>
+    public const int MaxMigrationAttempts = 3;
+
+    /// <summary>Why a migration container that ended non-zero failed the rollout, in words that point at the fix.</summary>
+    public static string MigrationFailure(ObservedContainer migration, DesiredStack desired)
+    {
+        if (migration.OomKilled)
+        {
+            var limit = desired.Spec.App.Resources?.Memory;
+            return limit is null
+                ? $"migration was killed for running out of memory (exit {migration.ExitCode})"
+                : $"migration was killed for running out of memory: it needs more than spec.app.resources.memory ({limit})";
+        }
+
+        return migration.StoppedFromOutside
+            ? $"migration was stopped from outside {migration.Attempt} times (last exit code {migration.ExitCode}); it was not re-run again"
+            : $"migration exited with code {migration.ExitCode}";
+    }
+
     public static StackPlan Plan(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now)
     {
         var actions = new List<StackAction>();
@@ -142,11 +161,21 @@ public static class StackPlanner
                 var migration = migrations.FirstOrDefault(m => m.Revision == revision && m.SpecHash == desired.Hash);
                 if (migration is { Running: false, State: "exited" or "dead" } && migration.ExitCode != 0)
                 {
-                    actions.Add(new FailRollout(revision, "MigrationFailed", $"migration exited with code {migration.ExitCode}", migration));
-                    return;
+                    if (migration.StoppedFromOutside && migration.Attempt < MaxMigrationAttempts)
+                    {
+                        // Stopped by the engine going down (or a reboot, or `docker stop`), not failed: run it again,
+                        // as a Job re-runs a pod that was evicted. Migration tools are written to be re-run.
+                        var next = migration.Attempt + 1;
+                        actions.Add(new RemoveContainer(migration, $"its migration was stopped from outside (exit {migration.ExitCode}); running it again, attempt {next} of {MaxMigrationAttempts}"));
+                        actions.Add(new RunMigration(revision, desired.MigrateContainer(revision, next)!, null));
+                    }
+                    else
+                    {
+                        actions.Add(new FailRollout(revision, "MigrationFailed", MigrationFailure(migration, desired), migration));
+                        return;
+                    }
                 }
-
-                if (migration is not { State: "exited", ExitCode: 0 })
+                else if (migration is not { State: "exited", ExitCode: 0 })
                 {
                     actions.Add(new RunMigration(revision, migrateSpec, migration));
                 }

@@ -378,7 +378,18 @@ public sealed partial class StackReconciler
             var now = owner.time.GetUtcNow();
             if (exit != 0)
             {
-                await FailAsync(migration.Revision, "MigrationFailed", $"migration exited with code {exit}", id, ct);
+                // Look before judging: when the engine shuts down it stops the migration (exit 143) and this
+                // throws EngineUnreachable; a migration stopped from outside is re-run by the next plan.
+                var ended = await engine.InspectContainerAsync(id, ct);
+                if (ended is { StoppedFromOutside: true } && ended.Attempt < StackPlanner.MaxMigrationAttempts)
+                {
+                    logger.LogWarning("{Stack}: migration of revision {Revision} was stopped from outside (exit {Exit}); it will run again",
+                        desired.Names.Key, migration.Revision, exit);
+                    return false;
+                }
+
+                var message = ended is null ? $"migration exited with code {exit}" : StackPlanner.MigrationFailure(ended, desired);
+                await FailAsync(migration.Revision, "MigrationFailed", message, id, ct);
                 return false;
             }
 

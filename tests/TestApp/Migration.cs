@@ -10,6 +10,9 @@ internal static class Migration
 
     private static readonly TimeSpan RetryFor = TimeSpan.FromSeconds(5);
 
+    /// <summary>What a migration tool stopped by SIGTERM exits with by convention (128 + 15), as Node's and Python's do.</summary>
+    private const int Terminated = 143;
+
     public static async Task<int> RunAsync(Settings settings, CancellationToken ct)
     {
         if (settings.FailMigrate)
@@ -34,13 +37,19 @@ internal static class Migration
                 await connection.OpenAsync(ct);
                 await using var command = new NpgsqlCommand(CreateVisits, connection);
                 await command.ExecuteNonQueryAsync(ct);
+                if (settings.MigrateDelay > TimeSpan.Zero)
+                {
+                    Log.Line($"migrate: working for {settings.MigrateDelay.TotalSeconds:0}s");
+                    await Task.Delay(settings.MigrateDelay, ct);
+                }
+
                 Log.Line("migrate: table visits is ready");
                 return 0;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 Log.Line("migrate: interrupted");
-                return 1;
+                return Terminated;
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
             {
@@ -59,7 +68,7 @@ internal static class Migration
                 catch (OperationCanceledException)
                 {
                     Log.Line("migrate: interrupted");
-                    return 1;
+                    return Terminated;
                 }
             }
         }

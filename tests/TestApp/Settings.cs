@@ -33,8 +33,16 @@ internal sealed record Settings(
             Redis: string.IsNullOrEmpty(redisUrl) ? null : RedisEndpoint.Parse(redisUrl, secrets),
             FailHealth: Environment.GetEnvironmentVariable("TESTAPP_FAIL_HEALTH") == "1",
             FailMigrate: Environment.GetEnvironmentVariable("TESTAPP_FAIL_MIGRATE") == "1",
-            Secrets: secrets);
+            Secrets: secrets)
+        {
+            MigrateDelay = int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_MIGRATE_SECONDS"), out var seconds) && seconds > 0
+                ? TimeSpan.FromSeconds(seconds)
+                : TimeSpan.Zero,
+        };
     }
+
+    /// <summary>How long a migration works before it finishes (TESTAPP_MIGRATE_SECONDS): a long migration, to be interrupted.</summary>
+    public TimeSpan MigrateDelay { get; init; }
 
     /// <summary>postgres://user:pass@host:port/db → an Npgsql connection string.</summary>
     internal static string ToNpgsql(string url, List<string> secrets)

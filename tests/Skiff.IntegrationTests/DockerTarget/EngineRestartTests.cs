@@ -22,17 +22,21 @@ public sealed class EngineRestartTests
         // The engine lives in its own network namespace: readiness by minReadySeconds, not an HTTP probe from here.
         api.Spec.App.HealthCheck = null;
 
-        // Stop the engine once PostgreSQL is initialised and the rollout of the app goes on. (Killing
-        // PostgreSQL in the middle of its first initdb would leave a half-made cluster, with this image
-        // as with the official one: that is a different test.)
+        // A long migration (5 s) that the engine's shutdown stops half-way, as an `apt upgrade` of docker.io
+        // would: the migration is re-run after the restart, not taken for a failed one. (Killing PostgreSQL in
+        // the middle of its first initdb would leave a half-made cluster, with this image as with the official
+        // one: that is a different test.)
+        api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "5" }];
         var reconcile = reconciler.ReconcileAsync(api, (s, _) => { api.Status = s; return Task.CompletedTask; }, CancellationToken.None);
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "database" }, CancellationToken.None)).Any(c => c.Health == "healthy"))
+        while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None)).Any(c => c.Running))
         {
-            Assert.True(DateTime.UtcNow < deadline, "the database never became healthy");
+            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
+            Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
             await Task.Delay(50);
         }
 
+        await Task.Delay(1000);
         await dockerd.StopAsync();
         var error = await Assert.ThrowsAsync<EngineUnreachableException>(() => reconcile);
         Assert.Contains("Docker engine unreachable at " + dockerd.Endpoint, error.Message);
@@ -42,6 +46,8 @@ public sealed class EngineRestartTests
         api.Status = result.Status;
 
         Assert.True(result.Status.Phase == Phases.Ready, string.Join("\n", result.Status.Conditions!.Select(c => $"{c.Type}={c.Status} {c.Reason}: {c.Message}")));
+        Assert.Equal(Outcomes.Succeeded, Assert.Single(result.Status.History!).Outcome);
+        Assert.Contains(result.Status.Conditions!, c => c.Type == ConditionTypes.Migrated && c.Status == "True");
         var containers = await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.App] = "restart/api" }, CancellationToken.None);
         Assert.Equal(["app", "database"], containers.Select(c => c.Component!).Order().ToArray());
         Assert.All(containers, c => Assert.True(c.Running));

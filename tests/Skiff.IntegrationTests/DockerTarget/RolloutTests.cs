@@ -1,4 +1,5 @@
 using Skiff.Api;
+using Skiff.Docker;
 using Skiff.Reconcile;
 
 namespace Skiff.IntegrationTests.DockerTarget;
@@ -118,6 +119,36 @@ public sealed class RolloutTests
         await h.ReconcileAsync(api);
         Assert.DoesNotContain(await h.ContainersAsync(api), c => c.Component == StackNames.MigrateComponent);
         AssertRolledBack(api, "MigrationFailed");
+    }
+
+    [Fact]
+    public async Task Migration_stopped_from_outside_runs_again_and_the_rollout_succeeds()
+    {
+        await using var h = new StackHarness();
+        var api = StackHarness.ApiWithDatabase(h.Namespace, "api");
+        // A migration that works for 3 s; `docker stop` (what the engine's own shutdown or a reboot does) ends it half-way.
+        api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "3" }];
+        var reconcile = h.ReconcileAsync(api);
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        ObservedContainer? migration;
+        while ((migration = (await h.ContainersAsync(api)).FirstOrDefault(c => c.Component == StackNames.MigrateComponent && c.Running)) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
+            Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(1, migration.Attempt);
+        await h.Engine.StopContainerAsync(migration.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
+        Assert.True((await h.Engine.InspectContainerAsync(migration.Id, CancellationToken.None))!.StoppedFromOutside);
+        await reconcile;
+
+        Assert.True(api.Status!.Phase == Phases.Ready, string.Join("\n", api.Status.Conditions!.Select(c => $"{c.Type}={c.Status} {c.Reason}: {c.Message}")));
+        Assert.True(Conditions.IsTrue(api.Status, ConditionTypes.Migrated));
+        Assert.Equal(Outcomes.Succeeded, api.Status.History!.Single().Outcome);
+        Assert.DoesNotContain(await h.ContainersAsync(api), c => c.Component == StackNames.MigrateComponent);
+        Assert.Equal(200, (await h.GetAppAsync(api, "/healthz")).Status);
     }
 
     [Fact]

@@ -32,9 +32,14 @@ public class StackPlannerTests
     }
 
     private static ObservedContainer Container(DesiredStack d, string component, string name, string state = "running", string? health = null,
-        long? revision = null, string? hash = null, long exit = 0, string? source = null)
+        long? revision = null, string? hash = null, long exit = 0, string? source = null, int? attempt = null)
     {
         var labels = d.Labels(component);
+        if (attempt is { } a)
+        {
+            labels[SkiffLabels.Attempt] = a.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         labels[SkiffLabels.Source] = source ?? Context.SourceId;
         if (revision is { } r)
         {
@@ -134,6 +139,63 @@ public class StackPlannerTests
         var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), Container(d, "app", d.Names.AppContainer(1), revision: 1, hash: "old"), failed), history, Now);
         Assert.Equal("MigrationFailed", plan.Actions.OfType<FailRollout>().Single().Reason);
         Assert.DoesNotContain(plan.Actions, a => a is RunMigration or StartApp);
+    }
+
+    private static (DesiredStack D, List<RevisionRecord> History, ObservedContainer OldApp) MigratingToImage2()
+    {
+        var d = Stack(s => s.App.Image = "acme/api:2");
+        var history = new List<RevisionRecord>
+        {
+            new() { Revision = 1, SpecHash = "old", Outcome = Outcomes.Succeeded, Image = "acme/api:1" },
+            new() { Revision = 2, SpecHash = d.Hash, Outcome = Outcomes.Progressing },
+        };
+        return (d, history, Container(d, "app", d.Names.AppContainer(1), revision: 1, hash: "old"));
+    }
+
+    [Theory]
+    [InlineData(143, null, 2)]
+    [InlineData(137, 2, 3)]
+    public void Migration_stopped_from_outside_is_run_again_with_the_next_attempt(long exit, int? attempt, int next)
+    {
+        var (d, history, oldApp) = MigratingToImage2();
+        var stopped = Container(d, "migrate", d.Names.MigrateContainer(2), state: "exited", revision: 2, hash: d.Hash, exit: exit, attempt: attempt);
+        var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), oldApp, stopped), history, Now);
+
+        Assert.DoesNotContain(plan.Actions, a => a is FailRollout);
+        var kinds = Kinds(plan);
+        Assert.True(Array.IndexOf(kinds, "RemoveContainer") < Array.IndexOf(kinds, "RunMigration"), string.Join(", ", kinds));
+        Assert.Equal(stopped.Name, plan.Actions.OfType<RemoveContainer>().Single().Container.Name);
+        var rerun = plan.Actions.OfType<RunMigration>().Single();
+        Assert.Null(rerun.Existing);
+        Assert.Equal(next.ToString(System.Globalization.CultureInfo.InvariantCulture), rerun.Spec.Labels[SkiffLabels.Attempt]);
+        Assert.Contains("StartApp", kinds);
+    }
+
+    [Fact]
+    public void Migration_stopped_from_outside_on_its_last_attempt_fails_the_rollout()
+    {
+        var (d, history, oldApp) = MigratingToImage2();
+        var stopped = Container(d, "migrate", d.Names.MigrateContainer(2), state: "exited", revision: 2, hash: d.Hash, exit: 143,
+            attempt: StackPlanner.MaxMigrationAttempts);
+        var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), oldApp, stopped), history, Now);
+
+        var fail = plan.Actions.OfType<FailRollout>().Single();
+        Assert.Equal("MigrationFailed", fail.Reason);
+        Assert.Contains($"stopped from outside {StackPlanner.MaxMigrationAttempts} times", fail.Message);
+        Assert.DoesNotContain(plan.Actions, a => a is RunMigration or StartApp);
+    }
+
+    [Fact]
+    public void Migration_killed_by_its_memory_limit_fails_and_names_the_field()
+    {
+        var (d, history, oldApp) = MigratingToImage2();
+        d.Spec.App.Resources = new ResourceLimits { Memory = "64Mi" };
+        var killed = Container(d, "migrate", d.Names.MigrateContainer(2), state: "exited", revision: 2, hash: d.Hash, exit: 137) with { OomKilled = true };
+        var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), oldApp, killed), history, Now);
+
+        var fail = plan.Actions.OfType<FailRollout>().Single();
+        Assert.Contains("spec.app.resources.memory (64Mi)", fail.Message);
+        Assert.DoesNotContain(plan.Actions, a => a is RunMigration);
     }
 
     [Fact]
