@@ -8,10 +8,14 @@
 # never against $DOCKER_HOST or /var/run/docker.sock. Needs root (dockerd).
 #
 # Each round: create N tagged images (distinct ids: each imports a tarball with its own file),
-# then remove all of them with one side; sides alternate, the images are recreated in between.
+# then remove all of them with one side; the side order rotates, the images are recreated in between.
+# Sides: `skiff gc` from `dotnet build` (JIT), `skiff gc` published ReadyToRun (as the operator image
+# ships it), and `docker image prune -a -f`. For skiff, the pass's own time (list, plan, remove,
+# measure: what a running `skiff run` spends on a pass, without process start-up) comes from its
+# JSON output (`seconds`).
 #
 # Usage: bench/gc-vs-prune/run.sh [IMAGES=200] [ROUNDS=5]
-# Prints per-round times, then median, spread (min..max) and the ratio of medians (GC / prune).
+# Prints per-round times, then median, spread (min..max) and the ratios of medians to prune.
 set -euo pipefail
 
 images="${1:-200}"
@@ -44,7 +48,10 @@ docker info >/dev/null || { cat "$work/dockerd.log"; exit 2; }
 [[ "$(docker info --format '{{.DockerRootDir}}')" == "$work/data" ]] || { echo "not the throwaway engine" >&2; exit 2; }
 
 dotnet build "$repo/operator" -c Release -v quiet -nologo >/dev/null
-skiff=(dotnet "$repo/operator/bin/Release/net10.0/skiff.dll")
+dotnet publish "$repo/operator" -c Release -r linux-x64 --self-contained false -p:UseAppHost=false \
+  -p:PublishReadyToRun=true -o "$work/r2r" -v quiet -nologo >/dev/null
+skiff_jit=(dotnet "$repo/operator/bin/Release/net10.0/skiff.dll")
+skiff_r2r=(dotnet "$work/r2r/skiff.dll")
 
 # A policy that removes every unused image without pressure: nothing kept per repository, no grace period.
 cat >"$work/policy.yaml" <<'YAML'
@@ -67,32 +74,48 @@ make_images() {
 }
 
 now() { date +%s.%N; }
-gc_times=(); prune_times=()
+declare -A times=()
+sides=(gc gc-r2r prune)
 for round in $(seq "$rounds"); do
-  for side in gc prune; do
-    # Alternate which side goes first, so neither always meets a warm or cold engine.
-    if (( round % 2 == 0 )); then side=$([[ $side == gc ]] && echo prune || echo gc); fi
+  # Rotate which side goes first, so none always meets a warm or cold engine.
+  for k in 0 1 2; do
+    side=${sides[$(( (round + k) % 3 ))]}
     make_images
     sync
     start=$(now)
-    if [[ $side == gc ]]; then
-      "${skiff[@]}" gc --node bench --state-dir "$work/state" --policy "$work/policy.yaml" -o json >"$work/gc.json" 2>"$work/gc.err" \
-        || { cat "$work/gc.err"; exit 1; }
-    else
-      docker image prune -a -f >/dev/null
-    fi
+    case $side in
+      gc|gc-r2r)
+        if [[ $side == gc ]]; then cmd=("${skiff_jit[@]}"); else cmd=("${skiff_r2r[@]}"); fi
+        "${cmd[@]}" gc --node bench --state-dir "$work/state" --policy "$work/policy.yaml" -o json >"$work/gc.json" 2>"$work/gc.err" \
+          || { cat "$work/gc.err"; exit 1; } ;;
+      prune)
+        docker image prune -a -f >/dev/null ;;
+    esac
     t=$(echo "$(now) - $start" | bc -l)
     left=$(docker images -q --filter label=bench=gc | wc -l)
     [[ "$left" -eq 0 ]] || { echo "$side left $left images" >&2; exit 1; }
-    printf 'round %d %-5s %6.3f s\n' "$round" "$side" "$t"
-    if [[ $side == gc ]]; then gc_times+=("$t"); else prune_times+=("$t"); fi
+    if [[ $side == prune ]]; then
+      printf 'round %d %-7s %6.3f s\n' "$round" "$side" "$t"
+    else
+      pass=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$work/gc.json")
+      printf 'round %d %-7s %6.3f s (pass %.3f s)\n' "$round" "$side" "$t" "$pass"
+      times[pass-$side]+="$pass "
+    fi
+    times[$side]+="$t "
   done
 done
 
 stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f %.3f %.3f", m, a[1], a[NR]}'; }
-read -r gm gmin gmax <<<"$(stats "${gc_times[@]}")"
-read -r pm pmin pmax <<<"$(stats "${prune_times[@]}")"
 echo "images: $images, rounds: $rounds (dockerd $(docker version --format '{{.Server.Version}}'), $(nproc) cores)"
-printf 'skiff gc:                 median %.3f s (min %.3f, max %.3f)\n' "$gm" "$gmin" "$gmax"
-printf 'docker image prune -a -f: median %.3f s (min %.3f, max %.3f)\n' "$pm" "$pmin" "$pmax"
-printf 'ratio (median gc / median prune): %.2fx\n' "$(echo "$gm / $pm" | bc -l)"
+read -r pm pmin pmax <<<"$(stats ${times[prune]})"
+printf '%-44s median %.3f s (min %.3f, max %.3f)\n' "docker image prune -a -f" "$pm" "$pmin" "$pmax"
+for key in gc gc-r2r pass-gc pass-gc-r2r; do
+  case $key in
+    gc) label="skiff gc (JIT), whole command" ;;
+    gc-r2r) label="skiff gc (ReadyToRun), whole command" ;;
+    pass-gc) label="  its pass alone (JIT)" ;;
+    pass-gc-r2r) label="  its pass alone (ReadyToRun)" ;;
+  esac
+  read -r m mn mx <<<"$(stats ${times[$key]})"
+  printf '%-44s median %.3f s (min %.3f, max %.3f)  %.2fx prune\n' "$label" "$m" "$mn" "$mx" "$(echo "$m / $pm" | bc -l)"
+done

@@ -203,6 +203,7 @@ public static class GcCommand
                 ["bytesReclaimed"] = run.BytesReclaimed,
                 ["buildCacheBytes"] = result.BuildCacheBytes,
                 ["complete"] = run.Complete && !run.AboveHighThreshold,
+                ["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 3),
                 ["removed"] = new JsonArray([.. run.Removed.Select(d => (JsonNode)Decision(d, "removed"))]),
                 ["skipped"] = new JsonArray([.. run.Skipped.Concat(run.Failed).Select(s => { var o = Decision(s.Decision, "skipped"); o["error"] = s.Reason; return (JsonNode)o; })]),
                 ["images"] = new JsonArray([..
@@ -226,7 +227,7 @@ public static class GcCommand
         }
 
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"Removed {run.Removed.Count} images, reclaimed {GcPlan.FormatBytes(run.BytesReclaimed)}{(result.BuildCacheBytes > 0 ? $" (+{GcPlan.FormatBytes(result.BuildCacheBytes)} build cache)" : "")}; disk {run.Before.Percent:0.0}% -> {run.After.Percent:0.0}%"));
+            $"Removed {run.Removed.Count} images, reclaimed {GcPlan.FormatBytes(run.BytesReclaimed)}{(result.BuildCacheBytes > 0 ? $" (+{GcPlan.FormatBytes(result.BuildCacheBytes)} build cache)" : "")}; disk {run.Before.Percent:0.0}% -> {run.After.Percent:0.0}% in {result.Elapsed.TotalSeconds:0.00} s"));
     }
 
     private static JsonObject Decision(GcDecision d, string action) => new()

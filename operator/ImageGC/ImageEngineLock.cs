@@ -7,9 +7,10 @@ namespace Skiff.ImageGC;
 /// <remarks>
 /// <para><b>Guarantees.</b> A rollout holds a <see cref="EnterUseAsync">use lease</see> (shared)
 /// from before it pulls an image until its containers are created and started; GC takes the
-/// <see cref="EnterRemovalAsync">removal lock</see> (exclusive) around each single image deletion
-/// and nothing else. So GC never deletes while Skiff pulls or starts, and a rollout waits at most
-/// for one deletion. While a lease is held, its images are in <see cref="InUseNow"/>, so a plan
+/// <see cref="EnterRemovalAsync">removal lock</see> around each single image deletion and nothing
+/// else. Removals exclude every lease but not each other (a pass without disk pressure removes a few
+/// images at a time). So GC never deletes while Skiff pulls or starts, and a rollout waits at most
+/// for the deletions under way, never for a queued one. While a lease is held, its images are in <see cref="InUseNow"/>, so a plan
 /// made meanwhile protects them (reason BeingPulledOrStarted); a deletion planned before the lease
 /// runs only after it ends, when the new containers exist and the engine refuses (409).</para>
 /// <para><b>Caveats.</b> Leases are preferred: a steady stream of overlapping rollouts delays GC
@@ -23,7 +24,7 @@ public sealed class ImageEngineLock
     private readonly List<Waiter> waitingLeases = [];
     private readonly LinkedList<Waiter> waitingRemovals = [];
     private int leases;
-    private bool removing;
+    private int removals;
 
     /// <summary>Image ids and references held by use leases right now (a snapshot).</summary>
     public IReadOnlySet<string> InUseNow()
@@ -56,7 +57,7 @@ public sealed class ImageEngineLock
         Waiter? waiter = null;
         lock (gate)
         {
-            if (!removing)
+            if (removals == 0)
             {
                 leases++;
             }
@@ -81,15 +82,17 @@ public sealed class ImageEngineLock
         return lease;
     }
 
-    /// <summary>The exclusive lock for one image deletion; waits until no use lease is held.</summary>
+    /// <summary>
+    /// The lock for one image deletion: waits until no use lease is held or waiting; shared with other deletions.
+    /// </summary>
     public async Task<IDisposable> EnterRemovalAsync(CancellationToken ct)
     {
         Waiter? waiter = null;
         lock (gate)
         {
-            if (!removing && leases == 0)
+            if (leases == 0 && waitingLeases.Count == 0)
             {
-                removing = true;
+                removals++;
             }
             else
             {
@@ -144,11 +147,9 @@ public sealed class ImageEngineLock
             }
 
             leases--;
-            if (leases == 0 && waitingRemovals.First is { } next)
+            if (leases == 0)
             {
-                waitingRemovals.RemoveFirst();
-                removing = true;
-                next.Value.Tcs.TrySetResult();
+                GrantWaitingRemovals();
             }
         }
     }
@@ -157,7 +158,12 @@ public sealed class ImageEngineLock
     {
         lock (gate)
         {
-            removing = false;
+            removals--;
+            if (removals > 0)
+            {
+                return;
+            }
+
             if (waitingLeases.Count > 0)
             {
                 leases += waitingLeases.Count;
@@ -168,13 +174,23 @@ public sealed class ImageEngineLock
 
                 waitingLeases.Clear();
             }
-            else if (waitingRemovals.First is { } next)
+            else
             {
-                waitingRemovals.RemoveFirst();
-                removing = true;
-                next.Value.Tcs.TrySetResult();
+                GrantWaitingRemovals();
             }
         }
+    }
+
+    /// <summary>Under <see cref="gate"/>, with no lease held or waiting: every queued deletion may go.</summary>
+    private void GrantWaitingRemovals()
+    {
+        removals += waitingRemovals.Count;
+        foreach (var w in waitingRemovals)
+        {
+            w.Tcs.TrySetResult();
+        }
+
+        waitingRemovals.Clear();
     }
 
     private string AddInUse(string image)

@@ -6,7 +6,8 @@ namespace Skiff.ImageGC;
 /// <param name="Plan">The planner's decisions (for dry-run listings and reports).</param>
 /// <param name="Run">What the executor removed, skipped and measured.</param>
 /// <param name="BuildCacheBytes">Bytes the build-cache prune reclaimed (pruneBuildCache), else 0.</param>
-public sealed record GcPassResult(GcPlan Plan, GcRunResult Run, long BuildCacheBytes);
+/// <param name="Elapsed">How long the pass took, from listing the images to saving the first-seen times.</param>
+public sealed record GcPassResult(GcPlan Plan, GcRunResult Run, long BuildCacheBytes, TimeSpan Elapsed = default);
 
 /// <summary>
 /// One image GC pass on a node, shared by the loop of <c>skiff run</c> and by <c>skiff gc</c>:
@@ -54,6 +55,7 @@ public sealed class ImageGcPass(
     /// <summary>Plans and carries out one pass (a dry run when the policy says so); saves the first-seen times.</summary>
     public async Task<GcPassResult> RunAsync(GcPolicy policy, CancellationToken ct)
     {
+        var started = time.GetTimestamp();
         var input = await GatherAsync(policy, ct).ConfigureAwait(false);
         var plan = ImageGcPlanner.Plan(input);
         var run = await ExecuteAsync(plan, ct).ConfigureAwait(false);
@@ -88,7 +90,7 @@ public sealed class ImageGcPass(
             logger.LogWarning("Image GC could not save first-seen times to {Path}: {Message}", firstSeen.Path, e.Message);
         }
 
-        return new GcPassResult(plan, run, cache);
+        return new GcPassResult(plan, run, cache, time.GetElapsedTime(started));
     }
 
     /// <summary>Carries out a plan, each removal under the node's exclusive engine lock.</summary>

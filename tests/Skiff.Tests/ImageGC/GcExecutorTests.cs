@@ -151,6 +151,35 @@ public class GcExecutorTests
     }
 
     [Fact]
+    public async Task Without_pressure_removes_several_at_once_and_reports_in_plan_order()
+    {
+        var images = Enumerable.Range(1, 12).Select(i => Image(i, $"a:{i}", sizeMiB: 10, lastUsedHoursAgo: 100 - i)).ToArray();
+        var (plan, store) = Setup(images, 50, GcPolicy.BuiltIn with { RetainPerRepository = 0, MinimumAge = TimeSpan.Zero });
+        store.RemoveDelay = TimeSpan.FromMilliseconds(100);
+        store.InUse.Add(Id(5));
+        Assert.Equal(12, plan.Delete.Count);
+
+        var result = await Run(plan, store);
+
+        Assert.InRange(store.MaxInFlight, 2, GcExecutor.RemovalConcurrency);
+        Assert.Equal(Ids(plan.Delete).Where(id => id != Id(5)), Ids(result.Removed));
+        Assert.Equal(Id(5), Assert.Single(result.Skipped).Decision.Image.Id);
+        Assert.Equal(["measure", "measure"], store.Calls.Where(c => c == "measure"));
+        Assert.Equal(110 * MiB, result.BytesReclaimed);
+    }
+
+    [Fact]
+    public async Task Under_pressure_removes_one_at_a_time()
+    {
+        var (plan, store) = Setup(FiveImages(), 90);
+        store.RemoveDelay = TimeSpan.FromMilliseconds(50);
+
+        await Run(plan, store);
+
+        Assert.Equal(1, store.MaxInFlight);
+    }
+
+    [Fact]
     public async Task Cancellation_stops_the_pass()
     {
         var (plan, store) = Setup(FiveImages(), 90);

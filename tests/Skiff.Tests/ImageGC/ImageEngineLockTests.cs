@@ -2,7 +2,7 @@ using Skiff.ImageGC;
 
 namespace Skiff.Tests.ImageGC;
 
-/// <summary>The lock between rollouts (shared use leases) and GC deletions (exclusive, one at a time).</summary>
+/// <summary>The lock between rollouts (shared use leases) and GC deletions (excluding leases, not each other).</summary>
 public sealed class ImageEngineLockTests
 {
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
@@ -46,6 +46,31 @@ public sealed class ImageEngineLockTests
         }
 
         (await nextRemoval.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
+    }
+
+    [Fact]
+    public async Task Deletions_share_the_lock_and_a_rollout_waits_for_all_of_them()
+    {
+        var engineLock = new ImageEngineLock();
+        var first = await engineLock.EnterRemovalAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        var second = await engineLock.EnterRemovalAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        var lease = engineLock.EnterUseAsync(["acme/api:2"], CancellationToken.None);
+        var third = engineLock.EnterRemovalAsync(CancellationToken.None);
+
+        first.Dispose();
+        await Task.Delay(Short);
+        Assert.False(lease.IsCompleted);
+        Assert.False(third.IsCompleted); // queued behind the waiting rollout, not let in beside the second deletion
+
+        second.Dispose();
+        using (await lease.WaitAsync(TimeSpan.FromSeconds(5)))
+        {
+            await Task.Delay(Short);
+            Assert.False(third.IsCompleted);
+        }
+
+        (await third.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
+        Assert.Equal(0, engineLock.Leases);
     }
 
     [Fact]

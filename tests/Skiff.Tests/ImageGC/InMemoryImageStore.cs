@@ -27,33 +27,68 @@ internal sealed class InMemoryImageStore(IEnumerable<ImageInfo> images, long tot
     public Task<IReadOnlyList<ImageInfo>> ListImagesAsync(CancellationToken ct) =>
         Task.FromResult<IReadOnlyList<ImageInfo>>([.. images.Values.OrderBy(i => i.Id, StringComparer.Ordinal)]);
 
-    public Task<RemoveResult> RemoveImageAsync(string id, CancellationToken ct)
+    /// <summary>How long each removal takes (the executor removes several at once without pressure).</summary>
+    public TimeSpan RemoveDelay { get; set; }
+
+    /// <summary>The most removals that were in flight at the same time.</summary>
+    public int MaxInFlight { get; private set; }
+
+    private readonly Lock gate = new();
+    private int inFlight;
+
+    public async Task<RemoveResult> RemoveImageAsync(string id, CancellationToken ct)
     {
-        Calls.Add("remove " + id);
-        OnRemove?.Invoke(id);
-        if (Failing.Contains(id))
+        lock (gate)
         {
-            throw new InvalidOperationException($"engine error removing {id}");
+            Calls.Add("remove " + id);
+            MaxInFlight = Math.Max(MaxInFlight, ++inFlight);
         }
 
-        if (InUse.Contains(id))
+        try
         {
-            return Task.FromResult(new RemoveResult(RemoveOutcome.InUse, "image is being used by a container"));
-        }
+            OnRemove?.Invoke(id);
+            if (RemoveDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(RemoveDelay, ct);
+            }
 
-        if (!images.Remove(id, out var image))
+            lock (gate)
+            {
+                if (Failing.Contains(id))
+                {
+                    throw new InvalidOperationException($"engine error removing {id}");
+                }
+
+                if (InUse.Contains(id))
+                {
+                    return new RemoveResult(RemoveOutcome.InUse, "image is being used by a container");
+                }
+
+                if (!images.Remove(id, out var image))
+                {
+                    return new RemoveResult(RemoveOutcome.NotFound, "no such image");
+                }
+
+                UsedBytes = Math.Max(0, UsedBytes - (long)(image.Size * ReclaimFraction));
+                return RemoveResult.Removed;
+            }
+        }
+        finally
         {
-            return Task.FromResult(new RemoveResult(RemoveOutcome.NotFound, "no such image"));
+            lock (gate)
+            {
+                inFlight--;
+            }
         }
-
-        UsedBytes = Math.Max(0, UsedBytes - (long)(image.Size * ReclaimFraction));
-        return Task.FromResult(RemoveResult.Removed);
     }
 
     public Task<DiskUsage> MeasureAsync(CancellationToken ct)
     {
-        Calls.Add("measure");
-        return Task.FromResult(new DiskUsage(totalBytes, UsedBytes));
+        lock (gate)
+        {
+            Calls.Add("measure");
+            return Task.FromResult(new DiskUsage(totalBytes, UsedBytes));
+        }
     }
 
     public bool Contains(string id) => images.ContainsKey(id);
