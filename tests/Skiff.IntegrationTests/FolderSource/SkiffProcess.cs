@@ -45,11 +45,16 @@ public sealed class SkiffProcess : IAsyncDisposable
 
     public static SkiffProcess Start(params string[] args) => StartUnder([], args);
 
+    /// <summary>Starts skiff with extra environment variables.</summary>
+    public static SkiffProcess StartWith(IReadOnlyDictionary<string, string> environment, params string[] args) => StartUnder([], args, environment);
+
     /// <summary>
     /// Starts skiff under a command <paramref name="prefix"/> that execs it, e.g.
     /// <c>nsenter --net=/var/run/netns/skiff-vps2</c> to run it in another network namespace.
     /// </summary>
-    public static SkiffProcess StartUnder(IReadOnlyList<string> prefix, params string[] args)
+    public static SkiffProcess StartUnder(IReadOnlyList<string> prefix, params string[] args) => StartUnder(prefix, args, null);
+
+    private static SkiffProcess StartUnder(IReadOnlyList<string> prefix, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         var info = new ProcessStartInfo(prefix.Count > 0 ? prefix[0] : "dotnet")
         {
@@ -67,6 +72,10 @@ public sealed class SkiffProcess : IAsyncDisposable
         }
 
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
         var p = new Process { StartInfo = info, EnableRaisingEvents = true };
         var result = new SkiffProcess(p);
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (result.stdout) { result.stdout.AppendLine(e.Data); } } };
