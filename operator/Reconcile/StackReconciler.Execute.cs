@@ -26,6 +26,9 @@ public sealed partial class StackReconciler
         /// <summary>Held from the first pull or container start until the next wait, so GC does not delete those images meanwhile.</summary>
         private ImageGC.ImageEngineLock.UseLease? imageLease;
 
+        /// <summary>The migration container this run created and saw exit 0, until the rollout completes.</summary>
+        private (long Revision, string Id)? migrationRun;
+
         public DesiredStack Desired => desired;
 
         public AppDeploymentStatus Status => status;
@@ -394,6 +397,7 @@ public sealed partial class StackReconciler
             }
 
             Conditions.Set(status, ConditionTypes.Migrated, true, "MigrationSucceeded", $"migration of revision {migration.Revision} exited 0", generation, now);
+            migrationRun = (migration.Revision, id);
             return true;
         }
 
@@ -453,10 +457,16 @@ public sealed partial class StackReconciler
 
         private async Task CompleteAsync(CompleteRollout complete, CancellationToken ct)
         {
-            foreach (var leftover in complete.Leftovers)
+            // Side by side: the old app's graceful stop need not wait for the migration container's removal.
+            var removals = complete.Leftovers.Select(c => RemoveAsync(c, ct)).ToList();
+            if (migrationRun is { } migrated && migrated.Revision == complete.Revision && complete.Leftovers.All(c => c.Id != migrated.Id))
             {
-                await RemoveAsync(leftover, ct);
+                // Created in this reconcile, after the plan observed the engine: removed now rather than by another round.
+                removals.Add(engine.RemoveContainerAsync(migrated.Id, ct));
             }
+
+            await Task.WhenAll(removals);
+            migrationRun = null;
 
             var record = status.History?.LastOrDefault(h => h.Revision == complete.Revision);
             if (record is { Outcome: Outcomes.Progressing })
