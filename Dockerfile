@@ -13,6 +13,7 @@ COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY operator/Skiff.csproj operator/
 RUN dotnet restore operator/Skiff.csproj -r linux-x64 -p:PublishReadyToRun=true
 COPY operator/ operator/
+COPY crds/ crds/
 RUN dotnet publish operator -c Release -r linux-x64 --self-contained false -o /app --no-restore \
         -p:UseAppHost=false -p:PublishReadyToRun=true
 

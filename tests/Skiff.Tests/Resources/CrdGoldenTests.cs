@@ -22,6 +22,18 @@ public class CrdGoldenTests
         }
     }
 
+    [Theory]
+    [InlineData(Skiff.Api.AppDeployment.KindName)]
+    [InlineData(Skiff.Api.ImageGCPolicy.KindName)]
+    public void The_schema_documents_are_checked_against_is_the_generated_one(string kind)
+    {
+        // The loader reads the schema from the CRD embedded at build time; it must be exactly the types' schema.
+        var embedded = CrdGenerator.OpenApiSchema(kind)!;
+        var generated = CrdGenerator.GeneratedOpenApiSchema(kind)!;
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(generated, embedded), $"the embedded {kind} schema differs from the generated one; {Hint}");
+        Assert.NotNull(embedded["properties"]?["spec"]);
+    }
+
     [Fact]
     public void Output_is_byte_stable()
     {
