@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 + .NET 10 SDK machine lacks to build the test images and run
-# Skiff's tests: Docker, docker-compose, and the host binaries the images are packed from.
+# Skiff's tests: Docker, docker-compose, the host binaries the images are packed from, and a
+# registry with basic auth (docker-registry, htpasswd) for the private-registry pull tests.
 # Runs apt-get update only when something is missing. Idempotent; installing needs root.
 set -euo pipefail
 
-packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2)
+packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2 docker-registry apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -307,7 +307,9 @@ public sealed class DockerEngine : IDisposable
         {
             var (repository, tag) = ImageReference.SplitForPull(reference);
             string? error = null;
-            var progress = new Progress<JSONMessage>(m =>
+            // Inline, not Progress<T>: that one posts to the thread pool, so an error message could arrive
+            // after the pull returned and a failed pull pass for a good one.
+            var progress = new SyncProgress<JSONMessage>(m =>
             {
                 if (m.Error is { } e)
                 {
@@ -335,8 +337,6 @@ public sealed class DockerEngine : IDisposable
                 throw new ImageUnavailableException(reference, $"pulling {reference} failed: {Short(e.ResponseBody) ?? e.Message}");
             }
 
-            // Progress<T> posts to the thread pool: give pending callbacks a moment before reading the error.
-            await Task.Yield();
             if (error is not null)
             {
                 throw new ImageUnavailableException(reference, $"pulling {reference} failed: {error}");
@@ -490,7 +490,28 @@ public sealed class DockerEngine : IDisposable
         public void Report(T value) => report(value);
     }
 
-    private static string? Short(string? body) => string.IsNullOrWhiteSpace(body) ? null : body.Trim();
+    /// <summary>The engine's error text: the <c>message</c> of its JSON error body, else the body itself.</summary>
+    private static string? Short(string? body)
+    {
+        if (string.IsNullOrWhiteSpace(body))
+        {
+            return null;
+        }
+
+        try
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(body) is System.Text.Json.Nodes.JsonObject o
+                && o["message"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var message))
+            {
+                return message.Trim();
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        return body.Trim();
+    }
 
     private async Task<T> CallAsync<T>(string operation, Func<Task<T>> call)
     {

@@ -109,6 +109,11 @@ public sealed class DesiredStack
             {
                 yield return pw;
             }
+
+            if (inputs.PullAuth?.IdentityToken is { } token)
+            {
+                yield return token;
+            }
         }
     }
 

@@ -341,12 +341,27 @@ public sealed partial class StackReconciler
                         return true;
                     }
 
-                    await FailAsync(revision, "ImageNotFound", e.Message, null, ct);
+                    await FailAsync(revision, "ImageNotFound", e.Message + CredentialsHint(e.Message), null, ct);
                     return false;
                 }
             }
 
             return true;
+        }
+
+        /// <summary>When the registry refused for want of (good) credentials, what to fix.</summary>
+        private string CredentialsHint(string message)
+        {
+            string[] refusals = ["unauthorized", "no basic auth credentials", "authentication required", "access denied", "denied:"];
+            if (!refusals.Any(r => message.Contains(r, StringComparison.OrdinalIgnoreCase)))
+            {
+                return "";
+            }
+
+            var registry = DockerConfigJson.Registry(desired.Image);
+            return desired.Spec.App.ImagePullSecret is { Length: > 0 } secret
+                ? $"; the registry refused the credentials of spec.app.imagePullSecret (Secret \"{secret}\"): check its username and password for {registry}"
+                : $"; the registry wants credentials: set spec.app.imagePullSecret to a kubernetes.io/dockerconfigjson Secret with a login for {registry}";
         }
 
         private async Task<bool> MigrateAsync(RunMigration migration, CancellationToken ct)
