@@ -522,6 +522,11 @@ public sealed class DockerEngine : IDisposable
             metrics?.Request(operation, "success");
             return result;
         }
+        catch (DockerApiException e) when (GoingAway(e))
+        {
+            metrics?.Request(operation, "unreachable");
+            throw new EngineUnreachableException(Endpoint, e);
+        }
         catch (DockerApiException)
         {
             metrics?.Request(operation, "error");
@@ -542,6 +547,18 @@ public sealed class DockerEngine : IDisposable
             throw new EngineUnreachableException(Endpoint, e);
         }
     }
+
+    /// <summary>
+    /// A 5xx that says the engine itself is stopping or has lost containerd (dockerd still answers for a moment
+    /// while it shuts down): the engine is unavailable, as when the socket refuses, not this request wrong.
+    /// </summary>
+    internal static bool GoingAway(DockerApiException e) =>
+        (int)e.StatusCode >= 500
+        && e.ResponseBody is { } body
+        && (body.Contains("transport is closing", StringComparison.OrdinalIgnoreCase)
+            || body.Contains("client connection is closing", StringComparison.OrdinalIgnoreCase)
+            || body.Contains("containerd.sock", StringComparison.OrdinalIgnoreCase)
+            || body.Contains("daemon is shutting down", StringComparison.OrdinalIgnoreCase));
 
     private static bool IsTransport(Exception e) =>
         e is HttpRequestException or SocketException or IOException or TimeoutException

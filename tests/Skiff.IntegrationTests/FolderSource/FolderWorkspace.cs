@@ -41,7 +41,8 @@ public sealed class FolderWorkspace : IAsyncDisposable
 
     public void Delete(string file) => File.Delete(Path.Combine(Resources, file));
 
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60) => $"""
+    /// <summary>An API with PostgreSQL and a migration; <paramref name="minReady"/> holds a new revision that long before it counts.</summary>
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, int minReady = 0) => $"""
         apiVersion: skiff.dev/v1alpha1
         kind: AppDeployment
         metadata:
@@ -63,6 +64,7 @@ public sealed class FolderWorkspace : IAsyncDisposable
             image: skiff-test/postgres:15
           rollout:
             progressDeadlineSeconds: {deadline}
+            minReadySeconds: {minReady}
         """;
 
     public string Bot(string name = "bot") => $"""

@@ -125,24 +125,29 @@ public sealed class SkiffRunTests
         Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs())).Exit);
         var database = (await w.ContainersAsync("api")).Single(c => c.Component == "database").Id;
 
-        // Crash point 1: the new revision's migration has finished, its app container does not exist yet or just started.
-        w.Write("api.yaml", w.Api(image: "skiff-test/app:2"));
+        // Crash point 1: the new revision's migration has finished, its app container does not exist yet or just
+        // started. (The new revision must stay ready 6 s before it counts: the kill lands before the rollout ends.)
+        w.Write("api.yaml", w.Api(image: "skiff-test/app:2", minReady: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
             await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.State == "exited"), TimeSpan.FromSeconds(60));
             run.Kill();
         }
 
+        Assert.Contains(await w.ContainersAsync("api"), c => c.Name.EndsWith("_app_r1", StringComparison.Ordinal));
+
         Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs())).Exit);
         await AssertConvergedAsync(w, database, revision: 2);
 
         // Crash point 2: the new app container runs, the old one has not been removed yet.
-        w.Write("api.yaml", w.Api(image: "skiff-test/app:1"));
+        w.Write("api.yaml", w.Api(image: "skiff-test/app:1", minReady: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
             await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running), TimeSpan.FromSeconds(60));
             run.Kill();
         }
+
+        Assert.Contains(await w.ContainersAsync("api"), c => c.Name.EndsWith("_app_r2", StringComparison.Ordinal));
 
         Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs())).Exit);
         await AssertConvergedAsync(w, database, revision: 3);

@@ -110,7 +110,8 @@ public sealed class KubeHarness : IAsyncDisposable
     }
 
     /// <summary>An API with PostgreSQL; <paramref name="databaseExtra"/> holds more fields of spec.database, indented by four spaces.</summary>
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local", string databaseExtra = "") => $"""
+    /// <summary>An API with PostgreSQL and a migration; <paramref name="migrateSeconds"/> makes the migration work that long.</summary>
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local", string databaseExtra = "", int migrateSeconds = 0) => $"""
         apiVersion: skiff.dev/v1alpha1
         kind: AppDeployment
         metadata:
@@ -130,7 +131,7 @@ public sealed class KubeHarness : IAsyncDisposable
               periodSeconds: 1
             migrate:
               command: ["testapp", "migrate"]
-          database:
+        {(migrateSeconds > 0 ? $"    env:\n      - name: TESTAPP_MIGRATE_SECONDS\n        value: \"{migrateSeconds}\"\n" : "")}  database:
             image: skiff-test/postgres:15
         {databaseExtra}  rollout:
             progressDeadlineSeconds: {deadline}

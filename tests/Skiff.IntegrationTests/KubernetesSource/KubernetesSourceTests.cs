@@ -138,8 +138,9 @@ public sealed class KubernetesSourceTests
         await using var h = await KubeHarness.StartAsync();
         var state = Path.Combine(h.Workspace.Root, "state-kill");
         var first = h.StartOperator(stateDir: state);
-        await h.ApplyAsync(h.Api());
-        await FolderWait.UntilAsync(async () => (await h.Workspace.ContainersAsync("api")).Any(c => c.Component == "migrate"), TimeSpan.FromSeconds(60));
+        // A migration that works for 5 s: the kill lands while it runs, however fast the rest goes.
+        await h.ApplyAsync(h.Api(migrateSeconds: 5));
+        await FolderWait.UntilAsync(async () => (await h.Workspace.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.Running), TimeSpan.FromSeconds(60));
         first.Kill();
         await first.WaitAsync(TimeSpan.FromSeconds(10));
 
