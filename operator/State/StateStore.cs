@@ -31,6 +31,14 @@ public sealed class StatusRecord
     [JsonPropertyName("documentHash")]
     public string? DocumentHash { get; set; }
 
+    /// <summary>
+    /// The source that wrote the record (<see cref="Reconcile.StackContext.SourceId"/>) when it is not the folder
+    /// source: the Kubernetes source mirrors its resources here so that <c>skiff gc</c> and <c>skiff status</c>
+    /// on the node know them. A folder source never prunes a record of another source.
+    /// </summary>
+    [JsonPropertyName("source")]
+    public string? Source { get; set; }
+
     /// <summary>The file the document was read from (a folder source): a file that cannot be parsed protects its stacks from pruning.</summary>
     [JsonPropertyName("file")]
     public string? File { get; set; }

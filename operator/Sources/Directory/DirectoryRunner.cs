@@ -88,7 +88,9 @@ public static class DirectoryRunner
     private static async Task<List<ObjectKey>> KeysAsync(DirectorySource source, StateStore state, StackReconciler stacks, string node, CancellationToken ct)
     {
         var keys = source.Entries().Where(e => e.Resource is null || e.Resource.Spec.Node == node).Select(e => e.Key).ToList();
-        keys.AddRange(state.ReadAll().Where(r => r.Node == node).Select(r => new ObjectKey(r.Namespace, r.Name)));
+        // Records another source mirrored here (the Kubernetes source, on a node that used both) are not this folder's to prune.
+        keys.AddRange(state.ReadAll().Where(r => r.Node == node && (r.Source is null || r.Source == stacks.Context.SourceId))
+            .Select(r => new ObjectKey(r.Namespace, r.Name)));
         foreach (var stack in await stacks.ListStacksAsync(ct))
         {
             var slash = stack.IndexOf('/', StringComparison.Ordinal);

@@ -33,6 +33,12 @@ public sealed class FolderReconciler(
         var record = state.Read(ns, key.Name);
         var node = stacks.Context.Node;
 
+        if (entry is null && record?.Source is { } other && other != stacks.Context.SourceId)
+        {
+            // Mirrored here by another source (the Kubernetes source on this node): not this folder's to prune.
+            return ReconcileResult.Done;
+        }
+
         if (entry is null && record?.File is { } file && source.IsBroken(file))
         {
             logger.LogWarning("{Stack}: not pruning it while {File} cannot be parsed; fix the file, or delete it to remove the stack", names.Key, file);

@@ -98,9 +98,14 @@ public static class KubernetesRunner
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>());
             services.Attach(stacks);
+            var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
             var reconciler = new KubernetesReconciler(client, informer, stacks, logging.CreateLogger<KubernetesReconciler>())
             {
-                Reconciled = services.Report,
+                Reconciled = (key, status) =>
+                {
+                    services.Report(key, status);
+                    mirror.Record(key, status);
+                },
             };
             var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
             using var disposeQueue = queue;

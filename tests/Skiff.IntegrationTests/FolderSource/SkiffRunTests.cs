@@ -154,6 +154,21 @@ public sealed class SkiffRunTests
     }
 
     [Fact]
+    public async Task A_record_the_kubernetes_source_keeps_in_the_state_folder_is_not_pruned_by_a_folder_run()
+    {
+        await using var w = new FolderWorkspace();
+        var store = new Skiff.State.StateStore(w.StateDir);
+        store.EnsureCreated();
+        store.Write(new Skiff.State.StatusRecord { Namespace = w.Namespace, Name = "from-api", Node = "local", Source = "kubernetes-0123abcd" });
+
+        var (exit, stdout, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
+
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        Assert.DoesNotContain("from-api", stdout);
+        Assert.Equal("kubernetes-0123abcd", store.Read(w.Namespace, "from-api")?.Source);
+    }
+
+    [Fact]
     public async Task Plan_lists_what_a_change_would_do_and_changes_nothing()
     {
         await using var w = new FolderWorkspace();
