@@ -435,8 +435,16 @@ public static partial class ResourceValidator
 
         public List<ValidationError> List { get; } = [];
 
+        /// <summary>
+        /// Every problem reported, including those not listed because their path already has one: compare it
+        /// before and after a check to know whether the check found something (List.Count would miss a second
+        /// problem at a path, e.g. a duplicate field whose value also has the wrong type).
+        /// </summary>
+        public int Reported { get; private set; }
+
         public void Add(string path, string message)
         {
+            Reported++;
             if (_paths.Add(path))
             {
                 List.Add(new ValidationError(path, message));

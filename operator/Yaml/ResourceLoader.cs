@@ -366,7 +366,7 @@ public static class ResourceLoader
             return;
         }
 
-        var before = errors.List.Count;
+        var before = errors.Reported;
         foreach (var (key, value) in obj.ToList())
         {
             switch (key)
@@ -403,7 +403,7 @@ public static class ResourceLoader
             }
         }
 
-        if (errors.List.Count > before)
+        if (errors.Reported > before)
         {
             // Keep only what is known to be well-formed, so the rest of the document can be read.
             root["metadata"] = new JsonObject

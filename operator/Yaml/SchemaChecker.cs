@@ -17,7 +17,7 @@ internal static class SchemaChecker
     /// <summary>Checks <paramref name="node"/>; false when it has a problem and should be dropped.</summary>
     public static bool Check(JsonNode? node, JsonObject schema, string path, ResourceValidator.Errors errors)
     {
-        var before = errors.List.Count;
+        var before = errors.Reported;
         if (schema["x-kubernetes-int-or-string"] is not null)
         {
             if (!IsInteger(node, out _) && node?.GetValueKind() != JsonValueKind.String)
@@ -25,7 +25,7 @@ internal static class SchemaChecker
                 errors.Add(path, "must be an integer or a string");
             }
 
-            return errors.List.Count == before;
+            return errors.Reported == before;
         }
 
         switch ((string?)schema["type"])
@@ -94,7 +94,7 @@ internal static class SchemaChecker
                 break;
         }
 
-        return errors.List.Count == before;
+        return errors.Reported == before;
     }
 
     private static void CheckObject(JsonNode? node, JsonObject schema, string path, ResourceValidator.Errors errors)

@@ -46,6 +46,19 @@ public class ResourceLoaderTests
         Assert.Equal("", stdout);
     }
 
+    [Theory]
+    // Found by the CsCheck mutation property: a field set twice, with a value of the wrong type, was kept in the
+    // tree because its second problem had the same path as the first, and reading the document then threw.
+    [InlineData("apiVersion: v1\nkind: Secret\nmetadata:\n  name: true\n  name: true\ndata:\n  token: dG9r\n")]
+    [InlineData("apiVersion: skiff.dev/v1alpha1\nkind: AppDeployment\nmetadata:\n  name: api\nspec:\n  node: a\n  app:\n    image: [1]\n    image: [1]\n")]
+    public void A_duplicate_field_with_a_value_of_the_wrong_type_is_reported_not_an_internal_error(string text)
+    {
+        var document = Assert.Single(ResourceLoader.LoadText("dup.yaml", text));
+        Assert.Null(document.Resource);
+        var error = Assert.Single(document.Errors);
+        Assert.EndsWith("duplicate field: it is set more than once in this mapping", error.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Secrets_merge_stringData_into_data()
     {
