@@ -10,6 +10,9 @@ namespace Skiff.TestApp;
 /// <summary>The HTTP side: <c>/healthz</c> for probes, <c>/</c> counts visits and hits.</summary>
 internal sealed class Server(Settings settings)
 {
+    /// <summary>When the server was made (at start-up), for TESTAPP_HEALTHY_AFTER_SECONDS.</summary>
+    private readonly long startedAt = Environment.TickCount64;
+
     public async Task<int> RunAsync(CancellationToken ct)
     {
         using var listener = new HttpListener();
@@ -108,6 +111,11 @@ internal sealed class Server(Settings settings)
                 if (settings.FailHealth)
                 {
                     return (500, Text, "unhealthy on purpose (TESTAPP_FAIL_HEALTH=1)\n");
+                }
+
+                if (Environment.TickCount64 - startedAt < settings.HealthyAfter.TotalMilliseconds)
+                {
+                    return (503, Text, $"warming up for {settings.HealthyAfter.TotalSeconds:0}s (TESTAPP_HEALTHY_AFTER_SECONDS)\n");
                 }
 
                 var problem = await backends.CheckAsync(ct);

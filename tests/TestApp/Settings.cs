@@ -35,11 +35,16 @@ internal sealed record Settings(
             FailMigrate: Environment.GetEnvironmentVariable("TESTAPP_FAIL_MIGRATE") == "1",
             Secrets: secrets)
         {
-            MigrateDelay = int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_MIGRATE_SECONDS"), out var seconds) && seconds > 0
-                ? TimeSpan.FromSeconds(seconds)
-                : TimeSpan.Zero,
+            MigrateDelay = Seconds("TESTAPP_MIGRATE_SECONDS"),
+            HealthyAfter = Seconds("TESTAPP_HEALTHY_AFTER_SECONDS"),
         };
     }
+
+    /// <summary>How long <c>/healthz</c> answers 503 after start (TESTAPP_HEALTHY_AFTER_SECONDS): an app that warms up, to hold a rollout.</summary>
+    public TimeSpan HealthyAfter { get; init; }
+
+    private static TimeSpan Seconds(string variable) =>
+        int.TryParse(Environment.GetEnvironmentVariable(variable), out var seconds) && seconds > 0 ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
 
     /// <summary>How long a migration works before it finishes (TESTAPP_MIGRATE_SECONDS): a long migration, to be interrupted.</summary>
     public TimeSpan MigrateDelay { get; init; }

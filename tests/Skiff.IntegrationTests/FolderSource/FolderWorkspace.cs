@@ -41,8 +41,8 @@ public sealed class FolderWorkspace : IAsyncDisposable
 
     public void Delete(string file) => File.Delete(Path.Combine(Resources, file));
 
-    /// <summary>An API with PostgreSQL and a migration; <paramref name="minReady"/> holds a new revision that long before it counts.</summary>
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, int minReady = 0) => $"""
+    /// <summary>An API with PostgreSQL and a migration; <paramref name="healthyAfter"/> seconds pass before its health check passes.</summary>
+    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, int healthyAfter = 0) => $"""
         apiVersion: skiff.dev/v1alpha1
         kind: AppDeployment
         metadata:
@@ -64,8 +64,7 @@ public sealed class FolderWorkspace : IAsyncDisposable
             image: skiff-test/postgres:15
           rollout:
             progressDeadlineSeconds: {deadline}
-            minReadySeconds: {minReady}
-        """;
+        """.Replace("    migrate:", healthyAfter > 0 ? $"    env:\n      - name: TESTAPP_HEALTHY_AFTER_SECONDS\n        value: \"{healthyAfter}\"\n    migrate:" : "    migrate:", StringComparison.Ordinal);
 
     public string Bot(string name = "bot") => $"""
         apiVersion: skiff.dev/v1alpha1

@@ -126,8 +126,8 @@ public sealed class SkiffRunTests
         var database = (await w.ContainersAsync("api")).Single(c => c.Component == "database").Id;
 
         // Crash point 1: the new revision's migration has finished, its app container does not exist yet or just
-        // started. (The new revision must stay ready 6 s before it counts: the kill lands before the rollout ends.)
-        w.Write("api.yaml", w.Api(image: "skiff-test/app:2", minReady: 6));
+        // started. (The new revision's health check passes only 6 s after it starts: the kill lands before the rollout ends.)
+        w.Write("api.yaml", w.Api(image: "skiff-test/app:2", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
             await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.State == "exited"), TimeSpan.FromSeconds(60));
@@ -140,7 +140,7 @@ public sealed class SkiffRunTests
         await AssertConvergedAsync(w, database, revision: 2);
 
         // Crash point 2: the new app container runs, the old one has not been removed yet.
-        w.Write("api.yaml", w.Api(image: "skiff-test/app:1", minReady: 6));
+        w.Write("api.yaml", w.Api(image: "skiff-test/app:1", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
             await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running), TimeSpan.FromSeconds(60));

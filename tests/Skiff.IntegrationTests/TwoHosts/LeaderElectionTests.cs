@@ -30,10 +30,10 @@ public sealed class LeaderElectionTests
         Assert.DoesNotContain("Cache synced", second.Stderr, StringComparison.Ordinal);
         Assert.Equal("0", await LeaderStatusAsync(metrics));
 
-        // Revision 2 must stay ready for 8 s before it counts, so the kill below lands in the middle of its
+        // Revision 2's health check passes only 8 s after it starts, so the kill below lands in the middle of its
         // rollout however fast this machine is.
-        await h.Kube.ApplyAsync(h.Kube.Stateless("web", "vps-1").Replace("skiff-test/app:1", "skiff-test/app:2", StringComparison.Ordinal)
-            + "\n  rollout:\n    minReadySeconds: 8\n");
+        await h.Kube.ApplyAsync(h.Kube.Stateless("web", "vps-1", "    env:\n      - name: TESTAPP_HEALTHY_AFTER_SECONDS\n        value: \"8\"\n")
+            .Replace("skiff-test/app:1", "skiff-test/app:2", StringComparison.Ordinal));
         await h.UntilAsync("revision 2 is starting", async () => (await h.ContainersAsync(h.Vps1Engine, "web")).Any(c => c.Revision == 2));
         first.Kill();
         var killed = Stopwatch.StartNew();
