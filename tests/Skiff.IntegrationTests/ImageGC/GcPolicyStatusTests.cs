@@ -86,6 +86,29 @@ public sealed class GcPolicyStatusTests
         Assert.All(writes.Where(w => w.Method == "PATCH"), w => Assert.Equal("status", w.Subresource));
     }
 
+    [Theory]
+    [InlineData(409)] // a stale resourceVersion on an update
+    [InlineData(422)] // the JSON patch's resourceVersion test failed: the policy changed since it was read
+    public async Task A_conflicting_status_write_is_retried_on_a_fresh_read_and_the_entry_lands(int refusal)
+    {
+        await using var h = await KubeHarness.StartAsync();
+        await h.ApplyAsync(Policy());
+        // Another writer got in first, three times running.
+        h.Server.Faults.FailNext(3, "PATCH", $"imagegcpolicies/{PolicyName}/status", refusal);
+        var op = h.StartOperator("local", leaderElect: true);
+
+        await UntilAsync("status.nodes has local's entry", async () =>
+            (await GetPolicyAsync(h)).Status?.Nodes?.Any(n => n.Node == "local") == true, () => Logs(op));
+
+        var patches = h.Server.RequestLog
+            .Where(r => r.Resource == ImageGCPolicy.Plural && r.Name == PolicyName && r.Method == "PATCH")
+            .Select(r => r.StatusCode).ToList();
+        // The three refused writes, each followed by a fresh read and another try, then the one that landed.
+        Assert.True(patches.Count >= 4 && patches.Take(3).All(c => c == refusal) && patches[3] == 200, string.Join(", ", patches));
+        var reads = h.Server.RequestLog.Count(r => r.Resource == ImageGCPolicy.Plural && r.Name == PolicyName && r.Method == "GET");
+        Assert.True(reads >= 4, $"{reads} reads of the policy for {patches.Count} writes");
+    }
+
     [Fact]
     public async Task Two_nodes_write_only_their_own_entries_and_neither_drops_the_others()
     {
