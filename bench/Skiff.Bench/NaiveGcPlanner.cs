@@ -18,6 +18,7 @@ public static class NaiveGcPlanner
         var ordered = candidates
             .OrderByDescending(IsDangling)
             .ThenBy(Recency)
+            .ThenBy(i => i.Created)
             .ThenBy(i => i.Id, StringComparer.Ordinal)
             .ToList();
         var result = new List<ImageInfo>();
@@ -45,7 +46,9 @@ public static class NaiveGcPlanner
             var repos = repositories[image.Id];
             var beyond = repos.Count > 0 && repos.All(repo =>
                 input.Images.Count(other => other.Id != image.Id && repositories[other.Id].Contains(repo) &&
-                    (Recency(other) > Recency(image) || (Recency(other) == Recency(image) && string.CompareOrdinal(other.Id, image.Id) < 0)))
+                    (Recency(other) > Recency(image)
+                        || (Recency(other) == Recency(image) && other.Created > image.Created)
+                        || (Recency(other) == Recency(image) && other.Created == image.Created && string.CompareOrdinal(other.Id, image.Id) < 0)))
                 >= policy.RetainPerRepository);
             if (old || beyond)
             {

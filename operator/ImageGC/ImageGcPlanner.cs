@@ -47,7 +47,7 @@ public static class ImageGcPlanner
                 throw new ArgumentException($"Image id {id} occurs twice in the input.", nameof(input));
             }
 
-            entries[i] = new Entry(image, id, (image.LastUsed ?? image.FirstSeen ?? image.Created).UtcTicks, IsDangling(image));
+            entries[i] = new Entry(image, id, (image.LastUsed ?? image.FirstSeen ?? image.Created).UtcTicks, image.Created.UtcTicks, IsDangling(image));
         }
 
         var protection = Protect(input, entries, byId);
@@ -227,7 +227,7 @@ public static class ImageGcPlanner
         (ImageRefs.Glob(pattern, reference)
             || (!ImageRefs.HasTagOrDigest(pattern) && ImageRefs.Glob(pattern, ImageRefs.Repository(reference))));
 
-    /// <summary>Dangling first, then least recently used, then by id: the one order of deletion.</summary>
+    /// <summary>Dangling first, then least recently used, then the oldest build, then by id: the one order of deletion.</summary>
     private static int CompareForDeletion(in Entry a, in Entry b)
     {
         if (a.Dangling != b.Dangling)
@@ -235,7 +235,21 @@ public static class ImageGcPlanner
             return a.Dangling ? -1 : 1;
         }
 
+        return CompareRecency(a, b);
+    }
+
+    /// <summary>
+    /// Older first: by last use (or first sight), then by build time, then by id. Build time matters when Skiff
+    /// first meets a node that has piled up images: it sees them all at once, and the newest builds should stay.
+    /// </summary>
+    private static int CompareRecency(in Entry a, in Entry b)
+    {
         var c = a.RecencyTicks.CompareTo(b.RecencyTicks);
+        if (c == 0)
+        {
+            c = a.CreatedTicks.CompareTo(b.CreatedTicks);
+        }
+
         return c != 0 ? c : string.CompareOrdinal(a.Id, b.Id);
     }
 
@@ -494,11 +508,7 @@ public static class ImageGcPlanner
             }
 
             // Newest first; the protected images are in this list too, so they count toward those kept.
-            members.Sort((a, b) =>
-            {
-                var c = entries[b].RecencyTicks.CompareTo(entries[a].RecencyTicks);
-                return c != 0 ? c : string.CompareOrdinal(entries[a].Id, entries[b].Id);
-            });
+            members.Sort((a, b) => CompareRecency(entries[b], entries[a]));
             for (var k = retain; k < members.Count; k++)
             {
                 var i = members[k];
@@ -560,5 +570,6 @@ public static class ImageGcPlanner
         return s.Length > 12 ? s[..12] : s;
     }
 
-    private readonly record struct Entry(ImageInfo Image, string Id, long RecencyTicks, bool Dangling);
+    // CreatedTicks, the build time, breaks ties of recency, as when a first pass sees every image at once.
+    private readonly record struct Entry(ImageInfo Image, string Id, long RecencyTicks, long CreatedTicks, bool Dangling);
 }

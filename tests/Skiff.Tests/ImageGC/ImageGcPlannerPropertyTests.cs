@@ -223,7 +223,9 @@ public class ImageGcPlannerPropertyTests
         var repos = RepositoriesOf(image).ToList();
         return repos.Count > 0 && repos.All(repo => input.Images.Count(other =>
             other.Id != image.Id && RepositoriesOf(other).Contains(repo) &&
-            (Recency(other) > Recency(image) || (Recency(other) == Recency(image) && string.CompareOrdinal(other.Id, image.Id) < 0)))
+            (Recency(other) > Recency(image)
+                || (Recency(other) == Recency(image) && other.Created > image.Created)
+                || (Recency(other) == Recency(image) && other.Created == image.Created && string.CompareOrdinal(other.Id, image.Id) < 0)))
             >= input.Policy.RetainPerRepository);
     }
 

@@ -292,4 +292,16 @@ public class ImageGcPlannerTests
             "keep     000000020000  100.0MiB   acme/api:1                                BelowLowThreshold: projected usage already below 80%; never used, first seen 41d16h ago",
         ], lines);
     }
+
+    [Fact]
+    public void Images_first_seen_together_are_retained_and_collected_by_build_time()
+    {
+        // Skiff's first pass on a node full of old builds sees them all at once: the newest builds stay.
+        ImageInfo[] images = [.. Enumerable.Range(1, 5).Select(n => Image(n, $"acme/api:{n}", firstSeenHoursAgo: 2) with { Created = Now.AddDays(-10 + n) })];
+        var retention = ImageGcPlanner.Plan(Input(images.Reverse().ToArray(), 50, GcPolicy.BuiltIn with { RetainPerRepository = 2, MinimumAge = TimeSpan.Zero }));
+        Assert.Equal([Id(1), Id(2), Id(3)], retention.Delete.Select(d => d.Image.Id).Order());
+
+        var pressure = ImageGcPlanner.Plan(Input(images.Reverse().ToArray(), 99, GcPolicy.BuiltIn with { MinimumAge = TimeSpan.Zero }));
+        Assert.Equal([Id(1), Id(2), Id(3), Id(4), Id(5)], pressure.Delete.Concat(pressure.Kept.Where(k => k.Reason == GcReason.BelowLowThreshold)).Select(d => d.Image.Id).Take(5));
+    }
 }
