@@ -73,7 +73,8 @@ public static class DirectoryRunner
             {
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 return options.Once
-                    ? await RunOnceAsync(source, state, reconciler, keys, output, log, ct)
+                    ? await RunOnceAsync(source, state, reconciler, keys, output, log,
+                        await CreateGcAsync(source, state, engine, stacks, options.Node, services, requeueAll: () => { }, ct), ct)
                     : await RunForeverAsync(source, state, engine, stacks, reconciler, keys, services, options, log, ct);
             }
             catch (EngineUnreachableException e)
@@ -103,8 +104,28 @@ public static class DirectoryRunner
         return keys.Distinct().ToList();
     }
 
+    /// <summary>The node's image GC with the folder's ImageGCPolicy (or the built-in one) and records, for either mode.</summary>
+    private static Task<ImageGcService> CreateGcAsync(
+        DirectorySource source, StateStore state, DockerEngine engine, StackReconciler stacks, string node, OperatorServices services, Action requeueAll, CancellationToken ct) =>
+        ImageGcService.CreateAsync(
+            engine,
+            stacks,
+            state,
+            node,
+            () => [.. state.ReadAll().Where(r => r.Node == node).Select(r => DeploymentImagesFrom.Status(r.Namespace, r.Name, r.Spec, r.Status))],
+            _ =>
+            {
+                var policy = ImageGcPlanner.ResolvePolicy(source.Policies(), node, out var warning);
+                return Task.FromResult(new PolicyChoice(policy, warning));
+            },
+            new FolderGcReporter(state),
+            services,
+            requeueAll,
+            ct);
+
     private static async Task<int> RunOnceAsync(
-        DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log, CancellationToken ct)
+        DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
+        ImageGcService gc, CancellationToken ct)
     {
         var longest = source.Entries().Select(e => e.Resource?.Spec.Rollout?.ProgressDeadlineSeconds ?? 120).DefaultIfEmpty(120).Max();
         // Each stack may need its database, its migration and its app in turn, each bounded by the deadline.
@@ -143,6 +164,10 @@ public static class DirectoryRunner
             }
         });
 
+        // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
+        // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.
+        await gc.Loop.RunPassAsync("skiff run --once", ct);
+
         var shown = keys.Select(k => state.Read(k.Namespace ?? "default", k.Name)).OfType<StatusRecord>().ToList();
         StatusTable.Write(shown, OutputFormat.Table, output, DateTimeOffset.UtcNow);
         var problems = source.Problems;
@@ -176,20 +201,7 @@ public static class DirectoryRunner
         var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
         using var disposeQueue = queue;
         var node = options.Node;
-        var gc = await ImageGcService.CreateAsync(
-            engine,
-            stacks,
-            state,
-            node,
-            () => [.. state.ReadAll().Where(r => r.Node == node).Select(r => DeploymentImagesFrom.Status(r.Namespace, r.Name, r.Spec, r.Status))],
-            _ =>
-            {
-                var policy = ImageGcPlanner.ResolvePolicy(source.Policies(), node, out var warning);
-                return Task.FromResult(new PolicyChoice(policy, warning));
-            },
-            new FolderGcReporter(state),
-            services,
-            () =>
+        var gc = await CreateGcAsync(source, state, engine, stacks, node, services, () =>
             {
                 foreach (var record in state.ReadAll().Where(r => r.Node == node))
                 {
