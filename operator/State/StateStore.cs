@@ -142,7 +142,12 @@ public sealed class StateStore
 
     public StatusRecord? Read(string ns, string name) => TryRead(StatusPath(ns, name));
 
-    public void Write(StatusRecord record) => AtomicFile.Write(StatusPath(record.Namespace, record.Name), JsonSerializer.SerializeToUtf8Bytes(record, Json));
+    public void Write(StatusRecord record) => Write(record, Serialize(record));
+
+    /// <summary>Writes a record already serialised with <see cref="Serialize"/> (callers that compare before writing).</summary>
+    public void Write(StatusRecord record, byte[] json) => AtomicFile.Write(StatusPath(record.Namespace, record.Name), json);
+
+    public static byte[] Serialize(StatusRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, Json);
 
     public void Delete(string ns, string name)
     {

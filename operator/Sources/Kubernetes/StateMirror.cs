@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Runtime;
@@ -44,14 +43,14 @@ internal sealed class StateMirror(StateStore state, IObjectCache<AppDeployment> 
                 Spec = resource.Spec,
                 Status = status,
             };
-            var bytes = JsonSerializer.SerializeToUtf8Bytes(record, StateStore.Json);
+            var bytes = StateStore.Serialize(record);
             if (written.TryGetValue(key, out var last) && last.AsSpan().SequenceEqual(bytes))
             {
                 return;
             }
 
             state.EnsureCreated();
-            state.Write(record);
+            state.Write(record, bytes);
             written[key] = bytes;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Skiff.Docker;
 using Skiff.IntegrationTests.DockerTarget;
 using Skiff.IntegrationTests.FolderSource;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.ImageGC;
 
@@ -74,13 +74,7 @@ public sealed class RunOnceGcTests
         try
         {
             await File.WriteAllTextAsync(Path.Combine(dir.FullName, "build.txt"), content);
-            using var p = Process.Start(new ProcessStartInfo("sh", ["-c", $"tar -C '{dir.FullName}' -cf - . | docker -H {endpoint} import - {tag}"])
-            {
-                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            })!;
-            var error = p.StandardError.ReadToEndAsync();
-            await p.WaitForExitAsync();
-            Assert.True(p.ExitCode == 0, $"docker import {tag}: {await error}");
+            await Command.MustAsync($"docker import {tag}", "sh", ["-c", $"tar -C '{dir.FullName}' -cf - . | docker -H {endpoint} import - {tag}"]);
         }
         finally
         {

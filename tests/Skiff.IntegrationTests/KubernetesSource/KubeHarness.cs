@@ -109,8 +109,10 @@ public sealed class KubeHarness : IAsyncDisposable
         await Server.DisposeAsync();
     }
 
-    /// <summary>An API with PostgreSQL; <paramref name="databaseExtra"/> holds more fields of spec.database, indented by four spaces.</summary>
-    /// <summary>An API with PostgreSQL and a migration; <paramref name="migrateSeconds"/> makes the migration work that long.</summary>
+    /// <summary>
+    /// An API with PostgreSQL and a migration; <paramref name="databaseExtra"/> holds more fields of spec.database, indented by
+    /// four spaces; <paramref name="migrateSeconds"/> makes the migration work that long.
+    /// </summary>
     public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local", string databaseExtra = "", int migrateSeconds = 0) => $"""
         apiVersion: skiff.dev/v1alpha1
         kind: AppDeployment

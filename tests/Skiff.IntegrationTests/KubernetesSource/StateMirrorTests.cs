@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Skiff.IntegrationTests.FolderSource;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -65,7 +65,7 @@ public sealed class StateMirrorTests
             await h.KubectlAsync("delete", "appdeployment", "web", "--wait=true", "--timeout=60s");
             foreach (var image in new[] { first, second })
             {
-                await RunAsync("docker", "rmi", image);
+                await Command.RunAsync("docker", ["rmi", image]);
             }
         }
     }
@@ -77,24 +77,13 @@ public sealed class StateMirrorTests
         try
         {
             await File.WriteAllTextAsync(Path.Combine(dir.FullName, "Dockerfile"), $"FROM skiff-test/app:1\nLABEL dev.skiff.test=\"{tag}\"\n");
-            var (code, output) = await RunAsync("docker", "build", "-q", "-t", tag, dir.FullName);
-            Assert.True(code == 0, $"docker build {tag}: {output}");
+            await Command.MustAsync($"docker build {tag}", "docker", ["build", "-q", "-t", tag, dir.FullName],
+                new Dictionary<string, string> { ["DOCKER_BUILDKIT"] = "0" });
             return tag;
         }
         finally
         {
             dir.Delete(recursive: true);
         }
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.Environment["DOCKER_BUILDKIT"] = "0";
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, await stdout + await stderr);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.Registry;
 
@@ -35,8 +36,7 @@ public sealed class LocalRegistry : IAsyncDisposable
         var root = Directory.CreateTempSubdirectory("skiff-registry-").FullName;
         var password = "pw-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         var htpasswd = Path.Combine(root, "htpasswd");
-        var (code, output) = await RunAsync("htpasswd", "-Bbc", htpasswd, User, password);
-        Assert.True(code == 0, $"htpasswd (apache2-utils; scripts/install-deps.sh installs it): {output}");
+        await Command.MustAsync("htpasswd (apache2-utils; scripts/install-deps.sh installs it)", "htpasswd", ["-Bbc", htpasswd, User, password]);
 
         var port = FreePort();
         var config = Path.Combine(root, "config.yml");
@@ -87,10 +87,10 @@ public sealed class LocalRegistry : IAsyncDisposable
         var config = Directory.CreateTempSubdirectory("skiff-docker-config-").FullName;
         try
         {
-            await MustAsync("docker", "tag", localImage, reference);
-            await MustAsync("docker", "--config", config, "login", Host, "--username", User, "--password", Password);
-            await MustAsync("docker", "--config", config, "push", reference);
-            await MustAsync("docker", "rmi", reference);
+            await Command.MustAsync($"docker tag {reference}", "docker", ["tag", localImage, reference]);
+            await Command.MustAsync($"docker login {Host}", "docker", ["--config", config, "login", Host, "--username", User, "--password", Password]);
+            await Command.MustAsync($"docker push {reference}", "docker", ["--config", config, "push", reference]);
+            await Command.MustAsync($"docker rmi {reference}", "docker", ["rmi", reference]);
         }
         finally
         {
@@ -131,20 +131,5 @@ public sealed class LocalRegistry : IAsyncDisposable
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task MustAsync(string file, params string[] args)
-    {
-        var (code, output) = await RunAsync(file, args);
-        Assert.True(code == 0, $"{file} {string.Join(' ', args.Where(a => !a.StartsWith("pw-", StringComparison.Ordinal)))}: {output}");
-    }
-
-    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false })!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, await stdout + await stderr);
     }
 }
