@@ -70,6 +70,12 @@ public static class RunCommand
         DefaultValueFactory = _ => 2,
     };
 
+    public static Option<string> PullTimeout { get; } = new("--pull-timeout")
+    {
+        Description = "How long one image pull may take before it counts as failed (Go duration: 90s, 10m, 1h)",
+        DefaultValueFactory = _ => "10m",
+    };
+
     public static Command Build()
     {
         var node = CommonOptions.Node();
@@ -79,7 +85,7 @@ public static class RunCommand
         {
             Source, PathOption, Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
-            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds,
+            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -89,6 +95,13 @@ public static class RunCommand
             if (string.IsNullOrEmpty(nodeName))
             {
                 Console.Error.WriteLine("--node: required (or set NODE_NAME): the node this instance serves");
+                return ExitCodes.UsageOrIo;
+            }
+
+            var pullTimeoutText = parse.GetValue(PullTimeout);
+            if (!Validation.GoDuration.TryParse(pullTimeoutText, out var pullTimeout) || pullTimeout <= TimeSpan.Zero)
+            {
+                Console.Error.WriteLine($"--pull-timeout: \"{pullTimeoutText}\" is not a duration; use a Go duration such as 90s, 10m or 1h");
                 return ExitCodes.UsageOrIo;
             }
 
@@ -109,7 +122,10 @@ public static class RunCommand
                             parse.GetValue(stateDir)!,
                             parse.GetValue(Once),
                             parse.GetValue(MetricsBindAddress)!,
-                            parse.GetValue(HealthProbeBindAddress)!),
+                            parse.GetValue(HealthProbeBindAddress)!)
+                        {
+                            PullTimeout = pullTimeout,
+                        },
                         CliContext.Logging,
                         Console.Out,
                         Console.Error,
@@ -130,6 +146,7 @@ public static class RunCommand
                             LeaseDuration = TimeSpan.FromSeconds(parse.GetValue(LeaseDurationSeconds)),
                             RenewDeadline = TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
                             RetryPeriod = TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds)),
+                            PullTimeout = pullTimeout,
                         },
                         CliContext.Logging,
                         Console.Error,

@@ -301,15 +301,20 @@ public sealed class DockerEngine : IDisposable
             }
         });
 
-    /// <summary>Pulls an image; a registry error reported in the progress stream becomes an exception.</summary>
-    public Task PullImageAsync(string reference, RegistryAuth? auth, CancellationToken ct) =>
+    /// <summary>
+    /// Pulls an image, reporting progress as it goes; a registry error (in the HTTP answer or in the progress
+    /// stream) becomes an <see cref="ImageUnavailableException"/> saying whether the image does not exist.
+    /// Returns the bytes downloaded.
+    /// </summary>
+    public Task<long> PullImageAsync(string reference, RegistryAuth? auth, IProgress<PullProgress>? progress, CancellationToken ct) =>
         CallAsync("image_pull", async () =>
         {
             var (repository, tag) = ImageReference.SplitForPull(reference);
             string? error = null;
+            var layers = new PullLayers(reference);
             // Inline, not Progress<T>: that one posts to the thread pool, so an error message could arrive
             // after the pull returned and a failed pull pass for a good one.
-            var progress = new SyncProgress<JSONMessage>(m =>
+            var messages = new InlineProgress<JSONMessage>(m =>
             {
                 if (m.Error is { } e)
                 {
@@ -318,6 +323,10 @@ public sealed class DockerEngine : IDisposable
                 else if (!string.IsNullOrEmpty(m.ErrorMessage))
                 {
                     error ??= m.ErrorMessage;
+                }
+                else if (layers.Update(m.ID, m.Status, m.Progress?.Current, m.Progress?.Total))
+                {
+                    progress?.Report(layers.Snapshot());
                 }
             });
             var authConfig = auth is null ? new AuthConfig() : new AuthConfig
@@ -330,20 +339,64 @@ public sealed class DockerEngine : IDisposable
             };
             try
             {
-                await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag }, authConfig, progress, ct);
+                await client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = tag }, authConfig, messages, ct);
             }
-            catch (DockerApiException e)
+            catch (DockerApiException e) when (!GoingAway(e))
             {
-                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {Short(e.ResponseBody) ?? e.Message}");
+                var answer = Short(e.ResponseBody) ?? e.Message;
+                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {answer}",
+                    e.StatusCode == HttpStatusCode.NotFound || ImageUnavailableException.SaysNotFound(answer));
             }
 
             if (error is not null)
             {
-                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {error}");
+                throw new ImageUnavailableException(reference, $"pulling {reference} failed: {error}", ImageUnavailableException.SaysNotFound(error));
             }
 
-            return true;
+            return layers.Snapshot().Done;
         });
+
+    /// <summary>Adds up the per-layer progress messages of a pull, as <c>docker pull</c> draws them.</summary>
+    private sealed class PullLayers(string image)
+    {
+        private readonly Dictionary<string, (long Done, long Total, bool Complete)> layers = new(StringComparer.Ordinal);
+
+        public bool Update(string? id, string? status, long? current, long? total)
+        {
+            if (string.IsNullOrEmpty(id) || string.IsNullOrEmpty(status) || id == image || status.StartsWith("Pulling from", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            var layer = layers.GetValueOrDefault(id);
+            switch (status)
+            {
+                case "Downloading" when total is > 0:
+                    layer = (current ?? 0, total.Value, false);
+                    break;
+                case "Verifying Checksum" or "Download complete" or "Extracting" or "Pull complete":
+                    layer = (layer.Total, layer.Total, true);
+                    break;
+                case "Already exists":
+                    layer = (0, 0, true);
+                    break;
+                default:
+                    // "Pulling fs layer", "Waiting": a layer to come.
+                    break;
+            }
+
+            var changed = !layers.TryGetValue(id, out var before) || before != layer;
+            layers[id] = layer;
+            return changed;
+        }
+
+        public PullProgress Snapshot() => new(
+            image,
+            layers.Values.Sum(l => l.Done),
+            layers.Values.Sum(l => l.Total),
+            layers.Count,
+            layers.Values.Count(l => l.Complete));
+    }
 
     /// <summary>Every image on the engine, with tags, digests, size and build time (for image GC).</summary>
     public Task<IReadOnlyList<ObservedImage>> ListImagesAsync(CancellationToken ct) =>
@@ -429,7 +482,7 @@ public sealed class DockerEngine : IDisposable
         try
         {
             // A synchronous IProgress: Progress<T> would post to the thread pool and reorder events.
-            await client.System.MonitorEventsAsync(parameters, new SyncProgress<Message>(onEvent), ct);
+            await client.System.MonitorEventsAsync(parameters, new InlineProgress<Message>(onEvent), ct);
         }
         catch (OperationCanceledException)
         {
@@ -483,11 +536,6 @@ public sealed class DockerEngine : IDisposable
             }
         };
         return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(5) };
-    }
-
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 
     /// <summary>The engine's error text: the <c>message</c> of its JSON error body, else the body itself.</summary>

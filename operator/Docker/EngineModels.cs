@@ -105,10 +105,46 @@ public sealed class EngineUnreachableException(string endpoint, Exception inner)
 }
 
 /// <summary>Thrown when an image cannot be found locally or pulled.</summary>
-public sealed class ImageUnavailableException(string image, string message) : Exception(message)
+/// <param name="image">The reference that was pulled.</param>
+/// <param name="message">What went wrong, with the registry's own answer.</param>
+/// <param name="notFound">
+/// The registry (or the engine) says the image does not exist, as opposed to a pull that was refused
+/// (credentials), failed (network, registry error) or timed out.
+/// </param>
+public sealed class ImageUnavailableException(string image, string message, bool notFound) : Exception(message)
 {
     public string Image { get; } = image;
+
+    public bool NotFound { get; } = notFound;
+
+    /// <summary>
+    /// Whether a registry's error text says the image does not exist. Docker Hub answers a missing repository
+    /// and a private one without credentials alike ("repository does not exist or may require 'docker login'"):
+    /// that counts as not found, and the caller adds the credentials hint.
+    /// </summary>
+    public static bool SaysNotFound(string message)
+    {
+        string[] phrases = ["manifest unknown", "not found", "repository does not exist", "name unknown", "no such image"];
+        return phrases.Any(p => message.Contains(p, StringComparison.OrdinalIgnoreCase));
+    }
 }
+
+/// <summary>How far a pull has come: bytes downloaded of the layers seen so far, like <c>docker pull</c> shows.</summary>
+/// <param name="Image">The reference being pulled.</param>
+/// <param name="Done">Bytes downloaded.</param>
+/// <param name="Total">Bytes to download, of the layers whose size is known yet (it grows as layers start).</param>
+/// <param name="Layers">Layers seen.</param>
+/// <param name="LayersDone">Layers downloaded or already present.</param>
+public sealed record PullProgress(string Image, long Done, long Total, int Layers, int LayersDone);
 
 /// <summary>Registry credentials for a pull.</summary>
 public sealed record RegistryAuth(string? Username, string? Password, string? Auth, string? ServerAddress, string? IdentityToken);
+
+/// <summary>
+/// An <see cref="IProgress{T}"/> that reports on the caller's thread. <see cref="Progress{T}"/> posts to the thread
+/// pool, so its reports could arrive out of order, or after the operation they describe has returned.
+/// </summary>
+public sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -60,6 +60,9 @@ public sealed partial class SkiffMetrics
     // A rollout pulls, migrates and waits for health: seconds to many minutes.
     private static readonly double[] RolloutBuckets = [1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800];
 
+    // A pull: a layer check in well under a second, a fresh database image in tens of seconds, a slow link in minutes.
+    private static readonly double[] PullBuckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
+
     private readonly Counter reconcileTotal;
     private readonly Counter reconcileErrors;
     private readonly Counter terminalReconcileErrors;
@@ -89,6 +92,7 @@ public sealed partial class SkiffMetrics
     private readonly Gauge gcProtectedImages;
     private readonly Gauge diskUsage;
     private readonly Counter dockerRequests;
+    private readonly Histogram pullDuration;
 
     /// <summary>Creates every metric on <paramref name="registry"/>.</summary>
     /// <param name="registry">Where the metrics live; <c>/metrics</c> serves this registry.</param>
@@ -143,8 +147,15 @@ public sealed partial class SkiffMetrics
         dockerRequests = f.CreateCounter("skiff_docker_requests_total", "Docker engine API calls, by operation and result (success, error, unreachable).",
             ["operation", "result"]);
 
+        pullDuration = f.CreateHistogram("skiff_image_pull_duration_seconds",
+            "Image pulls, by result (success, not_found, failed, timeout): how long each took.",
+            new HistogramConfiguration { LabelNames = ["result"], Buckets = PullBuckets });
+
         Docker = new DockerMetrics(this);
     }
+
+    /// <summary>The results <c>skiff_image_pull_duration_seconds</c> reports as themselves; any other is <c>other</c>.</summary>
+    public static readonly IReadOnlySet<string> PullResultLabels = new HashSet<string>(StringComparer.Ordinal) { "success", "not_found", "failed", "timeout" };
 
     /// <summary>The registry the metrics live on.</summary>
     public CollectorRegistry Registry { get; }
@@ -236,6 +247,12 @@ public sealed partial class SkiffMetrics
             gcProtectedImages.Set(Math.Max(0, protectedImages));
         }
     }
+
+    /// <summary>One image pull ended.</summary>
+    /// <param name="result">success, not_found, failed or timeout; others count as <c>other</c>.</param>
+    /// <param name="duration">How long it took.</param>
+    public void ImagePulled(string result, TimeSpan duration) =>
+        pullDuration.WithLabels(PullResultLabels.Contains(result) ? result : "other").Observe(Math.Max(0, duration.TotalSeconds));
 
     /// <summary>The used fraction of the filesystem holding Docker's data root on <paramref name="node"/>.</summary>
     /// <param name="node">The node (this instance's).</param>

@@ -50,7 +50,8 @@ public sealed class DesiredStack
 
     public string PullPolicy => Spec.App.ImagePullPolicy ?? PullPolicies.IfNotPresent;
 
-    public RegistryAuth? PullAuth => inputs.PullAuth;
+    /// <summary>The imagePullSecret's login for the image's registry, if it has one: it applies to every image of the stack.</summary>
+    public RegistryAuth? PullAuthFor(string image) => inputs.PullAuths.GetValueOrDefault(DockerConfigJson.Registry(image));
 
     /// <summary>An app that publishes a host port is replaced stop-first: Docker cannot move a published port between running containers.</summary>
     public bool StopFirst => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;
@@ -105,14 +106,17 @@ public sealed class DesiredStack
                 yield return Uri.EscapeDataString(db.Password);
             }
 
-            if (inputs.PullAuth?.Password is { } pw)
+            foreach (var auth in inputs.PullAuths.Values)
             {
-                yield return pw;
-            }
+                if (auth.Password is { } pw)
+                {
+                    yield return pw;
+                }
 
-            if (inputs.PullAuth?.IdentityToken is { } token)
-            {
-                yield return token;
+                if (auth.IdentityToken is { } token)
+                {
+                    yield return token;
+                }
             }
         }
     }

@@ -29,13 +29,20 @@ public interface ISecretSource
 /// <param name="Node">This instance's node.</param>
 /// <param name="SourceId">The value of the dev.skiff.source label: which source instance owns the objects.</param>
 /// <param name="SourceDescription">Human-readable source (a folder path, or "kubernetes").</param>
-public sealed record StackContext(string Node, string SourceId, string SourceDescription);
+public sealed record StackContext(string Node, string SourceId, string SourceDescription)
+{
+    /// <summary>How long one image pull may take before it counts as failed (<c>--pull-timeout</c>, default 10 minutes).</summary>
+    public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+}
 
 /// <summary>Values the desired stack needs from outside the spec, resolved before planning.</summary>
+/// <param name="Database">The generated database credentials.</param>
+/// <param name="SecretEnv">secretKeyRef values by variable name.</param>
+/// <param name="PullAuths">The imagePullSecret's logins by registry host, for the registries of the stack's images.</param>
 public sealed record ResolvedInputs(
     DatabaseCredentials? Database,
     IReadOnlyDictionary<string, string> SecretEnv,
-    RegistryAuth? PullAuth)
+    IReadOnlyDictionary<string, RegistryAuth> PullAuths)
 {
-    public static readonly ResolvedInputs None = new(null, new Dictionary<string, string>(), null);
+    public static readonly ResolvedInputs None = new(null, new Dictionary<string, string>(), new Dictionary<string, RegistryAuth>());
 }

@@ -63,9 +63,17 @@ public sealed record BeginRollout(long Revision, string Hash, string Image) : St
     public override string Describe() => $"roll out revision {Revision.ToString(CultureInfo.InvariantCulture)} ({Image})";
 }
 
-public sealed record EnsureImage(string Image, string Policy) : StackAction
+/// <summary>
+/// Pull an image per its pull policy. Consecutive EnsureImage actions run side by side. A pull of the app image
+/// of a new revision that finds no image fails that revision; any other failed pull stalls the stack until a retry.
+/// </summary>
+/// <param name="Image">The reference to pull.</param>
+/// <param name="Policy">IfNotPresent, Always or Never.</param>
+/// <param name="Component">app, database or cache: whose image it is.</param>
+/// <param name="Revision">For the app image of a new revision: that revision.</param>
+public sealed record EnsureImage(string Image, string Policy, string Component, long? Revision = null) : StackAction
 {
-    public override string Describe() => $"ensure image {Image} is present (imagePullPolicy {Policy})";
+    public override string Describe() => $"ensure {Component} image {Image} is present (imagePullPolicy {Policy})";
 }
 
 public sealed record RunMigration(long Revision, ContainerSpec Spec, ObservedContainer? Existing) : StackAction
@@ -82,9 +90,11 @@ public sealed record StartApp(long Revision, ContainerSpec Spec, bool Rollback) 
         : $"start app container {Spec.Name} ({Spec.Image})";
 }
 
-public sealed record WaitAppReady(long Revision, string ContainerName, DateTimeOffset Deadline) : StackAction
+/// <summary>Wait until the new app container is ready; <paramref name="ProgressDeadline"/> counts from the moment it was started.</summary>
+public sealed record WaitAppReady(long Revision, string ContainerName, TimeSpan ProgressDeadline) : StackAction
 {
-    public override string Describe() => $"wait until {ContainerName} is ready (deadline {Deadline:u})";
+    public override string Describe() =>
+        $"wait until {ContainerName} is ready (progress deadline {ProgressDeadline.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s from its start)";
 }
 
 /// <summary>The new revision is live: remove the old app containers and the migration container.</summary>

@@ -68,8 +68,31 @@ public static class StackPlanner
             actions.Add(new WaitHealthy(waitFor));
         }
 
-        PlanApp(desired, observed, history, now, actions);
-        return new StackPlan(actions);
+        PlanApp(desired, observed, history, actions);
+        return new StackPlan(HoistAppPull(actions));
+    }
+
+    /// <summary>
+    /// A new revision's app image is pulled side by side with the database and cache images when those are
+    /// pulled too (a first deploy on a fresh host), as docker compose pulls every image at once: the revision
+    /// begins, then every image is pulled, then the containers start in order.
+    /// </summary>
+    private static List<StackAction> HoistAppPull(List<StackAction> actions)
+    {
+        var firstDataPull = actions.FindIndex(a => a is EnsureImage { Component: not StackNames.AppComponent });
+        var begin = actions.OfType<BeginRollout>().FirstOrDefault();
+        var appPull = actions.OfType<EnsureImage>().FirstOrDefault(a => a.Component == StackNames.AppComponent && a.Revision is not null);
+        if (firstDataPull < 0 || begin is null || appPull is null)
+        {
+            return actions;
+        }
+
+        actions.Remove(begin);
+        actions.Remove(appPull);
+        var lastDataPull = actions.FindLastIndex(a => a is EnsureImage);
+        actions.Insert(lastDataPull + 1, appPull);
+        actions.Insert(firstDataPull, begin);
+        return actions;
     }
 
     private static void PlanData(DataComponent? want, string component, ObservedStack observed, List<StackAction> actions)
@@ -105,6 +128,8 @@ public static class StackPlanner
 
         if (current is null)
         {
+            // On a fresh host the image exists nowhere yet: Docker does not pull on create.
+            actions.Add(new EnsureImage(want.Container.Image, PullPolicies.IfNotPresent, component));
             actions.Add(new StartDataContainer(want));
         }
         else if (!current.Running)
@@ -113,7 +138,7 @@ public static class StackPlanner
         }
     }
 
-    private static void PlanApp(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now, List<StackAction> actions)
+    private static void PlanApp(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, List<StackAction> actions)
     {
         var apps = observed.Component(StackNames.AppComponent).ToList();
         var migrations = observed.Component(StackNames.MigrateComponent).ToList();
@@ -148,14 +173,11 @@ public static class StackPlanner
             ?? migrations.Where(m => m.SpecHash == desired.Hash).Select(m => m.Revision).Max()
             ?? (record?.Outcome == Outcomes.Progressing ? record.Revision : (long?)null)
             ?? NextRevision(history, observed);
-        var started = record is { Outcome: Outcomes.Progressing, DeployedAt: { } at } && record.Revision == revision
-            ? at
-            : live?.Created ?? now;
         actions.Add(new BeginRollout(revision, desired.Hash, desired.Image));
 
         if (live is null)
         {
-            actions.Add(new EnsureImage(desired.Image, desired.PullPolicy));
+            actions.Add(new EnsureImage(desired.Image, desired.PullPolicy, StackNames.AppComponent, revision));
             if (desired.MigrateContainer(revision) is { } migrateSpec)
             {
                 var migration = migrations.FirstOrDefault(m => m.Revision == revision && m.SpecHash == desired.Hash);
@@ -200,7 +222,7 @@ public static class StackPlanner
         }
 
         var name = desired.Names.AppContainer(revision);
-        actions.Add(new WaitAppReady(revision, name, started + desired.ProgressDeadline));
+        actions.Add(new WaitAppReady(revision, name, desired.ProgressDeadline));
         actions.Add(new CompleteRollout(
             revision,
             apps.Where(c => c.Name != name).Concat(migrations).ToList()));
@@ -232,6 +254,7 @@ public static class StackPlanner
         var serving = apps.Where(c => c.Revision == lastGood.Revision).OrderByDescending(c => c.Running).FirstOrDefault();
         if (serving is null)
         {
+            actions.Add(new EnsureImage(goodImage, PullPolicies.IfNotPresent, StackNames.AppComponent));
             actions.Add(new StartApp(lastGood.Revision, desired.AppContainer(lastGood.Revision, goodImage, rollback: true), Rollback: true));
         }
         else if (!serving.Running)

@@ -26,6 +26,9 @@ public sealed partial class StackReconciler
         /// <summary>Held from the first pull or container start until the next wait, so GC does not delete those images meanwhile.</summary>
         private ImageGC.ImageEngineLock.UseLease? imageLease;
 
+        /// <summary>Pulls that failed in this reconcile: a plan that comes round again does not pull them twice.</summary>
+        private readonly Dictionary<string, ImageUnavailableException> pullFailures = new(StringComparer.Ordinal);
+
         /// <summary>The migration container this run created and saw exit 0, until the rollout completes.</summary>
         private (long Revision, string Id)? migrationRun;
 
@@ -78,6 +81,24 @@ public sealed partial class StackReconciler
                     continue;
                 }
 
+                if (action is EnsureImage)
+                {
+                    // Images are pulled side by side (DESIGN §3: the database and the cache in parallel; a first deploy's app too).
+                    var pulls = plan.Actions.SkipWhile(a => a != action).TakeWhile(a => a is EnsureImage).Cast<EnsureImage>().ToList();
+                    foreach (var p in pulls)
+                    {
+                        logger.LogInformation("{Stack}: {Action}", desired.Names.Key, p.Describe());
+                        started.Add(p);
+                    }
+
+                    if (await EnsureImagesAsync(pulls, ct) is { } outcome)
+                    {
+                        return outcome;
+                    }
+
+                    continue;
+                }
+
                 if (action is StartDataContainer)
                 {
                     // The database and the cache start side by side (DESIGN §3): consecutive StartDataContainer actions run together.
@@ -113,7 +134,7 @@ public sealed partial class StackReconciler
                         await RemoveAsync(r.Container, ct);
                         break;
                     case StopContainer s:
-                        await engine.StopContainerAsync(s.Container.Id, AppStopTimeout, ct);
+                        await StopForReplacementAsync(s, ct);
                         break;
                     case StartExisting s:
                         await engine.StartContainerAsync(s.Container.Id, ct);
@@ -128,13 +149,6 @@ public sealed partial class StackReconciler
                     case BeginRollout b:
                         await BeginAsync(b, ct);
                         break;
-                    case EnsureImage i:
-                        if (!await EnsureImageAsync(i, ct))
-                        {
-                            return (null, true);
-                        }
-
-                        break;
                     case RunMigration m:
                         if (!await MigrateAsync(m, ct))
                         {
@@ -144,11 +158,6 @@ public sealed partial class StackReconciler
                         break;
                     case StartApp a:
                         await CreateAndStartAsync(a.Spec, ct);
-                        if (a.Rollback)
-                        {
-                            owner.events.Record(desired.Resource, EventKind.Warning, "RolledBack", $"Serving the last good image {a.Spec.Image} again");
-                        }
-
                         break;
                     case WaitAppReady w:
                         if (!await WaitReadyAsync(w, ct))
@@ -212,7 +221,6 @@ public sealed partial class StackReconciler
                     await engine.RemoveContainerAsync(id, ct);
                     var message = $"spec.database.image: the data volume {component.Volume} holds PostgreSQL {dataVersion} data but {component.Container.Image} is PostgreSQL {imageMajor}; " +
                         $"use a {dataVersion}.x image, or dump the data with pg_dump and restore it into a new volume";
-                    owner.events.Record(desired.Resource, EventKind.Warning, "DatabaseVersionMismatch", message);
                     return owner.Stalled(status, generation, "DatabaseVersionMismatch", message, TimeSpan.FromMinutes(1));
                 }
             }
@@ -259,7 +267,6 @@ public sealed partial class StackReconciler
                     var logs = bad.Value is null ? "" : await TailAsync(bad.Value.Id, ct);
                     var reason = bad.Key == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
                     var message = $"the {bad.Key} did not become healthy within {desired.ProgressDeadline.TotalSeconds:0}s (state {bad.Value?.State ?? "missing"}, health {bad.Value?.Health ?? "none"}){logs}";
-                    owner.events.Record(desired.Resource, EventKind.Warning, reason, message);
                     var result = owner.Stalled(status, generation, reason, message, TimeSpan.FromSeconds(15));
                     result.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
                     return result;
@@ -309,48 +316,152 @@ public sealed partial class StackReconciler
                 Conditions.Set(status, ConditionTypes.Ready, false, "RolloutInProgress", message, generation, now);
             }
 
-            owner.events.Record(desired.Resource, EventKind.Normal, "RolloutStarted", message);
             if (publish is not null)
             {
                 await publish(status, ct);
             }
         }
 
-        private async Task<bool> EnsureImageAsync(EnsureImage ensure, CancellationToken ct)
+        /// <summary>
+        /// Pulls the images side by side, each per its policy. Returns null when every image is present; otherwise
+        /// what the reconcile ends with: a new revision whose app image does not exist fails (as a migration that
+        /// fails does); any other failed pull stalls the stack and is retried later, never endlessly in silence.
+        /// </summary>
+        private async Task<(StackResult? Stop, bool Acted)?> EnsureImagesAsync(IReadOnlyList<EnsureImage> pulls, CancellationToken ct)
         {
-            var revision = CurrentRevision();
+            var failures = (await Task.WhenAll(pulls.Select(p => EnsureImageAsync(p, ct))))
+                .Zip(pulls)
+                .Where(r => r.First is not null)
+                .Select(r => (Pull: r.Second, Failure: r.First!))
+                .ToList();
+            if (failures.Count == 0)
+            {
+                return null;
+            }
+
+            // A new revision's app image that does not exist fails that revision (ImageNotFound; rollback), as DESIGN §1 says.
+            if (failures.FirstOrDefault(f => f.Pull is { Component: StackNames.AppComponent, Revision: not null } && f.Failure.NotFound) is { Pull: not null } missing)
+            {
+                await FailAsync(missing.Pull.Revision!.Value, "ImageNotFound", missing.Failure.Message + CredentialsHint(missing.Failure.Message, missing.Pull.Image), null, ct);
+                return (null, true);
+            }
+
+            // Anything else waits for the world to change (the image pushed, the registry back, the Secret fixed).
+            var first = failures[0];
+            var reason = first.Failure.NotFound ? "ImageNotFound" : "ImagePullFailed";
+            var retry = first.Failure.NotFound ? TimeSpan.FromMinutes(2) : TimeSpan.FromSeconds(30);
+            var whose = first.Pull.Component == StackNames.AppComponent ? "spec.app.image" : $"spec.{first.Pull.Component}.image";
+            var message = $"{whose}: {first.Failure.Message}{CredentialsHint(first.Failure.Message, first.Pull.Image)}; retrying every {retry.TotalSeconds:0}s" +
+                string.Concat(failures.Skip(1).Select(f => $"; also {f.Failure.Message}"));
+            var stalled = owner.Stalled(status, generation, reason, message, retry);
+            stalled.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
+            return (stalled, false);
+        }
+
+        /// <summary>Makes one image present per its policy; null when it is, else why not (remembered for this reconcile).</summary>
+        private async Task<ImageUnavailableException?> EnsureImageAsync(EnsureImage ensure, CancellationToken ct)
+        {
+            if (pullFailures.TryGetValue(ensure.Image, out var known))
+            {
+                return known;
+            }
+
             var present = await engine.InspectImageAsync(ensure.Image, ct) is not null;
             if (ensure.Policy == PullPolicies.Never && !present)
             {
-                await FailAsync(revision, "ImageNotFound", $"image {ensure.Image} is not on this node and imagePullPolicy is Never", null, ct);
-                return false;
+                return new ImageUnavailableException(ensure.Image, $"image {ensure.Image} is not on this node and imagePullPolicy is Never", notFound: true);
             }
 
-            if (ensure.Policy == PullPolicies.Always || !present)
+            if (ensure.Policy != PullPolicies.Always && present)
             {
-                try
-                {
-                    await engine.PullImageAsync(ensure.Image, desired.PullAuth, ct);
-                }
-                catch (ImageUnavailableException e)
-                {
-                    if (present)
-                    {
-                        // Always with a local copy: keep going with what is here rather than fail on a registry hiccup.
-                        logger.LogWarning("{Stack}: {Message}; using the local copy", desired.Names.Key, e.Message);
-                        return true;
-                    }
-
-                    await FailAsync(revision, "ImageNotFound", e.Message + CredentialsHint(e.Message), null, ct);
-                    return false;
-                }
+                return null;
             }
 
-            return true;
+            var failure = await PullAsync(ensure.Image, ct);
+            if (failure is not null && present)
+            {
+                // Always with a local copy: keep going with what is here rather than fail on a registry hiccup.
+                logger.LogWarning("{Stack}: {Message}; using the local copy", desired.Names.Key, failure.Message);
+                return null;
+            }
+
+            if (failure is not null)
+            {
+                pullFailures[ensure.Image] = failure;
+            }
+
+            return failure;
+        }
+
+        /// <summary>One pull, bounded by the pull timeout, with credentials for the image's registry, watched by the listeners.</summary>
+        private async Task<ImageUnavailableException?> PullAsync(string image, CancellationToken ct)
+        {
+            var stack = desired.Names.Key;
+            var listener = owner.pulls;
+            var started = owner.time.GetTimestamp();
+            listener?.Started(stack, image);
+            owner.events.Record(desired.Resource, EventKind.Normal, "Pulling", $"Pulling image {image}");
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(owner.context.PullTimeout);
+            PullProgress? last = null;
+            var progress = new InlineProgress<PullProgress>(p =>
+            {
+                last = p;
+                listener?.Progress(stack, p);
+            });
+            string result;
+            ImageUnavailableException? failure = null;
+            long bytes = 0;
+            try
+            {
+                bytes = await engine.PullImageAsync(image, desired.PullAuthFor(image), progress, timeout.Token);
+                result = PullResults.Success;
+            }
+            catch (ImageUnavailableException e)
+            {
+                failure = e;
+                result = e.NotFound ? PullResults.NotFound : PullResults.Failed;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                var sofar = last is { Total: > 0 } p ? $" ({PullLog.Bytes(p.Done)} of {PullLog.Bytes(p.Total)} downloaded)" : "";
+                failure = new ImageUnavailableException(image,
+                    $"pulling {image} did not finish within the pull timeout of {owner.context.PullTimeout.TotalSeconds:0}s{sofar}; raise it with --pull-timeout", notFound: false);
+                result = PullResults.Timeout;
+            }
+
+            var elapsed = owner.time.GetElapsedTime(started);
+            listener?.Finished(new PullResult(stack, image, result, bytes, elapsed, failure?.Message));
+            if (failure is null)
+            {
+                owner.events.Record(desired.Resource, EventKind.Normal, "Pulled",
+                    $"Pulled image {image} in {elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s ({PullLog.Bytes(bytes)})");
+            }
+
+            return failure;
+        }
+
+        /// <summary>
+        /// Stop-first: the old revision stops so the new one can bind its host port. Nothing serves until the new
+        /// one is ready, and the status says so at once (Ready False, reason Replacing).
+        /// </summary>
+        private async Task StopForReplacementAsync(StopContainer stop, CancellationToken ct)
+        {
+            var now = owner.time.GetUtcNow();
+            var message = $"revision {stop.Container.Revision} is stopped to free its host port for revision {CurrentRevision()}; nothing serves until that one is ready";
+            Conditions.Set(status, ConditionTypes.Ready, false, "Replacing", message, generation, now);
+            Conditions.Set(status, ConditionTypes.AppReady, false, "Replacing", message, generation, now);
+            status.Phase = Phases.Progressing;
+            if (publish is not null)
+            {
+                await publish(status, ct);
+            }
+
+            await engine.StopContainerAsync(stop.Container.Id, AppStopTimeout, ct);
         }
 
         /// <summary>When the registry refused for want of (good) credentials, what to fix.</summary>
-        private string CredentialsHint(string message)
+        private string CredentialsHint(string message, string image)
         {
             string[] refusals = ["unauthorized", "no basic auth credentials", "authentication required", "access denied", "denied:"];
             if (!refusals.Any(r => message.Contains(r, StringComparison.OrdinalIgnoreCase)))
@@ -358,7 +469,7 @@ public sealed partial class StackReconciler
                 return "";
             }
 
-            var registry = DockerConfigJson.Registry(desired.Image);
+            var registry = DockerConfigJson.Registry(image);
             return desired.Spec.App.ImagePullSecret is { Length: > 0 } secret
                 ? $"; the registry refused the credentials of spec.app.imagePullSecret (Secret \"{secret}\"): check its username and password for {registry}"
                 : $"; the registry wants credentials: set spec.app.imagePullSecret to a kubernetes.io/dockerconfigjson Secret with a login for {registry}";
@@ -456,7 +567,7 @@ public sealed partial class StackReconciler
                     }
                 }
 
-                if (now > wait.Deadline)
+                if (now > c.Created + wait.ProgressDeadline)
                 {
                     var reason = health is null ? "ProgressDeadlineExceeded" : "HealthCheckFailed";
                     var what = health is { } hh
@@ -495,8 +606,6 @@ public sealed partial class StackReconciler
                 status.Revision = record.Revision;
                 TrimHistory();
                 var elapsed = owner.time.GetUtcNow() - (record.DeployedAt ?? owner.time.GetUtcNow());
-                owner.events.Record(desired.Resource, EventKind.Normal, "RolloutSucceeded",
-                    $"Revision {record.Revision} ({desired.Image}) is live after {elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s");
                 owner.RolloutCompleted?.Invoke(desired, record, elapsed);
             }
         }
@@ -528,7 +637,6 @@ public sealed partial class StackReconciler
                 Conditions.Set(status, ConditionTypes.Migrated, false, reason, message, generation, now);
             }
 
-            owner.events.Record(desired.Resource, EventKind.Warning, reason, full);
             logger.LogWarning("{Stack}: rollout of revision {Revision} failed ({Reason}): {Message}", desired.Names.Key, revision, reason, message);
             owner.RolloutFailed?.Invoke(desired, record, reason);
         }

@@ -121,8 +121,10 @@ public sealed partial class StackReconciler
         Conditions.Set(status, ConditionTypes.Stalled, false, ready ? "Ready" : reason, readyMessage, generation, now);
         status.Phase = ready ? Phases.Ready : Phases.Degraded;
 
+        // Health is probed every periodSeconds, as documented: failureThreshold probes in a row then take
+        // about failureThreshold × periodSeconds to flip Ready, as a Kubernetes readiness probe does.
         var period = desired.Health?.Period ?? TimeSpan.FromSeconds(10);
-        return new StackResult(status, ready ? period * 2 : period);
+        return new StackResult(status, period);
     }
 
     private async Task<(bool Healthy, string Reason, string Message)> WatchHealthAsync(DesiredStack desired, ObservedContainer app, CancellationToken ct)

@@ -24,6 +24,7 @@ public sealed partial class StackReconciler(
     StackContext context,
     IEventSink events,
     ILogger<StackReconciler> logger,
+    IPullListener? pullListener = null,
     TimeProvider? timeProvider = null)
 {
     public static readonly ActivitySource Activity = new("Skiff.Reconcile");
@@ -33,10 +34,15 @@ public sealed partial class StackReconciler(
     private readonly ISecretSource secrets = secrets;
     private readonly IEventSink events = events;
     private readonly ILogger<StackReconciler> logger = logger;
+    private readonly IPullListener pulls = pullListener ?? new PullLog(logger);
+    private readonly StackContext context = context;
 
     public StackContext Context => context;
 
     public DockerEngine Engine => engine;
+
+    /// <summary>Where this reconciler records Events (the sources record the Events of status changes there too).</summary>
+    public IEventSink Events => events;
 
     /// <summary>
     /// Brings the stack to its spec. <paramref name="publish"/> is called with intermediate status
@@ -171,7 +177,7 @@ public sealed partial class StackReconciler(
             env[appEnv[i].Name] = Encoding.UTF8.GetString(bytes);
         }
 
-        RegistryAuth? auth = null;
+        var auths = new Dictionary<string, RegistryAuth>(StringComparer.OrdinalIgnoreCase);
         if (!string.IsNullOrEmpty(spec.App.ImagePullSecret))
         {
             var secret = await secrets.GetSecretAsync(ns, spec.App.ImagePullSecret, ct);
@@ -180,14 +186,23 @@ public sealed partial class StackReconciler(
                 return (null, ("SecretNotFound", $"spec.app.imagePullSecret: Secret \"{spec.App.ImagePullSecret}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
             }
 
-            auth = DockerConfigJson.FindAuth(secret, spec.App.Image, out var error);
-            if (error is not null)
+            // The Secret's logins serve every image of the stack whose registry they name, not only the app's.
+            foreach (var image in new[] { spec.App.Image, spec.Database?.Image, spec.Cache?.Image }.OfType<string>())
             {
-                return (null, ("InvalidPullSecret", $"spec.app.imagePullSecret: {error}"));
+                var auth = DockerConfigJson.FindAuth(secret, image, out var error);
+                if (error is not null)
+                {
+                    return (null, ("InvalidPullSecret", $"spec.app.imagePullSecret: {error}"));
+                }
+
+                if (auth is not null)
+                {
+                    auths[DockerConfigJson.Registry(image)] = auth;
+                }
             }
         }
 
-        return (new ResolvedInputs(db, env, auth), null);
+        return (new ResolvedInputs(db, env, auths), null);
     }
 
     private StackResult Stalled(AppDeploymentStatus status, long? generation, string reason, string message, TimeSpan? requeue)

@@ -49,6 +49,16 @@ public sealed class OperatorServices : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// Who watches image pulls: the log, <c>skiff_image_pull_duration_seconds</c>, and <paramref name="display"/>
+    /// (the live lines of <c>run --once</c> on a terminal) when given.
+    /// </summary>
+    public IPullListener PullListener(IPullListener? display = null)
+    {
+        IPullListener[] listeners = [new PullLog(Logging.CreateLogger<PullLog>()), new PullMetricsListener(Metrics)];
+        return new PullListeners(display is null ? listeners : [.. listeners, display]);
+    }
+
     /// <summary>Reports a resource's readiness and phase as metrics (or forgets it when it is gone).</summary>
     public void Report(ObjectKey key, AppDeploymentStatus? status)
     {
@@ -117,4 +127,18 @@ public sealed class OperatorServices : IAsyncDisposable
             await http.DisposeAsync();
         }
     }
+}
+
+/// <summary>Times every pull in <c>skiff_image_pull_duration_seconds{result}</c>.</summary>
+internal sealed class PullMetricsListener(SkiffMetrics metrics) : IPullListener
+{
+    public void Started(string stack, string image)
+    {
+    }
+
+    public void Progress(string stack, PullProgress progress)
+    {
+    }
+
+    public void Finished(PullResult result) => metrics.ImagePulled(result.Result, result.Duration);
 }

@@ -17,7 +17,11 @@ public sealed record DirectoryRunOptions(
     string StateDir,
     bool Once,
     string MetricsBindAddress,
-    string HealthProbeBindAddress);
+    string HealthProbeBindAddress)
+{
+    /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
+    public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+}
 
 /// <summary>
 /// The embedded default: a folder of resources and the local Docker engine, no cluster. Owns the
@@ -55,13 +59,17 @@ public static class DirectoryRunner
             {
                 return ExitCodes.Unreachable;
             }
-            var context = new StackContext(options.Node, StateStore.SourceId("folder", source.Path), source.Path);
+            var context = new StackContext(options.Node, StateStore.SourceId("folder", source.Path), source.Path) { PullTimeout = options.PullTimeout };
+            // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
+            using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
+            using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
             var stacks = new StackReconciler(
                 engine,
                 new FolderSecretSource(state, source.GetSecret),
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>()),
-                logging.CreateLogger<StackReconciler>());
+                logging.CreateLogger<StackReconciler>(),
+                services.PullListener(live));
             services.Attach(stacks);
             var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>())
             {
@@ -74,7 +82,7 @@ public static class DirectoryRunner
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 return options.Once
                     ? await RunOnceAsync(source, state, reconciler, keys, output, log,
-                        await CreateGcAsync(source, state, engine, stacks, options.Node, services, requeueAll: () => { }, ct), ct)
+                        await CreateGcAsync(source, state, engine, stacks, options.Node, services, requeueAll: () => { }, ct), options.PullTimeout, ct)
                     : await RunForeverAsync(source, state, engine, stacks, reconciler, keys, services, options, log, ct);
             }
             catch (EngineUnreachableException e)
@@ -123,14 +131,21 @@ public static class DirectoryRunner
             requeueAll,
             ct);
 
+    /// <summary>Seconds a stack's rollout may take after its pulls: the database's health, the migration, the app's health.</summary>
+    private static int OnceBound(AppDeploymentSpec spec)
+    {
+        var progress = spec.Rollout?.ProgressDeadlineSeconds ?? 120;
+        return (2 * progress) + (spec.App.Migrate is { } m ? m.TimeoutSeconds ?? 300 : 0);
+    }
+
     private static async Task<int> RunOnceAsync(
         DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
-        ImageGcService gc, CancellationToken ct)
+        ImageGcService gc, TimeSpan pullTimeout, CancellationToken ct)
     {
-        var longest = source.Entries().Select(e => e.Resource?.Spec.Rollout?.ProgressDeadlineSeconds ?? 120).DefaultIfEmpty(120).Max();
-        // Each stack may need its database, its migration and its app in turn, each bounded by the deadline.
+        // Each stack may need its images, its database, its migration and its app in turn, each with its own bound.
+        var longest = source.Entries().Select(e => e.Resource is null ? 0 : OnceBound(e.Resource.Spec)).DefaultIfEmpty(0).Max();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(TimeSpan.FromSeconds((longest * 3) + 60));
+        deadline.CancelAfter(pullTimeout + TimeSpan.FromSeconds(longest + 60));
         var failed = new System.Collections.Concurrent.ConcurrentBag<ObjectKey>();
         await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = deadline.Token }, async (key, token) =>
         {

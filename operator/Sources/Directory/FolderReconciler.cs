@@ -111,8 +111,11 @@ public sealed class FolderReconciler(
                 (status, _) =>
                 {
                     // A copy: the rollout keeps changing its status object after publishing it.
+                    var before = record.Status;
                     record.Status = StackReconciler.CloneStatus(status);
                     state.Write(record);
+                    StatusEvents.Record(stacks.Events, resource, before, record.Status, time.GetUtcNow());
+                    Reconciled?.Invoke(key, record);
                     return Task.CompletedTask;
                 },
                 cancellationToken);
@@ -132,16 +135,25 @@ public sealed class FolderReconciler(
 
     private ReconcileResult Write(ObjectKey key, StatusRecord record, AppDeploymentStatus status)
     {
-        var before = record.Status is null ? null : JsonSerializer.Serialize(record.Status);
-        if (before != JsonSerializer.Serialize(status) || !File.Exists(Path.Combine(state.Root, "status", $"{record.Namespace}_{record.Name}.json")))
+        var before = record.Status;
+        if ((before is null ? null : JsonSerializer.Serialize(before)) != JsonSerializer.Serialize(status)
+            || !File.Exists(Path.Combine(state.Root, "status", $"{record.Namespace}_{record.Name}.json")))
         {
             record.Status = status;
             state.Write(record);
+            StatusEvents.Record(stacks.Events, ResourceOf(record), before, status, time.GetUtcNow());
         }
 
         Reconciled?.Invoke(key, record);
         return ReconcileResult.Done;
     }
+
+    /// <summary>The resource a record stands for, as Events name it.</summary>
+    private static AppDeployment ResourceOf(StatusRecord record) => new()
+    {
+        Metadata = new() { Name = record.Name, NamespaceProperty = record.Namespace, Generation = record.Generation },
+        Spec = record.Spec ?? new AppDeploymentSpec(),
+    };
 
     private AppDeploymentStatus InvalidSpec(StatusRecord record, IReadOnlyList<string> errors)
     {

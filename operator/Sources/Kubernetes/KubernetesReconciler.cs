@@ -179,8 +179,12 @@ public sealed class KubernetesReconciler(
                 SkiffApi.Group, SkiffApi.Version, resource.Metadata.NamespaceProperty ?? "default", AppDeployment.Plural, resource.Metadata.Name,
                 cancellationToken: ct);
             var rv = ResourceVersionOf(response);
+            var previous = resource.Status;
             resource.Status = StackReconciler.CloneStatus(status);
             written[key] = (rv, resource.Status);
+            // After the write: an Event never announces a state the API does not have.
+            StatusEvents.Record(stacks.Events, resource, previous, resource.Status, time.GetUtcNow());
+            Reconciled?.Invoke(key, resource.Status);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.NotFound)
         {

@@ -32,6 +32,9 @@ public sealed record KubernetesRunOptions(
     public TimeSpan RenewDeadline { get; init; } = TimeSpan.FromSeconds(10);
 
     public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
+    public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>
@@ -94,9 +97,10 @@ public static class KubernetesRunner
             var stacks = new StackReconciler(
                 engine,
                 new KubernetesSecretSource(client),
-                new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes"),
+                new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout },
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
-                logging.CreateLogger<StackReconciler>());
+                logging.CreateLogger<StackReconciler>(),
+                services.PullListener());
             services.Attach(stacks);
             var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
             var reconciler = new KubernetesReconciler(client, informer, stacks, logging.CreateLogger<KubernetesReconciler>())

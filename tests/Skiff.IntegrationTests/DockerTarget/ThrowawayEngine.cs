@@ -29,6 +29,12 @@ public sealed class ThrowawayEngine : IAsyncDisposable
 
     public string Endpoint => "unix://" + Socket;
 
+    /// <summary>The network namespace dockerd runs in: a process started there (nsenter) reaches its containers.</summary>
+    public string NetworkNamespace => netns;
+
+    /// <summary>The command prefix that runs a program in <see cref="NetworkNamespace"/>.</summary>
+    public IReadOnlyList<string> Enter => ["nsenter", $"--net=/var/run/netns/{netns}"];
+
     public async Task StartAsync()
     {
         Directory.CreateDirectory(root);

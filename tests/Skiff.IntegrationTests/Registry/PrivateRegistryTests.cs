@@ -35,7 +35,7 @@ public sealed class PrivateRegistryTests
         await h.ReconcileAsync(anonymous);
         Assert.True(anonymous.Status!.Phase == Phases.Failed, Describe(anonymous.Status));
         var refused = Conditions.Get(anonymous.Status, ConditionTypes.Stalled)!;
-        Assert.Equal("ImageNotFound", refused.Reason);
+        Assert.Equal("ImagePullFailed", refused.Reason); // refused, not missing: retried, never a failed revision
         Assert.Contains($"pulling {image} failed: Head", refused.Message); // the engine's message, not its JSON
         Assert.Contains("no basic auth credentials", refused.Message);
         Assert.Contains($"set spec.app.imagePullSecret to a kubernetes.io/dockerconfigjson Secret with a login for {registry.Host}", refused.Message);
@@ -48,7 +48,7 @@ public sealed class PrivateRegistryTests
         await h.ReconcileAsync(bad);
         Assert.True(bad.Status!.Phase == Phases.Failed, Describe(bad.Status));
         var badCredentials = Conditions.Get(bad.Status, ConditionTypes.Stalled)!;
-        Assert.Equal("ImageNotFound", badCredentials.Reason);
+        Assert.Equal("ImagePullFailed", badCredentials.Reason);
         Assert.Contains("unauthorized", badCredentials.Message);
         Assert.Contains($"the registry refused the credentials of spec.app.imagePullSecret (Secret \"registry-bad\"): check its username and password for {registry.Host}", badCredentials.Message);
         Assert.DoesNotContain(wrong, JsonSerializer.Serialize(bad.Status));

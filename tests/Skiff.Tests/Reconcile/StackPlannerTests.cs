@@ -27,7 +27,7 @@ public class StackPlannerTests
             },
         };
         change?.Invoke(resource.Spec);
-        var inputs = new ResolvedInputs(new DatabaseCredentials("app", "s3cret-pass", "app"), new Dictionary<string, string>(), null);
+        var inputs = new ResolvedInputs(new DatabaseCredentials("app", "s3cret-pass", "app"), new Dictionary<string, string>(), new Dictionary<string, RegistryAuth>());
         return DesiredStack.Build(resource, inputs, Context);
     }
 
@@ -69,9 +69,13 @@ public class StackPlannerTests
         var d = Stack();
         var plan = StackPlanner.Plan(d, Observed(d, network: false), [], Now);
         Assert.Equal(
-            ["CreateNetwork", "CreateVolume", "StartDataContainer", "WaitHealthy", "BeginRollout", "EnsureImage", "RunMigration", "StartApp", "WaitAppReady", "CompleteRollout"],
+            ["CreateNetwork", "CreateVolume", "BeginRollout", "EnsureImage", "EnsureImage", "StartDataContainer", "WaitHealthy", "RunMigration", "StartApp", "WaitAppReady", "CompleteRollout"],
             Kinds(plan));
         Assert.Equal(1, plan.Actions.OfType<BeginRollout>().Single().Revision);
+        // On a fresh host nothing is there: the database image is pulled like the app's, side by side with it.
+        Assert.Equal(
+            [(StackNames.DatabaseComponent, d.Database!.Container.Image, PullPolicies.IfNotPresent, (long?)null), (StackNames.AppComponent, "acme/api:1", PullPolicies.IfNotPresent, 1L)],
+            plan.Actions.OfType<EnsureImage>().Select(e => (e.Component, e.Image, e.Policy, e.Revision)));
     }
 
     [Fact]
@@ -97,7 +101,8 @@ public class StackPlannerTests
         var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), old, migrated), history, Now);
         Assert.Equal(["BeginRollout", "EnsureImage", "StartApp", "WaitAppReady", "CompleteRollout"], Kinds(plan));
         Assert.Equal(2, plan.Actions.OfType<StartApp>().Single().Revision);
-        Assert.Equal(Now.AddSeconds(-10) + d.ProgressDeadline, plan.Actions.OfType<WaitAppReady>().Single().Deadline);
+        // The progress deadline counts from the app container's start, not from the rollout's (a long migration does not eat it).
+        Assert.Equal(d.ProgressDeadline, plan.Actions.OfType<WaitAppReady>().Single().ProgressDeadline);
         Assert.Equal([old.Name, migrated.Name], plan.Actions.OfType<CompleteRollout>().Single().Leftovers.Select(c => c.Name));
     }
 
@@ -297,7 +302,7 @@ public class StackPlannerTests
                 Cache = new CacheSpec(),
             },
         };
-        var d = DesiredStack.Build(resource, new ResolvedInputs(new DatabaseCredentials("app", "p@ss word", "app"), new Dictionary<string, string> { ["TOKEN"] = "tok-123" }, null), Context);
+        var d = DesiredStack.Build(resource, new ResolvedInputs(new DatabaseCredentials("app", "p@ss word", "app"), new Dictionary<string, string> { ["TOKEN"] = "tok-123" }, new Dictionary<string, RegistryAuth>()), Context);
         var env = d.AppContainer(1, "acme/bot:1", rollback: false).Env;
         Assert.Contains("DATABASE_URL=postgres://app:p%40ss%20word@database:5432/app", env);
         Assert.Contains("REDIS_URL=redis://cache:6379/0", env);
