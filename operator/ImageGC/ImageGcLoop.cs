@@ -33,6 +33,12 @@ public sealed record GcNodeReport
     [JsonPropertyName("message")] public required string Message { get; init; }
     [JsonPropertyName("removed")] public IReadOnlyList<GcReportedImage> Removed { get; init; } = [];
 
+    /// <summary>
+    /// Why another policy was not chosen (two policies tie for this node, a field was not understood), when that
+    /// changed since the last pass: reported once as a Warning, not at every pass.
+    /// </summary>
+    [JsonPropertyName("policyWarning")] public string? PolicyWarning { get; init; }
+
     public Skiff.Api.NodeGCStatus ToNodeStatus() => new()
     {
         Node = Node,
@@ -203,14 +209,16 @@ public sealed class ImageGcLoop(
             {
                 var choice = await policies(ct).ConfigureAwait(false);
                 policy = choice.Policy;
+                string? newWarning = null;
                 if (choice.Warning is { } warning && warning != lastWarning)
                 {
                     logger.LogWarning("Image GC policy: {Warning}", warning);
+                    newWarning = warning;
                 }
 
                 lastWarning = choice.Warning;
                 result = await pass.RunAsync(policy, ct).ConfigureAwait(false);
-                report = Report(trigger, result, started);
+                report = Report(trigger, result, started) with { PolicyWarning = newWarning };
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

@@ -13,6 +13,9 @@ internal sealed class Server(Settings settings)
     /// <summary>When the server was made (at start-up), for TESTAPP_HEALTHY_AFTER_SECONDS.</summary>
     private readonly long startedAt = Environment.TickCount64;
 
+    /// <summary>Set by <c>GET /control/unhealthy</c> (TESTAPP_CONTROL=1): an app that turns unhealthy after its rollout.</summary>
+    private volatile bool sickened;
+
     public async Task<int> RunAsync(CancellationToken ct)
     {
         using var listener = new HttpListener();
@@ -113,6 +116,11 @@ internal sealed class Server(Settings settings)
                     return (500, Text, "unhealthy on purpose (TESTAPP_FAIL_HEALTH=1)\n");
                 }
 
+                if (sickened)
+                {
+                    return (500, Text, "unhealthy on purpose (GET /control/unhealthy)\n");
+                }
+
                 if (Environment.TickCount64 - startedAt < settings.HealthyAfter.TotalMilliseconds)
                 {
                     return (503, Text, $"warming up for {settings.HealthyAfter.TotalSeconds:0}s (TESTAPP_HEALTHY_AFTER_SECONDS)\n");
@@ -146,6 +154,11 @@ internal sealed class Server(Settings settings)
                 }
 
                 return (200, "application/json", Json(settings.Version, visits, hits) + "\n");
+
+            case "/control/unhealthy" or "/control/healthy" when settings.Control:
+                // For tests of health after a rollout: the health check fails, or passes again, from now on.
+                sickened = path == "/control/unhealthy";
+                return (200, Text, sickened ? "unhealthy from now on\n" : "healthy again\n");
 
             default:
                 return (404, Text, "not found\n");

@@ -37,6 +37,7 @@ internal sealed record Settings(
         {
             MigrateDelay = Seconds("TESTAPP_MIGRATE_SECONDS"),
             HealthyAfter = Seconds("TESTAPP_HEALTHY_AFTER_SECONDS"),
+            Control = Environment.GetEnvironmentVariable("TESTAPP_CONTROL") == "1",
         };
     }
 
@@ -48,6 +49,9 @@ internal sealed record Settings(
 
     /// <summary>How long a migration works before it finishes (TESTAPP_MIGRATE_SECONDS): a long migration, to be interrupted.</summary>
     public TimeSpan MigrateDelay { get; init; }
+
+    /// <summary>TESTAPP_CONTROL=1: <c>GET /control/unhealthy</c> and <c>/control/healthy</c> turn the health check off and on.</summary>
+    public bool Control { get; init; }
 
     /// <summary>postgres://user:pass@host:port/db → an Npgsql connection string.</summary>
     internal static string ToNpgsql(string url, List<string> secrets)

@@ -70,23 +70,34 @@ public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesG
             }
         }
 
-        if (policy is not null && (report.ImagesRemoved > 0 || report.Result != "success"))
+        if (policy is null)
         {
-            await RecordEventAsync(policy, report, ct);
+            return;
+        }
+
+        if (report.PolicyWarning is { } warning)
+        {
+            // Two policies tie for this node (or one has a field GC could not use): said once, on the policy in effect.
+            await RecordEventAsync(policy, report.Node, "Warning", "PolicyConflict", warning, ct);
+        }
+
+        if (report.ImagesRemoved > 0 || report.Result != "success")
+        {
+            var (type, reason) = report.Result switch
+            {
+                "error" => ("Warning", "ImageGCFailed"),
+                "incomplete" => ("Warning", "DiskPressure"),
+                "dry_run" => ("Normal", "ImageGCDryRun"),
+                _ => ("Normal", "ImageGCCompleted"),
+            };
+            await RecordEventAsync(policy, report.Node, type, reason, report.Message, ct);
         }
     }
 
-    private async Task RecordEventAsync(ImageGCPolicy policy, GcNodeReport report, CancellationToken ct)
+    private async Task RecordEventAsync(ImageGCPolicy policy, string node, string type, string reason, string text, CancellationToken ct)
     {
-        var (type, reason) = report.Result switch
-        {
-            "error" => ("Warning", "ImageGCFailed"),
-            "incomplete" => ("Warning", "DiskPressure"),
-            "dry_run" => ("Normal", "ImageGCDryRun"),
-            _ => ("Normal", "ImageGCCompleted"),
-        };
         var now = DateTime.UtcNow;
-        var message = $"node {report.Node}: {report.Message}";
+        var message = $"node {node}: {text}";
         try
         {
             // A cluster-scoped object's Events live in "default", as kubectl describe looks for them there.
@@ -108,9 +119,9 @@ public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesG
                 Count = 1,
                 FirstTimestamp = now,
                 LastTimestamp = now,
-                Source = new V1EventSource { Component = "skiff", Host = report.Node },
+                Source = new V1EventSource { Component = "skiff", Host = node },
                 ReportingComponent = "skiff.dev/operator",
-                ReportingInstance = report.Node,
+                ReportingInstance = node,
             }, "default", cancellationToken: ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)

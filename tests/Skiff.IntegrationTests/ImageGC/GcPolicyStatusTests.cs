@@ -86,6 +86,29 @@ public sealed class GcPolicyStatusTests
         Assert.All(writes.Where(w => w.Method == "PATCH"), w => Assert.Equal("status", w.Subresource));
     }
 
+    [Fact]
+    public async Task Two_policies_that_tie_for_a_node_give_a_Warning_Event_on_the_one_in_effect()
+    {
+        await using var h = await KubeHarness.StartAsync();
+        await h.ApplyAsync(Policy());
+        // Same tier (empty nodes: every node), so the first by name wins, with a Warning: "status-test" < "tie-b".
+        await h.ApplyAsync(Policy().Replace($"name: {PolicyName}", "name: tie-b", StringComparison.Ordinal));
+        var op = h.StartOperator("local", leaderElect: true);
+
+        await UntilAsync("a Warning Event PolicyConflict on the policy in effect", async () =>
+        {
+            var events = await h.Client.CoreV1.ListNamespacedEventAsync("default");
+            return events.Items.Any(e => e.InvolvedObject.Kind == ImageGCPolicy.KindName && e.InvolvedObject.Name == PolicyName
+                && e.Type == "Warning" && e.Reason == "PolicyConflict" && e.Message.Contains("tie-b", StringComparison.Ordinal));
+        }, () => Logs(op), seconds: 60);
+
+        // Said once, not at every pass (the interval is 10 s): a later pass adds no second Event.
+        await Task.Delay(TimeSpan.FromSeconds(12));
+        var conflicts = (await h.Client.CoreV1.ListNamespacedEventAsync("default")).Items
+            .Where(e => e.Reason == "PolicyConflict").Sum(e => e.Count ?? 1);
+        Assert.Equal(1, conflicts);
+    }
+
     [Theory]
     [InlineData(409)] // a stale resourceVersion on an update
     [InlineData(422)] // the JSON patch's resourceVersion test failed: the policy changed since it was read
