@@ -12,6 +12,9 @@ public sealed partial class StackReconciler
     private static readonly TimeSpan AppStopTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan DatabaseStopTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>The longest a database or cache may take to become healthy when the progress deadline is shorter.</summary>
+    private static readonly TimeSpan DataHealthBackstop = TimeSpan.FromMinutes(2);
+
     /// <summary>Carries out plans for one reconcile and keeps the status up to date as it goes.</summary>
     private sealed class RolloutRun(
         StackReconciler owner,
@@ -246,9 +249,16 @@ public sealed partial class StackReconciler
             return digits.Length > 0 ? digits : null;
         }
 
+        /// <summary>
+        /// Waits for the database and cache to report healthy. They are judged by their own Docker health checks
+        /// (a start period, then a few failed checks make them unhealthy), not by the app's progress deadline, which
+        /// counts from the app's start; <see cref="DataHealthBackstop"/> (or the progress deadline, if longer) from
+        /// each container's creation bounds the wait all the same.
+        /// </summary>
         private async Task<StackResult?> WaitHealthyAsync(IReadOnlyList<string> components, CancellationToken ct)
         {
-            var deadline = owner.time.GetUtcNow() + desired.ProgressDeadline;
+            var limit = desired.ProgressDeadline > DataHealthBackstop ? desired.ProgressDeadline : DataHealthBackstop;
+            var waitStarted = owner.time.GetUtcNow();
             while (true)
             {
                 var inspected = await Task.WhenAll(components.Select(component => engine.InspectContainerAsync(
@@ -261,12 +271,16 @@ public sealed partial class StackReconciler
                     return null;
                 }
 
-                if (owner.time.GetUtcNow() > deadline)
+                var now = owner.time.GetUtcNow();
+                var failed = states.FirstOrDefault(kv => kv.Value is { State: "exited" or "dead" } or { Health: "unhealthy" }
+                    || now > (kv.Value?.Created ?? waitStarted) + limit);
+                if (failed.Key is not null && failed.Value is not { Running: true, Health: "healthy" })
                 {
-                    var bad = states.First(kv => kv.Value is not { Running: true, Health: "healthy" });
+                    var bad = failed;
                     var logs = bad.Value is null ? "" : await TailAsync(bad.Value.Id, ct);
                     var reason = bad.Key == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
-                    var message = $"the {bad.Key} did not become healthy within {desired.ProgressDeadline.TotalSeconds:0}s (state {bad.Value?.State ?? "missing"}, health {bad.Value?.Health ?? "none"}){logs}";
+                    var why = bad.Value is { Health: "unhealthy" } ? "its health check failed" : bad.Value is { State: "exited" or "dead" } ? "it stopped" : $"it was not healthy within {limit.TotalSeconds:0}s";
+                    var message = $"the {bad.Key} did not become healthy: {why} (state {bad.Value?.State ?? "missing"}, health {bad.Value?.Health ?? "none"}){logs}";
                     var result = owner.Stalled(status, generation, reason, message, TimeSpan.FromSeconds(15));
                     result.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
                     return result;

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Skiff.Api;
+using Skiff.Reconcile;
+using Skiff.State;
+
+namespace Skiff.IntegrationTests.FolderSource;
+
+/// <summary>Ready means something answers: what a stop-first replacement says while nothing does.</summary>
+public sealed class HonestReadyTests
+{
+    [Fact]
+    public async Task A_stop_first_replacement_is_not_Ready_while_nothing_serves_and_the_metric_says_so()
+    {
+        await using var w = new FolderWorkspace();
+        var port = Infrastructure.DockerFixture.FreeTcpPort();
+        string Api(string extraEnv) => w.Api(name: "web")
+            .Replace("containerPort: 8080 }", $"containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1 }}", StringComparison.Ordinal)
+            .Replace("    migrate:", $"    env:\n      - {{ name: APP_VERSION, value: \"{extraEnv}\" }}\n      - {{ name: TESTAPP_HEALTHY_AFTER_SECONDS, value: \"{(extraEnv == "v1" ? "0" : "5")}\" }}\n    migrate:", StringComparison.Ordinal);
+        w.Write("web.yaml", Api("v1"));
+        string[] args = [.. w.RunArgs().Select(a => a == "0" ? "127.0.0.1:0" : a)];
+        await using var run = SkiffProcess.Start(args);
+        var statusFile = Path.Combine(w.StateDir, "status", $"{w.Namespace}_web.json");
+        StatusRecord? Read() => File.Exists(statusFile) ? JsonSerializer.Deserialize<StatusRecord>(File.ReadAllText(statusFile), StateStore.Json) : null;
+        await FolderWait.UntilAsync(() => Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(120));
+        var metrics = new Uri($"http://{Regex.Match(run.Stderr, @"Serving metrics on (127\.0\.0\.1:\d+)").Groups[1].Value}/metrics");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var series = $"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"web\"}}";
+        Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
+
+        // The new revision warms up for 5 s after the old one is stopped: nothing answers on the port meanwhile.
+        w.Write("web.yaml", Api("v2"));
+        string? replacing = null;
+        var sawZero = false;
+        await FolderWait.UntilAsync(async () =>
+        {
+            var ready = Conditions.Get(Read()?.Status, ConditionTypes.Ready);
+            if (ready is { Status: "False", Reason: "Replacing" })
+            {
+                replacing = ready.Message;
+                sawZero |= (await http.GetStringAsync(metrics)).Contains(series + " 0", StringComparison.Ordinal);
+            }
+
+            return replacing is not null && sawZero;
+        }, TimeSpan.FromSeconds(60));
+        Assert.Contains("nothing serves until that one is ready", replacing, StringComparison.Ordinal);
+
+        // And Ready again once the new revision passes its health check.
+        await FolderWait.UntilAsync(() => Read()?.Status?.Revision == 2 && Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
+        Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
+    }
+}
