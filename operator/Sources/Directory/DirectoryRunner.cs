@@ -60,7 +60,7 @@ public static class DirectoryRunner
                 engine,
                 new FolderSecretSource(state, source.GetSecret),
                 context,
-                new LoggingEventSink(logging.CreateLogger<LoggingEventSink>()),
+                new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>());
             services.Attach(stacks);
             var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>())
