@@ -1,4 +1,4 @@
-using System.CommandLine;
+using System.CommandLine.Invocation;
 using Microsoft.Extensions.Configuration;
 using Serilog;
 using Serilog.Events;
@@ -11,6 +11,11 @@ using Skiff.Cli;
 // Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
 var root = SkiffCommandLine.Build();
 var parse = root.Parse(args);
+if (parse.Action is ParseErrorAction)
+{
+    // A usage error needs no logger (and its values cannot be read): SkiffCommandLine reports it, exit 2.
+    return await SkiffCommandLine.InvokeAsync(parse);
+}
 
 var format = parse.GetValue(CommonOptions.LogFormat);
 if (format == LogFormat.Auto)
@@ -92,7 +97,7 @@ CliContext.Logging = new Serilog.Extensions.Logging.SerilogLoggerFactory(Log.Log
 
 try
 {
-    return await parse.InvokeAsync();
+    return await SkiffCommandLine.InvokeAsync(parse);
 }
 finally
 {

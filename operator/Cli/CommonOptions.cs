@@ -1,14 +1,18 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
 
 namespace Skiff.Cli;
 
-/// <summary>Options shared by several commands, defined once so their names and defaults agree.</summary>
+/// <summary>Options shared by several commands, defined once so their names, defaults and checks agree.</summary>
 public static class CommonOptions
 {
     public static Option<LogFormat> LogFormat { get; } = new("--log-format")
     {
         Description = "auto (JSON inside a pod, console elsewhere), console or json",
+        HelpName = "auto|console|json",
         DefaultValueFactory = _ => Cli.LogFormat.Auto,
+        CustomParser = result => OneOf(result, "--log-format", Cli.LogFormat.Auto, [Cli.LogFormat.Auto, Cli.LogFormat.Console, Cli.LogFormat.Json]),
         Recursive = true,
     };
 
@@ -25,10 +29,34 @@ public static class CommonOptions
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("NODE_NAME"),
     };
 
+    /// <summary>
+    /// <c>--docker-host</c> of every command that talks to the engine: the URI (or $DOCKER_HOST) is checked
+    /// here, at parse time, so a bad one is a usage error (exit 2) naming what is accepted, never an exception.
+    /// </summary>
     public static Option<string?> DockerHost() => new("--docker-host")
     {
-        Description = "Docker engine URI (default $DOCKER_HOST, then unix:///var/run/docker.sock)",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DOCKER_HOST"),
+        Description = "Docker engine URI: unix:///PATH, tcp://HOST:PORT or http(s)://HOST:PORT (default $DOCKER_HOST, then unix:///var/run/docker.sock)",
+        HelpName = "uri",
+        DefaultValueFactory = result =>
+        {
+            var value = Environment.GetEnvironmentVariable("DOCKER_HOST");
+            if (DockerHosts.Problem(value) is { } problem)
+            {
+                result.AddError($"DOCKER_HOST={value} (the default of --docker-host): {problem}");
+            }
+
+            return string.IsNullOrEmpty(value) ? null : value;
+        },
+        CustomParser = result =>
+        {
+            var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : null;
+            if (DockerHosts.Problem(value) is { } problem)
+            {
+                result.AddError($"--docker-host {value}: {problem}");
+            }
+
+            return value;
+        },
     };
 
     public static Option<string> StateDir() => new("--state-dir")
@@ -37,16 +65,54 @@ public static class CommonOptions
         DefaultValueFactory = _ => DefaultStateDir(),
     };
 
-    public static Option<OutputFormat> Output() => new("--output", "-o")
+    /// <summary><c>-o/--output</c> with the formats a command supports; a value outside them is a usage error naming them.</summary>
+    public static Option<OutputFormat> Output(params OutputFormat[] allowed) => new("--output", "-o")
     {
-        Description = "table or json",
-        DefaultValueFactory = _ => OutputFormat.Table,
+        Description = "Output format: " + Alternatives(allowed),
+        HelpName = string.Join('|', allowed.Select(Name)),
+        DefaultValueFactory = _ => allowed[0],
+        CustomParser = result => OneOf(result, "--output", allowed[0], allowed),
     };
+
+    /// <summary>A whole number of seconds, at least 1; anything else is a usage error naming the option.</summary>
+    internal static int PositiveSeconds(ArgumentResult result, string option, int fallback)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds >= 1)
+        {
+            return seconds;
+        }
+
+        result.AddError($"{option} {text}: want a whole number of seconds, at least 1");
+        return fallback;
+    }
 
     public static string DefaultStateDir() =>
         Environment.UserName == "root"
             ? "/var/lib/skiff"
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "skiff");
+
+    /// <summary>How a value is written on the command line: lower case.</summary>
+    internal static string Name<T>(T value) where T : struct, Enum => value.ToString().ToLowerInvariant();
+
+    /// <summary>"a, b or c".</summary>
+    internal static string Alternatives<T>(IReadOnlyList<T> values) where T : struct, Enum =>
+        values.Count == 1 ? Name(values[0]) : string.Join(", ", values.Take(values.Count - 1).Select(Name)) + " or " + Name(values[^1]);
+
+    private static T OneOf<T>(ArgumentResult result, string option, T fallback, IReadOnlyList<T> allowed) where T : struct, Enum
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        foreach (var value in allowed)
+        {
+            if (string.Equals(Name(value), text, StringComparison.OrdinalIgnoreCase))
+            {
+                return value;
+            }
+        }
+
+        result.AddError($"{option} {text}: unknown value; use {Alternatives(allowed)}");
+        return fallback;
+    }
 }
 
 /// <summary>Output formats of the commands that print resources.</summary>
@@ -54,4 +120,8 @@ public enum OutputFormat
 {
     Table,
     Json,
+    Yaml,
+
+    /// <summary>The table with more columns (<c>skiff status</c>: REASON).</summary>
+    Wide,
 }

@@ -8,7 +8,7 @@ public static class CrdsCommand
 {
     public static Command Build()
     {
-        var output = new Option<string?>("--output") { Description = "Write one file per CRD into this folder instead of stdout" };
+        var output = new Option<string?>("--output") { Description = "Write one file per CRD into this folder instead of stdout", HelpName = "folder" };
         var command = new Command("crds", "Print the CRDs as multi-document YAML, or write skiff.dev_appdeployments.yaml and skiff.dev_imagegcpolicies.yaml into --output")
         {
             output,
@@ -23,6 +23,15 @@ public static class CrdsCommand
         {
             stdout.Write(CrdGenerator.AllToYaml());
             return ExitCodes.Ok;
+        }
+
+        // kubectl habits make "--output yaml" look like a format: a folder named yaml created in passing would
+        // hide the mistake. An existing folder of that name is still written to.
+        if (!Directory.Exists(outputDir) && outputDir.ToLowerInvariant() is "yaml" or "yml" or "json")
+        {
+            stderr.WriteLine($"skiff crds: --output takes a folder to write one file per CRD into, and there is no folder named {outputDir}; " +
+                "without --output the CRDs go to stdout as YAML (skiff crds > crds.yaml). To create a folder of that name, pass it as ./" + outputDir);
+            return ExitCodes.UsageOrIo;
         }
 
         try

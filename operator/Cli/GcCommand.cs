@@ -25,14 +25,14 @@ public static class GcCommand
         var stateDir = CommonOptions.StateDir();
         var policy = new Option<string?>("--policy") { Description = "An ImageGCPolicy YAML file (default: the built-in policy)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "List every image with its decision and reason; remove nothing" };
-        var output = CommonOptions.Output();
+        var output = CommonOptions.Output(OutputFormat.Table, OutputFormat.Json);
         var command = new Command("gc", "Collect unused images on this node's Docker engine per the image GC policy")
         {
             node, dockerHost, stateDir, policy, dryRun, output,
         };
         command.SetAction((parse, ct) => RunAsync(
             new GcOptions(parse.GetValue(node), parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.GetValue(policy), parse.GetValue(dryRun), parse.GetValue(output)),
-            Console.Out, Console.Error, CliContext.Logging, ct));
+            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, CliContext.Logging, ct));
         return command;
     }
 
@@ -42,7 +42,7 @@ public static class GcCommand
         public IDiskMeter? Meter { get; init; }
     }
 
-    /// <summary>Exit 0 done; 1 GC incomplete (still above the high threshold, or a removal failed); 2 usage or I/O; 3 engine unreachable.</summary>
+    /// <summary>Exit 0 done; 1 an invalid --policy, or GC incomplete (still above the high threshold, or a removal failed); 2 usage or I/O; 3 engine unreachable.</summary>
     public static async Task<int> RunAsync(GcOptions options, TextWriter stdout, TextWriter stderr, ILoggerFactory logging, CancellationToken ct)
     {
         var nodeName = options.Node ?? "";
@@ -62,15 +62,22 @@ public static class GcCommand
             }
 
             var policies = loaded.ImageGCPolicies.ToList();
-            if (loaded.Unreadable.Count > 0 || problems.Count > 0)
+            if (loaded.Unreadable.Count > 0)
             {
                 return ExitCodes.UsageOrIo;
+            }
+
+            // A file that was read but holds no valid policy is invalid input (1), not a usage error.
+            if (problems.Count > 0)
+            {
+                stderr.WriteLine($"--policy: {file} is not a valid ImageGCPolicy; nothing was collected");
+                return ExitCodes.NotOk;
             }
 
             if (policies.Count == 0)
             {
                 stderr.WriteLine($"--policy: {file} holds no ImageGCPolicy document (kind: ImageGCPolicy, apiVersion: skiff.dev/v1alpha1)");
-                return ExitCodes.UsageOrIo;
+                return ExitCodes.NotOk;
             }
 
             chosen = ImageGcPlanner.ResolvePolicy(policies, nodeName, out var warning);

@@ -24,23 +24,24 @@ public static class PlanCommand
             var nodeName = parse.GetValue(node);
             if (string.IsNullOrEmpty(nodeName))
             {
-                Console.Error.WriteLine("--node: required (or set NODE_NAME)");
+                parse.InvocationConfiguration.Error.WriteLine("--node: required (or set NODE_NAME)");
                 return ExitCodes.UsageOrIo;
             }
 
             var folder = parse.GetValue(path)!;
             if (!Directory.Exists(folder))
             {
-                Console.Error.WriteLine($"--path: folder {folder} does not exist");
+                parse.InvocationConfiguration.Error.WriteLine($"--path: folder {folder} does not exist");
                 return ExitCodes.UsageOrIo;
             }
 
-            return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, Console.Out, ct);
+            return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
         });
         return command;
     }
 
-    public static async Task<int> PlanAsync(string folder, string node, string? dockerHost, string stateDir, TextWriter output, CancellationToken ct)
+    /// <summary>Exit 0 planned; 1 an invalid document, or no document names <paramref name="node"/>; 3 engine unreachable.</summary>
+    public static async Task<int> PlanAsync(string folder, string node, string? dockerHost, string stateDir, TextWriter output, TextWriter error, CancellationToken ct)
     {
         var source = new DirectorySource(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance);
         source.Rescan();
@@ -62,9 +63,9 @@ public static class PlanCommand
                 {
                     invalid = true;
                     output.WriteLine($"{entry.Key}: invalid, nothing would change:");
-                    foreach (var error in entry.Errors)
+                    foreach (var line in entry.Errors)
                     {
-                        output.WriteLine($"  {error}");
+                        output.WriteLine($"  {line}");
                     }
 
                     continue;
@@ -111,8 +112,20 @@ public static class PlanCommand
         }
         catch (EngineUnreachableException e)
         {
-            Console.Error.WriteLine($"skiff plan: {e.Message}");
+            error.WriteLine($"skiff plan: {e.Message}");
             return ExitCodes.Unreachable;
+        }
+
+        // A mistyped --node (vps1 for vps-1) would otherwise plan nothing and look like "all up to date".
+        var entries = source.Entries();
+        if (!entries.Any(e => e.Resource?.Spec.Node == node))
+        {
+            var named = entries.Select(e => e.Resource?.Spec.Node).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            var unreadable = entries.Count(e => e.Resource is null);
+            error.WriteLine($"skiff plan: no document in {source.Path} names node \"{node}\" (spec.node); " +
+                (named.Count > 0 ? $"the nodes named are: {string.Join(", ", named)}" : "no valid document names any node") +
+                (unreadable > 0 ? $" ({unreadable} invalid document(s) could not be read)" : ""));
+            return ExitCodes.NotOk;
         }
 
         return invalid ? ExitCodes.NotOk : ExitCodes.Ok;

@@ -56,18 +56,21 @@ public static class RunCommand
     {
         Description = "Seconds a lease is valid without renewal; a standby takes over after this long (controller-runtime default 15)",
         DefaultValueFactory = _ => 15,
+        CustomParser = result => CommonOptions.PositiveSeconds(result, "--leader-election-lease-duration", 15),
     };
 
     public static Option<int> RenewDeadlineSeconds { get; } = new("--leader-election-renew-deadline")
     {
         Description = "Seconds the leader keeps trying to renew before it gives up and exits (default 10)",
         DefaultValueFactory = _ => 10,
+        CustomParser = result => CommonOptions.PositiveSeconds(result, "--leader-election-renew-deadline", 10),
     };
 
     public static Option<int> RetryPeriodSeconds { get; } = new("--leader-election-retry-period")
     {
         Description = "Seconds between attempts to acquire or renew the lease (default 2)",
         DefaultValueFactory = _ => 2,
+        CustomParser = result => CommonOptions.PositiveSeconds(result, "--leader-election-retry-period", 2),
     };
 
     public static Option<string> PullTimeout { get; } = new("--pull-timeout")

@@ -1,31 +1,83 @@
 using System.CommandLine;
+using System.Text.Json;
+using Skiff.Api;
+using Skiff.Crds;
+using Skiff.State;
 
 namespace Skiff.Cli;
 
-/// <summary><c>skiff status</c>: the resources' status from the state folder.</summary>
+/// <summary><c>skiff status [NAME]</c>: the resources' status from the state folder, or one resource in full.</summary>
 public static class StatusCommand
 {
     public static Command Build()
     {
-        var stateDir = CommonOptions.StateDir();
-        var output = CommonOptions.Output();
-        var command = new Command("status", "Show every resource's status from the state folder: NAMESPACE, NAME, NODE, READY, PHASE, IMAGE, REVISION, AGE")
+        var name = new Argument<string?>("NAME") { Description = "Show this AppDeployment in full (spec, status, conditions, history, components, events), like kubectl describe", Arity = ArgumentArity.ZeroOrOne };
+        // A ZeroOrOne argument would take "--bogus" as a NAME: an unknown option stays a usage error.
+        name.Validators.Add(result =>
         {
-            stateDir, output,
-        };
-        command.SetAction(parse =>
-        {
-            var store = new State.StateStore(parse.GetValue(stateDir)!);
-            if (!Directory.Exists(store.Root))
+            if (result.Tokens is [{ Value: var token }] && token.StartsWith('-'))
             {
-                Console.Error.WriteLine($"--state-dir: {store.Root} does not exist; has skiff run used it?");
-                return ExitCodes.UsageOrIo;
+                result.AddError($"Unrecognized command or argument '{token}'.");
             }
-
-            var records = store.ReadAll();
-            StatusTable.Write(records, parse.GetValue(output), Console.Out, DateTimeOffset.UtcNow);
-            return records.All(r => Reconcile.Conditions.IsTrue(r.Status, Api.ConditionTypes.Ready)) ? ExitCodes.Ok : ExitCodes.NotOk;
         });
+        var ns = new Option<string>("--namespace", "-n") { Description = "The namespace of NAME, or the only namespace listed (default: default with NAME, every namespace without)", HelpName = "namespace" };
+        var stateDir = CommonOptions.StateDir();
+        var output = CommonOptions.Output(OutputFormat.Table, OutputFormat.Json, OutputFormat.Yaml, OutputFormat.Wide);
+        var command = new Command("status", "Show every resource's status from the state folder: NAMESPACE, NAME, NODE, READY, PHASE, IMAGE, REVISION, AGE (wide: REASON); or one resource with NAME")
+        {
+            name, ns, stateDir, output,
+        };
+        command.SetAction(parse => Run(
+            new State.StateStore(parse.GetValue(stateDir)!),
+            parse.GetValue(name),
+            parse.GetValue(ns),
+            parse.GetValue(output),
+            parse.InvocationConfiguration.Output,
+            parse.InvocationConfiguration.Error,
+            DateTimeOffset.UtcNow));
         return command;
     }
+
+    /// <summary>Exit 0 when every resource shown is Ready, 1 when one is not (or NAME is not there), 2 when the state folder does not exist.</summary>
+    internal static int Run(StateStore store, string? name, string? ns, OutputFormat format, TextWriter stdout, TextWriter stderr, DateTimeOffset now)
+    {
+        if (!Directory.Exists(store.Root))
+        {
+            stderr.WriteLine($"--state-dir: {store.Root} does not exist; has skiff run used it?");
+            return ExitCodes.UsageOrIo;
+        }
+
+        if (name is null)
+        {
+            var records = store.ReadAll().Where(r => ns is null || r.Namespace == ns).ToList();
+            StatusTable.Write(records, format, stdout, now);
+            return records.All(IsReady) ? ExitCodes.Ok : ExitCodes.NotOk;
+        }
+
+        ns ??= "default";
+        if (store.Read(ns, name) is not { } record)
+        {
+            var others = store.ReadAll().Where(r => r.Name == name).Select(r => $"{r.Namespace}/{r.Name}").ToList();
+            stderr.WriteLine($"skiff status: no AppDeployment {ns}/{name} in the state folder {store.Root}" +
+                (others.Count > 0 ? $"; there is {string.Join(", ", others)} (-n NAMESPACE)" : ""));
+            return ExitCodes.NotOk;
+        }
+
+        var events = store.ReadEvents(ns, name);
+        switch (format)
+        {
+            case OutputFormat.Json or OutputFormat.Yaml:
+                var node = JsonSerializer.SerializeToNode(record, StateStore.Json)!.AsObject();
+                node["events"] = JsonSerializer.SerializeToNode(events, StateStore.Json);
+                stdout.Write(format == OutputFormat.Json ? node.ToJsonString(StateStore.Json) + "\n" : YamlWriter.Write([node]));
+                break;
+            default:
+                StatusDescription.Write(record, events, stdout, now);
+                break;
+        }
+
+        return IsReady(record) ? ExitCodes.Ok : ExitCodes.NotOk;
+    }
+
+    private static bool IsReady(StatusRecord record) => Reconcile.Conditions.IsTrue(record.Status, ConditionTypes.Ready);
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Skiff.Api;
+using Skiff.Crds;
 using Skiff.Reconcile;
 using Skiff.State;
 
@@ -12,28 +13,46 @@ public static class StatusTable
     public static void Write(IEnumerable<StatusRecord> records, OutputFormat format, TextWriter output, DateTimeOffset now)
     {
         var list = records.OrderBy(r => r.Namespace, StringComparer.Ordinal).ThenBy(r => r.Name, StringComparer.Ordinal).ToList();
-        if (format == OutputFormat.Json)
+        switch (format)
         {
-            output.WriteLine(JsonSerializer.Serialize(list, StateStore.Json));
-            return;
+            case OutputFormat.Json:
+                output.WriteLine(JsonSerializer.Serialize(list, StateStore.Json));
+                return;
+            case OutputFormat.Yaml:
+                output.Write(YamlWriter.Write([JsonSerializer.SerializeToNode(list, StateStore.Json)!]));
+                return;
         }
 
-        var rows = new List<string[]> { new[] { "NAMESPACE", "NAME", "NODE", "READY", "PHASE", "IMAGE", "REVISION", "AGE" } };
-        rows.AddRange(list.Select(r => new[]
+        var wide = format == OutputFormat.Wide;
+        string[] header = ["NAMESPACE", "NAME", "NODE", "READY", "PHASE", "IMAGE", "REVISION", "AGE"];
+        var rows = new List<string[]> { wide ? [.. header, "REASON"] : header };
+        rows.AddRange(list.Select(r =>
         {
-            r.Namespace,
-            r.Name,
-            r.Node ?? "",
-            Conditions.Get(r.Status, ConditionTypes.Ready)?.Status ?? "Unknown",
-            r.Status?.Phase ?? Phases.Pending,
-            r.Status?.Image ?? "",
-            r.Status?.Revision?.ToString(CultureInfo.InvariantCulture) ?? "",
-            Age(now - r.CreatedAt),
+            var ready = Conditions.Get(r.Status, ConditionTypes.Ready);
+            string[] row =
+            [
+                r.Namespace,
+                r.Name,
+                r.Node ?? "",
+                ready?.Status ?? "Unknown",
+                r.Status?.Phase ?? Phases.Pending,
+                r.Status?.Image ?? "",
+                r.Status?.Revision?.ToString(CultureInfo.InvariantCulture) ?? "",
+                Age(now - r.CreatedAt),
+            ];
+            // REASON: why the resource is not Ready; empty when it is.
+            return wide ? [.. row, ready?.Status == "True" ? "" : ready?.Reason ?? ""] : row;
         }));
+        WriteColumns(rows, output, "");
+    }
+
+    /// <summary>Left-aligned columns three spaces apart, as kubectl prints them; <paramref name="indent"/> before each row.</summary>
+    internal static void WriteColumns(IReadOnlyList<string[]> rows, TextWriter output, string indent)
+    {
         var widths = Enumerable.Range(0, rows[0].Length).Select(i => rows.Max(row => row[i].Length)).ToArray();
         foreach (var row in rows)
         {
-            output.WriteLine(string.Join("   ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+            output.WriteLine(indent + string.Join("   ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
         }
     }
 

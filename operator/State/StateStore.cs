@@ -53,9 +53,10 @@ public sealed class StatusRecord
 
 /// <summary>
 /// The state folder (DESIGN §3): status JSON per resource written atomically, generated secrets
-/// (mode 0600), and a lock so that two <c>skiff run</c> never share one folder.
+/// (mode 0600), the last Events of each resource (<c>StateStore.Events.cs</c>), and a lock so that two
+/// <c>skiff run</c> never share one folder.
 /// </summary>
-public sealed class StateStore
+public sealed partial class StateStore
 {
     public static readonly JsonSerializerOptions Json = new()
     {
@@ -149,12 +150,15 @@ public sealed class StateStore
 
     public static byte[] Serialize(StatusRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, Json);
 
+    /// <summary>Forgets a resource: its status record and its events.</summary>
     public void Delete(string ns, string name)
     {
-        var path = StatusPath(ns, name);
-        if (File.Exists(path))
+        foreach (var path in new[] { StatusPath(ns, name), EventsPath(ns, name) })
         {
-            File.Delete(path);
+            if (File.Exists(path))
+            {
+                File.Delete(path);
+            }
         }
     }
 

@@ -193,7 +193,9 @@ public static class ResourceLoader
         }
         catch (Exception e)
         {
-            return [FileError(file, $"cannot read the YAML: {e.Message}")];
+            // YamlReader reports syntax errors with their line and column; this is only a safety net, and no
+            // exception text is shown to a user.
+            return [FileError(file, $"cannot read the YAML (the reader failed with {e.GetType().Name}): check the file's syntax")];
         }
 
         var result = new List<LoadedDocument>();
@@ -344,7 +346,7 @@ public static class ResourceLoader
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NotSupportedException)
         {
             var path = e is JsonException { Path: { } p } ? p.TrimStart('$').TrimStart('.') : "(document)";
-            errors.Add(path.Length == 0 ? "(document)" : path, $"cannot be read: {e.Message}");
+            errors.Add(path.Length == 0 ? "(document)" : path, "cannot be read as this field's type: check the value against docs/CONFIGURATION.md");
             return null;
         }
     }

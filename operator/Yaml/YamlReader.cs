@@ -26,7 +26,8 @@ internal static partial class YamlReader
     public static List<YamlDocument> Read(string text)
     {
         var documents = new List<YamlDocument>();
-        var parser = new Parser(new Scanner(new StringReader(text), skipComments: true));
+        var scanner = new Scanner(new StringReader(text), skipComments: true);
+        var parser = new Parser(scanner);
         var index = 0;
         var reader = new DocumentState();
         try
@@ -45,7 +46,16 @@ internal static partial class YamlReader
         catch (YamlException e)
         {
             // The parser cannot go on after a syntax error: earlier documents stand, this one fails.
-            reader.Errors.Add($"line {e.Start.Line}, column {e.Start.Column}", CleanMessage(e.Message));
+            reader.Errors.Add($"line {e.Start.Line}, column {e.Start.Column}", YamlSyntax.Describe(e.Message, reader.OpenFlow));
+            documents.Add(new YamlDocument(Math.Max(index, 1), null, reader.Errors.List, Empty: false));
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
+        {
+            // YamlDotNet's scanner fails without a position on some broken input (an unclosed [ followed by a
+            // key on the next line throws "Operation is not valid due to the current state of the object"):
+            // say where the scanner stood and, when a flow collection is open, which one is not closed.
+            var at = scanner.CurrentPosition;
+            reader.Errors.Add($"line {at.Line}, column {at.Column}", YamlSyntax.Describe("", reader.OpenFlow));
             documents.Add(new YamlDocument(Math.Max(index, 1), null, reader.Errors.List, Empty: false));
         }
 
@@ -58,6 +68,11 @@ internal static partial class YamlReader
         public Dictionary<string, (JsonNode? Node, int Size)> Anchors { get; } = new(StringComparer.Ordinal);
         public int Values { get; set; }
         public bool OverBudget { get; set; }
+
+        /// <summary>The innermost [ or { not closed yet: the likely culprit of a syntax error.</summary>
+        public FlowOpening? OpenFlow => Flows.Count > 0 ? Flows.Peek() : null;
+
+        public Stack<FlowOpening> Flows { get; } = new();
     }
 
     private static JsonNode? ReadNode(IParser parser, DocumentState state, string path, int depth)
@@ -82,21 +97,28 @@ internal static partial class YamlReader
             anchor = scalar.Anchor.IsEmpty ? null : scalar.Anchor.Value;
             node = ScalarValue(state, path, scalar);
         }
-        else if (parser.TryConsume<SequenceStart>(out var sequenceStart))
+        else if (parser.Accept<SequenceStart>(out var sequenceStart))
         {
+            // Noted as open before the parser moves past it: moving on can already meet the error inside it.
             anchor = sequenceStart.Anchor.IsEmpty ? null : sequenceStart.Anchor.Value;
+            var flow = Opened(state, sequenceStart.Style == SequenceStyle.Flow, '[', sequenceStart.Start);
+            parser.MoveNext();
             var array = new JsonArray();
             while (!parser.TryConsume<SequenceEnd>(out _))
             {
                 array.Add(ReadNode(parser, state, $"{path}[{array.Count}]", depth + 1));
             }
 
+            Closed(state, flow);
             node = array;
         }
-        else if (parser.TryConsume<MappingStart>(out var mappingStart))
+        else if (parser.Accept<MappingStart>(out var mappingStart))
         {
             anchor = mappingStart.Anchor.IsEmpty ? null : mappingStart.Anchor.Value;
+            var flow = Opened(state, mappingStart.Style == MappingStyle.Flow, '{', mappingStart.Start);
+            parser.MoveNext();
             node = ReadMapping(parser, state, path, depth);
+            Closed(state, flow);
         }
         else
         {
@@ -216,17 +238,30 @@ internal static partial class YamlReader
         return JsonValue.Create(value);
     }
 
+    private static bool Opened(DocumentState state, bool isFlow, char bracket, Mark start)
+    {
+        if (isFlow)
+        {
+            state.Flows.Push(new FlowOpening(bracket, start.Line, start.Column));
+        }
+
+        return isFlow;
+    }
+
+    private static void Closed(DocumentState state, bool wasFlow)
+    {
+        if (wasFlow)
+        {
+            state.Flows.Pop();
+        }
+    }
+
     /// <summary>Paths in messages: the root is shown as "(document)".</summary>
     private static string Display(string path) => path.Length == 0 ? "(document)" : path;
-
-    private static string CleanMessage(string message) => MarkPrefix().Replace(message, "").Trim();
 
     [GeneratedRegex(@"^[-+]?[0-9]+$")]
     private static partial Regex Integer();
 
     [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")]
     private static partial Regex Float();
-
-    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\):\s*")]
-    private static partial Regex MarkPrefix();
 }

@@ -12,6 +12,7 @@ public class CliTests
     [InlineData("validate")]
     [InlineData("gc")]
     [InlineData("crds")]
+    [InlineData("version")]
     public void Root_lists_every_command_of_the_design(string name)
     {
         var root = SkiffCommandLine.Build();
@@ -24,6 +25,9 @@ public class CliTests
     [InlineData("status", "--state-dir", "--output")]
     [InlineData("gc", "--node", "--docker-host", "--state-dir", "--policy", "--dry-run", "--output")]
     [InlineData("crds", "--output")]
+    [InlineData("status", "--namespace", "-n")]
+    [InlineData("validate", "--metrics-bind-address", "--health-probe-bind-address", "--source")]
+    [InlineData("version", "--output", "-o")]
     public void Command_has_the_documented_options(string name, params string[] options)
     {
         var command = SkiffCommandLine.Build().Subcommands.Single(c => c.Name == name);

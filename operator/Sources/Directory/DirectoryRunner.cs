@@ -67,7 +67,7 @@ public static class DirectoryRunner
                 engine,
                 new FolderSecretSource(state, source.GetSecret),
                 context,
-                new LoggingEventSink(logging.CreateLogger<LoggingEventSink>()),
+                new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
                 services.PullListener(live));
             services.Attach(stacks);

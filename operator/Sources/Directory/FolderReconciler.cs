@@ -170,18 +170,34 @@ public sealed class FolderReconciler(
     }
 }
 
-/// <summary>The folder source's events: log lines (there is no API to write Events to).</summary>
-public sealed class LoggingEventSink(ILogger<LoggingEventSink> logger) : IEventSink
+/// <summary>
+/// The folder source's events (there is no API to write Events to): a log line each, and the last ones per
+/// resource in the state folder, where <c>skiff status NAME</c> shows them as kubectl describe would.
+/// </summary>
+public sealed class LoggingEventSink(ILogger<LoggingEventSink> logger, StateStore state, TimeProvider? timeProvider = null) : IEventSink
 {
+    private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
+
     public void Record(AppDeployment resource, EventKind kind, string reason, string message)
     {
+        var ns = resource.Metadata.NamespaceProperty ?? "default";
         if (kind == EventKind.Warning)
         {
-            logger.LogWarning("{Namespace}/{Name} {Reason}: {Message}", resource.Metadata.NamespaceProperty, resource.Metadata.Name, reason, message);
+            logger.LogWarning("{Namespace}/{Name} {Reason}: {Message}", ns, resource.Metadata.Name, reason, message);
         }
         else
         {
-            logger.LogInformation("{Namespace}/{Name} {Reason}: {Message}", resource.Metadata.NamespaceProperty, resource.Metadata.Name, reason, message);
+            logger.LogInformation("{Namespace}/{Name} {Reason}: {Message}", ns, resource.Metadata.Name, reason, message);
+        }
+
+        try
+        {
+            state.AppendEvent(ns, resource.Metadata.Name, kind.ToString(), reason, message, time.GetUtcNow());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // An event that cannot be kept must not fail the reconcile that reported it: the log line above has it.
+            logger.LogWarning("{Namespace}/{Name}: cannot keep event {Reason} in the state folder: {Error}", ns, resource.Metadata.Name, reason, e.Message);
         }
     }
 }

@@ -248,7 +248,8 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         var bad = Path.Combine(stateDir, "policy.yaml");
         await File.WriteAllTextAsync(bad, "apiVersion: skiff.dev/v1alpha1\nkind: ImageGCPolicy\nmetadata: { name: p }\nspec:\n  highThresholdPercent: 150\n  minimumAge: 1d\n");
         error = new StringWriter();
-        Assert.Equal(ExitCodes.UsageOrIo, await GcCommand.RunAsync(dryRun with { PolicyFile = bad }, new StringWriter(), error, NullLoggerFactory.Instance, CancellationToken.None));
+        // An invalid policy document is invalid input (1, issue 14 item 5), not a usage error.
+        Assert.Equal(ExitCodes.NotOk, await GcCommand.RunAsync(dryRun with { PolicyFile = bad }, new StringWriter(), error, NullLoggerFactory.Instance, CancellationToken.None));
         Assert.Contains("spec.highThresholdPercent", error.ToString());
         Assert.Contains("spec.minimumAge", error.ToString());
 

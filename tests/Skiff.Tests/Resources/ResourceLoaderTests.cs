@@ -29,7 +29,8 @@ public class ResourceLoaderTests
         Assert.False(result.HasErrors, string.Join("\n", result.Documents.SelectMany(d => d.Errors.Select(e => $"{d}: {e}"))));
         Assert.Equal(["chat-bot", "onboarding-api"], result.AppDeployments.Select(a => a.Metadata.Name).Order(StringComparer.Ordinal));
         Assert.Single(result.ImageGCPolicies);
-        Assert.Equal(2, result.Secrets.Count());
+        // api-secrets, bot-secrets, and registry-creds (the imagePullSecret, which validate wants defined in the folder).
+        Assert.Equal(3, result.Secrets.Count());
         Assert.Equal("ConfigMap", Assert.Single(result.Skipped).Kind);
 
         var api = result.AppDeployments.Single(a => a.Metadata.Name == "onboarding-api");
