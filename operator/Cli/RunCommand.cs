@@ -15,6 +15,11 @@ public static class RunCommand
         Description = "Folder of AppDeployment, ImageGCPolicy and Secret YAML documents (directory source)",
     };
 
+    public static Option<string?> SourceName { get; } = new("--source-name")
+    {
+        Description = "Name of this folder source, instead of the folder's real path: keeps its stacks when the folder moves (directory source)",
+    };
+
     public static Option<string?> Kubeconfig { get; } = new("--kubeconfig")
     {
         Description = "kubeconfig file (kubernetes source; default in-cluster, then $KUBECONFIG, then ~/.kube/config)",
@@ -86,7 +91,7 @@ public static class RunCommand
         var stateDir = CommonOptions.StateDir();
         var command = new Command("run", "Run the operator: reconcile AppDeployments from a folder or a Kubernetes API into containers on this node's Docker engine")
         {
-            Source, PathOption, Kubeconfig, Context, node, dockerHost, stateDir, Once,
+            Source, PathOption, SourceName, Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
             LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout,
         };
@@ -125,7 +130,8 @@ public static class RunCommand
                             parse.GetValue(stateDir)!,
                             parse.GetValue(Once),
                             parse.GetValue(MetricsBindAddress)!,
-                            parse.GetValue(HealthProbeBindAddress)!)
+                            parse.GetValue(HealthProbeBindAddress)!,
+                            parse.GetValue(SourceName))
                         {
                             PullTimeout = pullTimeout,
                         },
@@ -134,6 +140,12 @@ public static class RunCommand
                         Console.Error,
                         ct);
                 case "kubernetes":
+                    if (parse.GetValue(SourceName) is not null)
+                    {
+                        Console.Error.WriteLine("--source-name: only with the directory source (--path): the kubernetes source is the cluster");
+                        return ExitCodes.UsageOrIo;
+                    }
+
                     return await Sources.Kubernetes.KubernetesRunner.RunAsync(
                         new Sources.Kubernetes.KubernetesRunOptions(
                             parse.GetValue(Kubeconfig),

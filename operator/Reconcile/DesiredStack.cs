@@ -1,6 +1,7 @@
 using System.Globalization;
 using Skiff.Api;
 using Skiff.Docker;
+using Skiff.Validation;
 
 namespace Skiff.Reconcile;
 
@@ -160,8 +161,8 @@ public sealed class DesiredStack
             Env = AppEnv(),
             Labels = labels,
             Ports = Spec.App.Ports?.Select(p => new PortBinding(p.ContainerPort, p.HostPort, p.HostIP)).ToList() ?? [],
-            MemoryBytes = QuantityParser.Bytes(Spec.App.Resources?.Memory),
-            NanoCpus = QuantityParser.NanoCpus(Spec.App.Resources?.Cpu),
+            MemoryBytes = Quantity.MemoryBytes(Spec.App.Resources?.Memory),
+            NanoCpus = Quantity.NanoCpus(Spec.App.Resources?.Cpu),
             Network = Names.Network,
             NetworkAliases = [StackNames.AppComponent],
         };
@@ -187,8 +188,8 @@ public sealed class DesiredStack
             Cmd = [],
             Env = AppEnv(),
             Labels = labels,
-            MemoryBytes = QuantityParser.Bytes(Spec.App.Resources?.Memory),
-            NanoCpus = QuantityParser.NanoCpus(Spec.App.Resources?.Cpu),
+            MemoryBytes = Quantity.MemoryBytes(Spec.App.Resources?.Memory),
+            NanoCpus = Quantity.NanoCpus(Spec.App.Resources?.Cpu),
             Network = Names.Network,
             RestartPolicy = "no",
         };
@@ -253,8 +254,8 @@ public sealed class DesiredStack
             // PostgreSQL's fast shutdown is SIGINT; give it a minute to checkpoint before Docker kills it.
             StopSignal = "SIGINT",
             StopTimeout = TimeSpan.FromSeconds(60),
-            MemoryBytes = QuantityParser.Bytes(db.Resources?.Memory),
-            NanoCpus = QuantityParser.NanoCpus(db.Resources?.Cpu),
+            MemoryBytes = Quantity.MemoryBytes(db.Resources?.Memory),
+            NanoCpus = Quantity.NanoCpus(db.Resources?.Cpu),
             Mounts = [new VolumeMount(volume, "/var/lib/postgresql/data")],
             Network = Names.Network,
             NetworkAliases = [StackNames.DatabaseHost],
@@ -277,7 +278,7 @@ public sealed class DesiredStack
             PersistenceModes.Rdb => ["--appendonly", "no", "--save", "60 1", "--dir", "/data"],
             _ => ["--appendonly", "no", "--save", ""],
         });
-        if (QuantityParser.Bytes(cache.MaxMemory) is { } maxMemory)
+        if (Quantity.MaxMemoryBytes(cache.MaxMemory) is { } maxMemory)
         {
             cmd.AddRange(["--maxmemory", maxMemory.ToString(CultureInfo.InvariantCulture), "--maxmemory-policy", "allkeys-lru"]);
         }
@@ -292,45 +293,12 @@ public sealed class DesiredStack
             Cmd = cmd,
             Labels = labels,
             Healthcheck = new HealthProbe(["CMD", "redis-cli", "ping"], TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), 5, TimeSpan.FromSeconds(30)),
-            MemoryBytes = QuantityParser.Bytes(cache.Resources?.Memory),
-            NanoCpus = QuantityParser.NanoCpus(cache.Resources?.Cpu),
+            MemoryBytes = Quantity.MemoryBytes(cache.Resources?.Memory),
+            NanoCpus = Quantity.NanoCpus(cache.Resources?.Cpu),
             Mounts = persistent ? [new VolumeMount(Names.CacheVolume, "/data")] : [],
             Network = Names.Network,
             NetworkAliases = [StackNames.CacheHost],
         };
         return new DataComponent(StackNames.CacheComponent, container, configHash, persistent ? Names.CacheVolume : null, false, null);
-    }
-}
-
-/// <summary>Quantities for Docker limits. Input is validated before it gets here; unparsable means unset.</summary>
-internal static class QuantityParser
-{
-    private static readonly (string Suffix, decimal Factor)[] Suffixes =
-    [
-        ("Ki", 1024m), ("Mi", 1024m * 1024), ("Gi", 1024m * 1024 * 1024), ("Ti", 1024m * 1024 * 1024 * 1024),
-        ("k", 1e3m), ("M", 1e6m), ("G", 1e9m), ("T", 1e12m), ("m", 0.001m),
-    ];
-
-    public static long? Bytes(string? quantity) => Parse(quantity) is { } v ? (long)Math.Ceiling(v) : null;
-
-    public static long? NanoCpus(string? quantity) => Parse(quantity) is { } v ? (long)(v * 1_000_000_000m) : null;
-
-    private static decimal? Parse(string? quantity)
-    {
-        if (string.IsNullOrWhiteSpace(quantity))
-        {
-            return null;
-        }
-
-        foreach (var (suffix, factor) in Suffixes)
-        {
-            if (quantity.EndsWith(suffix, StringComparison.Ordinal)
-                && decimal.TryParse(quantity[..^suffix.Length], NumberStyles.Number, CultureInfo.InvariantCulture, out var n))
-            {
-                return n * factor;
-            }
-        }
-
-        return decimal.TryParse(quantity, NumberStyles.Number, CultureInfo.InvariantCulture, out var plain) ? plain : null;
     }
 }

@@ -43,7 +43,7 @@ public static class StackPlanner
         var foreign = observed.Containers.FirstOrDefault(c => c.Label(SkiffLabels.Source) != desired.Context.SourceId);
         if (foreign is not null)
         {
-            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}); rename this resource or remove the other one"));
+            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}): if that is this folder before a move, run with --source-name set to the folder's old path (or to the --source-name it ran with); otherwise remove that source's stack first (delete its document there, or docker rm -f its containers) or rename this resource"));
             return new StackPlan(actions);
         }
 

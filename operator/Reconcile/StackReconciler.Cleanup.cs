@@ -8,10 +8,11 @@ public sealed partial class StackReconciler
 {
     /// <summary>
     /// Tears a stack down: containers and network go; volumes and the credentials stay unless
-    /// reclaimPolicy is Delete; an adopted volume is never deleted. Works for a stack that never existed.
+    /// reclaimPolicy is Delete; an adopted volume is never deleted, and neither are the credentials that
+    /// open it (they go only with the volume). Works for a stack that never existed.
     /// </summary>
     /// <param name="names">The stack.</param>
-    /// <param name="spec">The resource's last known spec, or null when it is gone (prune): then data is kept.</param>
+    /// <param name="spec">The resource's last known spec (its reclaim policy decides about the data), or null when it is unknown: then data is kept.</param>
     /// <param name="ct">Cancels the teardown; a later call finishes it.</param>
     public async Task DeleteAsync(StackNames names, AppDeploymentSpec? spec, CancellationToken ct)
     {
@@ -44,16 +45,21 @@ public sealed partial class StackReconciler
         var defaulted = spec is null ? null : Defaults.Apply(spec);
         if (defaulted?.Database is { Storage.ReclaimPolicy: ReclaimPolicies.Delete } db)
         {
-            if (string.IsNullOrEmpty(db.Volume))
+            // The NAME-db credentials live as long as the data they open: they go only with the volume.
+            if (!string.IsNullOrEmpty(db.Volume))
             {
-                await RemoveOwnedVolumeAsync(names.DatabaseVolume, ct);
+                logger.LogInformation(
+                    "{Stack}: keeping adopted volume {Volume} and its credentials {Secret} (Skiff never deletes a volume it adopted)",
+                    names.Key, db.Volume, names.DatabaseSecret);
+            }
+            else if (await RemoveOwnedVolumeAsync(names.DatabaseVolume, ct))
+            {
+                await secrets.DeleteDatabaseCredentialsAsync(names, ct);
             }
             else
             {
-                logger.LogInformation("{Stack}: keeping adopted volume {Volume} (Skiff never deletes a volume it adopted)", names.Key, db.Volume);
+                logger.LogWarning("{Stack}: keeping the credentials {Secret} with the volume they open", names.Key, names.DatabaseSecret);
             }
-
-            await secrets.DeleteDatabaseCredentialsAsync(names, ct);
         }
 
         if (defaulted?.Cache is { Storage.ReclaimPolicy: ReclaimPolicies.Delete })
@@ -78,21 +84,23 @@ public sealed partial class StackReconciler
             .ToHashSet(StringComparer.Ordinal);
     }
 
-    private async Task RemoveOwnedVolumeAsync(string name, CancellationToken ct)
+    /// <summary>Removes a volume this source created; true when it is gone (removed, or there was none).</summary>
+    private async Task<bool> RemoveOwnedVolumeAsync(string name, CancellationToken ct)
     {
         var labels = await engine.InspectVolumeAsync(name, ct);
         if (labels is null)
         {
-            return;
+            return true;
         }
 
         if (!labels.TryGetValue(SkiffLabels.Source, out var source) || source != context.SourceId)
         {
             logger.LogWarning("Keeping volume {Volume}: it does not carry this source's labels", name);
-            return;
+            return false;
         }
 
         await engine.RemoveVolumeAsync(name, ct);
         logger.LogInformation("Removed volume {Volume} (reclaimPolicy: Delete)", name);
+        return true;
     }
 }

@@ -43,7 +43,14 @@ public sealed class StatusRecord
     [JsonPropertyName("file")]
     public string? File { get; set; }
 
-    /// <summary>The last valid spec: deletion needs its reclaim policy after the document is gone.</summary>
+    /// <summary>
+    /// What the folder source that last reconciled the stack hashes into its id: its canonical path or its
+    /// <c>--source-name</c>. After a move, it names the <c>--source-name</c> that finds the stack again.
+    /// </summary>
+    [JsonPropertyName("sourceName")]
+    public string? SourceName { get; set; }
+
+    /// <summary>The last valid spec: deletion (and a prune) needs its reclaim policy after the document is gone.</summary>
     [JsonPropertyName("spec")]
     public AppDeploymentSpec? Spec { get; set; }
 

@@ -365,9 +365,10 @@ public static partial class ResourceValidator
         {
             errors.Add(path, $"must be one of {string.Join(", ", e.Values)}, got {Text.Quote(value)}");
         }
-        else if (property.GetCustomAttribute<QuantityAttribute>() is not null && !Quantity.IsValid(value))
+        else if (property.GetCustomAttribute<QuantityAttribute>() is not null
+            && !Quantity.ForField(property.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? property.Name).TryConvert(value, out _, out var quantityError))
         {
-            errors.Add(path, $"must be {Patterns.QuantityText}, got {Text.Quote(value)}");
+            errors.Add(path, quantityError!);
         }
         else if (property.GetCustomAttribute<DurationAttribute>() is not null && !GoDuration.TryParse(value, out _))
         {

@@ -264,6 +264,10 @@ public static class ResourceLoader
             {
                 errors.Add("apiVersion", $"must be v1, got {Text.Quote(apiVersion ?? "")}");
             }
+            else if (ResourceKinds.Problem(kind, apiVersion) is { } problem)
+            {
+                errors.Add("kind", problem);
+            }
 
             return new LoadedDocument
             {

@@ -167,7 +167,7 @@ internal static class SchemaChecker
         return best.Key is null ? "" : $"; did you mean {Text.Quote(best.Key)}?";
     }
 
-    private static int Distance(string a, string b)
+    internal static int Distance(string a, string b)
     {
         if (Math.Abs(a.Length - b.Length) > 2 || a.Length > 64 || b.Length > 64)
         {

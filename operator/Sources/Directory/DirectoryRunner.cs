@@ -9,7 +9,7 @@ using Skiff.State;
 
 namespace Skiff.Sources.Directory;
 
-/// <summary>Options of <c>skiff run</c> with the directory source.</summary>
+/// <summary>Options of <c>skiff run</c> with the directory source; <c>SourceName</c> (<c>--source-name</c>) names the source instead of the folder's path (<see cref="FolderIdentity"/>).</summary>
 public sealed record DirectoryRunOptions(
     string Path,
     string Node,
@@ -17,7 +17,8 @@ public sealed record DirectoryRunOptions(
     string StateDir,
     bool Once,
     string MetricsBindAddress,
-    string HealthProbeBindAddress)
+    string HealthProbeBindAddress,
+    string? SourceName = null)
 {
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
@@ -38,8 +39,14 @@ public static class DirectoryRunner
             return ExitCodes.UsageOrIo;
         }
 
+        if (options.SourceName is { } name && FolderIdentity.CheckName(name) is { } nameProblem)
+        {
+            error.WriteLine($"--source-name: {nameProblem}");
+            return ExitCodes.UsageOrIo;
+        }
+
         var state = new StateStore(options.StateDir);
-        var stateLock = Preflight.LockState(state, $"skiff run --path {System.IO.Path.GetFullPath(options.Path)}", error, out var lockExit);
+        var stateLock = Preflight.LockState(state, $"skiff run --path {FolderIdentity.CanonicalPath(options.Path)}", error, out var lockExit);
         if (stateLock is null)
         {
             return lockExit;
@@ -59,7 +66,7 @@ public static class DirectoryRunner
             {
                 return ExitCodes.Unreachable;
             }
-            var context = new StackContext(options.Node, StateStore.SourceId("folder", source.Path), source.Path) { PullTimeout = options.PullTimeout };
+            var context = new StackContext(options.Node, FolderIdentity.SourceId(source.Path, options.SourceName), source.Path) { PullTimeout = options.PullTimeout };
             // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
             using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
             using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
@@ -73,9 +80,12 @@ public static class DirectoryRunner
             services.Attach(stacks);
             var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>())
             {
+                Identity = options.SourceName ?? source.Path,
                 Reconciled = (key, record) => services.Report(key, record?.Status),
             };
-            log.LogInformation("Serving node {Node} from {Path} (state in {StateDir})", options.Node, source.Path, state.Root);
+            log.LogInformation(
+                "Serving node {Node} from {Path} as source {SourceName} ({SourceId}; state in {StateDir})",
+                options.Node, source.Path, options.SourceName ?? source.Path, context.SourceId, state.Root);
 
             try
             {

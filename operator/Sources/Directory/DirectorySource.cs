@@ -19,8 +19,8 @@ public sealed record FolderEntry(ObjectKey Key, AppDeployment? Resource, IReadOn
 /// <summary>
 /// The directory source: every AppDeployment, ImageGCPolicy and Secret document under a folder
 /// (a Git checkout), rescanned when files change. A document that disappeared means its stack is
-/// pruned; a file that cannot be parsed keeps its previous documents alive, so a half-written file
-/// never prunes a running stack.
+/// pruned; a file that cannot be parsed, or holds a document whose kind Skiff cannot tell (a typo'd
+/// kind), keeps its previous documents alive, so a half-written file or a typo never prunes a running stack.
 /// </summary>
 public sealed class DirectorySource(string path, ILogger<DirectorySource> logger)
 {
@@ -31,7 +31,10 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
     private List<string> problems = [];
     private HashSet<string> broken = new(StringComparer.Ordinal);
 
-    public string Path { get; } = System.IO.Path.GetFullPath(path);
+    private readonly HashSet<string> reportedSkips = new(StringComparer.Ordinal);
+
+    /// <summary>The folder's canonical real path (<see cref="FolderIdentity.CanonicalPath"/>).</summary>
+    public string Path { get; } = FolderIdentity.CanonicalPath(path);
 
     public bool HasSynced { get; private set; }
 
@@ -47,7 +50,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         }
     }
 
-    /// <summary>Whether a file exists but could not be parsed whole (being written, or broken): its stacks must not be pruned.</summary>
+    /// <summary>Whether a file exists but could not be read whole (being written, broken, an unknown kind): its stacks must not be pruned.</summary>
     public bool IsBroken(string file)
     {
         lock (gate)
@@ -113,6 +116,22 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         var newProblems = result.Unreadable.Select(u => $"{u.Path}: {u.Message}").ToList();
         var brokenFiles = new HashSet<string>(StringComparer.Ordinal);
 
+        foreach (var doc in result.Documents.Where(d => d.Skipped))
+        {
+            // Another tool's document (a ConfigMap, a Flux Kustomization): not an error; said once, at debug level.
+            var skip = $"{Relative(doc.File)}:{doc.Index}: {doc.ApiVersion} {doc.Kind}";
+            bool first;
+            lock (gate)
+            {
+                first = reportedSkips.Add(skip);
+            }
+
+            if (first)
+            {
+                logger.LogDebug("Ignoring {Document}: not a Skiff resource", skip);
+            }
+        }
+
         foreach (var doc in result.Documents.Where(d => !d.Skipped))
         {
             var location = $"{Relative(doc.File)}:{doc.Index}";
@@ -134,7 +153,9 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             if (errors.Count > 0)
             {
                 newProblems.AddRange(errors);
-                if (doc.Name is not { Length: > 0 })
+                // A document without a name, or of a kind Skiff cannot tell (a typo'd kind, a skiff.dev kind it does
+                // not serve), may be what held a running stack: its file keeps its stacks, as an unparseable one does.
+                if (doc.Name is not { Length: > 0 } || doc.Kind is not (AppDeployment.KindName or ImageGCPolicy.KindName or "Secret"))
                 {
                     brokenFiles.Add(doc.File);
                 }
@@ -163,7 +184,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             {
                 if (!newApps.ContainsKey(key) && brokenFiles.Contains(old.File))
                 {
-                    newApps[key] = old with { Errors = [.. old.Errors, $"{Relative(old.File)}: the file cannot be parsed right now; keeping the last good version"] };
+                    newApps[key] = old with { Errors = [.. old.Errors, $"{Relative(old.File)}: the file cannot be read whole right now (see the problems); keeping the last good version"] };
                 }
             }
 

@@ -22,6 +22,13 @@ public sealed class FolderReconciler(
 {
     private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
 
+    /// <summary>
+    /// What this source's id hashes (<see cref="FolderIdentity"/>): the folder's canonical path or its
+    /// <c>--source-name</c>. Kept in each record, so that a folder run from a new place can say which
+    /// <c>--source-name</c> would find its stacks again.
+    /// </summary>
+    public string? Identity { get; init; }
+
     /// <summary>Called after each reconcile with the resource's latest record (for --once and metrics).</summary>
     public Action<ObjectKey, StatusRecord?>? Reconciled { get; set; }
 
@@ -41,18 +48,22 @@ public sealed class FolderReconciler(
 
         if (entry is null && record?.File is { } file && source.IsBroken(file))
         {
-            logger.LogWarning("{Stack}: not pruning it while {File} cannot be parsed; fix the file, or delete it to remove the stack", names.Key, file);
+            logger.LogWarning("{Stack}: not pruning it while {File} holds a document Skiff cannot read (see the problems); fix the file, or delete it to remove the stack", names.Key, file);
             Reconciled?.Invoke(key, record);
             return ReconcileResult.Done;
         }
 
         if (entry is null)
         {
-            // The document is gone: prune, as Flux does with prune: true. Data is always kept on prune.
+            // The document is gone: prune, as Flux does with prune: true, like a deleted resource: the last
+            // applied spec's reclaimPolicy decides about volumes and credentials (kept when it is unknown).
             if (record is not null || (await stacks.ListStacksAsync(cancellationToken)).Contains(names.Key))
             {
-                logger.LogInformation("{Stack}: its document was removed from the folder; removing its containers (volumes and credentials are kept)", names.Key);
-                await stacks.DeleteAsync(names, null, cancellationToken);
+                logger.LogInformation(
+                    "{Stack}: its document was removed from the folder; removing its containers ({Data})",
+                    names.Key,
+                    DataOnPrune(record?.Spec));
+                await stacks.DeleteAsync(names, record?.Spec, cancellationToken);
                 state.Delete(ns, key.Name);
             }
 
@@ -119,6 +130,12 @@ public sealed class FolderReconciler(
                     return Task.CompletedTask;
                 },
                 cancellationToken);
+            if (!OwnedElsewhere(result.Status, record) && Identity is not null && record.SourceName != Identity)
+            {
+                record.SourceName = Identity;
+                state.Write(record);
+            }
+
             Write(key, record, result.Status);
             return result.RequeueAfter is { } after ? ReconcileResult.After(after) : ReconcileResult.Done;
         }
@@ -131,6 +148,55 @@ public sealed class FolderReconciler(
             Write(key, record, status);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Whether another source's labels blocked the stack. When this state folder saw it deployed under another
+    /// identity (the folder before a move, another --source-name), the conditions say which flag finds it again.
+    /// </summary>
+    private bool OwnedElsewhere(AppDeploymentStatus status, StatusRecord record)
+    {
+        var blocked = status.Conditions?.Where(c => c.Reason == "OwnedByAnotherSource").ToList() ?? [];
+        if (blocked.Count == 0)
+        {
+            return false;
+        }
+
+        if (record.SourceName is { } previous && previous != Identity)
+        {
+            var hint = $" This state folder last saw the stack deployed by the folder source \"{previous}\": if that is this folder before a move, run with --source-name \"{previous}\".";
+            foreach (var condition in blocked.Where(c => c.Message?.EndsWith(hint, StringComparison.Ordinal) != true))
+            {
+                condition.Message += hint;
+            }
+
+            logger.LogWarning("{Stack}: owned by another source; this state folder saw it deployed by the folder source {Previous} (the --source-name that finds it again, if that was this folder)", $"{record.Namespace}/{record.Name}", previous);
+        }
+
+        return true;
+    }
+
+    /// <summary>What a prune does with the stack's data, in words for the log.</summary>
+    private static string DataOnPrune(AppDeploymentSpec? spec)
+    {
+        if (spec is null)
+        {
+            return "no applied spec is known: volumes and credentials are kept";
+        }
+
+        var d = Defaults.Apply(spec);
+        var parts = new List<string>();
+        if (d.Database is { } db)
+        {
+            parts.Add($"database reclaimPolicy {db.Storage?.ReclaimPolicy}{(string.IsNullOrEmpty(db.Volume) ? "" : ", adopted volume kept")}");
+        }
+
+        if (d.Cache is { Persistence: PersistenceModes.Aof or PersistenceModes.Rdb } cache)
+        {
+            parts.Add($"cache reclaimPolicy {cache.Storage?.ReclaimPolicy}");
+        }
+
+        return parts.Count == 0 ? "no data" : string.Join("; ", parts);
     }
 
     private ReconcileResult Write(ObjectKey key, StatusRecord record, AppDeploymentStatus status)
