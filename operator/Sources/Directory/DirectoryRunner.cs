@@ -127,63 +127,16 @@ public static class DirectoryRunner
         DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
         ImageGcService gc, CancellationToken ct)
     {
-        var longest = source.Entries().Select(e => e.Resource?.Spec.Rollout?.ProgressDeadlineSeconds ?? 120).DefaultIfEmpty(120).Max();
-        // Each stack may need its database, its migration and its app in turn, each bounded by the deadline.
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(TimeSpan.FromSeconds((longest * 3) + 60));
-        var failed = new System.Collections.Concurrent.ConcurrentBag<ObjectKey>();
-        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = deadline.Token }, async (key, token) =>
-        {
-            var delay = TimeSpan.FromMilliseconds(500);
-            while (true)
-            {
-                try
-                {
-                    await reconciler.ReconcileAsync(key, token);
-                    return;
-                }
-                catch (EngineUnreachableException)
-                {
-                    throw;
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    log.LogWarning("{Key}: reconcile failed, retrying in {Delay}: {Message}", key, delay, e.Message);
-                    try
-                    {
-                        await Task.Delay(delay, token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        failed.Add(key);
-                        return;
-                    }
-
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
-                }
-            }
-        });
+        var longest = source.Entries().Select(e => e.Resource?.Spec.Rollout?.ProgressDeadlineSeconds ?? OnceRun.DefaultProgressDeadlineSeconds)
+            .DefaultIfEmpty(OnceRun.DefaultProgressDeadlineSeconds).Max();
+        var failed = await OnceRun.ReconcileAllAsync(reconciler, keys, OnceRun.Deadline(longest), log, ct);
 
         // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
         // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.
         await gc.Loop.RunPassAsync("skiff run --once", ct);
 
         var shown = keys.Select(k => state.Read(k.Namespace ?? "default", k.Name)).OfType<StatusRecord>().ToList();
-        StatusTable.Write(shown, OutputFormat.Table, output, DateTimeOffset.UtcNow);
-        var problems = source.Problems;
-        StatusTable.WriteProblems(shown, output);
-        foreach (var problem in problems)
-        {
-            output.WriteLine(problem);
-        }
-
-        foreach (var key in failed)
-        {
-            output.WriteLine($"{key}: did not converge before the deadline");
-        }
-
-        var allReady = shown.All(r => Conditions.IsTrue(r.Status, ConditionTypes.Ready));
-        return allReady && problems.Count == 0 && failed.IsEmpty ? ExitCodes.Ok : ExitCodes.NotOk;
+        return OnceRun.Report(shown, source.Problems, failed, output);
     }
 
     private static async Task<int> RunForeverAsync(
