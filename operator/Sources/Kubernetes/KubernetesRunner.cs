@@ -323,7 +323,8 @@ public static class KubernetesRunner
         services.Metrics.SetLeader(name, true);
         log.LogInformation("Acquired lease {Lease}; starting to reconcile", lease.Name);
         using var working = CancellationTokenSource.CreateLinkedTokenSource(ct, lost.Token);
-        using var holding = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // Renewed until the work is over, shutdown included: in-flight reconciles may finish after ct ends.
+        using var holding = new CancellationTokenSource();
         var renewing = lease.HoldAsync(holding.Token);
         var running = work(working.Token);
         if (await Task.WhenAny(running, renewing) == renewing && await renewing is { } reason)
