@@ -102,12 +102,20 @@ public static class KubernetesRunner
             services.Attach(stacks);
             var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
             // The latest status of each resource this process reconciled: --once shows them (the cache may lag behind).
-            var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus?>();
+            var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus>();
             var reconciler = new KubernetesReconciler(client, informer, stacks, logging.CreateLogger<KubernetesReconciler>())
             {
                 Reconciled = (key, status) =>
                 {
-                    latest[key] = status;
+                    if (status is null)
+                    {
+                        latest.TryRemove(key, out _);
+                    }
+                    else
+                    {
+                        latest[key] = status;
+                    }
+
                     services.Report(key, status);
                     mirror.Record(key, status);
                 },
@@ -122,7 +130,7 @@ public static class KubernetesRunner
                 node,
                 () => [.. informer.List().Where(a => a.Spec.Node == node)
                     .Select(a => DeploymentImagesFrom.Status(a.Metadata.NamespaceProperty ?? "default", a.Metadata.Name, a.Spec,
-                        latest.TryGetValue(ObjectKey.From(a), out var status) && status is not null ? status : a.Status))],
+                        latest.GetValueOrDefault(ObjectKey.From(a)) ?? a.Status))],
                 async token =>
                 {
                     try
@@ -223,7 +231,7 @@ public static class KubernetesRunner
         StackReconciler stacks,
         IReconciler reconciler,
         ImageGcService gc,
-        ConcurrentDictionary<ObjectKey, AppDeploymentStatus?> latest,
+        ConcurrentDictionary<ObjectKey, AppDeploymentStatus> latest,
         TextWriter output,
         ILogger log,
         string node,
