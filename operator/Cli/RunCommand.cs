@@ -158,12 +158,15 @@ public static class RunCommand
                             parse.GetValue(LeaderElect) ?? true,
                             parse.GetValue(LeaderElectionNamespace))
                         {
-                            LeaseDuration = TimeSpan.FromSeconds(parse.GetValue(LeaseDurationSeconds)),
-                            RenewDeadline = TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
-                            RetryPeriod = TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds)),
+                            Once = parse.GetValue(Once),
+                            Lease = new Sources.Kubernetes.LeaseTimings(
+                                TimeSpan.FromSeconds(parse.GetValue(LeaseDurationSeconds)),
+                                TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
+                                TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds))),
                             PullTimeout = pullTimeout,
                         },
                         CliContext.Logging,
+                        Console.Out,
                         Console.Error,
                         ct);
                 default:

@@ -25,17 +25,31 @@ namespace Skiff.TestApiServer;
 /// </remarks>
 public sealed class TestApiServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
     private readonly ObjectStore _store;
     private readonly List<RequestRecord> _log = [];
     private readonly Lock _logLock = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _lifecycle = new(1, 1);
+    private readonly TestApiServerOptions _options;
+    private readonly ResourceCatalog _catalog;
+    private readonly OpenApi _openApi;
+    private readonly TimeProvider _clock;
+    private WebApplication? _app;
+
+    /// <summary>The port the server listens on (chosen at the first start when the options said 0), kept across restarts.</summary>
+    private int _port;
+
+    /// <summary>Cancelled when the current serving period ends (<see cref="StopAsync"/>): open watches end with it.</summary>
+    private CancellationTokenSource? _serving;
     private Task? _bookmarks;
 
-    private TestApiServer(WebApplication app, ObjectStore store, Registry registry)
+    private TestApiServer(TestApiServerOptions options, ResourceCatalog catalog, ObjectStore store, Registry registry, TimeProvider clock)
     {
-        _app = app;
+        _options = options;
+        _catalog = catalog;
         _store = store;
+        _clock = clock;
+        _openApi = new OpenApi(catalog);
         Registry = registry;
         Faults = new FaultInjector(store);
     }
@@ -63,6 +77,9 @@ public sealed class TestApiServer : IAsyncDisposable
 
     internal Registry Registry { get; }
 
+    /// <summary>Whether the server is listening (false between <see cref="StopAsync"/> and <see cref="RestartAsync"/>).</summary>
+    public bool IsRunning => _app is not null;
+
     public static async Task<TestApiServer> StartAsync(TestApiServerOptions options, CancellationToken ct = default)
     {
         var clock = options.Clock ?? TimeProvider.System;
@@ -74,29 +91,91 @@ public sealed class TestApiServer : IAsyncDisposable
             registry.EnsureNamespace(ns);
         }
 
-        var openApi = new OpenApi(catalog);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(TestApiServer).Assembly.GetName().Name });
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k =>
-        {
-            k.Listen(IPAddress.Parse(options.BindAddress), options.Port, l => l.Protocols = HttpProtocols.Http1);
-            k.AllowSynchronousIO = false;
-        });
-        var app = builder.Build();
-        var server = new TestApiServer(app, store, registry);
-        var handler = new ApiHandler(catalog, registry, openApi, options, clock, () => server.BaseUri.Authority, server._stopping.Token);
-        app.Run(ctx => server.ServeAsync(ctx, handler));
-        await app.StartAsync(ct);
-
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var uri = new Uri(address);
+        var server = new TestApiServer(options, catalog, store, registry, clock);
+        await server.ListenAsync(options.Port, ct);
         var host = options.BindAddress is "0.0.0.0" or "::" ? "127.0.0.1" : options.BindAddress;
-        server.BaseUri = new UriBuilder("http", host, uri.Port).Uri;
+        server.BaseUri = new UriBuilder("http", host, server._port).Uri;
         server._bookmarks = server.BookmarkLoopAsync(options.BookmarkInterval);
         return server;
     }
 
-    private async Task ServeAsync(HttpContext ctx, ApiHandler handler)
+    /// <summary>
+    /// Stops listening, as a kube-apiserver that is restarted or crashes: open connections and watches end, new
+    /// connections are refused. Every stored object, the resourceVersion counter and the watch history are kept for
+    /// <see cref="RestartAsync"/>; requests held by <see cref="FaultInjector.Pause()"/> are released first.
+    /// </summary>
+    public async Task StopAsync()
+    {
+        await _lifecycle.WaitAsync();
+        try
+        {
+            if (_app is not { } app)
+            {
+                return;
+            }
+
+            _app = null;
+            await _serving!.CancelAsync();
+            Faults.Resume();
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await app.StopAsync(timeout.Token);
+            }
+            finally
+            {
+                await app.DisposeAsync();
+                _serving.Dispose();
+                _serving = null;
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    /// <summary>
+    /// Listens again on the same address and port with the same objects: resourceVersions go on from where they were, and
+    /// a watch resumed from a resourceVersion the server remembers gets the events it missed, as after a real restart.
+    /// </summary>
+    public async Task RestartAsync(CancellationToken ct = default)
+    {
+        await _lifecycle.WaitAsync(ct);
+        try
+        {
+            if (_app is null)
+            {
+                await ListenAsync(_port, ct);
+            }
+        }
+        finally
+        {
+            _lifecycle.Release();
+        }
+    }
+
+    private async Task ListenAsync(int port, CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(TestApiServer).Assembly.GetName().Name });
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.Listen(IPAddress.Parse(_options.BindAddress), port, l => l.Protocols = HttpProtocols.Http1);
+            k.AllowSynchronousIO = false;
+        });
+        var app = builder.Build();
+        var serving = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        var handler = new ApiHandler(_catalog, Registry, _openApi, _options, _clock, () => BaseUri.Authority, serving.Token);
+        app.Run(ctx => ServeAsync(ctx, handler, serving.Token));
+        await app.StartAsync(ct);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        _port = new Uri(address).Port;
+        _serving = serving;
+        _app = app;
+    }
+
+    private async Task ServeAsync(HttpContext ctx, ApiHandler handler, CancellationToken serving)
     {
         var method = ctx.Request.Method;
         var path = ctx.Request.Path.Value ?? "/";
@@ -139,7 +218,7 @@ public sealed class TestApiServer : IAsyncDisposable
                 await ApiHandler.WriteJsonAsync(ctx, e.Code, e.Status);
             }
         }
-        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested || _stopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested || serving.IsCancellationRequested)
         {
             // The client went away.
         }
@@ -239,22 +318,20 @@ public sealed class TestApiServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stopping.CancelAsync();
-        Faults.Resume();
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _app.StopAsync(timeout.Token);
+            await StopAsync();
         }
         finally
         {
+            await _stopping.CancelAsync();
             if (_bookmarks is not null)
             {
                 await _bookmarks;
             }
 
-            await _app.DisposeAsync();
             _stopping.Dispose();
+            _lifecycle.Dispose();
         }
     }
 }

@@ -141,74 +141,19 @@ public static class DirectoryRunner
             requeueAll,
             ct);
 
-    /// <summary>Seconds a stack's rollout may take after its pulls: the database's health, the migration, the app's health.</summary>
-    private static int OnceBound(AppDeploymentSpec spec)
-    {
-        var progress = spec.Rollout?.ProgressDeadlineSeconds ?? 120;
-        return (2 * progress) + (spec.App.Migrate is { } m ? m.TimeoutSeconds ?? 300 : 0);
-    }
-
     private static async Task<int> RunOnceAsync(
         DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
         ImageGcService gc, TimeSpan pullTimeout, CancellationToken ct)
     {
-        // Each stack may need its images, its database, its migration and its app in turn, each with its own bound.
-        var longest = source.Entries().Select(e => e.Resource is null ? 0 : OnceBound(e.Resource.Spec)).DefaultIfEmpty(0).Max();
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(pullTimeout + TimeSpan.FromSeconds(longest + 60));
-        var failed = new System.Collections.Concurrent.ConcurrentBag<ObjectKey>();
-        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = deadline.Token }, async (key, token) =>
-        {
-            var delay = TimeSpan.FromMilliseconds(500);
-            while (true)
-            {
-                try
-                {
-                    await reconciler.ReconcileAsync(key, token);
-                    return;
-                }
-                catch (EngineUnreachableException)
-                {
-                    throw;
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    log.LogWarning("{Key}: reconcile failed, retrying in {Delay}: {Message}", key, delay, e.Message);
-                    try
-                    {
-                        await Task.Delay(delay, token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        failed.Add(key);
-                        return;
-                    }
-
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
-                }
-            }
-        });
+        var failed = await OnceRun.ReconcileAllAsync(
+            reconciler, keys, OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct);
 
         // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
         // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.
         await gc.Loop.RunPassAsync("skiff run --once", ct);
 
         var shown = keys.Select(k => state.Read(k.Namespace ?? "default", k.Name)).OfType<StatusRecord>().ToList();
-        StatusTable.Write(shown, OutputFormat.Table, output, DateTimeOffset.UtcNow);
-        var problems = source.Problems;
-        StatusTable.WriteProblems(shown, output);
-        foreach (var problem in problems)
-        {
-            output.WriteLine(problem);
-        }
-
-        foreach (var key in failed)
-        {
-            output.WriteLine($"{key}: did not converge before the deadline");
-        }
-
-        var allReady = shown.All(r => Conditions.IsTrue(r.Status, ConditionTypes.Ready));
-        return allReady && problems.Count == 0 && failed.IsEmpty ? ExitCodes.Ok : ExitCodes.NotOk;
+        return OnceRun.Report(shown, source.Problems, failed, output);
     }
 
     private static async Task<int> RunForeverAsync(

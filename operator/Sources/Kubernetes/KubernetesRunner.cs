@@ -1,5 +1,5 @@
+using System.Collections.Concurrent;
 using k8s;
-using k8s.LeaderElection;
 using k8s.LeaderElection.ResourceLock;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
@@ -26,12 +26,14 @@ public sealed record KubernetesRunOptions(
     bool LeaderElect,
     string? LeaderElectionNamespace)
 {
+    /// <summary>
+    /// <c>--once</c>: reconcile this node's resources, wait until each is Ready or failed, print the table, exit 0 only if
+    /// all are Ready; like the folder's, without HTTP endpoints.
+    /// </summary>
+    public bool Once { get; init; }
+
     /// <summary>controller-runtime's defaults: lease 15 s, renew deadline 10 s, retry every 2 s.</summary>
-    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(15);
-
-    public TimeSpan RenewDeadline { get; init; } = TimeSpan.FromSeconds(10);
-
-    public TimeSpan RetryPeriod { get; init; } = TimeSpan.FromSeconds(2);
+    public LeaseTimings Lease { get; init; } = LeaseTimings.Default;
 
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
@@ -45,7 +47,7 @@ public sealed record KubernetesRunOptions(
 /// </summary>
 public static class KubernetesRunner
 {
-    public static async Task<int> RunAsync(KubernetesRunOptions options, ILoggerFactory logging, TextWriter error, CancellationToken ct)
+    public static async Task<int> RunAsync(KubernetesRunOptions options, ILoggerFactory logging, TextWriter output, TextWriter error, CancellationToken ct)
     {
         var log = logging.CreateLogger("Skiff.Run");
         KubernetesClientConfiguration config;
@@ -103,25 +105,36 @@ public static class KubernetesRunner
                 services.PullListener());
             services.Attach(stacks);
             var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
+            // The latest status of each resource this process reconciled: --once shows them (the cache may lag behind).
+            var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus>();
             var reconciler = new KubernetesReconciler(client, informer, stacks, logging.CreateLogger<KubernetesReconciler>())
             {
                 Reconciled = (key, status) =>
                 {
+                    if (status is null)
+                    {
+                        latest.TryRemove(key, out _);
+                    }
+                    else
+                    {
+                        latest[key] = status;
+                    }
+
                     services.Report(key, status);
                     mirror.Record(key, status);
                 },
             };
-            var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
-            using var disposeQueue = queue;
             var node = options.Node;
             var policy = new PolicyChoice(ImageGC.GcPolicy.BuiltIn, null);
+            var requeueAll = (Action)(() => { });
             var gc = await ImageGcService.CreateAsync(
                 engine,
                 stacks,
                 state,
                 node,
                 () => [.. informer.List().Where(a => a.Spec.Node == node)
-                    .Select(a => DeploymentImagesFrom.Status(a.Metadata.NamespaceProperty ?? "default", a.Metadata.Name, a.Spec, a.Status))],
+                    .Select(a => DeploymentImagesFrom.Status(a.Metadata.NamespaceProperty ?? "default", a.Metadata.Name, a.Spec,
+                        latest.GetValueOrDefault(ObjectKey.From(a)) ?? a.Status))],
                 async token =>
                 {
                     try
@@ -137,49 +150,125 @@ public static class KubernetesRunner
                 },
                 new KubernetesGcReporter(client, logging.CreateLogger<KubernetesGcReporter>()),
                 services,
-                () =>
+                () => requeueAll(),
+                ct);
+
+            // Cancelled the moment the lease is given up: in-flight reconciles stop at once, not after the graceful
+            // shutdown's timeout, because another instance may take the node as soon as the lease expires.
+            using var lost = new CancellationTokenSource();
+            var guarded = new LeaseBoundReconciler(reconciler, lost.Token);
+            var lease = options.LeaderElect ? await CreateElectorAsync(client, options, log, ct) : null;
+            Func<CancellationToken, Task<int>> work;
+            WorkQueue<ObjectKey>? queue = null;
+            if (options.Once)
+            {
+                work = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, token);
+            }
+            else
+            {
+                var controller = services.Controller("appdeployment", guarded, workers: 4, out var controllerQueue);
+                queue = controllerQueue;
+                requeueAll = () =>
                 {
                     foreach (var a in informer.List().Where(a => a.Spec.Node == node))
                     {
-                        queue.Add(ObjectKey.From(a));
+                        controllerQueue.Add(ObjectKey.From(a));
                     }
-                },
-                ct);
-
-            Connect(informer, queue);
-            services.AddStandardChecks(() => informer.HasSynced, engine);
-            await services.StartHttpAsync(
-                options.MetricsBindAddress,
-                options.HealthProbeBindAddress,
-                () => new
+                };
+                Connect(informer, controllerQueue);
+                services.AddStandardChecks(() => informer.HasSynced, engine);
+                if (lease is not null)
                 {
-                    node = options.Node,
-                    resources = informer.List().Where(a => a.Spec.Node == options.Node)
-                        .Select(a => new { a.Metadata.NamespaceProperty, a.Metadata.Name, a.Status }),
-                    imageGc = gc.Loop.LastReport,
-                },
-                ct);
+                    services.Health.AddReadiness("leader", () => lease.IsLeader);
+                }
 
-            using var work = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            async Task RunControllersAsync()
-            {
-                var informerTask = informer.RunAsync(work.Token);
-                await informer.WaitForSyncAsync(work.Token);
-                log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
-                // GC only while this instance serves the node (after the lease, with the synced cache for protection).
-                var collecting = gc.RunAsync(engine, log, work.Token);
-                await controller.RunAsync(work.Token);
-                await informerTask;
-                await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
+                await services.StartHttpAsync(
+                    options.MetricsBindAddress,
+                    options.HealthProbeBindAddress,
+                    () => new
+                    {
+                        node = options.Node,
+                        resources = informer.List().Where(a => a.Spec.Node == options.Node)
+                            .Select(a => new { a.Metadata.NamespaceProperty, a.Metadata.Name, a.Status }),
+                        imageGc = gc.Loop.LastReport,
+                    },
+                    ct);
+                work = async token =>
+                {
+                    var informerTask = informer.RunAsync(token);
+                    await informer.WaitForSyncAsync(token);
+                    log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
+                    // GC only while this instance serves the node (after the lease, with the synced cache for protection).
+                    var collecting = gc.RunAsync(engine, log, token);
+                    await controller.RunAsync(token);
+                    await informerTask;
+                    await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
+                    return ExitCodes.Ok;
+                };
             }
 
-            if (!options.LeaderElect)
+            using var disposeQueue = queue;
+            try
             {
-                await RunControllersAsync().ContinueWith(_ => { }, TaskScheduler.Default);
-                return ExitCodes.Ok;
+                return lease is null
+                    ? await work(ct)
+                    : await RunWithLeaseAsync(lease, options, services, log, error, work, lost, ct);
             }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return options.Once ? ExitCodes.NotOk : ExitCodes.Ok;
+            }
+            catch (EngineUnreachableException e) when (options.Once)
+            {
+                error.WriteLine($"skiff run: {e.Message}");
+                return ExitCodes.Unreachable;
+            }
+        }
+    }
 
-            return await RunWithLeaseAsync(client, options, services, log, RunControllersAsync, work, ct);
+    /// <summary>
+    /// <c>--once</c>: the resources of this node (and stacks of this source whose resource is gone or moved), each
+    /// reconciled until its rollout is over, one GC pass, the table; the same steps as the folder's <c>--once</c>.
+    /// </summary>
+    private static async Task<int> RunOnceAsync(
+        Informer<AppDeployment> informer,
+        StackReconciler stacks,
+        IReconciler reconciler,
+        ImageGcService gc,
+        ConcurrentDictionary<ObjectKey, AppDeploymentStatus> latest,
+        TextWriter output,
+        ILogger log,
+        string node,
+        CancellationToken ct)
+    {
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var informerTask = informer.RunAsync(watching.Token);
+        try
+        {
+            await informer.WaitForSyncAsync(ct);
+            var resources = informer.List().Where(a => a.Spec.Node == node).ToList();
+            var keys = resources.Select(ObjectKey.From)
+                .Concat((await stacks.ListStacksAsync(ct)).Select(ObjectKey.Parse))
+                .Distinct()
+                .ToList();
+            log.LogInformation("Reconciling {Count} AppDeployments of node {Node} once", keys.Count, node);
+            var failed = await OnceRun.ReconcileAllAsync(reconciler, keys, OnceRun.Deadline(resources.Select(a => a.Spec), stacks.Context.PullTimeout), log, ct);
+
+            // One GC pass, as the folder's --once makes: a node deployed only by `run --once` collects its old images too.
+            await gc.Loop.RunPassAsync("skiff run --once", ct);
+
+            var shown = keys
+                .Select(key => latest.GetValueOrDefault(key) is { } status && informer.Get(key) is { } resource
+                    ? StateMirror.RecordOf(resource, status, stacks.Context.SourceId)
+                    : null)
+                .OfType<StatusRecord>()
+                .ToList();
+            return OnceRun.Report(shown, [], failed, output);
+        }
+        finally
+        {
+            await watching.CancelAsync();
+            await informerTask.ContinueWith(_ => { }, TaskScheduler.Default);
         }
     }
 
@@ -203,68 +292,94 @@ public static class KubernetesRunner
         };
     }
 
-    private static async Task<int> RunWithLeaseAsync(
-        IKubernetes client,
-        KubernetesRunOptions options,
-        OperatorServices services,
-        ILogger log,
-        Func<Task> runControllers,
-        CancellationTokenSource work,
-        CancellationToken ct)
+    private static async Task<LeaseElector> CreateElectorAsync(IKubernetes client, KubernetesRunOptions options, ILogger log, CancellationToken ct)
     {
         var ns = options.LeaderElectionNamespace
             ?? (File.Exists("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
                 ? (await File.ReadAllTextAsync("/var/run/secrets/kubernetes.io/serviceaccount/namespace", ct)).Trim()
                 : "skiff-system");
-        var leaseName = $"skiff-{options.Node}";
         var identity = $"{Environment.MachineName}_{Guid.NewGuid():N}"[..Math.Min(63, Environment.MachineName.Length + 33)];
-        var leaseLock = new LeaseLock(client, ns, leaseName, identity);
-        using var elector = new LeaderElector(new LeaderElectionConfig(leaseLock)
-        {
-            LeaseDuration = options.LeaseDuration,
-            RenewDeadline = options.RenewDeadline,
-            RetryPeriod = options.RetryPeriod,
-        });
-        var leading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        elector.OnStartedLeading += () =>
-        {
-            services.Metrics.SetLeader(leaseName, true);
-            leading.TrySetResult();
-        };
-        elector.OnStoppedLeading += () => services.Metrics.SetLeader(leaseName, false);
-        elector.OnNewLeader += leader => log.LogInformation("Lease {Namespace}/{Lease} is held by {Leader}", ns, leaseName, leader);
-        services.Metrics.SetLeader(leaseName, false);
-        services.Health.AddReadiness("leader", () => elector.IsLeader());
-        log.LogInformation("Waiting for lease {Namespace}/{Lease} as {Identity}", ns, leaseName, identity);
-
-        // Runs until the lease is lost (or shutdown); it keeps renewing meanwhile.
-        var election = elector.RunUntilLeadershipLostAsync(ct);
-        var first = await Task.WhenAny(leading.Task, election);
-        if (first != leading.Task)
-        {
-            await election.ContinueWith(_ => { }, TaskScheduler.Default);
-            return ct.IsCancellationRequested ? ExitCodes.Ok : LeaseLost(log, ns, leaseName);
-        }
-
-        log.LogInformation("Acquired lease {Namespace}/{Lease}; starting to reconcile", ns, leaseName);
-        var controllers = runControllers();
-        var done = await Task.WhenAny(controllers, election);
-        if (done == election && !ct.IsCancellationRequested)
-        {
-            // Stop taking work at once: another instance may already be reconciling this node.
-            await work.CancelAsync();
-            await controllers.ContinueWith(_ => { }, TaskScheduler.Default);
-            return LeaseLost(log, ns, leaseName);
-        }
-
-        await work.CancelAsync();
-        await controllers.ContinueWith(_ => { }, TaskScheduler.Default);
-        return ExitCodes.Ok;
+        var elector = new LeaseElector(new LeaseLock(client, ns, $"skiff-{options.Node}", identity), options.Lease, log);
+        elector.NewLeader += leader => log.LogInformation("Lease {Lease} is held by {Leader}", elector.Name, leader);
+        return elector;
     }
 
-    private static int LeaseLost(ILogger log, string ns, string lease)
+    /// <summary>
+    /// Takes the lease, runs <paramref name="work"/> while renewing it, and stops the work at once when the lease is
+    /// given up. <c>--once</c> does not wait behind a running instance of the node (it would work beside it as soon as
+    /// that one is stopped for an upgrade) and gives the lease back when it is done.
+    /// </summary>
+    private static async Task<int> RunWithLeaseAsync(
+        LeaseElector lease,
+        KubernetesRunOptions options,
+        OperatorServices services,
+        ILogger log,
+        TextWriter error,
+        Func<CancellationToken, Task<int>> work,
+        CancellationTokenSource lost,
+        CancellationToken ct)
     {
-        log.LogError("Lost lease {Namespace}/{Lease}: another instance now serves this node; exiting so that the supervisor restarts this one", ns, lease);
-        return ExitCodes.NotOk;
+        var name = $"skiff-{options.Node}";
+        services.Metrics.SetLeader(name, false);
+        log.LogInformation("Waiting for lease {Lease} as {Identity}", lease.Name, lease.Identity);
+        var acquired = await lease.AcquireAsync(yieldToLiveHolder: options.Once, ct);
+        if (!acquired.Acquired)
+        {
+            error.WriteLine($"skiff run --once: lease {lease.Name} is held by {acquired.Holder}, a running instance serving node {options.Node}; " +
+                "run --once only where no instance serves the node (that one reconciles the resources already), or stop it first");
+            return ExitCodes.UsageOrIo;
+        }
+
+        services.Metrics.SetLeader(name, true);
+        log.LogInformation("Acquired lease {Lease}; starting to reconcile", lease.Name);
+        using var working = CancellationTokenSource.CreateLinkedTokenSource(ct, lost.Token);
+        // Renewed until the work is over, shutdown included: in-flight reconciles may finish after ct ends.
+        using var holding = new CancellationTokenSource();
+        var renewing = lease.HoldAsync(holding.Token);
+        var running = work(working.Token);
+        if (await Task.WhenAny(running, renewing) == renewing && await renewing is { } reason)
+        {
+            // Stop at once: another instance may take the node as soon as the lease expires.
+            services.Metrics.SetLeader(name, false);
+            await lost.CancelAsync();
+            await running.ContinueWith(_ => { }, TaskScheduler.Default);
+            log.LogError("Lost lease {Lease}: {Reason}; exiting so that the supervisor restarts this one", lease.Name, reason);
+            return ExitCodes.NotOk;
+        }
+
+        try
+        {
+            return await running;
+        }
+        finally
+        {
+            await holding.CancelAsync();
+            await renewing;
+            services.Metrics.SetLeader(name, false);
+            if (options.Once)
+            {
+                // Its work is over: the next instance of the node need not wait for the lease to expire.
+                using var release = new CancellationTokenSource(options.Lease.RenewDeadline);
+                await lease.ReleaseAsync(release.Token);
+            }
+        }
+    }
+
+    /// <summary>Runs each reconcile under the lease: when the lease is given up, in-flight reconciles are cancelled.</summary>
+    private sealed class LeaseBoundReconciler(IReconciler inner, CancellationToken lease) : IReconciler
+    {
+        public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
+        {
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease);
+            try
+            {
+                return await inner.ReconcileAsync(key, both.Token);
+            }
+            catch (OperationCanceledException) when (lease.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                // Not a failure of the object: this instance stopped serving the node.
+                return ReconcileResult.Done;
+            }
+        }
     }
 }

@@ -16,6 +16,19 @@ internal sealed class StateMirror(StateStore state, IObjectCache<AppDeployment> 
     /// <summary>What was written last per key, so an unchanged status is not written again at every requeue.</summary>
     private readonly ConcurrentDictionary<ObjectKey, byte[]> written = new();
 
+    /// <summary>The state folder's record of a resource read from the API, with the status it has now.</summary>
+    public static StatusRecord RecordOf(AppDeployment resource, AppDeploymentStatus status, string sourceId) => new()
+    {
+        Namespace = resource.Metadata.NamespaceProperty ?? "default",
+        Name = resource.Metadata.Name,
+        Node = resource.Spec.Node,
+        CreatedAt = resource.Metadata.CreationTimestamp is { } created ? new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)) : DateTimeOffset.UtcNow,
+        Generation = resource.Metadata.Generation ?? 0,
+        Source = sourceId,
+        Spec = resource.Spec,
+        Status = status,
+    };
+
     /// <summary>After a reconcile: the resource's record, or its removal when it is gone or not this node's.</summary>
     public void Record(ObjectKey key, AppDeploymentStatus? status)
     {
@@ -32,17 +45,7 @@ internal sealed class StateMirror(StateStore state, IObjectCache<AppDeployment> 
                 return;
             }
 
-            var record = new StatusRecord
-            {
-                Namespace = ns,
-                Name = key.Name,
-                Node = resource.Spec.Node,
-                CreatedAt = resource.Metadata.CreationTimestamp is { } created ? new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)) : DateTimeOffset.UtcNow,
-                Generation = resource.Metadata.Generation ?? 0,
-                Source = sourceId,
-                Spec = resource.Spec,
-                Status = status,
-            };
+            var record = RecordOf(resource, status, sourceId);
             var bytes = StateStore.Serialize(record);
             if (written.TryGetValue(key, out var last) && last.AsSpan().SequenceEqual(bytes))
             {

@@ -70,6 +70,17 @@ public sealed class KubeHarness : IAsyncDisposable
         return process;
     }
 
+    /// <summary>
+    /// The arguments of <c>skiff run --source kubernetes --once</c> for a node, with leader election on (the default of the
+    /// kubernetes source) in this harness's namespace, and any <paramref name="extra"/>.
+    /// </summary>
+    public string[] RunOnceArgs(string node = "local", string? stateDir = null, params string[] extra) =>
+    [
+        "run", "--source", "kubernetes", "--once", "--kubeconfig", Kubectl.Kubeconfig, "--node", node,
+        "--state-dir", stateDir ?? Path.Combine(Workspace.Root, "state-once-" + node),
+        "--leader-election-namespace", Namespace, .. extra,
+    ];
+
     public Task<Kubectl.Result> KubectlAsync(params string[] args) => Kubectl.RunAsync(TimeSpan.FromSeconds(120), ["-n", Namespace, .. args]);
 
     public async Task ApplyAsync(string yaml)
