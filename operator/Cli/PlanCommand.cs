@@ -15,9 +15,13 @@ public static class PlanCommand
         var node = CommonOptions.Node();
         var dockerHost = CommonOptions.DockerHost();
         var stateDir = CommonOptions.StateDir();
+        var sourceName = new Option<string?>("--source-name")
+        {
+            Description = "The folder source's name, when skiff run is given one (--source-name): plan as that source",
+        };
         var command = new Command("plan", "Print the actions the planner would take for each stack on this node; changes nothing")
         {
-            path, node, dockerHost, stateDir,
+            path, node, dockerHost, stateDir, sourceName,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -35,13 +39,15 @@ public static class PlanCommand
                 return ExitCodes.UsageOrIo;
             }
 
-            return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct);
+            return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
+                parse.GetValue(sourceName));
         });
         return command;
     }
 
     /// <summary>Exit 0 planned; 1 an invalid document, or no document names <paramref name="node"/>; 3 engine unreachable.</summary>
-    public static async Task<int> PlanAsync(string folder, string node, string? dockerHost, string stateDir, TextWriter output, TextWriter error, CancellationToken ct)
+    public static async Task<int> PlanAsync(
+        string folder, string node, string? dockerHost, string stateDir, TextWriter output, TextWriter error, CancellationToken ct, string? sourceName = null)
     {
         var source = new DirectorySource(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance);
         source.Rescan();
@@ -51,7 +57,7 @@ public static class PlanCommand
         var stacks = new StackReconciler(
             engine,
             new FolderSecretSource(state, source.GetSecret),
-            new StackContext(node, StateStore.SourceId("folder", source.Path), source.Path),
+            new StackContext(node, FolderIdentity.SourceId(source.Path, sourceName), source.Path),
             new NullEvents(),
             Microsoft.Extensions.Logging.Abstractions.NullLogger<StackReconciler>.Instance);
         var invalid = false;

@@ -451,10 +451,13 @@ public sealed class ApiFactsTests : IAsyncLifetime
     [Fact]
     public async Task Table_cells_follow_conditions_filters_and_integer_columns()
     {
-        await _api.CreateAsync(Api.AppDeployment("shop"));
-        await _api.SetReadyAsync("shop");
+        // A clock that stands still: the AGE cell is "0s" however long a busy machine takes between create and get.
+        await using var server = await TestApiServer.StartAsync(new TestApiServerOptions { CrdPaths = TestCrds.All, Clock = new FrozenClock(DateTimeOffset.UtcNow) });
+        using var api = new Api(server);
+        await api.CreateAsync(Api.AppDeployment("shop"));
+        await api.SetReadyAsync("shop");
 
-        var (_, table, _) = await _api.SendAsync(HttpMethod.Get, Api.Item("shop"), accept: "application/json;as=Table;v=v1beta1;g=meta.k8s.io");
+        var (_, table, _) = await api.SendAsync(HttpMethod.Get, Api.Item("shop"), accept: "application/json;as=Table;v=v1beta1;g=meta.k8s.io");
 
         Assert.Equal("meta.k8s.io/v1", table!["apiVersion"]!.GetValue<string>());
         Assert.Equal("""["shop","vps-1","True","Ready","shop@sha256:abc",3,"0s"]""", table["rows"]![0]!["cells"]!.ToJsonString(Api.Relaxed));
@@ -623,4 +626,10 @@ public sealed class ApiFactsTests : IAsyncLifetime
         copy.Remove(key);
         return copy.ToJsonString(Api.Relaxed);
     }
+}
+
+/// <summary>A clock that always says the same time (timers still run on the system clock).</summary>
+internal sealed class FrozenClock(DateTimeOffset now) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => now;
 }
