@@ -21,10 +21,8 @@ public sealed class RbacTests
     /// </summary>
     private static readonly (string Group, string Resource, string Verb, string Reason)[] Reserved =
     [
-        ("skiff.dev", "imagegcpolicies", "get", "the ImageGCPolicy controller of the GC loop (not wired into skiff run yet) reads policies"),
-        ("skiff.dev", "imagegcpolicies", "list", "the ImageGCPolicy controller's informer lists the cluster-scoped policies"),
-        ("skiff.dev", "imagegcpolicies", "watch", "the ImageGCPolicy controller's informer watches the cluster-scoped policies"),
-        ("skiff.dev", "imagegcpolicies/status", "patch", "each node's instance writes its own status.nodes entry after a GC run"),
+        ("skiff.dev", "imagegcpolicies", "get", "the GC reporter reads the policy in effect before it writes its node's entry (this lifecycle has no ImageGCPolicy)"),
+        ("skiff.dev", "imagegcpolicies/status", "patch", "each node's instance writes its own status.nodes entry after a GC run (this lifecycle has no ImageGCPolicy)"),
     ];
 
     /// <summary>
@@ -130,6 +128,7 @@ public sealed class RbacTests
         Assert.Contains(("", "events", "patch"), used);
         Assert.Contains(("", "secrets", "delete"), used);
         Assert.Contains(("skiff.dev", "appdeployments", "watch"), used);
+        Assert.Contains(("skiff.dev", "imagegcpolicies", "watch"), used);
     }
 
     private static bool IsOperator(RequestRecord r) => r.UserAgent.StartsWith("kubernetes-csharp/", StringComparison.Ordinal);
