@@ -8,8 +8,13 @@
 #
 #   scripts/second-engine.sh up     start it (idempotent; refreshes images that changed)
 #   scripts/second-engine.sh down   stop it and remove all of it: dockerd, namespace, veth pair,
-#                                   exec root and data root (the log stays); idempotent
+#                                   exec root and data root (the log stays); idempotent. Leaves
+#                                   it up while a test process uses it (below)
 #   scripts/second-engine.sh status exit 0 when it answers
+#
+# A test process that uses the engine holds a shared flock on /run/lock/skiff-vps2.users for as
+# long as it does (SecondEngineFixture); `down` takes that lock exclusively, so the last user takes
+# the engine down and a concurrent run never loses it mid-test.
 #
 # The tests' fixture (tests/Skiff.IntegrationTests/TwoHosts/SecondEngineFixture.cs) runs `up`
 # before the two-host tests and `down` after them, and scripts/test.sh runs `down` at the end of
@@ -32,6 +37,7 @@ sock="$run/docker.sock"
 pidfile="$run/docker.pid"
 data=/var/lib/skiff-vps2/docker
 log=/var/log/skiff-vps2-dockerd.log
+users=/run/lock/skiff-vps2.users
 wait_s="${SKIFF_VPS2_WAIT:-60}"
 images=(skiff-test/postgres:15 skiff-test/redis:7 skiff-test/busybox:latest
         skiff-test/app:1 skiff-test/app:2 skiff-test/app:bad-health skiff-test/app:bad-migrate)
@@ -129,6 +135,12 @@ up() {
 
 down() {
     [[ $(id -u) == 0 ]] || die "needs root (network namespaces and dockerd)"
+    mkdir -p "$(dirname "$users")"
+    exec 8>>"$users"
+    if ! flock -n -x 8; then
+        say "in use by another test process: left up (its last user takes it down)"
+        return 0
+    fi
     if [[ -d $run ]]; then
         exec 9>"$run/up.lock"
         flock 9

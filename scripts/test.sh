@@ -16,7 +16,9 @@
 #
 # Env: SKIFF_TEST_KEEP_ENGINES=1 keeps the engines for the next run (a developer's opt-in for
 # speed): the second engine, the throwaway engines' namespaces and data roots, and a main dockerd
-# this run started. Without it, engines kept by an earlier run are taken down too.
+# this run started. Without it, engines kept by an earlier run are taken down too, unless another
+# test process is using them (they hold flocks: scripts/second-engine.sh, ThrowawayEngine.cs).
+# SKIFF_TEST_FILTER=EXPR runs only the tests `dotnet test --filter EXPR` selects (CI runs all).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,19 +67,17 @@ stop_run_processes() {
 
 # The throwaway engines (tests/Skiff.IntegrationTests/DockerTarget/ThrowawayEngine.cs):
 # skiff-it-NAME-<run id> of this run, and, without SKIFF_TEST_KEEP_ENGINES=1, the skiff-it-NAME
-# an earlier run kept, unless a test process holds it (its engine.lock) or a dockerd runs on it.
+# an earlier run kept: those have /run/skiff-it-NAME/engine.lock, which a test process holds
+# (flock) for as long as it uses the engine, so one in use by another run is left alone.
 remove_throwaway_engines() {
     local name names=() lock
     mapfile -t names < <({ ip netns list 2>/dev/null | awk '{ print $1 }'; ls /run /var/lib; } | grep -E '^skiff-it-' | sort -u)
     for name in "${names[@]}"; do
         lock=""
         if [[ $name != *-"$run_id" ]]; then
-            [[ -z $keep && $name =~ ^skiff-it-[a-z0-9]+$ ]] || continue
-            [[ "$(cat "/proc/$(cat "/run/$name/docker.pid" 2>/dev/null)/comm" 2>/dev/null)" != dockerd ]] || continue
-            if [[ -e /run/$name/engine.lock ]]; then
-                exec {lock}<"/run/$name/engine.lock"
-                flock -n "$lock" || { exec {lock}<&-; continue; }
-            fi
+            [[ -z $keep && $name =~ ^skiff-it-[a-z0-9]+$ && -e /run/$name/engine.lock ]] || continue
+            exec {lock}<"/run/$name/engine.lock"
+            flock -n "$lock" || { exec {lock}<&-; continue; }
         fi
         say "removing the throwaway engine $name"
         if [[ -e /var/run/netns/$name ]]; then ip netns del "$name" || true; fi
@@ -170,9 +170,11 @@ bash scripts/build-test-images.sh || setup_failed "building the test images"
 dotnet build Operator.sln -c Release || setup_failed "building the solution"
 rm -rf "$results"
 mkdir -p "$results"
+filter=()
+[[ -z "${SKIFF_TEST_FILTER:-}" ]] || filter=(--filter "$SKIFF_TEST_FILTER")
 say "test run $run_id"
 env SKIFF_TEST_RUN_ID="$run_id" dotnet test Operator.sln -c Release --no-build --logger trx --results-directory "$results" \
-    --blame-hang --blame-hang-timeout 5m --blame-hang-dump-type none &
+    --blame-hang --blame-hang-timeout 5m --blame-hang-dump-type none "${filter[@]}" &
 status=0
 wait $! || status=$?
 

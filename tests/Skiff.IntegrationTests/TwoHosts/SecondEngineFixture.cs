@@ -21,11 +21,13 @@ public sealed class TwoHostsCollection : ICollectionFixture<SecondEngineFixture>
 /// test image it lacks), then down: dockerd, namespace, veth pair (10.213.0.1/30) and data root all
 /// go when the fixture is disposed, or when the test process ends on a signal before that (a
 /// process-exit hook), and scripts/test.sh takes it down after a run that was killed outright.
-/// With <c>SKIFF_TEST_KEEP_ENGINES=1</c> it stays up for the next run.
+/// While it is in use, this process holds a shared flock on <see cref="UsersLock"/>, and
+/// <c>down</c> leaves the engine up while any other process holds one: the last user takes it
+/// down. With <c>SKIFF_TEST_KEEP_ENGINES=1</c> it stays up for the next run.
 ///
 /// # Caveats
 /// Needs root (network namespaces, dockerd) and the test images in the main engine. One machine
-/// has one second VPS: two test runs at once that both use it disturb each other.
+/// has one second VPS: two runs at once share it (its tests create uniquely named objects).
 /// </remarks>
 public sealed class SecondEngineFixture : IAsyncLifetime
 {
@@ -40,9 +42,13 @@ public sealed class SecondEngineFixture : IAsyncLifetime
 
     public const string DockerHost = "unix:///run/skiff-vps2/docker.sock";
 
+    /// <summary>Shared by every process using the engine; <c>second-engine.sh down</c> needs it exclusively.</summary>
+    public const string UsersLock = "/run/lock/skiff-vps2.users";
+
     private static readonly string Script = Path.Combine(KubeHarness.RepoRoot(), "scripts", "second-engine.sh");
 
     private int up;
+    private FileStream? inUse;
 
     public SecondEngineFixture() => AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
 
@@ -51,6 +57,7 @@ public sealed class SecondEngineFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        inUse = await HoldSharedAsync();
         Interlocked.Exchange(ref up, 1);
         var (code, output) = await Task.Run(() => RunScript("up", TimeSpan.FromMinutes(3)));
         if (code != 0)
@@ -63,6 +70,7 @@ public sealed class SecondEngineFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        inUse?.Dispose();
         if (Interlocked.Exchange(ref up, 0) == 0 || TestRun.KeepEngines)
         {
             return;
@@ -78,6 +86,7 @@ public sealed class SecondEngineFixture : IAsyncLifetime
     /// <summary>The test process ends (a signal) with the engine still up: take it down, bounded, best effort.</summary>
     private void OnProcessExit(object? sender, EventArgs e)
     {
+        inUse?.Dispose();
         if (Interlocked.Exchange(ref up, 0) == 0 || TestRun.KeepEngines)
         {
             return;
@@ -90,6 +99,27 @@ public sealed class SecondEngineFixture : IAsyncLifetime
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             // scripts/test.sh takes it down after the run.
+        }
+    }
+
+    /// <summary>
+    /// A shared flock on <see cref="UsersLock"/> (.NET takes LOCK_SH for any FileShare but None),
+    /// retried while a <c>down</c> holds it exclusively.
+    /// </summary>
+    private static async Task<FileStream> HoldSharedAsync()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(UsersLock)!);
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(UsersLock, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
         }
     }
 
