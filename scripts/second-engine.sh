@@ -7,14 +7,25 @@
 # traffic goes only between the host and the namespace. The test images are copied from the main engine (docker save | docker load).
 #
 #   scripts/second-engine.sh up     start it (idempotent; refreshes images that changed)
-#   scripts/second-engine.sh down   stop it and remove the namespace (its data root stays)
+#   scripts/second-engine.sh down   stop it and remove all of it: dockerd, namespace, veth pair,
+#                                   exec root and data root (the log stays); idempotent. Leaves
+#                                   it up while a test process uses it (below)
 #   scripts/second-engine.sh status exit 0 when it answers
+#
+# A test process that uses the engine holds a shared flock on /run/lock/skiff-vps2.users for as
+# long as it does (SecondEngineFixture); `down` takes that lock exclusively, so the last user takes
+# the engine down and a concurrent run never loses it mid-test.
+#
+# The tests' fixture (tests/Skiff.IntegrationTests/TwoHosts/SecondEngineFixture.cs) runs `up`
+# before the two-host tests and `down` after them, and scripts/test.sh runs `down` at the end of
+# a run, also an interrupted one, unless SKIFF_TEST_KEEP_ENGINES=1 keeps it for the next run.
 #
 # Needs root. dockerd runs under `nsenter --net=...`, not `ip netns exec`: the latter remounts
 # /sys for the namespace and dockerd then fails with "Devices cgroup isn't mounted".
 #
 # Env: SKIFF_VPS2_WAIT (seconds to wait for the engine, default 60)
 set -euo pipefail
+source "$(dirname "$0")/lib/host.sh"
 
 ns=skiff-vps2
 host_if=skiff-vps2-h
@@ -26,6 +37,7 @@ sock="$run/docker.sock"
 pidfile="$run/docker.pid"
 data=/var/lib/skiff-vps2/docker
 log=/var/log/skiff-vps2-dockerd.log
+users=/run/lock/skiff-vps2.users
 wait_s="${SKIFF_VPS2_WAIT:-60}"
 images=(skiff-test/postgres:15 skiff-test/redis:7 skiff-test/busybox:latest
         skiff-test/app:1 skiff-test/app:2 skiff-test/app:bad-health skiff-test/app:bad-migrate)
@@ -46,11 +58,10 @@ stop_dockerd() {
     p="$(pid)"
     say "stopping dockerd ($p)"
     kill "$p"
-    for ((i = 0; i < 60; i++)); do
-        kill -0 "$p" 2>/dev/null || return 0
-        sleep 0.5
-    done
-    die "dockerd ($p) did not stop within 30 s"
+    wait_exit "$p" 30 && return 0
+    say "dockerd ($p) did not stop within 30 s; killing it"
+    kill -KILL "$p" 2>/dev/null || true
+    wait_exit "$p" 10 || die "dockerd ($p) survived SIGKILL"
 }
 
 netns_up() {
@@ -105,7 +116,9 @@ up() {
     if ! answers; then
         if ! running; then
             say "starting dockerd in netns $ns (log: $log)"
-            setsid nsenter --net="/var/run/netns/$ns" \
+            # Without the test run's marker: test.sh sweeps the run's processes, and this engine
+            # outlives the run when SKIFF_TEST_KEEP_ENGINES=1; `down` is what stops it.
+            env -u SKIFF_TEST_RUN_ID setsid nsenter --net="/var/run/netns/$ns" \
                 dockerd --host "unix://$sock" --data-root "$data" --exec-root "$run/exec" --pidfile "$pidfile" \
                 >>"$log" 2>&1 </dev/null 9>&- &
         fi
@@ -121,9 +134,21 @@ up() {
 }
 
 down() {
+    [[ $(id -u) == 0 ]] || die "needs root (network namespaces and dockerd)"
+    mkdir -p "$(dirname "$users")"
+    exec 8>>"$users"
+    if ! flock -n -x 8; then
+        say "in use by another test process: left up (its last user takes it down)"
+        return 0
+    fi
+    if [[ -d $run ]]; then
+        exec 9>"$run/up.lock"
+        flock 9
+    fi
     stop_dockerd
     if ip link show "$host_if" >/dev/null 2>&1; then ip link del "$host_if"; fi
     if [[ -e /var/run/netns/$ns ]]; then ip netns del "$ns"; fi
+    remove_tree "$run" "$(dirname "$data")"
     say "down"
 }
 

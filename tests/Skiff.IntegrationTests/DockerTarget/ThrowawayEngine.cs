@@ -1,5 +1,8 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using Skiff.Docker;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -9,17 +12,49 @@ namespace Skiff.IntegrationTests.DockerTarget;
 /// and exec root. Its containers reach each other but not the host's network, nor the host theirs:
 /// tests that use it probe nothing over the network.
 /// </summary>
+/// <remarks>
+/// # Guarantees
+/// Named <c>skiff-it-NAME-RUNID</c> (<see cref="TestRun.Id"/>): namespace, <c>/run/…</c> and
+/// <c>/var/lib/…</c>. Disposing it stops dockerd and removes all three; if the test process is
+/// ended by a signal first, a process-exit hook does the same, and scripts/test.sh removes what a
+/// killed process left. With <c>SKIFF_TEST_KEEP_ENGINES=1</c> the name is <c>skiff-it-NAME</c> and
+/// the namespace and data root stay for the next run (dockerd is stopped either way).
+/// </remarks>
 public sealed class ThrowawayEngine : IAsyncDisposable
 {
+    /// <summary>Engines started and not yet disposed, for the process-exit hook.</summary>
+    private static readonly ConcurrentDictionary<ThrowawayEngine, bool> Live = new();
+
     private readonly string root;
     private readonly string netns;
     private Process? process;
 
+    /// <summary>An exclusive lock on <c>/run/ID/engine.lock</c> while this engine lives: scripts/test.sh never removes an engine in use.</summary>
+    private FileStream? inUse;
+
+    static ThrowawayEngine()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            foreach (var engine in Live.Keys)
+            {
+                engine.TearDownOnExit();
+            }
+        };
+    }
+
+    /// <param name="name">Lower-case letters and digits: with the run id it names the namespace and folders.</param>
     public ThrowawayEngine(string name)
     {
-        root = $"/run/skiff-it-{name}";
-        netns = $"skiff-it-{name}";
-        DataRoot = $"/var/lib/skiff-it-{name}";
+        if (!name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c)) || name.Length is 0 or > 16)
+        {
+            throw new ArgumentException($"a throwaway engine's name is 1 to 16 lower-case letters and digits, not \"{name}\"", nameof(name));
+        }
+
+        var id = TestRun.KeepEngines ? $"skiff-it-{name}" : $"skiff-it-{name}-{TestRun.Id}";
+        root = $"/run/{id}";
+        netns = id;
+        DataRoot = $"/var/lib/{id}";
         Socket = $"{root}/docker.sock";
     }
 
@@ -37,8 +72,19 @@ public sealed class ThrowawayEngine : IAsyncDisposable
 
     public async Task StartAsync()
     {
+        Live[this] = true;
         Directory.CreateDirectory(root);
         Directory.CreateDirectory(DataRoot);
+        try
+        {
+            // FileShare.None is flock(LOCK_EX | LOCK_NB) on Linux, which `flock -n` in test.sh respects.
+            inUse ??= new FileStream(Path.Combine(root, "engine.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new InvalidOperationException($"another test process uses the engine {netns} (SKIFF_TEST_KEEP_ENGINES=1 runs share their engines' names): {e.Message}", e);
+        }
+
         if (!File.Exists($"/var/run/netns/{netns}"))
         {
             Run("ip", "netns", "add", netns);
@@ -87,7 +133,7 @@ public sealed class ThrowawayEngine : IAsyncDisposable
     {
         if (process is { HasExited: false })
         {
-            Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await process.WaitForExitAsync(cts.Token);
         }
@@ -140,10 +186,108 @@ public sealed class ThrowawayEngine : IAsyncDisposable
         Assert.True(shell.ExitCode == 0, "loading test images into the throwaway engine failed");
     }
 
+    /// <summary>Stops dockerd and, unless engines are kept, removes its namespace, exec root and data root.</summary>
     public async ValueTask DisposeAsync()
     {
-        await StopAsync();
-        process?.Dispose();
+        try
+        {
+            await StopAsync();
+            process?.Dispose();
+            inUse?.Dispose();
+            if (!TestRun.KeepEngines)
+            {
+                var left = RemoveHostState();
+                Assert.True(left.Length == 0, $"could not remove {netns}: {left}");
+            }
+        }
+        finally
+        {
+            Live.TryRemove(this, out _);
+        }
+    }
+
+    /// <summary>The process-exit hook: no await, no assert, bounded.</summary>
+    private void TearDownOnExit()
+    {
+        try
+        {
+            // SIGTERM first: dockerd then stops its containers and unmounts; SIGKILL only if it hangs.
+            if (process is { HasExited: false })
+            {
+                using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!)
+                {
+                    kill.WaitForExit();
+                }
+
+                if (!process.WaitForExit(TimeSpan.FromSeconds(20)))
+                {
+                    process.Kill();
+                }
+            }
+
+            inUse?.Dispose();
+            if (!TestRun.KeepEngines)
+            {
+                RemoveHostState();
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception or IOException or UnauthorizedAccessException)
+        {
+            // Best effort while the process ends; scripts/test.sh sweeps what is left.
+        }
+    }
+
+    /// <summary>
+    /// Removes the namespace, the exec root and the data root (unmounting what a dockerd that did
+    /// not stop cleanly left mounted there). Returns what could not be removed, or "".
+    /// </summary>
+    private string RemoveHostState()
+    {
+        var problems = new List<string>();
+        foreach (var mount in MountsUnder(root).Concat(MountsUnder(DataRoot)).OrderByDescending(m => m.Length))
+        {
+            TryRun(problems, "umount", "-l", mount);
+        }
+
+        if (File.Exists($"/var/run/netns/{netns}"))
+        {
+            TryRun(problems, "ip", "netns", "del", netns);
+        }
+
+        foreach (var dir in new[] { root, DataRoot })
+        {
+            try
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"{dir}: {e.Message}");
+            }
+        }
+
+        return string.Join("; ", problems);
+    }
+
+    /// <summary>Mount points at or below <paramref name="dir"/>, from /proc/self/mountinfo (field 5, octal escapes decoded).</summary>
+    private static IEnumerable<string> MountsUnder(string dir) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(line => line.Split(' ')[4].Replace("\\040", " ", StringComparison.Ordinal))
+            .Where(m => m == dir || m.StartsWith(dir + "/", StringComparison.Ordinal))
+            .ToList();
+
+    private static void TryRun(List<string> problems, string file, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, UseShellExecute = false })!;
+        var stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            problems.Add($"{file} {string.Join(' ', args)}: {stderr.Trim()}");
+        }
     }
 
     private static void Run(string file, params string[] args)

@@ -27,14 +27,17 @@ public sealed class DockerFixture : IAsyncLifetime
         var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
         DockerHost = new Uri(string.IsNullOrEmpty(host) ? "unix:///var/run/docker.sock" : host);
         Client = new DockerClientConfiguration(DockerHost).CreateClient();
-        RunId = Guid.NewGuid().ToString("N")[..10];
+        RunId = $"{TestRun.Id}-{Guid.NewGuid().ToString("N")[..6]}";
     }
 
     public Uri DockerHost { get; }
 
     public DockerClient Client { get; }
 
-    /// <summary>Random per test run; the value of <see cref="RunLabel"/> on everything this run creates.</summary>
+    /// <summary>
+    /// <see cref="TestRun.Id"/>, a dash and a random part (one per fixture): the value of <see cref="RunLabel"/>
+    /// on everything this fixture creates, by which scripts/test.sh also finds what an interrupted run left.
+    /// </summary>
     public string RunId { get; }
 
     /// <summary><c>skifftest-&lt;RunId&gt;</c>: the start of every name this run gives to Docker objects.</summary>

@@ -8,9 +8,9 @@ namespace Skiff.IntegrationTests.Packaging;
 
 /// <summary>
 /// The chart's RBAC against what the real operator does: every request of a full stack lifecycle
-/// (create with a database, wait Ready, change, delete) must be allowed by the rendered ClusterRole
-/// and Role, and every rule must be used by some request or be reserved below for a code path this
-/// lifecycle does not reach. A new API call without a rule fails here, not in a cluster with 403s.
+/// (create with a database, wait Ready, change, delete) must be allowed by the ClusterRole and
+/// Role that the real helm renders (helm template), and every rule must be used by some request
+/// or be reserved below for a code path this lifecycle does not reach. A new API call without a rule fails here, not in a cluster with 403s.
 /// </summary>
 public sealed class RbacTests
 {
@@ -36,7 +36,7 @@ public sealed class RbacTests
     public async Task Every_request_of_the_operator_is_allowed_by_the_chart_and_every_rule_is_used()
     {
         await using var h = await KubeHarness.StartAsync();
-        var chart = ChartRenderer.Render(Path.Combine(RepoRoot(), "charts", "skiff"), "skiff", h.Namespace);
+        var chart = Helm.Template(Path.Combine(RepoRoot(), "charts", "skiff"), "skiff", h.Namespace);
         var rules = chart.RbacRules;
 
         // From here on, only the operator and kubectl talk to the server (the harness's own client

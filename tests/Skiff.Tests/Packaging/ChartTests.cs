@@ -6,14 +6,125 @@ using YamlDotNet.RepresentationModel;
 
 namespace Skiff.Tests.Packaging;
 
-/// <summary>charts/skiff, rendered with <see cref="ChartRenderer"/> (there is no helm binary here).</summary>
+/// <summary>
+/// charts/skiff through the real helm (v3.17, <see cref="Helm"/>): <c>helm lint</c> and
+/// <c>helm template</c> over the value combinations values.yaml and the chart's README document,
+/// and the rendered objects checked one by one.
+/// </summary>
 public sealed partial class ChartTests
 {
     private const string Namespace = "skiff-system";
 
     public static string ChartDir => Path.Combine(RepoPaths.Root, "charts", "skiff");
 
-    private static RenderedChart Render(string? values = null) => ChartRenderer.Render(ChartDir, "skiff", Namespace, values);
+    /// <summary>Each value the chart documents (values.yaml, charts/skiff/README.md), set away from its default.</summary>
+    public static TheoryData<string, string?> DocumentedValues => new()
+    {
+        { "defaults", null },
+        { "ServiceMonitor", "serviceMonitor: { enabled: true, interval: 15s, scrapeTimeout: 5s, labels: { release: kube-prometheus-stack } }\n" },
+        { "PrometheusRule", "prometheusRule: { enabled: true, labels: { release: kube-prometheus-stack }, diskUsageRatio: 0.9 }\n" },
+        { "Grafana dashboard", "grafanaDashboard: { enabled: true, labels: { grafana_dashboard: \"1\" }, annotations: { grafana_folder: Skiff } }\n" },
+        { "monitoring all on", "serviceMonitor: { enabled: true }\nprometheusRule: { enabled: true }\ngrafanaDashboard: { enabled: true }\n" },
+        { "image", ImageValues },
+        { "scheduling", SchedulingValues },
+        { "operator flags", FlagValues },
+        { "host paths", HostPathValues },
+        { "non-root in the docker group", NonRootValues },
+        { "service, account, resources", ServiceValues },
+        { "no tolerations", "tolerations: []\n" },
+    };
+
+    private const string ImageValues = """
+        image: { repository: ghcr.io/acme/skiff, tag: "1.2.3", pullPolicy: Always }
+        imagePullSecrets: [{ name: ghcr-pull }]
+        """;
+
+    private const string SchedulingValues = """
+        tolerations:
+          - key: node-role.kubernetes.io/control-plane
+            operator: Exists
+            effect: NoSchedule
+        nodeSelector: { skiff.dev/docker: "true" }
+        affinity:
+          nodeAffinity:
+            requiredDuringSchedulingIgnoredDuringExecution:
+              nodeSelectorTerms:
+                - matchExpressions: [{ key: kubernetes.io/arch, operator: In, values: [amd64] }]
+        priorityClassName: system-node-critical
+        podLabels: { team: platform }
+        podAnnotations: { prometheus.io/scrape: "false" }
+        updateStrategy: { type: OnDelete }
+        """;
+
+    private const string FlagValues = """
+        logLevel: debug
+        extraArgs: ["--leader-elect"]
+        extraEnv:
+          - name: SKIFF_Serilog__MinimumLevel__Override__Skiff.ImageGC
+            value: Debug
+        leaderElection: { leaseDuration: 20, renewDeadline: 15, retryPeriod: 3 }
+        metrics: { port: 9180 }
+        health: { port: 9181 }
+        """;
+
+    private const string HostPathValues = """
+        docker: { socket: /run/docker.sock, dataRoot: /srv/docker }
+        stateDir: /srv/skiff-state
+        """;
+
+    private const string NonRootValues = """
+        podSecurityContext:
+          runAsUser: 1000
+          runAsGroup: 1000
+          runAsNonRoot: true
+          supplementalGroups: [998]
+          seccompProfile: { type: RuntimeDefault }
+        """;
+
+    private const string ServiceValues = """
+        service: { type: NodePort, annotations: { prometheus.io/scrape: "true" } }
+        serviceAccount: { annotations: { team: platform } }
+        resources: { requests: { cpu: 100m, memory: 256Mi }, limits: { memory: 512Mi } }
+        """;
+
+    private static RenderedChart Render(string? values = null) => Helm.Template(ChartDir, "skiff", Namespace, values);
+
+    [Theory]
+    [MemberData(nameof(DocumentedValues))]
+    public void Helm_lint_passes_with_every_documented_value_combination(string combination, string? values)
+    {
+        var lint = Helm.Lint(ChartDir, values);
+        Assert.True(lint.ExitCode == 0, $"{combination}: {lint}");
+        Assert.Contains("1 chart(s) linted, 0 chart(s) failed", lint.Stdout + lint.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Helm_lint_fails_on_values_that_break_a_template()
+    {
+        // The check above can fail: an unquoted flow sequence in the args is a YAML error helm reports.
+        var lint = Helm.Lint(ChartDir, "logLevel: \"[oops\"\n");
+        Assert.NotEqual(0, lint.ExitCode);
+        Assert.Contains("templates/daemonset.yaml", lint.Stdout + lint.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [MemberData(nameof(DocumentedValues))]
+    public void Every_documented_value_combination_renders_labelled_objects_in_the_release_namespace(string combination, string? values)
+    {
+        var chart = Render(values);
+        Assert.True(chart.Manifests.Count >= 7, $"{combination}: {string.Join(", ", chart.Manifests)}");
+        foreach (var m in chart.Manifests)
+        {
+            Assert.True(m.Kind is "ClusterRole" or "ClusterRoleBinding" || m.Namespace == Namespace, $"{combination}: {m} is not in the release namespace");
+            Assert.Equal("skiff", m.Object["metadata"]!["labels"]!["app.kubernetes.io/name"]!.GetValue<string>());
+            Assert.Equal("skiff", m.Object["metadata"]!["labels"]!["app.kubernetes.io/instance"]!.GetValue<string>());
+        }
+
+        // Whatever the values, the flags the chart passes parse: a bad one would crash-loop every pod.
+        var args = Container(chart)["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        var parse = SkiffCommandLine.Build().Parse(args);
+        Assert.True(parse.Errors.Count == 0, $"{combination}: " + string.Join("; ", parse.Errors.Select(e => e.Message)));
+    }
 
     [Fact]
     public void Default_values_render_the_expected_objects_in_the_release_namespace()
@@ -37,13 +148,30 @@ public sealed partial class ChartTests
             Assert.Equal("0.1.0", m.Object["metadata"]!["labels"]!["app.kubernetes.io/version"]!.GetValue<string>());
         }
 
-        Assert.Contains("kubectl get appdeployments -A", chart.Notes, StringComparison.Ordinal);
+        Assert.Contains("kubectl get appdeployments -A", Helm.Notes(ChartDir, "skiff", Namespace), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Objects_take_the_release_name_and_namespace()
+    {
+        var chart = Helm.Template(ChartDir, "ops", "infra");
+        Assert.Equal(
+            [
+                "ClusterRole/ops", "ClusterRoleBinding/ops", "DaemonSet/ops", "Role/ops-leader-election",
+                "RoleBinding/ops-leader-election", "Service/ops-metrics", "ServiceAccount/ops",
+            ],
+            chart.Manifests.Select(m => $"{m.Kind}/{m.Name}").Order(StringComparer.Ordinal).ToArray());
+        Assert.All(chart.Manifests.Where(m => m.Kind is not ("ClusterRole" or "ClusterRoleBinding")), m => Assert.Equal("infra", m.Namespace));
+        var args = Container(chart)["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        Assert.Equal("infra", args[args.IndexOf("--leader-election-namespace") + 1]);
+        Assert.Equal("ops", chart.Single("DaemonSet").Object["spec"]!["template"]!["spec"]!["serviceAccountName"]!.GetValue<string>());
+        Assert.Contains("DaemonSet infra/ops", Helm.Notes(ChartDir, "ops", "infra"), StringComparison.Ordinal);
     }
 
     [Fact]
     public void Every_rendered_template_is_valid_YAML_for_YamlDotNet_too()
     {
-        // Independent of the renderer's own parse (the operator's strict reader): YamlDotNet's representation model.
+        // Independent of Helm.Parse's reading (the operator's strict reader): YamlDotNet's representation model.
         var chart = Render("serviceMonitor: { enabled: true }\nprometheusRule: { enabled: true }\ngrafanaDashboard: { enabled: true }\n");
         foreach (var (file, text) in chart.Files.Where(f => f.Key.EndsWith(".yaml", StringComparison.Ordinal)))
         {
@@ -66,6 +194,17 @@ public sealed partial class ChartTests
                 File.ReadAllBytes(Path.Combine(RepoPaths.Crds, file!)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(ChartDir, "crds", file!))),
                 $"charts/skiff/crds/{file} differs from crds/{file}: cp crds/*.yaml charts/skiff/crds/");
         }
+
+        // What helm installs is those files as they are, and only with --include-crds in a template.
+        Assert.DoesNotContain(Render().Manifests, m => m.Kind == "CustomResourceDefinition");
+        var crds = Helm.Template(ChartDir, "skiff", Namespace, includeCrds: true).OfKind("CustomResourceDefinition").ToList();
+        Assert.Equal(generated.Select(f => $"crds/{f}"), crds.Select(c => c.Template).Order(StringComparer.Ordinal));
+        foreach (var crd in crds)
+        {
+            Assert.True(crd.Text == File.ReadAllText(Path.Combine(RepoPaths.Root, crd.Template)), $"helm prints {crd.Template} differently from crds/");
+        }
+
+        Assert.Equal(["appdeployments.skiff.dev", "imagegcpolicies.skiff.dev"], crds.Select(c => c.Name).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -110,6 +249,26 @@ public sealed partial class ChartTests
         var dashboard = on.Single("ConfigMap").Object;
         Assert.Equal("1", dashboard["metadata"]!["labels"]!["grafana_dashboard"]!.GetValue<string>());
         Assert.Equal(File.ReadAllText(Path.Combine(ChartDir, "dashboards", "skiff.json")).TrimEnd('\n'), dashboard["data"]!["skiff.json"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Monitoring_values_reach_the_ServiceMonitor_PrometheusRule_and_dashboard()
+    {
+        var monitor = Render("serviceMonitor: { enabled: true, interval: 15s, scrapeTimeout: 5s }\n").Single("ServiceMonitor").Object;
+        var endpoint = monitor["spec"]!["endpoints"]![0]!;
+        Assert.Equal("5s", endpoint["scrapeTimeout"]!.GetValue<string>());
+        Assert.Equal("instance", endpoint["relabelings"]![0]!["targetLabel"]!.GetValue<string>());
+        Assert.Equal([Namespace], monitor["spec"]!["namespaceSelector"]!["matchNames"]!.AsArray().Select(n => n!.GetValue<string>()));
+
+        var rule = Render("prometheusRule: { enabled: true, diskUsageRatio: 0.9 }\n").Single("PrometheusRule").Object;
+        var disk = rule["spec"]!["groups"]![0]!["rules"]!.AsArray().Single(r => r!["alert"]!.GetValue<string>() == "SkiffDiskPressure")!;
+        Assert.Equal("skiff_disk_usage_ratio > 0.9", disk["expr"]!.GetValue<string>());
+        Assert.Equal("critical", disk["labels"]!["severity"]!.GetValue<string>());
+
+        var dashboard = Render("grafanaDashboard: { enabled: true, labels: { dashboards: skiff }, annotations: { grafana_folder: Skiff } }\n").Single("ConfigMap").Object;
+        Assert.Equal("skiff-dashboard", dashboard["metadata"]!["name"]!.GetValue<string>());
+        Assert.Equal("skiff", dashboard["metadata"]!["labels"]!["dashboards"]!.GetValue<string>());
+        Assert.Equal("Skiff", dashboard["metadata"]!["annotations"]!["grafana_folder"]!.GetValue<string>());
     }
 
     [Fact]
@@ -170,6 +329,117 @@ public sealed partial class ChartTests
         HostPath("/var/lib/skiff", "/var/lib/skiff", "DirectoryOrCreate", readOnly: false);
         HostPath("/var/lib/docker", "/var/lib/docker", "Directory", readOnly: true);
         Assert.NotNull(volumes[mounts["/tmp"]["name"]!.GetValue<string>()]["emptyDir"]);
+    }
+
+    [Fact]
+    public void Image_values_reach_the_container()
+    {
+        var chart = Render(ImageValues);
+        var pod = chart.Single("DaemonSet").Object["spec"]!["template"]!["spec"]!;
+        var container = Container(chart);
+        Assert.Equal("ghcr.io/acme/skiff:1.2.3", container["image"]!.GetValue<string>());
+        Assert.Equal("Always", container["imagePullPolicy"]!.GetValue<string>());
+        Assert.Equal("ghcr-pull", pod["imagePullSecrets"]!.AsArray().Single()!["name"]!.GetValue<string>());
+        Assert.Null(Render().Single("DaemonSet").Object["spec"]!["template"]!["spec"]!["imagePullSecrets"]);
+    }
+
+    [Fact]
+    public void Scheduling_values_reach_the_pods()
+    {
+        var ds = Render(SchedulingValues).Single("DaemonSet").Object["spec"]!;
+        var pod = ds["template"]!["spec"]!;
+        var toleration = pod["tolerations"]!.AsArray().Single()!;
+        Assert.Equal("node-role.kubernetes.io/control-plane", toleration["key"]!.GetValue<string>());
+        Assert.Equal("NoSchedule", toleration["effect"]!.GetValue<string>());
+        Assert.Equal("true", pod["nodeSelector"]!["skiff.dev/docker"]!.GetValue<string>());
+        var term = pod["affinity"]!["nodeAffinity"]!["requiredDuringSchedulingIgnoredDuringExecution"]!["nodeSelectorTerms"]![0]!;
+        Assert.Equal("kubernetes.io/arch", term["matchExpressions"]![0]!["key"]!.GetValue<string>());
+        Assert.Equal("system-node-critical", pod["priorityClassName"]!.GetValue<string>());
+        var metadata = ds["template"]!["metadata"]!;
+        Assert.Equal("platform", metadata["labels"]!["team"]!.GetValue<string>());
+        Assert.Equal("skiff", metadata["labels"]!["app.kubernetes.io/name"]!.GetValue<string>());
+        Assert.Equal("false", metadata["annotations"]!["prometheus.io/scrape"]!.GetValue<string>());
+        Assert.Equal("skiff", metadata["annotations"]!["kubectl.kubernetes.io/default-container"]!.GetValue<string>());
+        Assert.Equal("OnDelete", ds["updateStrategy"]!["type"]!.GetValue<string>());
+        // The selector stays the two immutable labels whatever podLabels adds.
+        Assert.Equal(["app.kubernetes.io/instance", "app.kubernetes.io/name"], ds["selector"]!["matchLabels"]!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal));
+
+        var defaults = Render().Single("DaemonSet").Object["spec"]!["template"]!["spec"]!;
+        Assert.Null(defaults["nodeSelector"]);
+        Assert.Null(defaults["affinity"]);
+        Assert.Null(defaults["priorityClassName"]);
+        Assert.Null(Render("tolerations: []\n").Single("DaemonSet").Object["spec"]!["template"]!["spec"]!["tolerations"]);
+    }
+
+    [Fact]
+    public void Flag_values_become_skiff_run_arguments_after_the_charts_own()
+    {
+        var chart = Render(FlagValues);
+        var container = Container(chart);
+        var args = container["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        Assert.Equal("debug", args[args.IndexOf("--log-level") + 1]);
+        Assert.Equal("--leader-elect", args[^1]);
+        Assert.Equal("20", args[args.IndexOf("--leader-election-lease-duration") + 1]);
+        Assert.Equal("15", args[args.IndexOf("--leader-election-renew-deadline") + 1]);
+        Assert.Equal("3", args[args.IndexOf("--leader-election-retry-period") + 1]);
+        Assert.Equal(":9180", args[args.IndexOf("--metrics-bind-address") + 1]);
+        Assert.Equal(":9181", args[args.IndexOf("--health-probe-bind-address") + 1]);
+        var parse = SkiffCommandLine.Build().Parse(args);
+        Assert.True(parse.Errors.Count == 0, string.Join("; ", parse.Errors.Select(e => e.Message)));
+
+        var env = container["env"]!.AsArray().ToDictionary(e => e!["name"]!.GetValue<string>(), e => e!);
+        Assert.Equal("Debug", env["SKIFF_Serilog__MinimumLevel__Override__Skiff.ImageGC"]["value"]!.GetValue<string>());
+        Assert.NotNull(env["NODE_NAME"]["valueFrom"]);
+
+        var ports = container["ports"]!.AsArray().ToDictionary(p => p!["name"]!.GetValue<string>(), p => p!["containerPort"]!.GetValue<long>());
+        Assert.Equal(9180L, ports["metrics"]);
+        Assert.Equal(9181L, ports["health"]);
+        Assert.Equal(9180L, chart.Single("Service").Object["spec"]!["ports"]![0]!["port"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public void Host_path_values_move_the_socket_data_root_and_state_folder()
+    {
+        var chart = Render(HostPathValues);
+        var pod = chart.Single("DaemonSet").Object["spec"]!["template"]!["spec"]!;
+        var container = Container(chart);
+        var args = container["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        Assert.Equal("unix:///run/docker.sock", args[args.IndexOf("--docker-host") + 1]);
+        Assert.Equal("/var/lib/skiff", args[args.IndexOf("--state-dir") + 1]);
+
+        var volumes = pod["volumes"]!.AsArray().ToDictionary(v => v!["name"]!.GetValue<string>(), v => v!);
+        var mounts = container["volumeMounts"]!.AsArray().ToDictionary(m => m!["mountPath"]!.GetValue<string>(), m => m!);
+        Assert.Equal("/run/docker.sock", volumes[mounts["/run/docker.sock"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
+        Assert.Equal("/srv/docker", volumes[mounts["/srv/docker"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
+        Assert.True(mounts["/srv/docker"]["readOnly"]!.GetValue<bool>());
+        // The state folder moves on the host; in the pod it stays where --state-dir points.
+        Assert.Equal("/srv/skiff-state", volumes[mounts["/var/lib/skiff"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
+        Assert.DoesNotContain("/var/run/docker.sock", mounts.Keys);
+        Assert.DoesNotContain("/var/lib/docker", mounts.Keys);
+    }
+
+    [Fact]
+    public void Security_service_account_and_resource_values_reach_their_objects()
+    {
+        var pod = Render(NonRootValues).Single("DaemonSet").Object["spec"]!["template"]!["spec"]!;
+        Assert.Equal(1000L, pod["securityContext"]!["runAsUser"]!.GetValue<long>());
+        Assert.True(pod["securityContext"]!["runAsNonRoot"]!.GetValue<bool>());
+        Assert.Equal(998L, pod["securityContext"]!["supplementalGroups"]![0]!.GetValue<long>());
+
+        var chart = Render(ServiceValues);
+        var service = chart.Single("Service").Object;
+        Assert.Equal("NodePort", service["spec"]!["type"]!.GetValue<string>());
+        Assert.Equal("true", service["metadata"]!["annotations"]!["prometheus.io/scrape"]!.GetValue<string>());
+        Assert.Equal("metrics", service["spec"]!["ports"]![0]!["targetPort"]!.GetValue<string>());
+        Assert.Equal("platform", chart.Single("ServiceAccount").Object["metadata"]!["annotations"]!["team"]!.GetValue<string>());
+        var resources = Container(chart)["resources"]!;
+        Assert.Equal("100m", resources["requests"]!["cpu"]!.GetValue<string>());
+        Assert.Equal("512Mi", resources["limits"]!["memory"]!.GetValue<string>());
+
+        var defaults = Render();
+        Assert.Equal("ClusterIP", defaults.Single("Service").Object["spec"]!["type"]!.GetValue<string>());
+        Assert.Null(defaults.Single("Service").Object["metadata"]!["annotations"]);
+        Assert.Null(defaults.Single("ServiceAccount").Object["metadata"]!["annotations"]);
     }
 
     [Fact]
@@ -284,6 +554,9 @@ public sealed partial class ChartTests
             }
         }
     }
+
+    private static JsonNode Container(RenderedChart chart) =>
+        chart.Single("DaemonSet").Object["spec"]!["template"]!["spec"]!["containers"]!.AsArray().Single()!;
 
     /// <summary>Metric names in a PromQL expression: identifiers that are not functions, keywords, labels or durations.</summary>
     internal static HashSet<string> MetricNames(string expr)
