@@ -73,25 +73,26 @@ public static class StackPlanner
     }
 
     /// <summary>
-    /// A new revision's app image is pulled side by side with the database and cache images when those are
-    /// pulled too (a first deploy on a fresh host), as docker compose pulls every image at once: the revision
-    /// begins, then every image is pulled, then the containers start in order.
+    /// Every image is pulled before the containers that need it start, side by side: the database's and the cache's
+    /// (consecutive pulls run together, as the data containers do), and a new revision's app image with them when
+    /// they are pulled too (a first deploy on a fresh host), as docker compose pulls every image at once. The
+    /// revision then begins before the pulls, so that a missing app image fails that revision.
     /// </summary>
     private static List<StackAction> HoistAppPull(List<StackAction> actions)
     {
-        var firstDataPull = actions.FindIndex(a => a is EnsureImage { Component: not StackNames.AppComponent });
-        var begin = actions.OfType<BeginRollout>().FirstOrDefault();
-        var appPull = actions.OfType<EnsureImage>().FirstOrDefault(a => a.Component == StackNames.AppComponent && a.Revision is not null);
-        if (firstDataPull < 0 || begin is null || appPull is null)
+        var dataPulls = actions.OfType<EnsureImage>().Where(a => a.Component != StackNames.AppComponent).ToList();
+        if (dataPulls.Count == 0)
         {
             return actions;
         }
 
-        actions.Remove(begin);
-        actions.Remove(appPull);
-        var lastDataPull = actions.FindLastIndex(a => a is EnsureImage);
-        actions.Insert(lastDataPull + 1, appPull);
-        actions.Insert(firstDataPull, begin);
+        var at = actions.FindIndex(a => a is EnsureImage or StartDataContainer);
+        var begin = actions.OfType<BeginRollout>().FirstOrDefault();
+        var appPull = actions.OfType<EnsureImage>().FirstOrDefault(a => a.Component == StackNames.AppComponent && a.Revision is not null);
+        StackAction?[] moved = [begin is not null && appPull is not null ? begin : null, .. dataPulls, appPull is not null && begin is not null ? appPull : null];
+        var block = moved.OfType<StackAction>().ToList();
+        actions.RemoveAll(block.Contains);
+        actions.InsertRange(at, block);
         return actions;
     }
 

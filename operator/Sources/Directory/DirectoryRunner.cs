@@ -33,6 +33,9 @@ public static class DirectoryRunner
     public static async Task<int> RunAsync(DirectoryRunOptions options, ILoggerFactory logging, TextWriter output, TextWriter error, CancellationToken ct)
     {
         var log = logging.CreateLogger("Skiff.Run");
+        // The node in the scope of every log line from here on (the workers, the informers and image GC start below,
+        // so they inherit it): several nodes' logs can be told apart where they are collected.
+        using var nodeScope = log.BeginScope(new Dictionary<string, object> { ["Node"] = options.Node });
         if (!System.IO.Directory.Exists(options.Path))
         {
             error.WriteLine($"--path: folder {options.Path} does not exist");

@@ -50,6 +50,9 @@ public static class KubernetesRunner
     public static async Task<int> RunAsync(KubernetesRunOptions options, ILoggerFactory logging, TextWriter output, TextWriter error, CancellationToken ct)
     {
         var log = logging.CreateLogger("Skiff.Run");
+        // The node in the scope of every log line from here on (the workers, the informers and image GC start below,
+        // so they inherit it): several nodes' logs can be told apart where they are collected.
+        using var nodeScope = log.BeginScope(new Dictionary<string, object> { ["Node"] = options.Node });
         KubernetesClientConfiguration config;
         try
         {

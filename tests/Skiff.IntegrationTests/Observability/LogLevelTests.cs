@@ -52,6 +52,23 @@ public sealed class LogLevelTests
     }
 
     [Fact]
+    public async Task Every_log_line_of_a_run_names_its_node()
+    {
+        await using var w = new FolderWorkspace();
+        w.Write("bot.yaml", w.Bot());
+        string[] once = [.. w.RunOnceArgs()[..^2], "--log-format", "json", "--log-level", "debug"];
+
+        var (exit, _, stderr) = await SkiffProcess.RunAsync(Timeout, once);
+
+        Assert.Equal(0, exit);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonNode.Parse(line)!.AsObject()).ToList();
+        Assert.True(lines.Count > 10, stderr);
+        // From the engine check to the last GC line: reconcile workers, pulls, events and GC alike.
+        var without = lines.Where(l => l["Node"]?.GetValue<string>() != "local").Select(l => l.ToJsonString()).ToList();
+        Assert.True(without.Count == 0, "lines without Node=local:\n" + string.Join("\n", without));
+    }
+
+    [Fact]
     public async Task A_level_that_is_not_one_is_refused_naming_the_setting()
     {
         await using var p = SkiffProcess.StartWith(

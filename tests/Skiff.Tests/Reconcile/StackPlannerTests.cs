@@ -235,6 +235,40 @@ public class StackPlannerTests
     }
 
     [Fact]
+    public void Rollback_pulls_the_last_good_image_first_when_the_node_may_not_have_it()
+    {
+        var d = Stack(s => s.App.Image = "acme/api:2");
+        var history = new List<RevisionRecord>
+        {
+            new() { Revision = 1, SpecHash = "old", Outcome = Outcomes.Succeeded, Image = "acme/api:1" },
+            new() { Revision = 2, SpecHash = d.Hash, Outcome = Outcomes.RolledBack, Reason = "ImageNotFound" },
+        };
+        var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d)), history, Now);
+        Assert.Equal(["EnsureImage", "StartApp"], Kinds(plan));
+        var pull = plan.Actions.OfType<EnsureImage>().Single();
+        Assert.Equal(("acme/api:1", PullPolicies.IfNotPresent, StackNames.AppComponent, (long?)null), (pull.Image, pull.Policy, pull.Component, pull.Revision));
+    }
+
+    [Fact]
+    public void The_database_and_cache_images_are_pulled_side_by_side_and_only_when_their_containers_are_created()
+    {
+        var d = Stack(s => { s.Cache = new CacheSpec { Image = "registry.example.com/redis:7" }; s.Database!.Image = "registry.example.com/postgres:16"; });
+        var fresh = StackPlanner.Plan(d, Observed(d, true), [], Now);
+        Assert.Equal(
+            ["registry.example.com/postgres:16", "registry.example.com/redis:7", "acme/api:1"],
+            fresh.Actions.OfType<EnsureImage>().Select(e => e.Image));
+        // One run of pulls (the executor runs consecutive pulls side by side), before any data container starts.
+        var kinds = Kinds(fresh);
+        Assert.Equal(["BeginRollout", "EnsureImage", "EnsureImage", "EnsureImage", "StartDataContainer", "StartDataContainer", "WaitHealthy"], kinds[..7]);
+
+        // Data that runs already is not pulled again; only the new revision's app image is.
+        var cache = Container(d, StackNames.CacheComponent, d.Names.CacheContainer, health: "healthy", hash: d.Cache!.ConfigHash);
+        var running = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), cache), [], Now);
+        Assert.Equal(["BeginRollout", "EnsureImage", "RunMigration", "StartApp", "WaitAppReady", "CompleteRollout"], Kinds(running));
+        Assert.Equal(StackNames.AppComponent, running.Actions.OfType<EnsureImage>().Single().Component);
+    }
+
+    [Fact]
     public void Published_host_port_means_stop_first()
     {
         var d = Stack(s => { s.App.Image = "acme/api:2"; s.App.Ports![0].HostPort = 3000; s.App.Migrate = null; });
