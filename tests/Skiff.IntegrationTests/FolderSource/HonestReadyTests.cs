@@ -25,6 +25,7 @@ public sealed class HonestReadyTests
         await FolderWait.UntilAsync(() => Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(120));
         var metrics = new Uri($"http://{Regex.Match(run.Stderr, @"Serving metrics on (127\.0\.0\.1:\d+)").Groups[1].Value}/metrics");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        http.DefaultRequestHeaders.ConnectionClose = true;
         var series = $"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"web\"}}";
         Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
 

@@ -96,6 +96,8 @@ public sealed class EventTests
         // A live app turns unhealthy, then recovers: Ready flips both ways, and each flip is an Event.
         var app = (await h.Workspace.ContainersAsync("startfirst")).Single(c => c.Component == StackNames.AppComponent);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        // A connection per request: the app may close an idle keep-alive connection just as it is reused.
+        http.DefaultRequestHeaders.ConnectionClose = true;
         (await http.GetAsync(new Uri($"http://{app.NetworkIps.Values.First()}:8080/control/unhealthy"))).EnsureSuccessStatusCode();
         var sick = await DescribeUntilAsync(h, op, "startfirst", "Warning", "HealthCheckFailed");
         Assert.Contains("GET /healthz on port 8080 failed", sick, StringComparison.Ordinal);
