@@ -1,4 +1,5 @@
 using Skiff.ImageGC;
+using Skiff.Validation;
 
 namespace Skiff.Bench;
 
@@ -63,7 +64,7 @@ public static class NaiveGcPlanner
     {
         var references = image.RepoTags.Concat(image.RepoDigests).ToList();
         return input.InUseNow.Contains(image.Id)
-            || references.Any(r => input.InUseNow.Any(u => ImageRefs.Normalize(u) == ImageRefs.Normalize(r)))
+            || references.Any(r => input.InUseNow.Any(u => ImageReference.Normalize(u) == ImageReference.Normalize(r)))
             || input.Containers.Any(c => c.ImageId == image.Id)
             || input.Deployments.Any(d => d.CurrentImageId == image.Id ||
                 d.HistoryImageIds.Where(h => h != d.CurrentImageId).Distinct().Take(d.RevisionHistoryLimit).Contains(image.Id))
@@ -76,5 +77,5 @@ public static class NaiveGcPlanner
     private static DateTimeOffset Recency(ImageInfo image) => image.LastUsed ?? image.FirstSeen ?? image.Created;
 
     private static List<string> Repositories(ImageInfo image) =>
-        [.. image.RepoTags.Concat(image.RepoDigests).Select(ImageRefs.Repository).Distinct()];
+        [.. image.RepoTags.Concat(image.RepoDigests).Select(ImageReference.Repository).Distinct()];
 }

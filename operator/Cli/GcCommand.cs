@@ -7,6 +7,7 @@ using Skiff.Docker;
 using Skiff.ImageGC;
 using Skiff.State;
 using Skiff.Yaml;
+using Skiff.Reconcile;
 
 namespace Skiff.Cli;
 

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Skiff.Docker;
 using Skiff.Yaml;
+using Skiff.Reconcile;
 
 namespace Skiff.Cli;
 

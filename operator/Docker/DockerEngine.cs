@@ -5,9 +5,25 @@ using System.Net.Sockets;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using ContainerSpec = Skiff.Reconcile.ContainerSpec;
 using Microsoft.Extensions.Logging;
 
+using Skiff.Reconcile;
+using Skiff.Validation;
+
 namespace Skiff.Docker;
+
+/// <summary>What became of removing one image reference.</summary>
+public enum ImageRemoval
+{
+    Removed,
+
+    /// <summary>404: the engine does not know it (removed by someone else).</summary>
+    NotFound,
+
+    /// <summary>409: a container uses it, or it has several tags and would need force.</summary>
+    Conflict,
+}
 
 /// <summary>Counts Docker requests (skiff_docker_requests_total{operation,result}).</summary>
 public interface IDockerMetrics
@@ -20,7 +36,7 @@ public interface IDockerMetrics
 /// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
 /// "the engine is down" from "the engine said no".
 /// </summary>
-public sealed class DockerEngine : IDisposable
+public sealed class DockerEngine : IContainerEngine, IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Docker");
     private readonly DockerClient client;
@@ -719,18 +735,4 @@ public sealed class DockerEngine : IDisposable
             },
         };
     }
-}
-
-/// <summary>Helpers for image references.</summary>
-public static class ImageReference
-{
-    /// <summary>Splits a reference into what the pull API wants: repository and tag (or digest).</summary>
-    public static (string Repository, string Tag) SplitForPull(string reference)
-    {
-        var repository = Repository(reference);
-        return repository.Length == reference.Length ? (reference, "latest") : (repository, reference[(repository.Length + 1)..]);
-    }
-
-    /// <summary>The repository part of a reference (no tag, no digest); the GC's parser, so both agree.</summary>
-    public static string Repository(string reference) => ImageGC.ImageRefs.Repository(reference);
 }

@@ -1,4 +1,5 @@
 using Skiff.Docker;
+using Skiff.Validation;
 
 namespace Skiff.ImageGC;
 
@@ -57,7 +58,7 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
             return new RemoveResult(RemoveOutcome.NotFound, "no such image");
         }
 
-        var all = image.RepoTags.Concat(image.RepoDigests).Where(r => !ImageRefs.IsPlaceholder(r)).ToList();
+        var all = image.RepoTags.Concat(image.RepoDigests).Where(r => !ImageReference.IsPlaceholder(r)).ToList();
         var repositories = Repositories(all);
         if (repositories.Count > 1)
         {
@@ -68,7 +69,7 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
             }
 
             // Leave the last repository's references: removing the id then takes them in one call.
-            foreach (var reference in all.Where(r => ImageRefs.Repository(r) != repositories[^1]))
+            foreach (var reference in all.Where(r => ImageReference.Repository(r) != repositories[^1]))
             {
                 var (outcome, message) = await engine.RemoveImageAsync(reference, ct);
                 if (outcome == ImageRemoval.Conflict)
@@ -83,7 +84,7 @@ public sealed class DockerImageStore(DockerEngine engine, IDiskMeter meter) : IG
     }
 
     private static List<string> Repositories(IEnumerable<string> references) =>
-        [.. references.Where(r => !ImageRefs.IsPlaceholder(r)).Select(ImageRefs.Repository).Distinct(StringComparer.Ordinal)];
+        [.. references.Where(r => !ImageReference.IsPlaceholder(r)).Select(ImageReference.Repository).Distinct(StringComparer.Ordinal)];
 
     private static RemoveResult ToResult(ImageRemoval outcome, string? message, bool untagged) => outcome switch
     {

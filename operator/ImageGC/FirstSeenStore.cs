@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Skiff.State;
+using Skiff.Validation;
 
 namespace Skiff.ImageGC;
 
@@ -75,7 +76,7 @@ public sealed class FirstSeenStore
             {
                 if (times?.FirstSeen is { } firstSeen)
                 {
-                    loaded[ImageRefs.NormalizeId(id)] = new Times(firstSeen, times.LastUsed);
+                    loaded[ImageReference.NormalizeId(id)] = new Times(firstSeen, times.LastUsed);
                 }
             }
 
@@ -103,7 +104,7 @@ public sealed class FirstSeenStore
             var result = new List<ImageInfo>(current.Count);
             foreach (var image in current)
             {
-                var id = ImageRefs.NormalizeId(image.Id);
+                var id = ImageReference.NormalizeId(image.Id);
                 present.Add(id);
                 if (!images.TryGetValue(id, out var times))
                 {
@@ -131,7 +132,7 @@ public sealed class FirstSeenStore
     public void MarkSeen(string imageId, DateTimeOffset when)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
-        var id = ImageRefs.NormalizeId(imageId);
+        var id = ImageReference.NormalizeId(imageId);
         lock (gate)
         {
             if (images.TryAdd(id, new Times(when, null)))
@@ -145,7 +146,7 @@ public sealed class FirstSeenStore
     public void MarkUsed(string imageId, DateTimeOffset when)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(imageId);
-        var id = ImageRefs.NormalizeId(imageId);
+        var id = ImageReference.NormalizeId(imageId);
         lock (gate)
         {
             images[id] = images.TryGetValue(id, out var times)
@@ -160,7 +161,7 @@ public sealed class FirstSeenStore
     {
         lock (gate)
         {
-            return images.TryGetValue(ImageRefs.NormalizeId(imageId), out var t) ? (t.FirstSeen, t.LastUsed) : null;
+            return images.TryGetValue(ImageReference.NormalizeId(imageId), out var t) ? (t.FirstSeen, t.LastUsed) : null;
         }
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Skiff.Docker;
+using Skiff.Validation;
 
 namespace Skiff.ImageGC;
 
@@ -73,7 +74,7 @@ public sealed class ImageActivityTracker(FirstSeenStore store, Func<EngineEvent,
                     ?? (e.Attributes.TryGetValue("image", out var image) ? (await engine.InspectImageAsync(image, ct))?.Id : null);
             }
 
-            return ImageRefs.LooksLikeId(e.ActorId) ? ImageRefs.NormalizeId(e.ActorId) : (await engine.InspectImageAsync(e.ActorId, ct))?.Id;
+            return ImageReference.LooksLikeId(e.ActorId) ? ImageReference.NormalizeId(e.ActorId) : (await engine.InspectImageAsync(e.ActorId, ct))?.Id;
         }
         catch (global::Docker.DotNet.DockerApiException)
         {

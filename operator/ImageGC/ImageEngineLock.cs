@@ -1,3 +1,5 @@
+using Skiff.Validation;
+
 namespace Skiff.ImageGC;
 
 /// <summary>
@@ -205,7 +207,7 @@ public sealed class ImageEngineLock
     }
 
     private static string Key(string image) =>
-        ImageRefs.LooksLikeId(image) ? ImageRefs.NormalizeId(image) : ImageRefs.Normalize(image);
+        ImageReference.LooksLikeId(image) ? ImageReference.NormalizeId(image) : ImageReference.Normalize(image);
 
     /// <summary>A held use lease; <see cref="Add"/> registers more images (the id resolved after a pull).</summary>
     public sealed class UseLease : IDisposable

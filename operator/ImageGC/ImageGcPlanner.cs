@@ -41,7 +41,7 @@ public static class ImageGcPlanner
         for (var i = 0; i < n; i++)
         {
             var image = input.Images[i];
-            var id = ImageRefs.NormalizeId(image.Id);
+            var id = ImageReference.NormalizeId(image.Id);
             if (!byId.TryAdd(id, i))
             {
                 throw new ArgumentException($"Image id {id} occurs twice in the input.", nameof(input));
@@ -218,14 +218,14 @@ public static class ImageGcPlanner
     {
         ArgumentNullException.ThrowIfNull(pattern);
         ArgumentNullException.ThrowIfNull(reference);
-        return MatchesFamiliar(ImageRefs.Familiar(pattern), ImageRefs.Familiar(reference));
+        return MatchesFamiliar(ImageReference.Familiar(pattern), ImageReference.Familiar(reference));
     }
 
     /// <summary><see cref="Matches"/> for a pattern and reference already in familiar form.</summary>
     private static bool MatchesFamiliar(string pattern, string reference) =>
         pattern.Length > 0 && reference.Length > 0 &&
-        (ImageRefs.Glob(pattern, reference)
-            || (!ImageRefs.HasTagOrDigest(pattern) && ImageRefs.Glob(pattern, ImageRefs.Repository(reference))));
+        (ImageReference.Glob(pattern, reference)
+            || (!ImageReference.HasTagOrDigest(pattern) && ImageReference.Glob(pattern, ImageReference.Repository(reference))));
 
     /// <summary>Dangling first, then least recently used, then the oldest build, then by id: the one order of deletion.</summary>
     private static int CompareForDeletion(in Entry a, in Entry b)
@@ -257,7 +257,7 @@ public static class ImageGcPlanner
     {
         foreach (var tag in image.RepoTags)
         {
-            if (!ImageRefs.IsPlaceholder(tag))
+            if (!ImageReference.IsPlaceholder(tag))
             {
                 return false;
             }
@@ -266,7 +266,7 @@ public static class ImageGcPlanner
         // Docker counts an image pulled by digest as not dangling: it is still a version of a repository.
         foreach (var digest in image.RepoDigests)
         {
-            if (!ImageRefs.IsPlaceholder(digest))
+            if (!ImageReference.IsPlaceholder(digest))
             {
                 return false;
             }
@@ -285,7 +285,7 @@ public static class ImageGcPlanner
         var containers = new (bool Running, string Id)?[n];
         foreach (var c in input.Containers)
         {
-            if (!byId.TryGetValue(ImageRefs.NormalizeId(c.ImageId), out var i))
+            if (!byId.TryGetValue(ImageReference.NormalizeId(c.ImageId), out var i))
             {
                 continue;
             }
@@ -305,7 +305,7 @@ public static class ImageGcPlanner
             string? current = null;
             if (!string.IsNullOrWhiteSpace(d.CurrentImageId))
             {
-                current = ImageRefs.NormalizeId(d.CurrentImageId);
+                current = ImageReference.NormalizeId(d.CurrentImageId);
                 MarkDeployment(current, true);
             }
 
@@ -325,7 +325,7 @@ public static class ImageGcPlanner
                     continue;
                 }
 
-                var id = ImageRefs.NormalizeId(h);
+                var id = ImageReference.NormalizeId(h);
                 if (id == current || !seen.Add(id))
                 {
                     continue;
@@ -359,19 +359,19 @@ public static class ImageGcPlanner
                 continue;
             }
 
-            if (ImageRefs.LooksLikeId(value))
+            if (ImageReference.LooksLikeId(value))
             {
-                inUseIds.Add(ImageRefs.NormalizeId(value));
+                inUseIds.Add(ImageReference.NormalizeId(value));
             }
             else
             {
-                inUseRefs.Add(ImageRefs.Normalize(value));
+                inUseRefs.Add(ImageReference.Normalize(value));
             }
         }
 
         var policy = input.Policy;
         var now = input.Now;
-        var familiarPatterns = policy.Keep.Select(ImageRefs.Familiar).ToArray();
+        var familiarPatterns = policy.Keep.Select(ImageReference.Familiar).ToArray();
         for (var i = 0; i < n; i++)
         {
             var e = entries[i];
@@ -425,7 +425,7 @@ public static class ImageGcPlanner
 
         foreach (var r in e.Image.RepoTags)
         {
-            if (!ImageRefs.IsPlaceholder(r) && refs.Contains(ImageRefs.Normalize(r)))
+            if (!ImageReference.IsPlaceholder(r) && refs.Contains(ImageReference.Normalize(r)))
             {
                 return r;
             }
@@ -433,7 +433,7 @@ public static class ImageGcPlanner
 
         foreach (var r in e.Image.RepoDigests)
         {
-            if (!ImageRefs.IsPlaceholder(r) && refs.Contains(ImageRefs.Familiar(r)))
+            if (!ImageReference.IsPlaceholder(r) && refs.Contains(ImageReference.Familiar(r)))
             {
                 return r;
             }
@@ -454,12 +454,12 @@ public static class ImageGcPlanner
         {
             foreach (var r in references)
             {
-                if (ImageRefs.IsPlaceholder(r))
+                if (ImageReference.IsPlaceholder(r))
                 {
                     continue;
                 }
 
-                var familiar = ImageRefs.Familiar(r);
+                var familiar = ImageReference.Familiar(r);
                 for (var k = 0; k < familiarPatterns.Length; k++)
                 {
                     if (MatchesFamiliar(familiarPatterns[k], familiar))
@@ -472,7 +472,7 @@ public static class ImageGcPlanner
 
         for (var k = 0; k < familiarPatterns.Length; k++)
         {
-            if (ImageRefs.Glob(patterns[k], e.Id))
+            if (ImageReference.Glob(patterns[k], e.Id))
             {
                 return (patterns[k], e.Id);
             }
@@ -538,12 +538,12 @@ public static class ImageGcPlanner
         {
             foreach (var r in references)
             {
-                if (ImageRefs.IsPlaceholder(r))
+                if (ImageReference.IsPlaceholder(r))
                 {
                     continue;
                 }
 
-                var repo = ImageRefs.RepositorySpan(ImageRefs.Familiar(r));
+                var repo = ImageReference.RepositorySpan(ImageReference.Familiar(r));
                 if (!lookup.TryGetValue(repo, out var members))
                 {
                     lookup[repo] = members = [];

@@ -42,6 +42,13 @@ public static class Conditions
     public static Condition? Get(AppDeploymentStatus? status, string type) => status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
     public static bool IsTrue(AppDeploymentStatus? status, string type) => Get(status, type)?.Status == "True";
+
+    /// <summary>
+    /// A rollout step is under way and the stack will be reconciled again by itself shortly (a pull, the database
+    /// starting, a migration, the new revision warming up): <c>Reconciling</c> True with reason <c>RolloutInProgress</c>.
+    /// </summary>
+    public static bool RolloutInProgress(AppDeploymentStatus? status) =>
+        Get(status, ConditionTypes.Reconciling) is { Status: "True", Reason: "RolloutInProgress" };
 }
 
 /// <summary>Replaces every known secret value in text copied into status, events or logs.</summary>

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Skiff.Api;
-using Skiff.Docker;
 using Skiff.Validation;
 
 namespace Skiff.Reconcile;
@@ -52,7 +51,7 @@ public sealed class DesiredStack
     public string PullPolicy => Spec.App.ImagePullPolicy ?? PullPolicies.IfNotPresent;
 
     /// <summary>The imagePullSecret's login for the image's registry, if it has one: it applies to every image of the stack.</summary>
-    public RegistryAuth? PullAuthFor(string image) => inputs.PullAuths.GetValueOrDefault(DockerConfigJson.Registry(image));
+    public RegistryAuth? PullAuthFor(string image) => inputs.PullAuths.GetValueOrDefault(ImageReference.Registry(image));
 
     /// <summary>An app that publishes a host port is replaced stop-first: Docker cannot move a published port between running containers.</summary>
     public bool StopFirst => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 

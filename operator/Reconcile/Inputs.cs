@@ -1,4 +1,3 @@
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 

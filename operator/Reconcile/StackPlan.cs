@@ -1,5 +1,4 @@
 using System.Globalization;
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 
@@ -12,12 +11,27 @@ public sealed record ObservedStack(
     IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>?> Volumes,
     IReadOnlyList<ObservedContainer> Containers)
 {
+    /// <summary>The app containers of the desired spec that passed the health check when this was observed (ids).</summary>
+    public IReadOnlySet<string> PassedProbe { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
     public IEnumerable<ObservedContainer> Component(string component) => Containers.Where(c => c.Component == component);
 }
 
 /// <summary>One step of a plan. <see cref="Describe"/> is what <c>skiff plan</c> prints.</summary>
 public abstract record StackAction
 {
+    /// <summary>How often a wait looks again: as often as docker-compose polls health, since a rollout's speed is mostly how soon a change is noticed.</summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>This step waits for the world (a container to become healthy, a migration to end): the reconcile ends here and comes back.</summary>
+    public virtual bool IsWait => false;
+
+    /// <summary>For a wait: when to look again.</summary>
+    public virtual TimeSpan RequeueAfter => PollInterval;
+
+    /// <summary>For a wait: what the status says meanwhile.</summary>
+    public virtual string Waiting => Describe();
+
     public abstract string Describe();
 }
 
@@ -54,7 +68,33 @@ public sealed record StartDataContainer(DataComponent Component) : StackAction
 
 public sealed record WaitHealthy(IReadOnlyList<string> Components) : StackAction
 {
+    public override bool IsWait => true;
+
+    public override TimeSpan RequeueAfter => TimeSpan.FromMilliseconds(250);
+
+    public override string Waiting => $"waiting for the {string.Join(" and the ", Components)} to become healthy";
+
     public override string Describe() => $"wait until {string.Join(" and ", Components)} report healthy";
+}
+
+/// <summary>A database or cache container did not become healthy: the stack stalls (reason DatabaseNotReady or CacheNotReady).</summary>
+public sealed record DataNotReady(string Component, ObservedContainer Container, string Why) : StackAction
+{
+    public string Reason => Component == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
+
+    public override string Describe() => $"stall: the {Component} did not become healthy: {Why}";
+}
+
+/// <summary>Images are being pulled (in the background): the reconcile comes back.</summary>
+public sealed record PullWait(IReadOnlyList<string> Images) : StackAction
+{
+    public override bool IsWait => true;
+
+    public override TimeSpan RequeueAfter => TimeSpan.FromMilliseconds(500);
+
+    public override string Waiting => $"pulling {string.Join(", ", Images)}";
+
+    public override string Describe() => $"wait until {string.Join(", ", Images)} are pulled";
 }
 
 /// <summary>Record that a revision's rollout begins (history entry, Progressing).</summary>
@@ -76,8 +116,15 @@ public sealed record EnsureImage(string Image, string Policy, string Component, 
     public override string Describe() => $"ensure {Component} image {Image} is present (imagePullPolicy {Policy})";
 }
 
+/// <summary>Starts the revision's migration container (when it is not running yet), then waits for it to end.</summary>
 public sealed record RunMigration(long Revision, ContainerSpec Spec, ObservedContainer? Existing) : StackAction
 {
+    public override bool IsWait => true;
+
+    public override TimeSpan RequeueAfter => TimeSpan.FromMilliseconds(250);
+
+    public override string Waiting => $"migrating: revision {Revision.ToString(CultureInfo.InvariantCulture)}'s migration is running ({Spec.Name})";
+
     public override string Describe() => Existing is null
         ? $"run migration {string.Join(' ', Spec.Entrypoint ?? [])} in {Spec.Name}"
         : $"wait for migration container {Existing.Name} to finish";
@@ -93,6 +140,11 @@ public sealed record StartApp(long Revision, ContainerSpec Spec, bool Rollback) 
 /// <summary>Wait until the new app container is ready; <paramref name="ProgressDeadline"/> counts from the moment it was started.</summary>
 public sealed record WaitAppReady(long Revision, string ContainerName, TimeSpan ProgressDeadline) : StackAction
 {
+    public override bool IsWait => true;
+
+    public override string Waiting =>
+        $"waiting for revision {Revision.ToString(CultureInfo.InvariantCulture)} to be ready ({ContainerName}; progress deadline {ProgressDeadline.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s from its start)";
+
     public override string Describe() =>
         $"wait until {ContainerName} is ready (progress deadline {ProgressDeadline.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s from its start)";
 }

@@ -1,5 +1,4 @@
 using Skiff.Api;
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 
@@ -36,6 +35,14 @@ public static class StackPlanner
             : $"migration exited with code {migration.ExitCode}";
     }
 
+    /// <summary>The longest a database or cache may take to become healthy when the progress deadline is shorter.</summary>
+    public static readonly TimeSpan DataHealthBackstop = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The next steps from here. Actions before the first wait (<see cref="StackAction.IsWait"/>) can be carried out now;
+    /// a wait ends the reconcile, which comes back after <see cref="StackAction.RequeueAfter"/>; the actions after a
+    /// wait are what will follow, for <c>skiff plan</c>.
+    /// </summary>
     public static StackPlan Plan(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now)
     {
         var actions = new List<StackAction>();
@@ -43,7 +50,7 @@ public static class StackPlanner
         var foreign = observed.Containers.FirstOrDefault(c => c.Label(SkiffLabels.Source) != desired.Context.SourceId);
         if (foreign is not null)
         {
-            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}): if that is this folder before a move, run with --source-name set to the folder's old path (or to the --source-name it ran with); otherwise remove that source's stack first (delete its document there, or docker rm -f its containers) or rename this resource"));
+            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}); rename this resource or remove the other one"));
             return new StackPlan(actions);
         }
 
@@ -59,17 +66,59 @@ public static class StackPlanner
         }
 
         PlanData(desired.Cache, StackNames.CacheComponent, observed, actions);
-        var waitFor = new[] { desired.Database, desired.Cache }.Where(c => c is not null).Select(c => c!.Component).ToList();
-        var dataNotHealthy = waitFor.Any(component =>
-            observed.Component(component).FirstOrDefault() is not { Health: "healthy", Running: true } c
-            || actions.Any(a => a is StartDataContainer s && s.Component.Component == component));
-        if (dataNotHealthy)
+        if (PlanDataHealth(desired, observed, now, actions))
         {
-            actions.Add(new WaitHealthy(waitFor));
+            return new StackPlan(actions);
         }
 
-        PlanApp(desired, observed, history, actions);
-        return new StackPlan(HoistAppPull(actions));
+        PlanApp(desired, observed, history, now, actions);
+        return new StackPlan(StopPortHoldersFirst(desired, observed, HoistAppPull(actions)));
+    }
+
+    /// <summary>
+    /// Waits for the database and the cache to be healthy. They are judged by their own Docker health checks (a
+    /// start period, then failed checks make them unhealthy), bounded by <see cref="DataHealthBackstop"/> (or the
+    /// progress deadline, if longer) from their creation. True when the stack cannot go on (a component failed).
+    /// </summary>
+    private static bool PlanDataHealth(DesiredStack desired, ObservedStack observed, DateTimeOffset now, List<StackAction> actions)
+    {
+        var wanted = new[] { desired.Database, desired.Cache }.OfType<DataComponent>().Select(c => c.Component).ToList();
+        var limit = desired.ProgressDeadline > DataHealthBackstop ? desired.ProgressDeadline : DataHealthBackstop;
+        var waiting = new List<string>();
+        foreach (var component in wanted)
+        {
+            var starting = actions.Any(a => a is StartDataContainer s && s.Component.Component == component
+                || a is StartExisting e && e.Container.Component == component);
+            var c = observed.Component(component).FirstOrDefault(c => !actions.OfType<RemoveContainer>().Any(r => r.Container.Id == c.Id));
+            if (starting || c is null)
+            {
+                waiting.Add(component);
+                continue;
+            }
+
+            if (c is { Running: true, Health: "healthy" })
+            {
+                continue;
+            }
+
+            var why = c.Health == "unhealthy" ? "its health check failed"
+                : now > c.Created + limit ? $"it was not healthy within {limit.TotalSeconds:0}s"
+                : null;
+            if (why is not null)
+            {
+                actions.Add(new DataNotReady(component, c, why));
+                return true;
+            }
+
+            waiting.Add(component);
+        }
+
+        if (waiting.Count > 0)
+        {
+            actions.Add(new WaitHealthy(waiting));
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -86,7 +135,10 @@ public static class StackPlanner
             return actions;
         }
 
-        var at = actions.FindIndex(a => a is EnsureImage or StartDataContainer);
+        // Before the old data container is removed, too: a new database or cache image that cannot be pulled must
+        // leave the running one in place, never a stack without its database.
+        var at = actions.FindIndex(a => a is EnsureImage or StartDataContainer
+            || a is RemoveContainer { Container.Component: StackNames.DatabaseComponent or StackNames.CacheComponent });
         var begin = actions.OfType<BeginRollout>().FirstOrDefault();
         var appPull = actions.OfType<EnsureImage>().FirstOrDefault(a => a.Component == StackNames.AppComponent && a.Revision is not null);
         StackAction?[] moved = [begin is not null && appPull is not null ? begin : null, .. dataPulls, appPull is not null && begin is not null ? appPull : null];
@@ -139,12 +191,18 @@ public static class StackPlanner
         }
     }
 
-    private static void PlanApp(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, List<StackAction> actions)
+    private static void PlanApp(DesiredStack desired, ObservedStack observed, IReadOnlyList<RevisionRecord> history, DateTimeOffset now, List<StackAction> actions)
     {
         var apps = observed.Component(StackNames.AppComponent).ToList();
         var migrations = observed.Component(StackNames.MigrateComponent).ToList();
         var record = history.LastOrDefault(h => h.SpecHash == desired.Hash);
         var lastGood = history.LastOrDefault(h => h.Outcome == Outcomes.Succeeded);
+        if (record is not null && lastGood is not null && lastGood.Revision > record.Revision)
+        {
+            // A spec seen before, but another revision succeeded since (a revert): it is rolled out again as a new
+            // revision, as a Deployment's rollout undo is, never by restarting the old revision's stopped container.
+            record = null;
+        }
 
         if (record?.Outcome is Outcomes.Failed or Outcomes.RolledBack)
         {
@@ -152,8 +210,10 @@ public static class StackPlanner
             return;
         }
 
-        var live = apps.Where(c => c.SpecHash == desired.Hash).OrderByDescending(c => c.Revision).FirstOrDefault();
-        if (record?.Outcome == Outcomes.Succeeded && live is not null && live.Revision == record.Revision)
+        var live = record is null
+            ? null
+            : apps.Where(c => c.SpecHash == desired.Hash && c.Revision == record.Revision).OrderByDescending(c => c.Revision).FirstOrDefault();
+        if (record?.Outcome == Outcomes.Succeeded && live is not null)
         {
             if (!live.Running)
             {
@@ -170,11 +230,16 @@ public static class StackPlanner
         }
 
         // A new rollout, or one interrupted by a crash: reuse the revision the engine or the history already shows.
+        var newest = NextRevision(history, observed) - 1;
+        live = apps.Where(c => c.SpecHash == desired.Hash && c.Revision > (lastGood?.Revision ?? 0)).OrderByDescending(c => c.Revision).FirstOrDefault();
         var revision = live?.Revision
-            ?? migrations.Where(m => m.SpecHash == desired.Hash).Select(m => m.Revision).Max()
+            ?? migrations.Where(m => m.SpecHash == desired.Hash && m.Revision > (lastGood?.Revision ?? 0)).Select(m => m.Revision).Max()
             ?? (record?.Outcome == Outcomes.Progressing ? record.Revision : (long?)null)
-            ?? NextRevision(history, observed);
+            ?? newest + 1;
         actions.Add(new BeginRollout(revision, desired.Hash, desired.Image));
+        var name = desired.Names.AppContainer(revision);
+        // Completing the rollout removes the other app containers and every migration container, this one's too.
+        var others = apps.Where(c => c.Name != name).Concat(migrations).ToList();
 
         if (live is null)
         {
@@ -198,6 +263,12 @@ public static class StackPlanner
                         return;
                     }
                 }
+                else if (migration is { Running: true, StartedAt: { } began } && now > began + desired.MigrationTimeout)
+                {
+                    actions.Add(new StopContainer(migration, "it ran longer than migrate.timeoutSeconds"));
+                    actions.Add(new FailRollout(revision, "MigrationFailed", $"migration did not finish within {desired.MigrationTimeout.TotalSeconds:0}s", migration));
+                    return;
+                }
                 else if (migration is not { State: "exited", ExitCode: 0 })
                 {
                     actions.Add(new RunMigration(revision, migrateSpec, migration));
@@ -210,8 +281,12 @@ public static class StackPlanner
             }
 
             actions.Add(new StartApp(revision, desired.AppContainer(revision, desired.Image, rollback: false), Rollback: false));
+            actions.Add(new WaitAppReady(revision, name, desired.ProgressDeadline));
+            actions.Add(new CompleteRollout(revision, others));
+            return;
         }
-        else if (!live.Running && live.State == "created")
+
+        if (!live.Running && live.State == "created")
         {
             // Created but never started: the process that created it died before starting it.
             if (desired.StopFirst)
@@ -220,13 +295,80 @@ public static class StackPlanner
             }
 
             actions.Add(new StartExisting(live, "created by an interrupted rollout"));
+            actions.Add(new WaitAppReady(revision, name, desired.ProgressDeadline));
+            actions.Add(new CompleteRollout(revision, others));
+            return;
         }
 
-        var name = desired.Names.AppContainer(revision);
+        // The new revision's container exists: judge it, from what the engine and the probe show.
+        if (live.State is "exited" or "dead" || live.RestartCount >= 2)
+        {
+            actions.Add(new FailRollout(revision, "ContainerExited", $"container {live.Name} exited with code {live.ExitCode} (restarted {live.RestartCount} times)", live));
+            return;
+        }
+
+        var ready = desired.Health is null
+            ? live is { Running: true, State: "running" } && now - (live.StartedAt ?? now) >= desired.MinReady
+            : observed.PassedProbe.Contains(live.Id);
+        if (ready)
+        {
+            actions.Add(new CompleteRollout(revision, others));
+            return;
+        }
+
+        if (now > live.Created + desired.ProgressDeadline)
+        {
+            var (reason, what) = desired.Health is { } hc
+                ? ("HealthCheckFailed", $"GET {hc.Path} on port {hc.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)")
+                : ("ProgressDeadlineExceeded", $"the app did not stay running for {desired.MinReady.TotalSeconds:0}s within the progress deadline");
+            actions.Add(new FailRollout(revision, reason, what, live));
+            return;
+        }
+
         actions.Add(new WaitAppReady(revision, name, desired.ProgressDeadline));
-        actions.Add(new CompleteRollout(
-            revision,
-            apps.Where(c => c.Name != name).Concat(migrations).ToList()));
+        actions.Add(new CompleteRollout(revision, others));
+    }
+
+    /// <summary>
+    /// No container that publishes host ports starts while another app container of the stack runs: that one holds
+    /// the ports (Docker cannot move them), so it is stopped first, whatever led here (a rollout, a rollback, a
+    /// restart after a crash between two steps).
+    /// </summary>
+    private static List<StackAction> StopPortHoldersFirst(DesiredStack desired, ObservedStack observed, List<StackAction> actions)
+    {
+        if (!desired.StopFirst)
+        {
+            return actions;
+        }
+
+        var result = new List<StackAction>(actions.Count);
+        var stopped = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var action in actions)
+        {
+            if (action is StopContainer or RemoveContainer)
+            {
+                stopped.Add(action is StopContainer s ? s.Container.Id : ((RemoveContainer)action).Container.Id);
+            }
+
+            var starting = action switch
+            {
+                StartApp a => a.Spec.Name,
+                StartExisting e when e.Container.Component == StackNames.AppComponent => e.Container.Name,
+                _ => null,
+            };
+            if (starting is not null)
+            {
+                foreach (var holder in observed.Component(StackNames.AppComponent).Where(c => c.Running && c.Name != starting && !stopped.Contains(c.Id)))
+                {
+                    result.Add(new StopContainer(holder, $"it holds the host ports {starting} publishes"));
+                    stopped.Add(holder.Id);
+                }
+            }
+
+            result.Add(action);
+        }
+
+        return result;
     }
 
     /// <summary>The spec failed before: serve the last good image, never retry until the spec changes.</summary>

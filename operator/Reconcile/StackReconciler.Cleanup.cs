@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 

@@ -1,21 +1,19 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Docker;
+using Skiff.Validation;
 
 namespace Skiff.Reconcile;
 
 public sealed partial class StackReconciler
 {
-    // As often as docker-compose polls health: a rollout's speed is mostly how soon a change is noticed.
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan AppStopTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan DatabaseStopTimeout = TimeSpan.FromSeconds(60);
 
-    /// <summary>The longest a database or cache may take to become healthy when the progress deadline is shorter.</summary>
-    private static readonly TimeSpan DataHealthBackstop = TimeSpan.FromMinutes(2);
-
-    /// <summary>Carries out plans for one reconcile and keeps the status up to date as it goes.</summary>
+    /// <summary>
+    /// Carries out plans for one reconcile and keeps the status up to date as it goes. It never waits for the world:
+    /// at the first wait of a plan it sets the status to what is awaited and ends the reconcile, which comes back.
+    /// </summary>
     private sealed class RolloutRun(
         StackReconciler owner,
         DesiredStack desired,
@@ -23,17 +21,12 @@ public sealed partial class StackReconciler
         long? generation,
         Func<AppDeploymentStatus, CancellationToken, Task>? publish)
     {
-        private readonly DockerEngine engine = owner.engine;
+        private readonly IContainerEngine engine = owner.engine;
         private readonly ILogger logger = owner.logger;
 
         /// <summary>Held from the first pull or container start until the next wait, so GC does not delete those images meanwhile.</summary>
         private ImageGC.ImageEngineLock.UseLease? imageLease;
 
-        /// <summary>Pulls that failed in this reconcile: a plan that comes round again does not pull them twice.</summary>
-        private readonly Dictionary<string, ImageUnavailableException> pullFailures = new(StringComparer.Ordinal);
-
-        /// <summary>The migration container this run created and saw exit 0, until the rollout completes.</summary>
-        private (long Revision, string Id)? migrationRun;
 
         public DesiredStack Desired => desired;
 
@@ -55,7 +48,7 @@ public sealed partial class StackReconciler
 
             try
             {
-                return await ExecuteActionsAsync(plan, ct);
+                return await ExecuteActionsAsync(plan, observed, ct);
             }
             finally
             {
@@ -63,13 +56,13 @@ public sealed partial class StackReconciler
             }
         }
 
-        private async Task<(StackResult? Stop, bool Acted)> ExecuteActionsAsync(StackPlan plan, CancellationToken ct)
+        private async Task<(StackResult? Stop, bool Acted)> ExecuteActionsAsync(StackPlan plan, ObservedStack observed, CancellationToken ct)
         {
             var images = plan.Actions.Select(ImageUsedBy).OfType<string>().Where(i => i.Length > 0).Distinct(StringComparer.Ordinal).ToList();
             var started = new HashSet<StackAction>();
             foreach (var action in plan.Actions)
             {
-                if (action is WaitHealthy or WaitAppReady)
+                if (action.IsWait)
                 {
                     // The containers exist now: the engine itself refuses to remove their images.
                     ReleaseImages();
@@ -126,6 +119,8 @@ public sealed partial class StackReconciler
                 {
                     case Blocked blocked:
                         return (owner.Stalled(status, generation, blocked.Reason, blocked.Message, TimeSpan.FromSeconds(30)), false);
+                    case DataNotReady d:
+                        return (await DataNotReadyAsync(d, ct), false);
                     case CreateNetwork n:
                         await engine.CreateNetworkAsync(n.Name, desired.Labels("network"), ct);
                         break;
@@ -143,32 +138,25 @@ public sealed partial class StackReconciler
                         await engine.StartContainerAsync(s.Container.Id, ct);
                         break;
                     case WaitHealthy w:
-                        if (await WaitHealthyAsync(w.Components, ct) is { } notHealthy)
-                        {
-                            return (notHealthy, false);
-                        }
-
-                        break;
+                        SetDataConditions(w.Components.ToDictionary(c => c, c => observed.Component(c).FirstOrDefault()));
+                        return (Waiting(w), false);
                     case BeginRollout b:
                         await BeginAsync(b, ct);
                         break;
                     case RunMigration m:
-                        if (!await MigrateAsync(m, ct))
+                        await StartMigrationAsync(m, ct);
+                        return (Waiting(m), false);
+                    case StartApp a:
+                        if (!a.Rollback && desired.Spec.App.Migrate is not null)
                         {
-                            return (null, true);
+                            // The plan only starts the new revision once its migration exited 0.
+                            Conditions.Set(status, ConditionTypes.Migrated, true, "MigrationSucceeded", $"migration of revision {a.Revision} exited 0", generation, owner.time.GetUtcNow());
                         }
 
-                        break;
-                    case StartApp a:
                         await CreateAndStartAsync(a.Spec, ct);
                         break;
                     case WaitAppReady w:
-                        if (!await WaitReadyAsync(w, ct))
-                        {
-                            return (null, true);
-                        }
-
-                        break;
+                        return (Waiting(w), false);
                     case CompleteRollout c:
                         await CompleteAsync(c, ct);
                         break;
@@ -249,45 +237,42 @@ public sealed partial class StackReconciler
             return digits.Length > 0 ? digits : null;
         }
 
-        /// <summary>
-        /// Waits for the database and cache to report healthy. They are judged by their own Docker health checks
-        /// (a start period, then a few failed checks make them unhealthy), not by the app's progress deadline, which
-        /// counts from the app's start; <see cref="DataHealthBackstop"/> (or the progress deadline, if longer) from
-        /// each container's creation bounds the wait all the same.
-        /// </summary>
-        private async Task<StackResult?> WaitHealthyAsync(IReadOnlyList<string> components, CancellationToken ct)
+        /// <summary>A database or cache that did not become healthy: the stack stalls with its state and last log lines.</summary>
+        private async Task<StackResult> DataNotReadyAsync(DataNotReady d, CancellationToken ct)
         {
-            var limit = desired.ProgressDeadline > DataHealthBackstop ? desired.ProgressDeadline : DataHealthBackstop;
-            var waitStarted = owner.time.GetUtcNow();
-            while (true)
+            SetDataConditions(new Dictionary<string, ObservedContainer?> { [d.Component] = d.Container });
+            var logs = await TailAsync(d.Container.Id, ct);
+            var message = $"the {d.Component} did not become healthy: {d.Why} (state {d.Container.State}, health {d.Container.Health ?? "none"}){logs}";
+            var result = owner.Stalled(status, generation, d.Reason, message, TimeSpan.FromSeconds(15));
+            result.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
+            return result;
+        }
+
+        /// <summary>
+        /// The end of this reconcile at a wait: the status says what is awaited, and the reconcile comes back after the
+        /// wait's interval (nothing here blocks a worker while a migration runs or a container warms up).
+        /// </summary>
+        private StackResult Waiting(StackAction wait)
+        {
+            var now = owner.time.GetUtcNow();
+            if (status.History?.LastOrDefault(h => h.SpecHash == desired.Hash)?.Outcome is Outcomes.Failed or Outcomes.RolledBack)
             {
-                var inspected = await Task.WhenAll(components.Select(component => engine.InspectContainerAsync(
-                    component == StackNames.DatabaseComponent ? desired.Names.DatabaseContainer : desired.Names.CacheContainer, ct)));
-                var states = components.Zip(inspected).ToDictionary(p => p.First, p => p.Second);
-
-                SetDataConditions(states);
-                if (states.Values.All(c => c is { Running: true, Health: "healthy" }))
-                {
-                    return null;
-                }
-
-                var now = owner.time.GetUtcNow();
-                var failed = states.FirstOrDefault(kv => kv.Value is { State: "exited" or "dead" } or { Health: "unhealthy" }
-                    || now > (kv.Value?.Created ?? waitStarted) + limit);
-                if (failed.Key is not null && failed.Value is not { Running: true, Health: "healthy" })
-                {
-                    var bad = failed;
-                    var logs = bad.Value is null ? "" : await TailAsync(bad.Value.Id, ct);
-                    var reason = bad.Key == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
-                    var why = bad.Value is { Health: "unhealthy" } ? "its health check failed" : bad.Value is { State: "exited" or "dead" } ? "it stopped" : $"it was not healthy within {limit.TotalSeconds:0}s";
-                    var message = $"the {bad.Key} did not become healthy: {why} (state {bad.Value?.State ?? "missing"}, health {bad.Value?.Health ?? "none"}){logs}";
-                    var result = owner.Stalled(status, generation, reason, message, TimeSpan.FromSeconds(15));
-                    result.Status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Degraded : Phases.Failed;
-                    return result;
-                }
-
-                await Task.Delay(PollInterval, owner.time, ct);
+                // The spec failed: no rollout is under way, whatever else still starts (its database, say); the
+                // failure stays what the resource says until the spec changes.
+                return new StackResult(status, wait.RequeueAfter);
             }
+
+            status.ObservedGeneration = generation;
+            status.Phase = Phases.Progressing;
+            var message = wait.Waiting;
+            Conditions.Set(status, ConditionTypes.Reconciling, true, "RolloutInProgress", message, generation, now);
+            Conditions.Set(status, ConditionTypes.Stalled, false, "RolloutInProgress", message, generation, now);
+            if (Conditions.Get(status, ConditionTypes.Ready) is not { Status: "True" } and not { Reason: "Replacing" })
+            {
+                Conditions.Set(status, ConditionTypes.Ready, false, "RolloutInProgress", message, generation, now);
+            }
+
+            return new StackResult(status, wait.RequeueAfter);
         }
 
         private void SetDataConditions(IReadOnlyDictionary<string, ObservedContainer?> states)
@@ -337,20 +322,18 @@ public sealed partial class StackReconciler
         }
 
         /// <summary>
-        /// Pulls the images side by side, each per its policy. Returns null when every image is present; otherwise
-        /// what the reconcile ends with: a new revision whose app image does not exist fails (as a migration that
-        /// fails does); any other failed pull stalls the stack and is retried later, never endlessly in silence.
+        /// Makes the images present, each per its policy, pulling side by side in the background. Returns null when
+        /// every image is present; otherwise how the reconcile ends: a wait while pulls run; a new revision whose app
+        /// image does not exist fails (as a migration that fails does); any other failed pull stalls the stack and is
+        /// tried again later, never endlessly in silence.
         /// </summary>
         private async Task<(StackResult? Stop, bool Acted)?> EnsureImagesAsync(IReadOnlyList<EnsureImage> pulls, CancellationToken ct)
         {
-            var failures = (await Task.WhenAll(pulls.Select(p => EnsureImageAsync(p, ct))))
-                .Zip(pulls)
-                .Where(r => r.First is not null)
-                .Select(r => (Pull: r.Second, Failure: r.First!))
-                .ToList();
+            var outcomes = await Task.WhenAll(pulls.Select(p => EnsureImageAsync(p, ct)));
+            var failures = outcomes.Zip(pulls).Where(r => r.First.Failure is not null).Select(r => (Pull: r.Second, Failure: r.First.Failure!)).ToList();
             if (failures.Count == 0)
             {
-                return null;
+                return outcomes.Any(o => o.Pulling) ? (Waiting(new PullWait(pulls.Where((_, i) => outcomes[i].Pulling).Select(p => p.Image).ToList())), false) : null;
             }
 
             // A new revision's app image that does not exist fails that revision (ImageNotFound; rollback), as DESIGN §1 says.
@@ -363,7 +346,7 @@ public sealed partial class StackReconciler
             // Anything else waits for the world to change (the image pushed, the registry back, the Secret fixed).
             var first = failures[0];
             var reason = first.Failure.NotFound ? "ImageNotFound" : "ImagePullFailed";
-            var retry = first.Failure.NotFound ? TimeSpan.FromMinutes(2) : TimeSpan.FromSeconds(30);
+            var retry = PullTracker.RetryAfter(first.Failure);
             var whose = first.Pull.Component == StackNames.AppComponent ? "spec.app.image" : $"spec.{first.Pull.Component}.image";
             var message = $"{whose}: {first.Failure.Message}{CredentialsHint(first.Failure.Message, first.Pull.Image)}; retrying every {retry.TotalSeconds:0}s" +
                 string.Concat(failures.Skip(1).Select(f => $"; also {f.Failure.Message}"));
@@ -372,87 +355,52 @@ public sealed partial class StackReconciler
             return (stalled, false);
         }
 
-        /// <summary>Makes one image present per its policy; null when it is, else why not (remembered for this reconcile).</summary>
-        private async Task<ImageUnavailableException?> EnsureImageAsync(EnsureImage ensure, CancellationToken ct)
+        /// <summary>
+        /// One image per its policy: present (nothing to do), being pulled (a pull is started when none runs), or why not.
+        /// Always pulls once per rollout: a pull that ended since the revision began counts.
+        /// </summary>
+        private async Task<(bool Pulling, ImageUnavailableException? Failure)> EnsureImageAsync(EnsureImage ensure, CancellationToken ct)
         {
-            if (pullFailures.TryGetValue(ensure.Image, out var known))
-            {
-                return known;
-            }
-
             var present = await engine.InspectImageAsync(ensure.Image, ct) is not null;
-            if (ensure.Policy == PullPolicies.Never && !present)
+            if (ensure.Policy == PullPolicies.Never)
             {
-                return new ImageUnavailableException(ensure.Image, $"image {ensure.Image} is not on this node and imagePullPolicy is Never", notFound: true);
+                return present ? (false, null) : (false, new ImageUnavailableException(ensure.Image, $"image {ensure.Image} is not on this node and imagePullPolicy is Never", notFound: true));
             }
 
-            if (ensure.Policy != PullPolicies.Always && present)
+            var pulled = owner.pullTracker.Get(ensure.Image, desired.PullAuthFor(ensure.Image));
+            var since = status.History?.LastOrDefault(h => h.Revision == ensure.Revision)?.DeployedAt;
+            var fresh = ensure.Policy != PullPolicies.Always || pulled is { Done: true, Failure: null, EndedAt: { } at } && since is { } began && at >= began;
+            if (present && fresh)
             {
-                return null;
+                return (false, null);
             }
 
-            var failure = await PullAsync(ensure.Image, ct);
-            if (failure is not null && present)
+            switch (pulled)
             {
-                // Always with a local copy: keep going with what is here rather than fail on a registry hiccup.
-                logger.LogWarning("{Stack}: {Message}; using the local copy", desired.Names.Key, failure.Message);
-                return null;
+                case { Done: false }:
+                    return (true, null);
+                case { Done: true, Failure: { } failure } when present:
+                    // Always with a local copy: keep going with what is here rather than fail on a registry hiccup.
+                    logger.LogWarning("{Stack}: {Message}; using the local copy", desired.Names.Key, failure.Message);
+                    return (false, null);
+                case { Done: true, Failure: { } failure }:
+                    return (false, failure);
+                case { Done: true, Failure: null } when present:
+                    return (false, null);
             }
 
-            if (failure is not null)
+            var use = await owner.EngineLock.EnterUseAsync([ensure.Image], ct);
+            owner.events.Record(desired.Resource, EventKind.Normal, "Pulling", $"Pulling image {ensure.Image}");
+            var resource = desired.Resource;
+            owner.pullTracker.Start(ensure.Image, desired.PullAuthFor(ensure.Image), desired.Names.Key, owner.context.PullTimeout, use, result =>
             {
-                pullFailures[ensure.Image] = failure;
-            }
-
-            return failure;
-        }
-
-        /// <summary>One pull, bounded by the pull timeout, with credentials for the image's registry, watched by the listeners.</summary>
-        private async Task<ImageUnavailableException?> PullAsync(string image, CancellationToken ct)
-        {
-            var stack = desired.Names.Key;
-            var listener = owner.pulls;
-            var started = owner.time.GetTimestamp();
-            listener?.Started(stack, image);
-            owner.events.Record(desired.Resource, EventKind.Normal, "Pulling", $"Pulling image {image}");
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(owner.context.PullTimeout);
-            PullProgress? last = null;
-            var progress = new InlineProgress<PullProgress>(p =>
-            {
-                last = p;
-                listener?.Progress(stack, p);
+                if (result.Result == PullResults.Success)
+                {
+                    owner.events.Record(resource, EventKind.Normal, "Pulled",
+                        $"Pulled image {result.Image} in {result.Duration.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s ({PullLog.Bytes(result.Bytes)})");
+                }
             });
-            string result;
-            ImageUnavailableException? failure = null;
-            long bytes = 0;
-            try
-            {
-                bytes = await engine.PullImageAsync(image, desired.PullAuthFor(image), progress, timeout.Token);
-                result = PullResults.Success;
-            }
-            catch (ImageUnavailableException e)
-            {
-                failure = e;
-                result = e.NotFound ? PullResults.NotFound : PullResults.Failed;
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                var sofar = last is { Total: > 0 } p ? $" ({PullLog.Bytes(p.Done)} of {PullLog.Bytes(p.Total)} downloaded)" : "";
-                failure = new ImageUnavailableException(image,
-                    $"pulling {image} did not finish within the pull timeout of {owner.context.PullTimeout.TotalSeconds:0}s{sofar}; raise it with --pull-timeout", notFound: false);
-                result = PullResults.Timeout;
-            }
-
-            var elapsed = owner.time.GetElapsedTime(started);
-            listener?.Finished(new PullResult(stack, image, result, bytes, elapsed, failure?.Message));
-            if (failure is null)
-            {
-                owner.events.Record(desired.Resource, EventKind.Normal, "Pulled",
-                    $"Pulled image {image} in {elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s ({PullLog.Bytes(bytes)})");
-            }
-
-            return failure;
+            return (true, null);
         }
 
         /// <summary>
@@ -483,130 +431,29 @@ public sealed partial class StackReconciler
                 return "";
             }
 
-            var registry = DockerConfigJson.Registry(image);
+            var registry = ImageReference.Registry(image);
             return desired.Spec.App.ImagePullSecret is { Length: > 0 } secret
                 ? $"; the registry refused the credentials of spec.app.imagePullSecret (Secret \"{secret}\"): check its username and password for {registry}"
                 : $"; the registry wants credentials: set spec.app.imagePullSecret to a kubernetes.io/dockerconfigjson Secret with a login for {registry}";
         }
 
-        private async Task<bool> MigrateAsync(RunMigration migration, CancellationToken ct)
+        /// <summary>Creates and starts the revision's migration container when it does not run yet; the plan then waits for it to end.</summary>
+        private async Task StartMigrationAsync(RunMigration migration, CancellationToken ct)
         {
-            var id = migration.Existing?.Id;
-            if (id is null)
+            if (migration.Existing is { Running: true })
             {
-                id = await engine.CreateContainerAsync(migration.Spec, ct);
+                return;
             }
 
-            if (migration.Existing is not { Running: true })
-            {
-                await engine.StartContainerAsync(id, ct);
-            }
-
-            long exit;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
-            {
-                timeout.CancelAfter(desired.MigrationTimeout);
-                try
-                {
-                    exit = await engine.WaitContainerAsync(id, timeout.Token);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    await engine.StopContainerAsync(id, TimeSpan.FromSeconds(5), ct);
-                    await FailAsync(migration.Revision, "MigrationFailed", $"migration did not finish within {desired.MigrationTimeout.TotalSeconds:0}s", id, ct);
-                    return false;
-                }
-            }
-
-            var now = owner.time.GetUtcNow();
-            if (exit != 0)
-            {
-                // Look before judging: when the engine shuts down it stops the migration (exit 143) and this
-                // throws EngineUnreachable; a migration stopped from outside is re-run by the next plan.
-                var ended = await engine.InspectContainerAsync(id, ct);
-                if (ended is { StoppedFromOutside: true } && ended.Attempt < StackPlanner.MaxMigrationAttempts)
-                {
-                    logger.LogWarning("{Stack}: migration of revision {Revision} was stopped from outside (exit {Exit}); it will run again",
-                        desired.Names.Key, migration.Revision, exit);
-                    return false;
-                }
-
-                var message = ended is null ? $"migration exited with code {exit}" : StackPlanner.MigrationFailure(ended, desired);
-                await FailAsync(migration.Revision, "MigrationFailed", message, id, ct);
-                return false;
-            }
-
-            Conditions.Set(status, ConditionTypes.Migrated, true, "MigrationSucceeded", $"migration of revision {migration.Revision} exited 0", generation, now);
-            migrationRun = (migration.Revision, id);
-            return true;
-        }
-
-        private async Task<bool> WaitReadyAsync(WaitAppReady wait, CancellationToken ct)
-        {
-            var health = desired.Health;
-            DateTimeOffset? healthySince = null;
-            while (true)
-            {
-                var c = await engine.InspectContainerAsync(wait.ContainerName, ct);
-                var now = owner.time.GetUtcNow();
-                if (c is null)
-                {
-                    await FailAsync(wait.Revision, "ContainerExited", $"container {wait.ContainerName} disappeared during the rollout", null, ct);
-                    return false;
-                }
-
-                if (c.State is "exited" or "dead" || c.RestartCount >= 2)
-                {
-                    await FailAsync(wait.Revision, "ContainerExited",
-                        $"container {c.Name} exited with code {c.ExitCode} (restarted {c.RestartCount} times)", c.Id, ct);
-                    return false;
-                }
-
-                if (c.Running && c.State == "running")
-                {
-                    if (health is { } h)
-                    {
-                        if (await owner.ProbeAsync(c, h.Port, h.Path, ct))
-                        {
-                            return true;
-                        }
-                    }
-                    else
-                    {
-                        healthySince ??= c.StartedAt ?? now;
-                        if (now - healthySince >= desired.MinReady)
-                        {
-                            return true;
-                        }
-                    }
-                }
-
-                if (now > c.Created + wait.ProgressDeadline)
-                {
-                    var reason = health is null ? "ProgressDeadlineExceeded" : "HealthCheckFailed";
-                    var what = health is { } hh
-                        ? $"GET {hh.Path} on port {hh.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)"
-                        : $"the app did not stay running for {desired.MinReady.TotalSeconds:0}s within the progress deadline";
-                    await FailAsync(wait.Revision, reason, what, c.Id, ct);
-                    return false;
-                }
-
-                await Task.Delay(PollInterval, owner.time, ct);
-            }
+            var id = migration.Existing?.Id ?? await engine.CreateContainerAsync(migration.Spec, ct);
+            await engine.StartContainerAsync(id, ct);
+            Conditions.Set(status, ConditionTypes.Migrated, false, "Migrating", migration.Waiting, generation, owner.time.GetUtcNow());
         }
 
         private async Task CompleteAsync(CompleteRollout complete, CancellationToken ct)
         {
             // Side by side: the old app's graceful stop need not wait for the migration container's removal.
-            var removals = complete.Leftovers.Select(c => RemoveAsync(c, ct)).ToList();
-            if (migrationRun is { } migrated && migrated.Revision == complete.Revision && complete.Leftovers.All(c => c.Id != migrated.Id))
-            {
-                // Created in this reconcile, after the plan observed the engine: removed now rather than by another round.
-                removals.Add(engine.RemoveContainerAsync(migrated.Id, ct));
-            }
-
-            await Task.WhenAll(removals);
-            migrationRun = null;
+            await Task.WhenAll(complete.Leftovers.Select(c => RemoveAsync(c, ct)));
 
             var record = status.History?.LastOrDefault(h => h.Revision == complete.Revision);
             if (record is { Outcome: Outcomes.Progressing })
@@ -644,6 +491,9 @@ public sealed partial class StackReconciler
             FailureMessage = full;
             TrimHistory();
             var now = owner.time.GetUtcNow();
+            status.ObservedGeneration = generation;
+            status.Phase = rolledBack ? Phases.Degraded : Phases.Failed;
+            Conditions.Set(status, ConditionTypes.Reconciling, false, reason, full, generation, now);
             Conditions.Set(status, ConditionTypes.Stalled, true, reason, full, generation, now);
             Conditions.Set(status, ConditionTypes.Ready, false, reason, full, generation, now);
             if (reason == "MigrationFailed")

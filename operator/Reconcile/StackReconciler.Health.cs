@@ -2,14 +2,11 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Docker;
 
 namespace Skiff.Reconcile;
 
 public sealed partial class StackReconciler
 {
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
-
     /// <summary>
     /// Per stack: the container watched, its consecutive failed probes and the restart count last seen.
     /// Keyed by container too, so a new revision's container starts from its own count.
@@ -24,30 +21,6 @@ public sealed partial class StackReconciler
 
     /// <summary>Raised with every secret value a stack uses, before anything could log one (log redaction).</summary>
     public Action<IEnumerable<string>>? SecretsResolved { get; set; }
-
-    /// <summary>One HTTP GET against the container on the stack's network; 2xx and 3xx are healthy.</summary>
-    internal async Task<bool> ProbeAsync(ObservedContainer container, int port, string path, CancellationToken ct)
-    {
-        var ip = container.NetworkIps.Values.FirstOrDefault();
-        if (ip is null || port <= 0)
-        {
-            return false;
-        }
-
-        try
-        {
-            using var response = await Http.GetAsync(new Uri($"http://{ip}:{port.ToString(CultureInfo.InvariantCulture)}{path}"), ct);
-            return (int)response.StatusCode is >= 200 and < 400;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
 
     /// <summary>Nothing left to do: describe the stack as it stands and watch the live app's health.</summary>
     private async Task<StackResult> FinishAsync(RolloutRun run, ObservedStack observed, CancellationToken ct)
@@ -137,7 +110,7 @@ public sealed partial class StackReconciler
         }
 
         var crashed = app.State == "restarting" || app.RestartCount > restarts;
-        var probed = desired.Health is not { } h || await ProbeAsync(app, h.Port, h.Path, ct);
+        var probed = desired.Health is not { } h || await probe.ProbeAsync(app, h.Port, h.Path, ct);
         failures = probed ? 0 : failures + 1;
         watch[key] = (app.Id, failures, app.RestartCount);
         if (crashed)
@@ -169,4 +142,33 @@ public sealed partial class StackReconciler
                 Restarts = c.RestartCount,
             })
             .ToList();
+}
+
+/// <summary>The operator's HTTP health check: one GET against the container on the stack's network; 2xx and 3xx are healthy.</summary>
+public sealed class HttpAppProbe : IAppProbe
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    public async Task<bool> ProbeAsync(ObservedContainer container, int port, string path, CancellationToken ct)
+    {
+        var ip = container.NetworkIps.Values.FirstOrDefault();
+        if (ip is null || port <= 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            using var response = await Http.GetAsync(new Uri($"http://{ip}:{port.ToString(CultureInfo.InvariantCulture)}{path}"), ct);
+            return (int)response.StatusCode is >= 200 and < 400;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
 }

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Docker;
+using Skiff.Validation;
 
 namespace Skiff.Reconcile;
 
@@ -19,27 +19,32 @@ public sealed record StackResult(AppDeploymentStatus Status, TimeSpan? RequeueAf
 /// <c>.Health.cs</c> watches a live app.
 /// </summary>
 public sealed partial class StackReconciler(
-    DockerEngine engine,
+    IContainerEngine engine,
     ISecretSource secrets,
     StackContext context,
     IEventSink events,
     ILogger<StackReconciler> logger,
     IPullListener? pullListener = null,
-    TimeProvider? timeProvider = null)
+    IAppProbe? appProbe = null,
+    TimeProvider? timeProvider = null) : IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Reconcile");
     private const int MaxPlanRounds = 12;
     private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
-    private readonly DockerEngine engine = engine;
+    private readonly IContainerEngine engine = engine;
     private readonly ISecretSource secrets = secrets;
     private readonly IEventSink events = events;
     private readonly ILogger<StackReconciler> logger = logger;
-    private readonly IPullListener pulls = pullListener ?? new PullLog(logger);
+    private readonly IAppProbe probe = appProbe ?? new HttpAppProbe();
     private readonly StackContext context = context;
+    private readonly PullTracker pullTracker = new(engine, pullListener ?? new PullLog(logger), timeProvider);
 
     public StackContext Context => context;
 
-    public DockerEngine Engine => engine;
+    public IContainerEngine Engine => engine;
+
+    /// <summary>Abandons the pulls that still run (an operator that stops).</summary>
+    public void Dispose() => pullTracker.Dispose();
 
     /// <summary>Where this reconciler records Events (the sources record the Events of status changes there too).</summary>
     public IEventSink Events => events;
@@ -87,7 +92,7 @@ public sealed partial class StackReconciler(
 
         for (var round = 0; round < MaxPlanRounds; round++)
         {
-            var observed = await ObserveAsync(desired, ct);
+            var observed = await ObserveAsync(desired, status.History, ct);
             var plan = StackPlanner.Plan(desired, observed, status.History ?? [], time.GetUtcNow());
             if (plan.IsEmpty)
             {
@@ -120,11 +125,15 @@ public sealed partial class StackReconciler(
         }
 
         var desired = DesiredStack.Build(resource, inputs!, context);
-        var observed = await ObserveAsync(desired, ct);
+        var observed = await ObserveAsync(desired, resource.Status?.History, ct);
         return (StackPlanner.Plan(desired, observed, resource.Status?.History ?? [], time.GetUtcNow()), null);
     }
 
-    internal async Task<ObservedStack> ObserveAsync(DesiredStack desired, CancellationToken ct)
+    /// <summary>
+    /// What the engine shows of the stack, and whether an app container of the desired spec that is still being rolled
+    /// out passes its health check (one probe each): the planner judges the rollout from that, without waiting.
+    /// </summary>
+    internal async Task<ObservedStack> ObserveAsync(DesiredStack desired, IReadOnlyList<RevisionRecord>? history, CancellationToken ct)
     {
         var containers = await engine.ListContainersAsync(
             new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.App] = desired.Names.Key },
@@ -136,7 +145,21 @@ public sealed partial class StackReconciler(
             volumes[volume] = await engine.InspectVolumeAsync(volume, ct);
         }
 
-        return new ObservedStack(network, volumes, containers);
+        var passed = new HashSet<string>(StringComparer.Ordinal);
+        if (desired.Health is { } health)
+        {
+            var candidates = containers.Where(c => c.Component == StackNames.AppComponent && c.SpecHash == desired.Hash && c is { Running: true, State: "running" }
+                && history?.FirstOrDefault(h => h.Revision == c.Revision)?.Outcome != Outcomes.Succeeded);
+            foreach (var candidate in candidates)
+            {
+                if (await probe.ProbeAsync(candidate, health.Port, health.Path, ct))
+                {
+                    passed.Add(candidate.Id);
+                }
+            }
+        }
+
+        return new ObservedStack(network, volumes, containers) { PassedProbe = passed };
     }
 
     private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveInputsAsync(
@@ -197,7 +220,7 @@ public sealed partial class StackReconciler(
 
                 if (auth is not null)
                 {
-                    auths[DockerConfigJson.Registry(image)] = auth;
+                    auths[ImageReference.Registry(image)] = auth;
                 }
             }
         }

@@ -32,13 +32,21 @@ public static class OnceRun
     }
 
     /// <summary>
-    /// Reconciles every key, four at a time; a reconcile that throws is retried with backoff (0.5 s doubling to 10 s)
-    /// until it returns or <paramref name="deadline"/> passes. Returns the keys that did not converge in time.
+    /// Reconciles every key, four at a time, until its rollout is over: a reconcile never waits for the world, so a key
+    /// whose status says a rollout is in progress is reconciled again after the interval the reconcile asked for. A
+    /// reconcile that throws is retried with backoff (0.5 s doubling to 10 s). Stops at <paramref name="deadline"/>;
+    /// returns the keys that did not settle in time.
     /// </summary>
+    /// <param name="reconciler">The source's reconciler.</param>
+    /// <param name="keys">The resources (and pruned stacks) to settle.</param>
+    /// <param name="inProgress">Whether the key's latest status says its rollout goes on (read after each reconcile).</param>
+    /// <param name="deadline">How long the whole run may take.</param>
+    /// <param name="log">Where retries are told.</param>
+    /// <param name="ct">Ends the run.</param>
     /// <exception cref="EngineUnreachableException">The Docker engine stopped answering (exit code 3).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="ct"/> ended.</exception>
     public static async Task<IReadOnlyCollection<ObjectKey>> ReconcileAllAsync(
-        IReconciler reconciler, IReadOnlyCollection<ObjectKey> keys, TimeSpan deadline, ILogger log, CancellationToken ct)
+        IReconciler reconciler, IReadOnlyCollection<ObjectKey> keys, Func<ObjectKey, bool> inProgress, TimeSpan deadline, ILogger log, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(deadline);
@@ -50,8 +58,14 @@ public static class OnceRun
             {
                 try
                 {
-                    await reconciler.ReconcileAsync(key, timeout.Token);
-                    return;
+                    var result = await reconciler.ReconcileAsync(key, timeout.Token);
+                    if (!inProgress(key))
+                    {
+                        return;
+                    }
+
+                    await Task.Delay(result.RequeueAfter > TimeSpan.Zero ? result.RequeueAfter : StackAction.PollInterval, timeout.Token);
+                    delay = TimeSpan.FromMilliseconds(500);
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
                 {

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Cli;
 using Skiff.Docker;
 using Skiff.State;
+using Skiff.Reconcile;
 
 namespace Skiff.Sources;
 

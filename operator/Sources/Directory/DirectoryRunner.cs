@@ -73,7 +73,7 @@ public static class DirectoryRunner
             // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
             using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
             using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
-            var stacks = new StackReconciler(
+            using var stacks = new StackReconciler(
                 engine,
                 new FolderSecretSource(state, source.GetSecret),
                 context,
@@ -149,7 +149,8 @@ public static class DirectoryRunner
         ImageGcService gc, TimeSpan pullTimeout, CancellationToken ct)
     {
         var failed = await OnceRun.ReconcileAllAsync(
-            reconciler, keys, OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct);
+            reconciler, keys, key => Conditions.RolloutInProgress(state.Read(key.Namespace ?? "default", key.Name)?.Status),
+            OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct);
 
         // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
         // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.

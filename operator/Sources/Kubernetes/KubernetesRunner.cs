@@ -99,7 +99,7 @@ public static class KubernetesRunner
             var informer = new Informer<AppDeployment>(
                 KubernetesListWatch<AppDeployment>.ForCustomResource(client, SkiffApi.Group, SkiffApi.Version, AppDeployment.Plural),
                 logging.CreateLogger<Informer<AppDeployment>>());
-            var stacks = new StackReconciler(
+            using var stacks = new StackReconciler(
                 engine,
                 new KubernetesSecretSource(client),
                 new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout },
@@ -283,7 +283,9 @@ public static class KubernetesRunner
                 .Distinct()
                 .ToList();
             log.LogInformation("Reconciling {Count} AppDeployments of node {Node} once", keys.Count, node);
-            var failed = await OnceRun.ReconcileAllAsync(reconciler, keys, OnceRun.Deadline(resources.Select(a => a.Spec), stacks.Context.PullTimeout), log, ct);
+            var failed = await OnceRun.ReconcileAllAsync(
+                reconciler, keys, key => Conditions.RolloutInProgress(latest.GetValueOrDefault(key)),
+                OnceRun.Deadline(resources.Select(a => a.Spec), stacks.Context.PullTimeout), log, ct);
 
             // One GC pass, as the folder's --once makes: a node deployed only by `run --once` collects its old images too.
             await gc.Loop.RunPassAsync("skiff run --once", ct);

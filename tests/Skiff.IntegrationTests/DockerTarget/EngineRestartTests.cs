@@ -17,7 +17,7 @@ public sealed class EngineRestartTests
         await dockerd.LoadImagesAsync(StackHarness.PostgresImage, StackHarness.AppImage);
         using var engine = new DockerEngine(dockerd.Endpoint);
         var secrets = new InMemorySecrets();
-        var reconciler = new StackReconciler(engine, secrets, new StackContext("local", "restart-test", "test"), new RecordingEvents(), NullLogger<StackReconciler>.Instance);
+        using var reconciler = new StackReconciler(engine, secrets, new StackContext("local", "restart-test", "test"), new RecordingEvents(), NullLogger<StackReconciler>.Instance);
         var api = StackHarness.ApiWithDatabase("restart", "api");
         // The engine lives in its own network namespace: readiness by minReadySeconds, not an HTTP probe from here.
         api.Spec.App.HealthCheck = null;
@@ -27,7 +27,7 @@ public sealed class EngineRestartTests
         // the middle of its first initdb would leave a half-made cluster, with this image as with the official
         // one: that is a different test.)
         api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "5" }];
-        var reconcile = reconciler.ReconcileAsync(api, (s, _) => { api.Status = s; return Task.CompletedTask; }, CancellationToken.None);
+        var reconcile = StackHarness.SettleAsync(reconciler, api, CancellationToken.None);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None)).Any(c => c.Running))
         {
@@ -42,8 +42,7 @@ public sealed class EngineRestartTests
         Assert.Contains("Docker engine unreachable at " + dockerd.Endpoint, error.Message);
 
         await dockerd.StartAsync();
-        var result = await reconciler.ReconcileAsync(api, (s, _) => { api.Status = s; return Task.CompletedTask; }, CancellationToken.None);
-        api.Status = result.Status;
+        var result = await StackHarness.SettleAsync(reconciler, api, CancellationToken.None);
 
         Assert.True(result.Status.Phase == Phases.Ready, string.Join("\n", result.Status.Conditions!.Select(c => $"{c.Type}={c.Status} {c.Reason}: {c.Message}")));
         Assert.Equal(Outcomes.Succeeded, Assert.Single(result.Status.History!).Outcome);

@@ -116,13 +116,30 @@ public sealed class StackHarness : IAsyncDisposable
         },
     };
 
-    /// <summary>Reconciles and stores the new status on the resource, as a source would.</summary>
+    /// <summary>Reconciles until the rollout is over (Ready, failed or stalled) and stores each new status on the resource, as a source would.</summary>
     public async Task<StackResult> ReconcileAsync(AppDeployment resource)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var result = await Reconciler.ReconcileAsync(resource, (s, _) => { resource.Status = s; return Task.CompletedTask; }, cts.Token);
-        resource.Status = result.Status;
-        return result;
+        return await SettleAsync(Reconciler, resource, cts.Token);
+    }
+
+    /// <summary>
+    /// What a source's work queue does for one resource: reconcile, store the status, and come back after the interval
+    /// the reconcile asked for while its status says a rollout step is under way (a reconcile never waits itself).
+    /// </summary>
+    public static async Task<StackResult> SettleAsync(StackReconciler reconciler, AppDeployment resource, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await reconciler.ReconcileAsync(resource, (s, _) => { resource.Status = StackReconciler.CloneStatus(s); return Task.CompletedTask; }, ct);
+            resource.Status = result.Status;
+            if (!Conditions.RolloutInProgress(result.Status))
+            {
+                return result;
+            }
+
+            await Task.Delay(result.RequeueAfter ?? StackAction.PollInterval, ct);
+        }
     }
 
     public async Task<IReadOnlyList<ObservedContainer>> ContainersAsync(AppDeployment resource) =>
@@ -146,6 +163,7 @@ public sealed class StackHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Reconciler.Dispose();
         var client = Engine.Client;
         var filter = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{SkiffLabels.Source}={SourceId}"] = true } };
         foreach (var c in await client.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = filter }))

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Skiff.Docker;
 using Skiff.IntegrationTests.Infrastructure;
+using Skiff.Reconcile;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Skiff.IntegrationTests.DockerTarget;
 using Skiff.IntegrationTests.Infrastructure;
+using Skiff.Reconcile;
 
 namespace Skiff.IntegrationTests.FreshHost;
 
@@ -121,7 +122,7 @@ public sealed class FreshHost : IAsyncDisposable
         {
             await engine.ResetAsync();
         }
-        catch (Exception e) when (e is Skiff.Docker.EngineUnreachableException or HttpRequestException or IOException)
+        catch (Exception e) when (e is Skiff.Reconcile.EngineUnreachableException or HttpRequestException or IOException)
         {
             // Not started: nothing to reset.
         }

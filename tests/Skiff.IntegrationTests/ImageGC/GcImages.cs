@@ -26,7 +26,7 @@ public sealed class GcImages(DockerFixture docker) : IAsyncDisposable
     /// </summary>
     public async Task<string> CommitAsync(string from, string repositoryAndTag)
     {
-        var (repo, tag) = Skiff.Docker.ImageReference.SplitForPull(Prefix + repositoryAndTag);
+        var (repo, tag) = Skiff.Validation.ImageReference.SplitForPull(Prefix + repositoryAndTag);
         var created = await docker.Client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
             Image = from,
@@ -56,7 +56,7 @@ public sealed class GcImages(DockerFixture docker) : IAsyncDisposable
 
     public async Task TagAsync(string id, string repositoryAndTag)
     {
-        var (repo, tag) = Skiff.Docker.ImageReference.SplitForPull(Prefix + repositoryAndTag);
+        var (repo, tag) = Skiff.Validation.ImageReference.SplitForPull(Prefix + repositoryAndTag);
         await docker.Client.Images.TagImageAsync(id, new ImageTagParameters { RepositoryName = repo, Tag = tag });
     }
 

@@ -1,6 +1,7 @@
 using Skiff.Docker;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
+using Skiff.Reconcile;
 
 namespace Skiff.IntegrationTests.TwoHosts;
 

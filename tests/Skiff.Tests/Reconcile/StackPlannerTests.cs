@@ -113,7 +113,8 @@ public class StackPlannerTests
         // The status write was lost too: only the engine's labels know revision 2.
         var history = new List<RevisionRecord> { new() { Revision = 1, SpecHash = "old", Outcome = Outcomes.Succeeded, Image = "acme/api:1" } };
         var old = Container(d, "app", d.Names.AppContainer(1), revision: 1, hash: "old");
-        var fresh = Container(d, "app", d.Names.AppContainer(2), revision: 2, hash: d.Hash);
+        // Started a moment ago: not running minReadySeconds yet.
+        var fresh = Container(d, "app", d.Names.AppContainer(2), revision: 2, hash: d.Hash) with { StartedAt = Now.AddSeconds(-1) };
         var plan = StackPlanner.Plan(d, Observed(d, true, HealthyDatabase(d), old, fresh), history, Now);
         Assert.Equal(["BeginRollout", "WaitAppReady", "CompleteRollout"], Kinds(plan));
         Assert.Equal(2, plan.Actions.OfType<BeginRollout>().Single().Revision);

@@ -55,7 +55,7 @@ public class QuantityTests
         var error = ResourceValidator.Validate(app).FirstOrDefault(e => e.Path == site.Path)?.Message;
         try
         {
-            var inputs = new ResolvedInputs(new DatabaseCredentials("app", "pw", "app"), new Dictionary<string, string>(), new Dictionary<string, Skiff.Docker.RegistryAuth>());
+            var inputs = new ResolvedInputs(new DatabaseCredentials("app", "pw", "app"), new Dictionary<string, string>(), new Dictionary<string, Skiff.Reconcile.RegistryAuth>());
             var stack = DesiredStack.Build(app, inputs, new StackContext("vps-1", "src", "test"));
             return (error, true, site.Converted(stack));
         }

@@ -1,9 +1,11 @@
 using System.Text;
 using System.Text.Json;
 
-namespace Skiff.Docker;
+using Skiff.Validation;
 
-/// <summary>Reads registry credentials from a kubernetes.io/dockerconfigjson Secret.</summary>
+namespace Skiff.Reconcile;
+
+/// <summary>Reads registry credentials from a kubernetes.io/dockerconfigjson Secret (what <c>imagePullSecret</c> names).</summary>
 public static class DockerConfigJson
 {
     public static RegistryAuth? FindAuth(IReadOnlyDictionary<string, byte[]> secret, string image, out string? error)
@@ -24,7 +26,7 @@ public static class DockerConfigJson
                 return null;
             }
 
-            var registry = Registry(image);
+            var registry = ImageReference.Registry(image);
             foreach (var entry in auths.EnumerateObject())
             {
                 var host = entry.Name.Replace("https://", "", StringComparison.Ordinal).Replace("http://", "", StringComparison.Ordinal).Split('/')[0];
@@ -58,18 +60,5 @@ public static class DockerConfigJson
             error = ".dockerconfigjson is not valid JSON with base64 auth entries";
             return null;
         }
-    }
-
-    /// <summary>The registry host of an image reference (docker.io when none is named).</summary>
-    public static string Registry(string image)
-    {
-        var slash = image.IndexOf('/');
-        if (slash < 0)
-        {
-            return "docker.io";
-        }
-
-        var first = image[..slash];
-        return first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost" ? first : "docker.io";
     }
 }

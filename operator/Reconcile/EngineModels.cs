@@ -1,4 +1,4 @@
-namespace Skiff.Docker;
+namespace Skiff.Reconcile;
 
 /// <summary>A container as the engine shows it, with the fields reconciliation needs.</summary>
 public sealed record ObservedContainer(
@@ -27,29 +27,19 @@ public sealed record ObservedContainer(
     public bool StoppedFromOutside => State is "exited" or "dead" && !OomKilled && ExitCode is 137 or 143;
 
     /// <summary>Which run this is of a one-off container that Skiff re-creates after an interruption (1 when not labelled).</summary>
-    public int Attempt => int.TryParse(Label(Reconcile.SkiffLabels.Attempt), out var a) && a > 0 ? a : 1;
+    public int Attempt => int.TryParse(Label(SkiffLabels.Attempt), out var a) && a > 0 ? a : 1;
 
     public string? Label(string key) => Labels.TryGetValue(key, out var v) ? v : null;
 
-    public long? Revision => long.TryParse(Label(Reconcile.SkiffLabels.Revision), out var r) ? r : null;
+    public long? Revision => long.TryParse(Label(SkiffLabels.Revision), out var r) ? r : null;
 
-    public string? Component => Label(Reconcile.SkiffLabels.Component);
+    public string? Component => Label(SkiffLabels.Component);
 
-    public string? SpecHash => Label(Reconcile.SkiffLabels.SpecHash);
+    public string? SpecHash => Label(SkiffLabels.SpecHash);
 }
 
 /// <summary>An image as the engine shows it.</summary>
 public sealed record ObservedImage(string Id, IReadOnlyList<string> RepoTags, IReadOnlyList<string> RepoDigests, long Size, DateTimeOffset Created, IReadOnlyList<string> Env);
-
-/// <summary>What became of removing one image reference.</summary>
-public enum ImageRemoval
-{
-    Removed,
-    /// <summary>404: the engine does not know it (removed by someone else).</summary>
-    NotFound,
-    /// <summary>409: a container uses it, or it has several tags and would need force.</summary>
-    Conflict,
-}
 
 /// <summary>What a container should look like; built by the pure planner, created by the executor.</summary>
 public sealed record ContainerSpec
