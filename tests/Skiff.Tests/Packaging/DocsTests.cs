@@ -129,6 +129,33 @@ public sealed partial class DocsTests
         {
             Assert.Contains($"`{m.Groups[1].Value}`", doc, StringComparison.Ordinal);
         }
+
+        // The Events image GC records on ImageGCPolicies too, PolicyConflict among them.
+        var policyEvents = Regex.Matches(AllSource(), @"RecordEventAsync\([^,]+, [^,]+, ""\w+"", ""(\w+)""|\(""(?:Warning|Normal)"", ""(\w+)""\)")
+            .Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value)
+            .ToHashSet(StringComparer.Ordinal);
+        Assert.Contains("PolicyConflict", policyEvents);
+        Assert.Contains("ImageGCFailed", policyEvents);
+        var events = Section(doc, "## Events");
+        foreach (var reason in policyEvents)
+        {
+            Assert.True(events.Contains($"| `{reason}` |", StringComparison.Ordinal),
+                $"docs/TROUBLESHOOTING.md does not list the ImageGCPolicy Event {reason} in its Events tables");
+        }
+    }
+
+    [Fact]
+    public void Observability_documents_every_metric_the_operator_exports_and_no_other()
+    {
+        var exported = ChartTests.ExportedMetrics();
+        Assert.Contains("skiff_image_pull_duration_seconds", exported);
+
+        var documented = MetricRow().Matches(Section(Docs("OBSERVABILITY.md"), "## Metrics"))
+            .Select(m => m.Groups[1].Value)
+            .ToHashSet(StringComparer.Ordinal);
+
+        Assert.Empty(exported.Except(documented));
+        Assert.Empty(documented.Except(exported));
     }
 
     /// <summary>Reasons written into conditions, read from the reconciler's source.</summary>
@@ -174,6 +201,9 @@ public sealed partial class DocsTests
 
     [GeneratedRegex(@"^\| `((?:spec|status)[A-Za-z.\[\]]*)` \|", RegexOptions.Multiline)]
     private static partial Regex FieldRow();
+
+    [GeneratedRegex(@"^\| `([a-z_]+)` \| (?:counter|gauge|histogram) \|", RegexOptions.Multiline)]
+    private static partial Regex MetricRow();
 
     [GeneratedRegex(@"Stalled\(|new Blocked\(|FailAsync\(|ConditionTypes\.(Ready|Stalled)|\(false, ""|\(null, \(""|var reason =")]
     private static partial Regex ReasonLine();
