@@ -2,9 +2,64 @@ using Skiff.Api;
 
 namespace Skiff.Reconcile;
 
+/// <summary>Where a resource stands, as kstatus's three conditions say it together.</summary>
+public enum Summary
+{
+    /// <summary>Ready=True, Stalled=False, Reconciling=False.</summary>
+    Ready,
+
+    /// <summary>Reconciling=True (a rollout step is under way), Stalled=False; Ready stays True if it was, else False.</summary>
+    Progressing,
+
+    /// <summary>Stalled=True: nothing moves until something outside changes; Ready=False, Reconciling=False.</summary>
+    Stalled,
+
+    /// <summary>Ready=False for a live app that turned unhealthy; Stalled=False, Reconciling=False (it may recover by itself).</summary>
+    NotReady,
+
+    /// <summary>Ready=Unknown, Reconciling=True: the engine cannot be asked; Stalled is left as it was.</summary>
+    Unknown,
+}
+
 /// <summary>kstatus condition helpers: keyed by type, lastTransitionTime moves only when the status flips.</summary>
 public static class Conditions
 {
+    /// <summary>Sets Ready, Stalled and Reconciling together (the one place they are set), with one reason and message.</summary>
+    public static void Summarize(AppDeploymentStatus status, Summary summary, string reason, string message, long? generation, DateTimeOffset now)
+    {
+        switch (summary)
+        {
+            case Summary.Ready:
+                Set(status, ConditionTypes.Ready, true, reason, message, generation, now);
+                Set(status, ConditionTypes.Stalled, false, reason, message, generation, now);
+                Set(status, ConditionTypes.Reconciling, false, reason, message, generation, now);
+                break;
+            case Summary.Progressing:
+                Set(status, ConditionTypes.Reconciling, true, reason, message, generation, now);
+                Set(status, ConditionTypes.Stalled, false, reason, message, generation, now);
+                if (Get(status, ConditionTypes.Ready) is not { Status: "True" } and not { Reason: Reasons.Replacing })
+                {
+                    Set(status, ConditionTypes.Ready, false, reason, message, generation, now);
+                }
+
+                break;
+            case Summary.Stalled:
+                Set(status, ConditionTypes.Ready, false, reason, message, generation, now);
+                Set(status, ConditionTypes.Stalled, true, reason, message, generation, now);
+                Set(status, ConditionTypes.Reconciling, false, reason, message, generation, now);
+                break;
+            case Summary.NotReady:
+                Set(status, ConditionTypes.Ready, false, reason, message, generation, now);
+                Set(status, ConditionTypes.Stalled, false, reason, message, generation, now);
+                Set(status, ConditionTypes.Reconciling, false, reason, message, generation, now);
+                break;
+            case Summary.Unknown:
+                Set(status, ConditionTypes.Ready, "Unknown", reason, message, generation, now);
+                Set(status, ConditionTypes.Reconciling, true, reason, message, generation, now);
+                break;
+        }
+    }
+
     public static void Set(AppDeploymentStatus status, string type, bool value, string reason, string message, long? generation, DateTimeOffset now) =>
         Set(status, type, value ? "True" : "False", reason, message, generation, now);
 
@@ -48,7 +103,7 @@ public static class Conditions
     /// starting, a migration, the new revision warming up): <c>Reconciling</c> True with reason <c>RolloutInProgress</c>.
     /// </summary>
     public static bool RolloutInProgress(AppDeploymentStatus? status) =>
-        Get(status, ConditionTypes.Reconciling) is { Status: "True", Reason: "RolloutInProgress" };
+        Get(status, ConditionTypes.Reconciling) is { Status: "True", Reason: Reasons.RolloutInProgress };
 }
 
 /// <summary>Replaces every known secret value in text copied into status, events or logs.</summary>

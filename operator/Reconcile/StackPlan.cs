@@ -80,7 +80,7 @@ public sealed record WaitHealthy(IReadOnlyList<string> Components) : StackAction
 /// <summary>A database or cache container did not become healthy: the stack stalls (reason DatabaseNotReady or CacheNotReady).</summary>
 public sealed record DataNotReady(string Component, ObservedContainer Container, string Why) : StackAction
 {
-    public string Reason => Component == StackNames.DatabaseComponent ? "DatabaseNotReady" : "CacheNotReady";
+    public string Reason => Component == StackNames.DatabaseComponent ? Reasons.DatabaseNotReady : Reasons.CacheNotReady;
 
     public override string Describe() => $"stall: the {Component} did not become healthy: {Why}";
 }

@@ -50,7 +50,7 @@ public static class StackPlanner
         var foreign = observed.Containers.FirstOrDefault(c => c.Label(SkiffLabels.Source) != desired.Context.SourceId);
         if (foreign is not null)
         {
-            actions.Add(new Blocked("OwnedByAnotherSource", $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}); rename this resource or remove the other one"));
+            actions.Add(new Blocked(Reasons.OwnedByAnotherSource, $"container {foreign.Name} belongs to another Skiff source ({foreign.Label(SkiffLabels.Source)}); rename this resource or remove the other one"));
             return new StackPlan(actions);
         }
 
@@ -163,7 +163,7 @@ public static class StackPlanner
             var present = observed.Volumes.TryGetValue(volume, out var labels) && labels is not null;
             if (!present && want.Adopted)
             {
-                actions.Add(new Blocked("VolumeNotFound", $"spec.database.volume: volume \"{volume}\" does not exist on this node; create it or remove the field to let Skiff create one"));
+                actions.Add(new Blocked(Reasons.VolumeNotFound, $"spec.database.volume: volume \"{volume}\" does not exist on this node; create it or remove the field to let Skiff create one"));
                 return;
             }
 
@@ -259,14 +259,14 @@ public static class StackPlanner
                     }
                     else
                     {
-                        actions.Add(new FailRollout(revision, "MigrationFailed", MigrationFailure(migration, desired), migration));
+                        actions.Add(new FailRollout(revision, Reasons.MigrationFailed, MigrationFailure(migration, desired), migration));
                         return;
                     }
                 }
                 else if (migration is { Running: true, StartedAt: { } began } && now > began + desired.MigrationTimeout)
                 {
                     actions.Add(new StopContainer(migration, "it ran longer than migrate.timeoutSeconds"));
-                    actions.Add(new FailRollout(revision, "MigrationFailed", $"migration did not finish within {desired.MigrationTimeout.TotalSeconds:0}s", migration));
+                    actions.Add(new FailRollout(revision, Reasons.MigrationFailed, $"migration did not finish within {desired.MigrationTimeout.TotalSeconds:0}s", migration));
                     return;
                 }
                 else if (migration is not { State: "exited", ExitCode: 0 })
@@ -303,7 +303,7 @@ public static class StackPlanner
         // The new revision's container exists: judge it, from what the engine and the probe show.
         if (live.State is "exited" or "dead" || live.RestartCount >= 2)
         {
-            actions.Add(new FailRollout(revision, "ContainerExited", $"container {live.Name} exited with code {live.ExitCode} (restarted {live.RestartCount} times)", live));
+            actions.Add(new FailRollout(revision, Reasons.ContainerExited, $"container {live.Name} exited with code {live.ExitCode} (restarted {live.RestartCount} times)", live));
             return;
         }
 
@@ -319,8 +319,8 @@ public static class StackPlanner
         if (now > live.Created + desired.ProgressDeadline)
         {
             var (reason, what) = desired.Health is { } hc
-                ? ("HealthCheckFailed", $"GET {hc.Path} on port {hc.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)")
-                : ("ProgressDeadlineExceeded", $"the app did not stay running for {desired.MinReady.TotalSeconds:0}s within the progress deadline");
+                ? (Reasons.HealthCheckFailed, $"GET {hc.Path} on port {hc.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)")
+                : (Reasons.ProgressDeadlineExceeded, $"the app did not stay running for {desired.MinReady.TotalSeconds:0}s within the progress deadline");
             actions.Add(new FailRollout(revision, reason, what, live));
             return;
         }

@@ -36,11 +36,11 @@ public sealed partial class StackReconciler
         var now = time.GetUtcNow();
         if (guard.IsRaised)
         {
-            Conditions.Set(status, ConditionTypes.DiskPressure, true, "DiskPressure", guard.Message, generation, now);
+            Conditions.Set(status, ConditionTypes.DiskPressure, true, Reasons.DiskPressure, guard.Message, generation, now);
         }
         else if (Conditions.Get(status, ConditionTypes.DiskPressure) is not null)
         {
-            Conditions.Set(status, ConditionTypes.DiskPressure, false, "DiskSpaceAvailable", guard.Message, generation, now);
+            Conditions.Set(status, ConditionTypes.DiskPressure, false, Reasons.DiskSpaceAvailable, guard.Message, generation, now);
         }
     }
 
@@ -51,9 +51,9 @@ public sealed partial class StackReconciler
         var message = $"the rollout waits for disk space: {why}";
         status.ObservedGeneration = generation;
         status.Phase = status.History?.Any(h => h.Outcome == Outcomes.Succeeded) == true ? Phases.Progressing : Phases.Pending;
-        Conditions.Set(status, ConditionTypes.Reconciling, true, "DiskPressure", message, generation, now);
-        Conditions.Set(status, ConditionTypes.Stalled, false, "DiskPressure", message, generation, now);
-        Conditions.Set(status, ConditionTypes.Ready, false, "DiskPressure", message, generation, now);
+        Conditions.Summarize(status, Summary.Progressing, Reasons.DiskPressure, message, generation, now);
+        // Ready says False all the same: the spec asked for cannot be rolled out now.
+        Conditions.Set(status, ConditionTypes.Ready, false, Reasons.DiskPressure, message, generation, now);
         return new StackResult(status, TimeSpan.FromSeconds(30));
     }
 }

@@ -126,7 +126,7 @@ public sealed partial class StackReconciler
                         break;
                     case CreateVolume v:
                         await engine.CreateVolumeAsync(v.Name, desired.Labels(v.Component), ct);
-                        owner.events.Record(desired.Resource, EventKind.Normal, "VolumeCreated", $"Created volume {v.Name} for the {v.Component}");
+                        owner.events.Record(desired.Resource, EventKind.Normal, Reasons.VolumeCreated, $"Created volume {v.Name} for the {v.Component}");
                         break;
                     case RemoveContainer r:
                         await RemoveAsync(r.Container, ct);
@@ -150,7 +150,7 @@ public sealed partial class StackReconciler
                         if (!a.Rollback && desired.Spec.App.Migrate is not null)
                         {
                             // The plan only starts the new revision once its migration exited 0.
-                            Conditions.Set(status, ConditionTypes.Migrated, true, "MigrationSucceeded", $"migration of revision {a.Revision} exited 0", generation, owner.time.GetUtcNow());
+                            Conditions.Set(status, ConditionTypes.Migrated, true, Reasons.MigrationSucceeded, $"migration of revision {a.Revision} exited 0", generation, owner.time.GetUtcNow());
                         }
 
                         await CreateAndStartAsync(a.Spec, ct);
@@ -212,12 +212,12 @@ public sealed partial class StackReconciler
                     await engine.RemoveContainerAsync(id, ct);
                     var message = $"spec.database.image: the data volume {component.Volume} holds PostgreSQL {dataVersion} data but {component.Container.Image} is PostgreSQL {imageMajor}; " +
                         $"use a {dataVersion}.x image, or dump the data with pg_dump and restore it into a new volume";
-                    return owner.Stalled(status, generation, "DatabaseVersionMismatch", message, TimeSpan.FromMinutes(1));
+                    return owner.Stalled(status, generation, Reasons.DatabaseVersionMismatch, message, TimeSpan.FromMinutes(1));
                 }
             }
 
             await engine.StartContainerAsync(id, ct);
-            owner.events.Record(desired.Resource, EventKind.Normal, component.Component == StackNames.DatabaseComponent ? "DatabaseStarted" : "CacheStarted",
+            owner.events.Record(desired.Resource, EventKind.Normal, component.Component == StackNames.DatabaseComponent ? Reasons.DatabaseStarted : Reasons.CacheStarted,
                 $"Started {component.Container.Name} ({component.Container.Image})");
             return null;
         }
@@ -264,13 +264,7 @@ public sealed partial class StackReconciler
 
             status.ObservedGeneration = generation;
             status.Phase = Phases.Progressing;
-            var message = wait.Waiting;
-            Conditions.Set(status, ConditionTypes.Reconciling, true, "RolloutInProgress", message, generation, now);
-            Conditions.Set(status, ConditionTypes.Stalled, false, "RolloutInProgress", message, generation, now);
-            if (Conditions.Get(status, ConditionTypes.Ready) is not { Status: "True" } and not { Reason: "Replacing" })
-            {
-                Conditions.Set(status, ConditionTypes.Ready, false, "RolloutInProgress", message, generation, now);
-            }
+            Conditions.Summarize(status, Summary.Progressing, Reasons.RolloutInProgress, wait.Waiting, generation, now);
 
             return new StackResult(status, wait.RequeueAfter);
         }
@@ -282,7 +276,7 @@ public sealed partial class StackReconciler
             {
                 var type = component == StackNames.DatabaseComponent ? ConditionTypes.DatabaseReady : ConditionTypes.CacheReady;
                 var healthy = c is { Running: true, Health: "healthy" };
-                Conditions.Set(status, type, healthy, healthy ? "Healthy" : "NotHealthy",
+                Conditions.Set(status, type, healthy, healthy ? Reasons.Healthy : Reasons.NotHealthy,
                     healthy ? $"{component} is healthy" : $"{component} is {c?.State ?? "missing"} (health {c?.Health ?? "none"})", generation, now);
             }
         }
@@ -307,13 +301,7 @@ public sealed partial class StackReconciler
             var now = owner.time.GetUtcNow();
             status.ObservedGeneration = generation;
             status.Phase = Phases.Progressing;
-            var message = $"Rolling out revision {begin.Revision} ({begin.Image})";
-            Conditions.Set(status, ConditionTypes.Reconciling, true, "RolloutInProgress", message, generation, now);
-            Conditions.Set(status, ConditionTypes.Stalled, false, "RolloutInProgress", message, generation, now);
-            if (!Conditions.IsTrue(status, ConditionTypes.Ready))
-            {
-                Conditions.Set(status, ConditionTypes.Ready, false, "RolloutInProgress", message, generation, now);
-            }
+            Conditions.Summarize(status, Summary.Progressing, Reasons.RolloutInProgress, $"Rolling out revision {begin.Revision} ({begin.Image})", generation, now);
 
             if (publish is not null)
             {
@@ -339,13 +327,13 @@ public sealed partial class StackReconciler
             // A new revision's app image that does not exist fails that revision (ImageNotFound; rollback), as DESIGN §1 says.
             if (failures.FirstOrDefault(f => f.Pull is { Component: StackNames.AppComponent, Revision: not null } && f.Failure.NotFound) is { Pull: not null } missing)
             {
-                await FailAsync(missing.Pull.Revision!.Value, "ImageNotFound", missing.Failure.Message + CredentialsHint(missing.Failure.Message, missing.Pull.Image), null, ct);
+                await FailAsync(missing.Pull.Revision!.Value, Reasons.ImageNotFound, missing.Failure.Message + CredentialsHint(missing.Failure.Message, missing.Pull.Image), null, ct);
                 return (null, true);
             }
 
             // Anything else waits for the world to change (the image pushed, the registry back, the Secret fixed).
             var first = failures[0];
-            var reason = first.Failure.NotFound ? "ImageNotFound" : "ImagePullFailed";
+            var reason = first.Failure.NotFound ? Reasons.ImageNotFound : Reasons.ImagePullFailed;
             var retry = PullTracker.RetryAfter(first.Failure);
             var whose = first.Pull.Component == StackNames.AppComponent ? "spec.app.image" : $"spec.{first.Pull.Component}.image";
             var message = $"{whose}: {first.Failure.Message}{CredentialsHint(first.Failure.Message, first.Pull.Image)}; retrying every {retry.TotalSeconds:0}s" +
@@ -390,13 +378,13 @@ public sealed partial class StackReconciler
             }
 
             var use = await owner.EngineLock.EnterUseAsync([ensure.Image], ct);
-            owner.events.Record(desired.Resource, EventKind.Normal, "Pulling", $"Pulling image {ensure.Image}");
+            owner.events.Record(desired.Resource, EventKind.Normal, Reasons.Pulling, $"Pulling image {ensure.Image}");
             var resource = desired.Resource;
             owner.pullTracker.Start(ensure.Image, desired.PullAuthFor(ensure.Image), desired.Names.Key, owner.context.PullTimeout, use, result =>
             {
                 if (result.Result == PullResults.Success)
                 {
-                    owner.events.Record(resource, EventKind.Normal, "Pulled",
+                    owner.events.Record(resource, EventKind.Normal, Reasons.Pulled,
                         $"Pulled image {result.Image} in {result.Duration.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s ({PullLog.Bytes(result.Bytes)})");
                 }
             });
@@ -411,8 +399,8 @@ public sealed partial class StackReconciler
         {
             var now = owner.time.GetUtcNow();
             var message = $"revision {stop.Container.Revision} is stopped to free its host port for revision {CurrentRevision()}; nothing serves until that one is ready";
-            Conditions.Set(status, ConditionTypes.Ready, false, "Replacing", message, generation, now);
-            Conditions.Set(status, ConditionTypes.AppReady, false, "Replacing", message, generation, now);
+            Conditions.Set(status, ConditionTypes.Ready, false, Reasons.Replacing, message, generation, now);
+            Conditions.Set(status, ConditionTypes.AppReady, false, Reasons.Replacing, message, generation, now);
             status.Phase = Phases.Progressing;
             if (publish is not null)
             {
@@ -447,7 +435,7 @@ public sealed partial class StackReconciler
 
             var id = migration.Existing?.Id ?? await engine.CreateContainerAsync(migration.Spec, ct);
             await engine.StartContainerAsync(id, ct);
-            Conditions.Set(status, ConditionTypes.Migrated, false, "Migrating", migration.Waiting, generation, owner.time.GetUtcNow());
+            Conditions.Set(status, ConditionTypes.Migrated, false, Reasons.Migrating, migration.Waiting, generation, owner.time.GetUtcNow());
         }
 
         private async Task CompleteAsync(CompleteRollout complete, CancellationToken ct)
@@ -493,10 +481,8 @@ public sealed partial class StackReconciler
             var now = owner.time.GetUtcNow();
             status.ObservedGeneration = generation;
             status.Phase = rolledBack ? Phases.Degraded : Phases.Failed;
-            Conditions.Set(status, ConditionTypes.Reconciling, false, reason, full, generation, now);
-            Conditions.Set(status, ConditionTypes.Stalled, true, reason, full, generation, now);
-            Conditions.Set(status, ConditionTypes.Ready, false, reason, full, generation, now);
-            if (reason == "MigrationFailed")
+            Conditions.Summarize(status, Summary.Stalled, reason, full, generation, now);
+            if (reason == Reasons.MigrationFailed)
             {
                 Conditions.Set(status, ConditionTypes.Migrated, false, reason, message, generation, now);
             }

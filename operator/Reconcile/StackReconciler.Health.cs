@@ -37,7 +37,7 @@ public sealed partial class StackReconciler
             var c = observed.Component(data.Component).FirstOrDefault();
             var up = c is { Running: true, Health: "healthy" };
             Conditions.Set(status, data.Component == StackNames.DatabaseComponent ? ConditionTypes.DatabaseReady : ConditionTypes.CacheReady,
-                up, up ? "Healthy" : "NotHealthy", up ? $"{data.Component} is healthy" : $"{data.Component} is {c?.State ?? "missing"}", generation, now);
+                up, up ? Reasons.Healthy : Reasons.NotHealthy, up ? $"{data.Component} is healthy" : $"{data.Component} is {c?.State ?? "missing"}", generation, now);
         }
 
         if (desired.Database is null)
@@ -73,25 +73,21 @@ public sealed partial class StackReconciler
             var message = existing is { Status: "True" } && existing.Reason == record.Reason && existing.Message is { } m
                 ? m
                 : $"revision {record.Revision} ({record.Image}) failed: {record.Reason}";
-            Conditions.Set(status, ConditionTypes.Stalled, true, record.Reason ?? "RolloutFailed", message, generation, now);
-            Conditions.Set(status, ConditionTypes.Ready, false, record.Reason ?? "RolloutFailed", message, generation, now);
-            Conditions.Set(status, ConditionTypes.Reconciling, false, record.Reason ?? "RolloutFailed", message, generation, now);
-            Conditions.Set(status, ConditionTypes.AppReady, app is not null, app is null ? "NoRevisionServing" : "ServingLastGood",
+            Conditions.Summarize(status, Summary.Stalled, record.Reason ?? Reasons.RolloutFailed, message, generation, now);
+            Conditions.Set(status, ConditionTypes.AppReady, app is not null, app is null ? Reasons.NoRevisionServing : Reasons.ServingLastGood,
                 app is null ? "no revision is serving" : $"revision {app.Revision} is serving", generation, now);
             status.Phase = app is not null ? Phases.Degraded : Phases.Failed;
             return new StackResult(status, TimeSpan.FromMinutes(1));
         }
 
         var (healthy, reason, detail) = app is null
-            ? (false, "AppNotRunning", "the app container is not running")
+            ? (false, Reasons.AppNotRunning, "the app container is not running")
             : await WatchHealthAsync(desired, app, ct);
-        Conditions.Set(status, ConditionTypes.AppReady, healthy, healthy ? "Healthy" : reason, detail, generation, now);
+        Conditions.Set(status, ConditionTypes.AppReady, healthy, healthy ? Reasons.Healthy : reason, detail, generation, now);
         var dataHealthy = !(status.Conditions ?? []).Any(c => c.Type is ConditionTypes.DatabaseReady or ConditionTypes.CacheReady && c.Status != "True");
         var ready = healthy && dataHealthy;
         var readyMessage = ready ? $"revision {status.Revision} ({status.Image}) is ready" : detail;
-        Conditions.Set(status, ConditionTypes.Ready, ready, ready ? "Ready" : reason, readyMessage, generation, now);
-        Conditions.Set(status, ConditionTypes.Reconciling, false, ready ? "Ready" : reason, readyMessage, generation, now);
-        Conditions.Set(status, ConditionTypes.Stalled, false, ready ? "Ready" : reason, readyMessage, generation, now);
+        Conditions.Summarize(status, ready ? Summary.Ready : Summary.NotReady, ready ? Reasons.Ready : reason, readyMessage, generation, now);
         status.Phase = ready ? Phases.Ready : Phases.Degraded;
 
         // Health is probed every periodSeconds, as documented: failureThreshold probes in a row then take
@@ -116,15 +112,15 @@ public sealed partial class StackReconciler
         if (crashed)
         {
             logger.LogWarning("{Stack}: app container {Container} restarted ({Restarts} restarts)", key, app.Name, app.RestartCount);
-            return (false, "CrashLooping", $"the app container {app.Name} is restarting (restarted {app.RestartCount} times)");
+            return (false, Reasons.CrashLooping, $"the app container {app.Name} is restarting (restarted {app.RestartCount} times)");
         }
 
         if (desired.Health is { } hc && failures >= hc.FailureThreshold)
         {
-            return (false, "HealthCheckFailed", $"GET {hc.Path} on port {hc.Port} failed {failures} times in a row");
+            return (false, Reasons.HealthCheckFailed, $"GET {hc.Path} on port {hc.Port} failed {failures} times in a row");
         }
 
-        return (true, "Healthy", $"revision {app.Revision} is healthy");
+        return (true, Reasons.Healthy, $"revision {app.Revision} is healthy");
     }
 
     private static List<ComponentStatus> Components(ObservedStack observed) =>

@@ -76,7 +76,7 @@ public sealed partial class StackReconciler(
 
         if (resource.Spec.Runtime == Runtimes.Kubernetes)
         {
-            return Stalled(status, generation, "RuntimeNotSupported", "spec.runtime: kubernetes is not supported yet; use runtime: docker", null);
+            return Stalled(status, generation, Reasons.RuntimeNotSupported, "spec.runtime: kubernetes is not supported yet; use runtime: docker", null);
         }
 
         var (inputs, problem) = await ResolveInputsAsync(resource, ct);
@@ -189,12 +189,12 @@ public sealed partial class StackReconciler(
             var secret = await secrets.GetSecretAsync(ns, reference.Name, ct);
             if (secret is null)
             {
-                return (null, ("SecretNotFound", $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
+                return (null, (Reasons.SecretNotFound, $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
             }
 
             if (!secret.TryGetValue(reference.Key, out var bytes))
             {
-                return (null, ("SecretNotFound", $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" has no key \"{reference.Key}\""));
+                return (null, (Reasons.SecretNotFound, $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" has no key \"{reference.Key}\""));
             }
 
             env[appEnv[i].Name] = Encoding.UTF8.GetString(bytes);
@@ -206,7 +206,7 @@ public sealed partial class StackReconciler(
             var secret = await secrets.GetSecretAsync(ns, spec.App.ImagePullSecret, ct);
             if (secret is null)
             {
-                return (null, ("SecretNotFound", $"spec.app.imagePullSecret: Secret \"{spec.App.ImagePullSecret}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
+                return (null, (Reasons.SecretNotFound, $"spec.app.imagePullSecret: Secret \"{spec.App.ImagePullSecret}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)"));
             }
 
             // The Secret's logins serve every image of the stack whose registry they name, not only the app's.
@@ -215,7 +215,7 @@ public sealed partial class StackReconciler(
                 var auth = DockerConfigJson.FindAuth(secret, image, out var error);
                 if (error is not null)
                 {
-                    return (null, ("InvalidPullSecret", $"spec.app.imagePullSecret: {error}"));
+                    return (null, (Reasons.InvalidPullSecret, $"spec.app.imagePullSecret: {error}"));
                 }
 
                 if (auth is not null)
@@ -233,9 +233,7 @@ public sealed partial class StackReconciler(
         var now = time.GetUtcNow();
         status.ObservedGeneration = generation;
         status.Phase = Phases.Failed;
-        Conditions.Set(status, ConditionTypes.Ready, false, reason, message, generation, now);
-        Conditions.Set(status, ConditionTypes.Stalled, true, reason, message, generation, now);
-        Conditions.Set(status, ConditionTypes.Reconciling, false, reason, message, generation, now);
+        Conditions.Summarize(status, Summary.Stalled, reason, message, generation, now);
         return new StackResult(status, requeue);
     }
 

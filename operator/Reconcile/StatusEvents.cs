@@ -56,7 +56,7 @@ public static class StatusEvents
             var revision = record.Revision.ToString(CultureInfo.InvariantCulture);
             if (old is null)
             {
-                events.Add(new(EventKind.Normal, "RolloutStarted", $"Rolling out revision {revision} ({record.Image})"));
+                events.Add(new(EventKind.Normal, Reasons.RolloutStarted, $"Rolling out revision {revision} ({record.Image})"));
             }
 
             if (old?.Outcome == record.Outcome)
@@ -68,10 +68,10 @@ public static class StatusEvents
             {
                 case Outcomes.Succeeded:
                     var took = record.DeployedAt is { } at ? $" after {(now - at).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)}s" : "";
-                    events.Add(new(EventKind.Normal, "RolloutSucceeded", $"Revision {revision} ({record.Image}) is live{took}"));
+                    events.Add(new(EventKind.Normal, Reasons.RolloutSucceeded, $"Revision {revision} ({record.Image}) is live{took}"));
                     break;
                 case Outcomes.Failed or Outcomes.RolledBack:
-                    var reason = record.Reason ?? "RolloutFailed";
+                    var reason = record.Reason ?? Reasons.RolloutFailed;
                     var stalled = Conditions.Get(after, ConditionTypes.Stalled);
                     var message = stalled is { Status: "True" } && stalled.Reason == reason && stalled.Message is { } m
                         ? m
@@ -80,7 +80,7 @@ public static class StatusEvents
                     if (record.Outcome == Outcomes.RolledBack)
                     {
                         var good = (after.History ?? []).LastOrDefault(h => h.Outcome == Outcomes.Succeeded && h.Revision != record.Revision);
-                        events.Add(new(EventKind.Warning, "RolledBack", good is null
+                        events.Add(new(EventKind.Warning, Reasons.RolledBack, good is null
                             ? $"Revision {revision} was rolled back"
                             : $"Revision {revision} was rolled back: serving revision {good.Revision.ToString(CultureInfo.InvariantCulture)} ({good.Image}) again"));
                     }
@@ -115,14 +115,14 @@ public static class StatusEvents
             switch (ready.Status, ready.Reason)
             {
                 case ("True", _):
-                    Add(EventKind.Normal, "Ready", ready.Message ?? "ready");
+                    Add(EventKind.Normal, Reasons.Ready, ready.Message ?? "ready");
                     break;
-                case (_, "RolloutInProgress"):
+                case (_, Reasons.RolloutInProgress):
                     // RolloutStarted says it.
                     break;
-                case (_, "Replacing"):
+                case (_, Reasons.Replacing):
                     // The expected gap of a stop-first replacement, not a fault.
-                    Add(EventKind.Normal, "Replacing", ready.Message ?? "");
+                    Add(EventKind.Normal, Reasons.Replacing, ready.Message ?? "");
                     break;
                 default:
                     Add(EventKind.Warning, ready.Reason ?? "NotReady", ready.Message ?? "");
@@ -136,11 +136,11 @@ public static class StatusEvents
         {
             if (pressure.Status == "True")
             {
-                Add(EventKind.Warning, "DiskPressure", pressure.Message ?? "");
+                Add(EventKind.Warning, Reasons.DiskPressure, pressure.Message ?? "");
             }
             else
             {
-                Add(EventKind.Normal, "DiskSpaceAvailable", pressure.Message ?? "");
+                Add(EventKind.Normal, Reasons.DiskSpaceAvailable, pressure.Message ?? "");
             }
         }
     }

@@ -81,11 +81,11 @@ public static class DirectoryRunner
                 logging.CreateLogger<StackReconciler>(),
                 services.PullListener(live));
             services.Attach(stacks);
-            var reconciler = new FolderReconciler(source, state, stacks, logging.CreateLogger<FolderReconciler>())
-            {
-                Identity = options.SourceName ?? source.Path,
-                Reconciled = (key, record) => services.Report(key, record?.Status),
-            };
+            var reconciler = new StackController(
+                new FolderStackStore(source, state, context, options.SourceName ?? source.Path, logging.CreateLogger<FolderStackStore>()),
+                stacks,
+                services.Report,
+                logging.CreateLogger<StackController>());
             log.LogInformation(
                 "Serving node {Node} from {Path} as source {SourceName} ({SourceId}; state in {StateDir})",
                 options.Node, source.Path, options.SourceName ?? source.Path, context.SourceId, state.Root);
@@ -145,7 +145,7 @@ public static class DirectoryRunner
             ct);
 
     private static async Task<int> RunOnceAsync(
-        DirectorySource source, StateStore state, FolderReconciler reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
+        DirectorySource source, StateStore state, StackController reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
         ImageGcService gc, TimeSpan pullTimeout, CancellationToken ct)
     {
         var failed = await OnceRun.ReconcileAllAsync(
@@ -165,7 +165,7 @@ public static class DirectoryRunner
         StateStore state,
         DockerEngine engine,
         StackReconciler stacks,
-        FolderReconciler reconciler,
+        StackController reconciler,
         List<ObjectKey> keys,
         OperatorServices services,
         DirectoryRunOptions options,

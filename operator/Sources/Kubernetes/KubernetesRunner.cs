@@ -110,9 +110,10 @@ public static class KubernetesRunner
             var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
             // The latest status of each resource this process reconciled: --once shows them (the cache may lag behind).
             var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus>();
-            var reconciler = new KubernetesReconciler(client, informer, stacks, logging.CreateLogger<KubernetesReconciler>())
-            {
-                Reconciled = (key, status) =>
+            var reconciler = new StackController(
+                new KubernetesStackStore(client, informer, stacks.Context),
+                stacks,
+                (key, status) =>
                 {
                     if (status is null)
                     {
@@ -126,7 +127,7 @@ public static class KubernetesRunner
                     services.Report(key, status);
                     mirror.Record(key, status);
                 },
-            };
+                logging.CreateLogger<StackController>());
             var node = options.Node;
             // ImageGCPolicies are watched (the long-running mode): a new or changed policy takes effect at once, with a pass
             // of its own, rather than at the next interval of the old one (10 minutes with the built-in policy).
