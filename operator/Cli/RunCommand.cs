@@ -122,8 +122,8 @@ public static class RunCommand
                         return ExitCodes.UsageOrIo;
                     }
 
-                    return await Sources.Directory.DirectoryRunner.RunAsync(
-                        new Sources.Directory.DirectoryRunOptions(
+                    return await Hosting.DirectoryRunner.RunAsync(
+                        new Hosting.DirectoryRunOptions(
                             path,
                             nodeName,
                             parse.GetValue(dockerHost),
@@ -146,8 +146,8 @@ public static class RunCommand
                         return ExitCodes.UsageOrIo;
                     }
 
-                    return await Sources.Kubernetes.KubernetesRunner.RunAsync(
-                        new Sources.Kubernetes.KubernetesRunOptions(
+                    return await Hosting.KubernetesRunner.RunAsync(
+                        new Hosting.KubernetesRunOptions(
                             parse.GetValue(Kubeconfig),
                             parse.GetValue(Context),
                             nodeName,

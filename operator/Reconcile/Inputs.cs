@@ -1,3 +1,4 @@
+using Skiff.Api;
 
 namespace Skiff.Reconcile;
 
@@ -44,4 +45,32 @@ public sealed record ResolvedInputs(
     IReadOnlyDictionary<string, RegistryAuth> PullAuths)
 {
     public static readonly ResolvedInputs None = new(null, new Dictionary<string, string>(), new Dictionary<string, RegistryAuth>());
+}
+
+/// <summary>
+/// What a node's reconciler works with beside its engine, given once when it is made: the image lock and disk guard it
+/// shares with image GC, who watches its pulls, how it probes apps, and who hears of rollouts and secrets.
+/// </summary>
+public sealed record StackServices
+{
+    /// <summary>Shared with image GC: a rollout holds a use lease on the images it pulls and starts.</summary>
+    public ImageGC.ImageEngineLock EngineLock { get; init; } = new();
+
+    /// <summary>Raised by image GC when the disk stays full: new rollouts wait. Null: never (skiff plan, tests).</summary>
+    public ImageGC.DiskGuard? DiskGuard { get; init; }
+
+    /// <summary>Who watches pulls (the log when null).</summary>
+    public IPullListener? Pulls { get; init; }
+
+    /// <summary>How apps are health-checked (HTTP when null).</summary>
+    public IAppProbe? Probe { get; init; }
+
+    /// <summary>A revision went live (metrics, and image GC's pass after each rollout).</summary>
+    public Action<DesiredStack, RevisionRecord, TimeSpan>? RolloutCompleted { get; init; }
+
+    /// <summary>A revision failed (metrics).</summary>
+    public Action<DesiredStack, RevisionRecord, string>? RolloutFailed { get; init; }
+
+    /// <summary>Every secret value a stack uses, before anything could log one (log redaction).</summary>
+    public Action<IEnumerable<string>>? SecretsResolved { get; init; }
 }

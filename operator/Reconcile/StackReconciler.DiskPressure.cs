@@ -9,10 +9,10 @@ public sealed partial class StackReconciler
     /// The node's engine lock, shared with image GC: rollouts hold a use lease while they pull and
     /// start, so GC never deletes an image under them (see <see cref="ImageEngineLock"/>).
     /// </summary>
-    public ImageEngineLock EngineLock { get; set; } = new();
+    public ImageEngineLock EngineLock => services.EngineLock;
 
     /// <summary>The node's disk guard, raised by image GC; null = never block (skiff plan, tests).</summary>
-    public DiskGuard? DiskGuard { get; set; }
+    public DiskGuard? DiskGuard => services.DiskGuard;
 
     /// <summary>Actions that pull an image or create and start a container from one.</summary>
     private static string? ImageUsedBy(StackAction action) => action switch

@@ -455,7 +455,7 @@ public sealed partial class StackReconciler
                 status.Revision = record.Revision;
                 TrimHistory();
                 var elapsed = owner.time.GetUtcNow() - (record.DeployedAt ?? owner.time.GetUtcNow());
-                owner.RolloutCompleted?.Invoke(desired, record, elapsed);
+                owner.services.RolloutCompleted?.Invoke(desired, record, elapsed);
             }
         }
 
@@ -488,7 +488,7 @@ public sealed partial class StackReconciler
             }
 
             logger.LogWarning("{Stack}: rollout of revision {Revision} failed ({Reason}): {Message}", desired.Names.Key, revision, reason, message);
-            owner.RolloutFailed?.Invoke(desired, record, reason);
+            owner.services.RolloutFailed?.Invoke(desired, record, reason);
         }
 
         private async Task<string> TailAsync(string containerId, CancellationToken ct)

@@ -13,14 +13,6 @@ public sealed partial class StackReconciler
     /// </summary>
     private readonly ConcurrentDictionary<string, (string ContainerId, int Failures, long Restarts)> watch = new();
 
-    /// <summary>Raised when a revision goes live (metrics, and the GC trigger after each rollout).</summary>
-    public Action<DesiredStack, RevisionRecord, TimeSpan>? RolloutCompleted { get; set; }
-
-    /// <summary>Raised when a revision fails (metrics).</summary>
-    public Action<DesiredStack, RevisionRecord, string>? RolloutFailed { get; set; }
-
-    /// <summary>Raised with every secret value a stack uses, before anything could log one (log redaction).</summary>
-    public Action<IEnumerable<string>>? SecretsResolved { get; set; }
 
     /// <summary>Nothing left to do: describe the stack as it stands and watch the live app's health.</summary>
     private async Task<StackResult> FinishAsync(RolloutRun run, ObservedStack observed, CancellationToken ct)

@@ -24,8 +24,7 @@ public sealed partial class StackReconciler(
     StackContext context,
     IEventSink events,
     ILogger<StackReconciler> logger,
-    IPullListener? pullListener = null,
-    IAppProbe? appProbe = null,
+    StackServices? services = null,
     TimeProvider? timeProvider = null) : IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Reconcile");
@@ -35,9 +34,10 @@ public sealed partial class StackReconciler(
     private readonly ISecretSource secrets = secrets;
     private readonly IEventSink events = events;
     private readonly ILogger<StackReconciler> logger = logger;
-    private readonly IAppProbe probe = appProbe ?? new HttpAppProbe();
+    private readonly StackServices services = services ?? new StackServices();
+    private readonly IAppProbe probe = services?.Probe ?? new HttpAppProbe();
     private readonly StackContext context = context;
-    private readonly PullTracker pullTracker = new(engine, pullListener ?? new PullLog(logger), timeProvider);
+    private readonly PullTracker pullTracker = new(engine, services?.Pulls ?? new PullLog(logger), timeProvider);
 
     public StackContext Context => context;
 
@@ -86,7 +86,7 @@ public sealed partial class StackReconciler(
         }
 
         var desired = DesiredStack.Build(resource, inputs!, context);
-        SecretsResolved?.Invoke(desired.SecretValues);
+        this.services.SecretsResolved?.Invoke(desired.SecretValues);
         status.Endpoint = desired.Endpoint;
         var run = new RolloutRun(this, desired, status, generation, publish);
 

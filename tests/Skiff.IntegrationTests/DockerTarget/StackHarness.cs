@@ -61,13 +61,13 @@ public sealed class StackHarness : IAsyncDisposable
 
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
-    public StackHarness(string? sourceId = null)
+    public StackHarness(string? sourceId = null, StackServices? services = null)
     {
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         Namespace = "t" + id;
         SourceId = sourceId ?? "test-" + id;
         Engine = new DockerEngine(Environment.GetEnvironmentVariable("DOCKER_HOST"));
-        Reconciler = new StackReconciler(Engine, Secrets, new StackContext("local", SourceId, "test " + id), Events, NullLogger<StackReconciler>.Instance);
+        Reconciler = new StackReconciler(Engine, Secrets, new StackContext("local", SourceId, "test " + id), Events, NullLogger<StackReconciler>.Instance, services);
     }
 
     public string Namespace { get; }

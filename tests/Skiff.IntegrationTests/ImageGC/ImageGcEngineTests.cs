@@ -205,10 +205,9 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
     public async Task Disk_guard_sets_DiskPressure_holds_new_rollouts_and_clears_itself()
     {
         await using var images = new GcImages(docker);
-        await using var h = new StackHarness();
-        var meter = new FixedDiskMeter(95);
         var guard = new DiskGuard();
-        h.Reconciler.DiskGuard = guard;
+        await using var h = new StackHarness(services: new StackServices { DiskGuard = guard });
+        var meter = new FixedDiskMeter(95);
         var pass = await PassAsync(h.Engine, images, meter, h.Reconciler.EngineLock, () => []);
         var loop = new ImageGcLoop(pass, meter, guard, _ => Task.FromResult(new PolicyChoice(GcPolicy.BuiltIn, null)), new NoReports(), "local", null,
             NullLogger<ImageGcLoop>.Instance);

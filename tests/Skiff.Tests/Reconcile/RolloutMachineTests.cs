@@ -159,7 +159,7 @@ public sealed class RolloutMachineTests
 
         private StackReconciler New() => new(
             Engine, Secrets, new StackContext("vps-1", "src", "test"), new NullEventSink(), NullLogger<StackReconciler>.Instance,
-            new PullListeners(), Probe, Clock);
+            new StackServices { Pulls = new PullListeners(), Probe = Probe }, Clock);
     }
 
     [Fact]

@@ -6,7 +6,7 @@ using Skiff.Observability;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 
-namespace Skiff.Sources;
+namespace Skiff.Hosting;
 
 /// <summary>
 /// The operational parts every source shares, registered in one place: metrics, the watchdog,
@@ -35,19 +35,30 @@ public sealed class OperatorServices : IAsyncDisposable
 
     public OperatorHttp? Http => http;
 
-    /// <summary>Counts rollouts and keeps every known secret value out of the logs.</summary>
-    public void Attach(StackReconciler stacks)
+    /// <summary>
+    /// What the node's reconciler works with: the image lock and disk guard of its image GC, the pull listeners
+    /// (<paramref name="display"/> too: the live lines of <c>run --once</c> on a terminal), the rollout metrics, GC's pass
+    /// after each rollout, and the log redactor that learns every secret value before anything could log it.
+    /// </summary>
+    public StackServices StackServices(ImageGcService gc, IPullListener? display = null) => new()
     {
-        stacks.RolloutCompleted = (_, _, elapsed) => Metrics.RolloutSucceeded(elapsed);
-        stacks.RolloutFailed = (_, record, reason) => Metrics.RolloutFailed(reason, record.Outcome == Outcomes.RolledBack);
-        stacks.SecretsResolved = values =>
+        EngineLock = gc.EngineLock,
+        DiskGuard = gc.Guard,
+        Pulls = PullListener(display),
+        RolloutCompleted = (desired, record, elapsed) =>
+        {
+            Metrics.RolloutSucceeded(elapsed);
+            gc.Loop.Trigger($"rollout of {desired.Names.Key} r{record.Revision}");
+        },
+        RolloutFailed = (_, record, reason) => Metrics.RolloutFailed(reason, record.Outcome == Outcomes.RolledBack),
+        SecretsResolved = values =>
         {
             foreach (var value in values)
             {
                 SecretRedactor.Shared.Register(value);
             }
-        };
-    }
+        },
+    };
 
     /// <summary>
     /// Who watches image pulls: the log, <c>skiff_image_pull_duration_seconds</c>, and <paramref name="display"/>

@@ -4,7 +4,7 @@ using Skiff.Docker;
 using Skiff.State;
 using Skiff.Reconcile;
 
-namespace Skiff.Sources;
+namespace Skiff.Hosting;
 
 /// <summary>The checks every long-running command makes before it starts, with the same messages and exit codes.</summary>
 public static class Preflight

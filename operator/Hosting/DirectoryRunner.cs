@@ -6,8 +6,10 @@ using Skiff.ImageGC;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.State;
+using Skiff.Sources.Directory;
+using Skiff.Sources;
 
-namespace Skiff.Sources.Directory;
+namespace Skiff.Hosting;
 
 /// <summary>Options of <c>skiff run</c> with the directory source; <c>SourceName</c> (<c>--source-name</c>) names the source instead of the folder's path (<see cref="FolderIdentity"/>).</summary>
 public sealed record DirectoryRunOptions(
@@ -73,14 +75,17 @@ public static class DirectoryRunner
             // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
             using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
             using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
+            // Image GC first: the reconciler shares its engine lock and disk guard, and triggers its pass after each
+            // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
+            var requeueAll = () => { };
+            var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
             using var stacks = new StackReconciler(
                 engine,
                 new FolderSecretSource(state, source.GetSecret),
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.PullListener(live));
-            services.Attach(stacks);
+                services.StackServices(gc, live));
             var reconciler = new StackController(
                 new FolderStackStore(source, state, context, options.SourceName ?? source.Path, logging.CreateLogger<FolderStackStore>()),
                 stacks,
@@ -93,10 +98,21 @@ public static class DirectoryRunner
             try
             {
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
-                return options.Once
-                    ? await RunOnceAsync(source, state, reconciler, keys, output, log,
-                        await CreateGcAsync(source, state, engine, stacks, options.Node, services, requeueAll: () => { }, ct), options.PullTimeout, ct)
-                    : await RunForeverAsync(source, state, engine, stacks, reconciler, keys, services, options, log, ct);
+                if (options.Once)
+                {
+                    return await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, ct);
+                }
+
+                var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
+                using var disposeQueue = queue;
+                requeueAll = () =>
+                {
+                    foreach (var record in state.ReadAll().Where(r => r.Node == options.Node))
+                    {
+                        queue.Add(new ObjectKey(record.Namespace, record.Name));
+                    }
+                };
+                return await RunForeverAsync(source, state, engine, controller, queue, gc, keys, services, options, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -127,10 +143,9 @@ public static class DirectoryRunner
 
     /// <summary>The node's image GC with the folder's ImageGCPolicy (or the built-in one) and records, for either mode.</summary>
     private static Task<ImageGcService> CreateGcAsync(
-        DirectorySource source, StateStore state, DockerEngine engine, StackReconciler stacks, string node, OperatorServices services, Action requeueAll, CancellationToken ct) =>
+        DirectorySource source, StateStore state, DockerEngine engine, string node, OperatorServices services, Action requeueAll, CancellationToken ct) =>
         ImageGcService.CreateAsync(
             engine,
-            stacks,
             state,
             node,
             () => [.. state.ReadAll().Where(r => r.Node == node).Select(r => DeploymentImagesFrom.Status(r.Namespace, r.Name, r.Spec, r.Status))],
@@ -164,25 +179,16 @@ public static class DirectoryRunner
         DirectorySource source,
         StateStore state,
         DockerEngine engine,
-        StackReconciler stacks,
-        StackController reconciler,
+        Controller controller,
+        WorkQueue<ObjectKey> queue,
+        ImageGcService gc,
         List<ObjectKey> keys,
         OperatorServices services,
         DirectoryRunOptions options,
         ILogger log,
         CancellationToken ct)
     {
-        var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
-        using var disposeQueue = queue;
         var node = options.Node;
-        var gc = await CreateGcAsync(source, state, engine, stacks, node, services, () =>
-            {
-                foreach (var record in state.ReadAll().Where(r => r.Node == node))
-                {
-                    queue.Add(new ObjectKey(record.Namespace, record.Name));
-                }
-            },
-            ct);
         services.AddStandardChecks(() => source.HasSynced, engine);
         await services.StartHttpAsync(
             options.MetricsBindAddress,

@@ -1,11 +1,10 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skiff.Docker;
 using Skiff.ImageGC;
 using Skiff.Reconcile;
 using Skiff.State;
 
-namespace Skiff.Sources;
+namespace Skiff.Hosting;
 
 /// <summary>
 /// A node's image GC inside <c>skiff run</c>, the same for both sources: the loop, the engine-event
@@ -19,11 +18,12 @@ namespace Skiff.Sources;
 /// </remarks>
 public sealed class ImageGcService
 {
-    private ImageGcService(ImageGcLoop loop, DiskGuard guard, ImageActivityTracker tracker)
+    private ImageGcService(ImageGcLoop loop, DiskGuard guard, ImageActivityTracker tracker, ImageEngineLock engineLock)
     {
         Loop = loop;
         Guard = guard;
         Tracker = tracker;
+        EngineLock = engineLock;
     }
 
     public ImageGcLoop Loop { get; }
@@ -32,14 +32,15 @@ public sealed class ImageGcService
 
     public ImageActivityTracker Tracker { get; }
 
+    /// <summary>The node's engine lock: rollouts hold a use lease on the images they pull and start (see <see cref="StackServices"/>).</summary>
+    public ImageEngineLock EngineLock { get; }
+
     /// <summary>
-    /// Builds the node's GC and attaches it to <paramref name="stacks"/>. <paramref name="requeueAll"/>
-    /// is called when the disk guard is raised or cleared, so every AppDeployment of the node gets
-    /// its DiskPressure condition and waiting rollouts start.
+    /// Builds the node's GC. <paramref name="requeueAll"/> is called when the disk guard is raised or cleared, so every
+    /// AppDeployment of the node gets its DiskPressure condition and waiting rollouts start.
     /// </summary>
     public static async Task<ImageGcService> CreateAsync(
         DockerEngine engine,
-        StackReconciler stacks,
         StateStore state,
         string node,
         Func<IReadOnlyList<DeploymentImages>> deployments,
@@ -59,22 +60,16 @@ public sealed class ImageGcService
         }
 
         var guard = new DiskGuard();
-        var pass = new ImageGcPass(new DockerImageStore(engine, meter), firstSeen, stacks.EngineLock, deployments, services.Logging.CreateLogger<GcExecutor>());
+        var engineLock = new ImageEngineLock();
+        var pass = new ImageGcPass(new DockerImageStore(engine, meter), firstSeen, engineLock, deployments, services.Logging.CreateLogger<GcExecutor>());
         var loop = new ImageGcLoop(pass, meter, guard, policies, reporter, node, services.Metrics, services.Logging.CreateLogger<ImageGcLoop>());
-        stacks.DiskGuard = guard;
-        var counted = stacks.RolloutCompleted;
-        stacks.RolloutCompleted = (desired, record, elapsed) =>
-        {
-            counted?.Invoke(desired, record, elapsed);
-            loop.Trigger($"rollout of {desired.Names.Key} r{record.Revision}");
-        };
         guard.Changed += raised =>
         {
             log.Log(raised ? LogLevel.Warning : LogLevel.Information, "Disk guard {State} on node {Node}: {Message}",
                 raised ? "raised" : "cleared", node, guard.Message);
             requeueAll();
         };
-        return new ImageGcService(loop, guard, new ImageActivityTracker(firstSeen, ImageActivityTracker.EngineResolver(engine)));
+        return new ImageGcService(loop, guard, new ImageActivityTracker(firstSeen, ImageActivityTracker.EngineResolver(engine)), engineLock);
     }
 
     /// <summary>Runs the loop and the event tracker until <paramref name="ct"/> ends.</summary>
@@ -82,16 +77,4 @@ public sealed class ImageGcService
         Task.WhenAll(
             Task.Run(() => Tracker.FollowAsync(engine, logger, ct), CancellationToken.None),
             Task.Run(() => Loop.RunAsync(ct), CancellationToken.None));
-}
-
-/// <summary>The folder source's GC reports: <c>gc/&lt;node&gt;.json</c> in the state folder (and /status).</summary>
-public sealed class FolderGcReporter(StateStore state) : IGcReporter
-{
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
-
-    public Task ReportAsync(GcNodeReport report, CancellationToken ct)
-    {
-        state.WriteGcReport(report.Node, JsonSerializer.SerializeToUtf8Bytes(report, Json));
-        return Task.CompletedTask;
-    }
 }

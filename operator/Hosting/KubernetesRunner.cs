@@ -11,8 +11,10 @@ using Skiff.Observability;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.State;
+using Skiff.Sources.Kubernetes;
+using Skiff.Sources;
 
-namespace Skiff.Sources.Kubernetes;
+namespace Skiff.Hosting;
 
 /// <summary>Options of <c>skiff run</c> with the Kubernetes source.</summary>
 public sealed record KubernetesRunOptions(
@@ -99,35 +101,10 @@ public static class KubernetesRunner
             var informer = new Informer<AppDeployment>(
                 KubernetesListWatch<AppDeployment>.ForCustomResource(client, SkiffApi.Group, SkiffApi.Version, AppDeployment.Plural),
                 logging.CreateLogger<Informer<AppDeployment>>());
-            using var stacks = new StackReconciler(
-                engine,
-                new KubernetesSecretSource(client),
-                new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout },
-                new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
-                logging.CreateLogger<StackReconciler>(),
-                services.PullListener());
-            services.Attach(stacks);
-            var mirror = new StateMirror(state, informer, stacks.Context.SourceId, log);
+            var context = new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout };
+            var mirror = new StateMirror(state, informer, context.SourceId, log);
             // The latest status of each resource this process reconciled: --once shows them (the cache may lag behind).
             var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus>();
-            var reconciler = new StackController(
-                new KubernetesStackStore(client, informer, stacks.Context),
-                stacks,
-                (key, status) =>
-                {
-                    if (status is null)
-                    {
-                        latest.TryRemove(key, out _);
-                    }
-                    else
-                    {
-                        latest[key] = status;
-                    }
-
-                    services.Report(key, status);
-                    mirror.Record(key, status);
-                },
-                logging.CreateLogger<StackController>());
             var node = options.Node;
             // ImageGCPolicies are watched (the long-running mode): a new or changed policy takes effect at once, with a pass
             // of its own, rather than at the next interval of the old one (10 minutes with the built-in policy).
@@ -138,7 +115,6 @@ public static class KubernetesRunner
             var requeueAll = (Action)(() => { });
             var gc = await ImageGcService.CreateAsync(
                 engine,
-                stacks,
                 state,
                 node,
                 () => [.. informer.List().Where(a => a.Spec.Node == node)
@@ -163,6 +139,34 @@ public static class KubernetesRunner
                 () => requeueAll(),
                 ct);
 
+            // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
+            using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
+            using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
+            using var stacks = new StackReconciler(
+                engine,
+                new KubernetesSecretSource(client),
+                context,
+                new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
+                logging.CreateLogger<StackReconciler>(),
+                services.StackServices(gc, live));
+            var reconciler = new StackController(
+                new KubernetesStackStore(client, informer, stacks.Context),
+                stacks,
+                (key, status) =>
+                {
+                    if (status is null)
+                    {
+                        latest.TryRemove(key, out _);
+                    }
+                    else
+                    {
+                        latest[key] = status;
+                    }
+
+                    services.Report(key, status);
+                    mirror.Record(key, status);
+                },
+                logging.CreateLogger<StackController>());
             // Cancelled the moment the lease is given up: in-flight reconciles stop at once, not after the graceful
             // shutdown's timeout, because another instance may take the node as soon as the lease expires.
             using var lost = new CancellationTokenSource();

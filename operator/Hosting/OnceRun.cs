@@ -7,7 +7,7 @@ using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.State;
 
-namespace Skiff.Sources;
+namespace Skiff.Hosting;
 
 /// <summary>
 /// What <c>skiff run --once</c> does the same way for every source: reconcile each key until its rollout is over (Ready
