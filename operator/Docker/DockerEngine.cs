@@ -152,10 +152,6 @@ public sealed class DockerEngine : IContainerEngine, IDisposable
             return true;
         });
 
-    /// <summary>Waits for a container to exit and returns its exit code.</summary>
-    public Task<long> WaitContainerAsync(string id, CancellationToken ct) =>
-        CallAsync("container_wait", async () => (await client.Containers.WaitContainerAsync(id, ct)).StatusCode);
-
     /// <summary>The last lines of a container's output (stdout and stderr, interleaved).</summary>
     public Task<string> LogsAsync(string id, int tail, CancellationToken ct) =>
         CallAsync("container_logs", async () =>

@@ -34,9 +34,6 @@ public sealed partial class StackReconciler
 
         public long? Generation => generation;
 
-        /// <summary>A failure message from this run, kept for the Stalled condition.</summary>
-        public string? FailureMessage { get; private set; }
-
         public async Task<(StackResult? Stop, bool Acted)> ExecuteAsync(StackPlan plan, ObservedStack observed, CancellationToken ct)
         {
             // New rollouts wait while the disk guard is up; rollbacks and restarts of what exists go on.
@@ -476,7 +473,6 @@ public sealed partial class StackReconciler
             record.Reason = reason;
             var full = $"revision {revision} ({desired.Image}) failed: {message}" +
                 (rolledBack ? $"; rolled back to revision {lastGood!.Revision} ({lastGood.Image})" : "") + logs;
-            FailureMessage = full;
             TrimHistory();
             var now = owner.time.GetUtcNow();
             status.ObservedGeneration = generation;
