@@ -7,6 +7,7 @@ using Serilog.Formatting.Compact;
 using Serilog.Formatting.Display;
 using Skiff.Observability;
 using Skiff.Cli;
+using Skiff.Hosting;
 
 // Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
 var root = SkiffCommandLine.Build();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Skiff.Crds;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

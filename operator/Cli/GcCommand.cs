@@ -8,6 +8,7 @@ using Skiff.ImageGC;
 using Skiff.State;
 using Skiff.Yaml;
 using Skiff.Reconcile;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

@@ -3,6 +3,7 @@ using Skiff.Docker;
 using Skiff.Reconcile;
 using Skiff.Sources.Directory;
 using Skiff.State;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 
@@ -113,6 +114,16 @@ public static class RunCommand
                 return ExitCodes.UsageOrIo;
             }
 
+            // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
+            var once = parse.GetValue(Once);
+            using var live = once && LivePulls.TerminalAvailable ? new LivePulls(Console.Error) : null;
+            using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
+            var console = new Hosting.RunConsole(live, (records, output) =>
+            {
+                StatusTable.Write(records, OutputFormat.Table, output, DateTimeOffset.UtcNow);
+                StatusTable.WriteProblems(records, output);
+            });
+
             switch (source)
             {
                 case "directory":
@@ -134,6 +145,7 @@ public static class RunCommand
                             parse.GetValue(SourceName))
                         {
                             PullTimeout = pullTimeout,
+                            Console = console,
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -164,6 +176,7 @@ public static class RunCommand
                                 TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
                                 TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds))),
                             PullTimeout = pullTimeout,
+                            Console = console,
                         },
                         CliContext.Logging,
                         Console.Out,

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Docker;
 using Skiff.Yaml;
 using Skiff.Reconcile;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Skiff.Api;
 using Skiff.Crds;
 using Skiff.State;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using Skiff.Observability;
 using Skiff.Validation;
 using Skiff.Yaml;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

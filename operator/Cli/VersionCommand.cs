@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Skiff.Crds;
+using Skiff.Hosting;
 
 namespace Skiff.Cli;
 

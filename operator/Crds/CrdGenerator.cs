@@ -34,23 +34,10 @@ public static class CrdGenerator
         (ImageGCPoliciesFile, ImageGCPolicyCrd()),
     ];
 
-    private static readonly Lazy<JsonObject> CommittedAppDeployment = new(() => Committed(AppDeploymentsFile));
-    private static readonly Lazy<JsonObject> CommittedImageGCPolicy = new(() => Committed(ImageGCPoliciesFile));
-
     /// <summary>
-    /// The openAPIV3Schema of a kind (shared, do not modify), or null for kinds Skiff does not define: the one
-    /// of the CRD committed under <c>crds/</c> and embedded at build time, equal to the generator's output (a
-    /// golden test keeps the files so). Reading it takes a fraction of generating it, which every command that
-    /// loads a document would otherwise pay at start-up.
+    /// The openAPIV3Schema as generated from the types now (tests compare it with the committed one the loader
+    /// reads, <c>Yaml.CommittedSchemas</c>).
     /// </summary>
-    public static JsonObject? OpenApiSchema(string kind) => kind switch
-    {
-        AppDeployment.KindName => SchemaOf(CommittedAppDeployment.Value),
-        ImageGCPolicy.KindName => SchemaOf(CommittedImageGCPolicy.Value),
-        _ => null,
-    };
-
-    /// <summary>The openAPIV3Schema as generated from the types now (tests compare it with <see cref="OpenApiSchema"/>).</summary>
     internal static JsonObject? GeneratedOpenApiSchema(string kind) => kind switch
     {
         AppDeployment.KindName => SchemaOf(AppDeploymentLazy.Value),
@@ -58,23 +45,14 @@ public static class CrdGenerator
         _ => null,
     };
 
-    private static JsonObject Committed(string fileName)
-    {
-        using var stream = typeof(CrdGenerator).Assembly.GetManifestResourceStream("Skiff.Crds." + fileName)
-            ?? throw new InvalidOperationException($"the CRD {fileName} is not embedded in skiff.dll: build it from the repository, which holds crds/");
-        using var reader = new StreamReader(stream);
-        var document = Yaml.YamlReader.Read(reader.ReadToEnd()).Single();
-        return document.Root as JsonObject
-            ?? throw new InvalidOperationException($"the embedded CRD {fileName} does not parse: {string.Join("; ", document.Errors)}");
-    }
-
     /// <summary>One CRD as YAML, byte-stable.</summary>
     public static string ToYaml(JsonObject crd) => YamlWriter.Write([crd]);
 
     /// <summary>Every CRD as one multi-document YAML stream, byte-stable.</summary>
     public static string AllToYaml() => YamlWriter.Write(All().Select(c => (JsonNode)c.Crd));
 
-    private static JsonObject SchemaOf(JsonObject crd) =>
+    /// <summary>A CRD's openAPIV3Schema (its first and only version's).</summary>
+    internal static JsonObject SchemaOf(JsonObject crd) =>
         crd["spec"]!["versions"]![0]!["schema"]!["openAPIV3Schema"]!.AsObject();
 
     private static JsonObject BuildAppDeployment() => Crd(

@@ -8,6 +8,8 @@ using Docker.DotNet.Models;
 using ContainerSpec = Skiff.Reconcile.ContainerSpec;
 using Microsoft.Extensions.Logging;
 
+using Skiff.ImageGC;
+using Skiff.Observability;
 using Skiff.Reconcile;
 using Skiff.Validation;
 
@@ -25,18 +27,12 @@ public enum ImageRemoval
     Conflict,
 }
 
-/// <summary>Counts Docker requests (skiff_docker_requests_total{operation,result}).</summary>
-public interface IDockerMetrics
-{
-    void Request(string operation, string result);
-}
-
 /// <summary>
 /// A thin layer over Docker.DotNet: our own models in and out, every call counted and traced, and
 /// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
 /// "the engine is down" from "the engine said no".
 /// </summary>
-public sealed class DockerEngine : IContainerEngine, IDisposable
+public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Docker");
     private readonly DockerClient client;
@@ -485,7 +481,7 @@ public sealed class DockerEngine : IContainerEngine, IDisposable
     /// until <paramref name="ct"/> is cancelled or the connection drops (then it throws
     /// <see cref="EngineUnreachableException"/>, and the caller reconnects).
     /// </summary>
-    public async Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<Message> onEvent, CancellationToken ct)
+    public async Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<EngineEvent> onEvent, CancellationToken ct)
     {
         var parameters = new ContainerEventsParameters
         {
@@ -494,7 +490,7 @@ public sealed class DockerEngine : IContainerEngine, IDisposable
         try
         {
             // A synchronous IProgress: Progress<T> would post to the thread pool and reorder events.
-            await client.System.MonitorEventsAsync(parameters, new InlineProgress<Message>(onEvent), ct);
+            await client.System.MonitorEventsAsync(parameters, new InlineProgress<Message>(m => onEvent(FromMessage(m))), ct);
         }
         catch (OperationCanceledException)
         {
@@ -505,6 +501,39 @@ public sealed class DockerEngine : IContainerEngine, IDisposable
             metrics?.Request("events", "unreachable");
             throw new EngineUnreachableException(Endpoint, e);
         }
+    }
+
+    /// <summary>
+    /// The image an event is about: a container event's by inspecting the container (the image id it was created
+    /// from), an image event's by its actor (an id already, or a reference to inspect); null when it is gone again.
+    /// </summary>
+    public async Task<string?> ResolveImageIdAsync(EngineEvent e, CancellationToken ct)
+    {
+        try
+        {
+            if (e.Type == "container")
+            {
+                return (await InspectContainerAsync(e.ActorId, ct))?.ImageId
+                    ?? (e.Attributes.TryGetValue("image", out var image) ? (await InspectImageAsync(image, ct))?.Id : null);
+            }
+
+            return ImageReference.LooksLikeId(e.ActorId) ? ImageReference.NormalizeId(e.ActorId) : (await InspectImageAsync(e.ActorId, ct))?.Id;
+        }
+        catch (DockerApiException)
+        {
+            return null; // gone again already: nothing to record
+        }
+    }
+
+    private static EngineEvent FromMessage(Message m)
+    {
+        var time = m.TimeNano > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(m.TimeNano / 1_000_000) : DateTimeOffset.FromUnixTimeSeconds(m.Time);
+        return new EngineEvent(
+            m.Type ?? "",
+            m.Action ?? m.Status ?? "",
+            m.Actor?.ID ?? m.ID ?? "",
+            (IReadOnlyDictionary<string, string>?)m.Actor?.Attributes ?? new Dictionary<string, string>(),
+            time);
     }
 
     /// <summary>An HttpClient speaking to the engine's endpoint directly, for the few calls Docker.DotNet lacks.</summary>

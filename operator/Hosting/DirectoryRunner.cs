@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Cli;
 using Skiff.Docker;
 using Skiff.ImageGC;
 using Skiff.Reconcile;
@@ -22,6 +21,9 @@ public sealed record DirectoryRunOptions(
     string HealthProbeBindAddress,
     string? SourceName = null)
 {
+    /// <summary>The live pull lines and the status table of <c>--once</c>.</summary>
+    public required RunConsole Console { get; init; }
+
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 }
@@ -72,9 +74,6 @@ public static class DirectoryRunner
                 return ExitCodes.Unreachable;
             }
             var context = new StackContext(options.Node, FolderIdentity.SourceId(source.Path, options.SourceName), source.Path) { PullTimeout = options.PullTimeout };
-            // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
-            using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
-            using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
             // Image GC first: the reconciler shares its engine lock and disk guard, and triggers its pass after each
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
@@ -85,7 +84,7 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, live));
+                services.StackServices(gc, options.Console.Display));
             var reconciler = new StackController(
                 new FolderStackStore(source, state, context, options.SourceName ?? source.Path, logging.CreateLogger<FolderStackStore>()),
                 stacks,
@@ -100,7 +99,7 @@ public static class DirectoryRunner
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 if (options.Once)
                 {
-                    return await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, ct);
+                    return await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, ct);
                 }
 
                 var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
@@ -161,7 +160,7 @@ public static class DirectoryRunner
 
     private static async Task<int> RunOnceAsync(
         DirectorySource source, StateStore state, StackController reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
-        ImageGcService gc, TimeSpan pullTimeout, CancellationToken ct)
+        ImageGcService gc, TimeSpan pullTimeout, RunConsole console, CancellationToken ct)
     {
         var failed = await OnceRun.ReconcileAllAsync(
             reconciler, keys, key => Conditions.RolloutInProgress(state.Read(key.Namespace ?? "default", key.Name)?.Status),
@@ -172,7 +171,7 @@ public static class DirectoryRunner
         await gc.Loop.RunPassAsync("skiff run --once", ct);
 
         var shown = keys.Select(k => state.Read(k.Namespace ?? "default", k.Name)).OfType<StatusRecord>().ToList();
-        return OnceRun.Report(shown, source.Problems, failed, output);
+        return OnceRun.Report(shown, source.Problems, failed, output, console.PrintTable);
     }
 
     private static async Task<int> RunForeverAsync(

@@ -4,7 +4,6 @@ using k8s.LeaderElection.ResourceLock;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Cli;
 using Skiff.Docker;
 using Skiff.ImageGC;
 using Skiff.Observability;
@@ -36,6 +35,9 @@ public sealed record KubernetesRunOptions(
 
     /// <summary>controller-runtime's defaults: lease 15 s, renew deadline 10 s, retry every 2 s.</summary>
     public LeaseTimings Lease { get; init; } = LeaseTimings.Default;
+
+    /// <summary>The live pull lines and the status table of <c>--once</c>.</summary>
+    public required RunConsole Console { get; init; }
 
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
@@ -139,16 +141,13 @@ public static class KubernetesRunner
                 () => requeueAll(),
                 ct);
 
-            // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
-            using var live = options.Once && LivePulls.TerminalAvailable ? new LivePulls(error) : null;
-            using var restoreError = live is null ? null : ConsoleError.Replace(live.Writer);
             using var stacks = new StackReconciler(
                 engine,
                 new KubernetesSecretSource(client),
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, live));
+                services.StackServices(gc, options.Console.Display));
             var reconciler = new StackController(
                 new KubernetesStackStore(client, informer, stacks.Context),
                 stacks,
@@ -176,7 +175,7 @@ public static class KubernetesRunner
             WorkQueue<ObjectKey>? queue = null;
             if (options.Once)
             {
-                work = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, token);
+                work = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
             }
             else
             {
@@ -275,6 +274,7 @@ public static class KubernetesRunner
         TextWriter output,
         ILogger log,
         string node,
+        RunConsole console,
         CancellationToken ct)
     {
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -301,7 +301,7 @@ public static class KubernetesRunner
                     : null)
                 .OfType<StatusRecord>()
                 .ToList();
-            return OnceRun.Report(shown, [], failed, output);
+            return OnceRun.Report(shown, [], failed, output, console.PrintTable);
         }
         finally
         {

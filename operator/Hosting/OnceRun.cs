@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
-using Skiff.Cli;
 using Skiff.Docker;
 using Skiff.Reconcile;
 using Skiff.Runtime;
@@ -16,6 +15,7 @@ namespace Skiff.Hosting;
 /// </summary>
 public static class OnceRun
 {
+
     /// <summary>
     /// How long the whole run may take: each stack may need its images (each bounded by the pull timeout), its
     /// database (its health check, or the progress deadline if longer, at most 2 minutes otherwise), its migration
@@ -96,11 +96,16 @@ public static class OnceRun
     /// Prints the status table, then one line per resource that is not Ready (why), per problem of the source, and per
     /// key that did not converge. Returns the exit code: 0 only when every resource is Ready and nothing else is wrong.
     /// </summary>
+    /// <param name="shown">The resources to show.</param>
+    /// <param name="problems">The source's problems (unreadable documents).</param>
+    /// <param name="failed">The keys that did not settle before the deadline.</param>
+    /// <param name="output">Where the table goes.</param>
+    /// <param name="printTable">How the command prints the status table and why each resource that is not Ready is not.</param>
     public static int Report(
-        IReadOnlyCollection<StatusRecord> shown, IReadOnlyCollection<string> problems, IReadOnlyCollection<ObjectKey> failed, TextWriter output)
+        IReadOnlyCollection<StatusRecord> shown, IReadOnlyCollection<string> problems, IReadOnlyCollection<ObjectKey> failed, TextWriter output,
+        Action<IReadOnlyCollection<StatusRecord>, TextWriter> printTable)
     {
-        StatusTable.Write(shown, OutputFormat.Table, output, DateTimeOffset.UtcNow);
-        StatusTable.WriteProblems(shown, output);
+        printTable(shown, output);
         foreach (var problem in problems)
         {
             output.WriteLine(problem);
@@ -115,3 +120,11 @@ public static class OnceRun
         return allReady && problems.Count == 0 && failed.Count == 0 ? ExitCodes.Ok : ExitCodes.NotOk;
     }
 }
+
+/// <summary>
+/// How a run speaks to its terminal, given by the command: the live pull lines of <c>--once</c> (null when standard
+/// error is not a terminal) and the status table <c>--once</c> ends with.
+/// </summary>
+/// <param name="Display">The live pull lines, or null.</param>
+/// <param name="PrintTable">Prints the status table and why each resource that is not Ready is not.</param>
+public sealed record RunConsole(IPullListener? Display, Action<IReadOnlyCollection<StatusRecord>, TextWriter> PrintTable);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Skiff.Cli;
 using Skiff.Docker;
 using Skiff.State;
 using Skiff.Reconcile;

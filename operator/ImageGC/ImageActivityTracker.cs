@@ -1,6 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Skiff.Docker;
-using Skiff.Validation;
 
 namespace Skiff.ImageGC;
 
@@ -11,6 +9,23 @@ namespace Skiff.ImageGC;
 /// <param name="Attributes">The actor's attributes (a container's <c>image</c>, a tag's <c>name</c>).</param>
 /// <param name="Time">When it happened.</param>
 public sealed record EngineEvent(string Type, string Action, string ActorId, IReadOnlyDictionary<string, string> Attributes, DateTimeOffset Time);
+
+/// <summary>
+/// The engine's side of <see cref="ImageActivityTracker"/>: its event stream and the look-ups that turn an
+/// event into an image id. <c>Docker/</c> implements it on the node's engine; tests hand events in directly.
+/// </summary>
+public interface IImageEventSource
+{
+    /// <summary>
+    /// Calls <paramref name="onEvent"/> (which must not block) for every event matching <paramref name="filters"/>
+    /// (Docker's <c>/events</c> filters: values under one key are ORed, keys ANDed) until <paramref name="ct"/>
+    /// ends; throws when the stream drops, and the caller reconnects.
+    /// </summary>
+    Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<EngineEvent> onEvent, CancellationToken ct);
+
+    /// <summary>The id of the image an event is about, or null when that is gone again (nothing to record).</summary>
+    Task<string?> ResolveImageIdAsync(EngineEvent e, CancellationToken ct);
+}
 
 /// <summary>
 /// Keeps <see cref="FirstSeenStore"/> current from the engine's event stream: an image pulled,
@@ -60,30 +75,11 @@ public sealed class ImageActivityTracker(FirstSeenStore store, Func<EngineEvent,
         return id;
     }
 
-    /// <summary>
-    /// Resolves events on a real engine: a container event by inspecting the container (the image id
-    /// it was created from), an image event by its actor (an id already, or a reference to inspect).
-    /// </summary>
-    public static Func<EngineEvent, CancellationToken, Task<string?>> EngineResolver(DockerEngine engine) => async (e, ct) =>
-    {
-        try
-        {
-            if (e.Type == "container")
-            {
-                return (await engine.InspectContainerAsync(e.ActorId, ct))?.ImageId
-                    ?? (e.Attributes.TryGetValue("image", out var image) ? (await engine.InspectImageAsync(image, ct))?.Id : null);
-            }
-
-            return ImageReference.LooksLikeId(e.ActorId) ? ImageReference.NormalizeId(e.ActorId) : (await engine.InspectImageAsync(e.ActorId, ct))?.Id;
-        }
-        catch (global::Docker.DotNet.DockerApiException)
-        {
-            return null; // gone again already: nothing to record
-        }
-    };
+    /// <summary>Resolves events on the node's engine (see <see cref="IImageEventSource.ResolveImageIdAsync"/>).</summary>
+    public static Func<EngineEvent, CancellationToken, Task<string?>> EngineResolver(IImageEventSource engine) => engine.ResolveImageIdAsync;
 
     /// <summary>Follows the engine's events until <paramref name="ct"/> ends, reconnecting with backoff when the stream drops.</summary>
-    public async Task FollowAsync(DockerEngine engine, ILogger logger, CancellationToken ct)
+    public async Task FollowAsync(IImageEventSource engine, ILogger logger, CancellationToken ct)
     {
         var delay = TimeSpan.FromSeconds(1);
         while (!ct.IsCancellationRequested)
@@ -106,7 +102,7 @@ public sealed class ImageActivityTracker(FirstSeenStore store, Func<EngineEvent,
             try
             {
                 // The stream's callback must not block on the engine; resolution happens on the consumer.
-                await engine.MonitorEventsAsync(Filters, m => pending.Writer.TryWrite(FromMessage(m)), ct);
+                await engine.MonitorEventsAsync(Filters, e => pending.Writer.TryWrite(e), ct);
                 delay = TimeSpan.FromSeconds(1);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -134,16 +130,5 @@ public sealed class ImageActivityTracker(FirstSeenStore store, Func<EngineEvent,
 
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
         }
-    }
-
-    private static EngineEvent FromMessage(global::Docker.DotNet.Models.Message m)
-    {
-        var time = m.TimeNano > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(m.TimeNano / 1_000_000) : DateTimeOffset.FromUnixTimeSeconds(m.Time);
-        return new EngineEvent(
-            m.Type ?? "",
-            m.Action ?? m.Status ?? "",
-            m.Actor?.ID ?? m.ID ?? "",
-            (IReadOnlyDictionary<string, string>?)m.Actor?.Attributes ?? new Dictionary<string, string>(),
-            time);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Skiff.Observability;
+using Skiff.Reconcile;
 
 namespace Skiff.ImageGC;
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Skiff.Reconcile;
 
 namespace Skiff.ImageGC;
 

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using Skiff.Reconcile;
 
 namespace Skiff.Observability;
 

@@ -1,7 +1,6 @@
 using System.Text.RegularExpressions;
 using Prometheus;
 using Skiff.Api;
-using Skiff.Docker;
 using Skiff.Runtime;
 
 namespace Skiff.Observability;
@@ -160,7 +159,7 @@ public sealed partial class SkiffMetrics
     /// <summary>The registry the metrics live on.</summary>
     public CollectorRegistry Registry { get; }
 
-    /// <summary>The hook to give <see cref="DockerEngine"/>.</summary>
+    /// <summary>The hook to give the Docker engine (<c>Docker.DockerEngine</c>).</summary>
     public IDockerMetrics Docker { get; }
 
     /// <summary>The hooks of one work queue; <paramref name="name"/> is its name and controller label, as in controller-runtime.</summary>

@@ -105,21 +105,3 @@ public static class Conditions
     public static bool RolloutInProgress(AppDeploymentStatus? status) =>
         Get(status, ConditionTypes.Reconciling) is { Status: "True", Reason: Reasons.RolloutInProgress };
 }
-
-/// <summary>Replaces every known secret value in text copied into status, events or logs.</summary>
-public static class SecretMasker
-{
-    public const string Mask = "******";
-
-    public static string Apply(string text, IEnumerable<string> secrets)
-    {
-        // One masking algorithm for everything: the log redactor's (longest first, overlaps merged).
-        var redactor = new Observability.SecretRedactor();
-        foreach (var secret in secrets)
-        {
-            redactor.Register(secret);
-        }
-
-        return redactor.Redact(text);
-    }
-}

@@ -54,10 +54,10 @@ public sealed record ResolvedInputs(
 public sealed record StackServices
 {
     /// <summary>Shared with image GC: a rollout holds a use lease on the images it pulls and starts.</summary>
-    public ImageGC.ImageEngineLock EngineLock { get; init; } = new();
+    public ImageEngineLock EngineLock { get; init; } = new();
 
     /// <summary>Raised by image GC when the disk stays full: new rollouts wait. Null: never (skiff plan, tests).</summary>
-    public ImageGC.DiskGuard? DiskGuard { get; init; }
+    public DiskGuard? DiskGuard { get; init; }
 
     /// <summary>Who watches pulls (the log when null).</summary>
     public IPullListener? Pulls { get; init; }

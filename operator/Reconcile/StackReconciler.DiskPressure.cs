@@ -1,5 +1,4 @@
 using Skiff.Api;
-using Skiff.ImageGC;
 
 namespace Skiff.Reconcile;
 

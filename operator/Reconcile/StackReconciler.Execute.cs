@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
+using Skiff.Observability;
 using Skiff.Validation;
 
 namespace Skiff.Reconcile;
@@ -25,7 +26,7 @@ public sealed partial class StackReconciler
         private readonly ILogger logger = owner.logger;
 
         /// <summary>Held from the first pull or container start until the next wait, so GC does not delete those images meanwhile.</summary>
-        private ImageGC.ImageEngineLock.UseLease? imageLease;
+        private ImageEngineLock.UseLease? imageLease;
 
 
         public DesiredStack Desired => desired;

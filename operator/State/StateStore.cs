@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Skiff.Api;
-using Skiff.Reconcile;
 
 namespace Skiff.State;
 
@@ -32,7 +31,7 @@ public sealed class StatusRecord
     public string? DocumentHash { get; set; }
 
     /// <summary>
-    /// The source that wrote the record (<see cref="Reconcile.StackContext.SourceId"/>) when it is not the folder
+    /// The source that wrote the record (the reconciler's <c>StackContext.SourceId</c>) when it is not the folder
     /// source: the Kubernetes source mirrors its resources here so that <c>skiff gc</c> and <c>skiff status</c>
     /// on the node know them. A folder source never prunes a record of another source.
     /// </summary>
@@ -225,58 +224,6 @@ public sealed partial class StateStore
 
 /// <summary>The state folder is held by another process.</summary>
 public sealed class StateLockedException(string message) : Exception(message);
-
-/// <summary>Secrets for the folder source: Secret documents from the folder, generated credentials in the state folder.</summary>
-public sealed class FolderSecretSource(StateStore state, Func<string, string, IReadOnlyDictionary<string, byte[]>?> folderSecrets) : ISecretSource
-{
-    public Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct)
-    {
-        var fromFolder = folderSecrets(@namespace, name);
-        if (fromFolder is not null)
-        {
-            return Task.FromResult<IReadOnlyDictionary<string, byte[]>?>(fromFolder);
-        }
-
-        var generated = state.ReadSecret(@namespace, name);
-        return Task.FromResult<IReadOnlyDictionary<string, byte[]>?>(generated?.ToDictionary(kv => kv.Key, kv => Encoding.UTF8.GetBytes(kv.Value)));
-    }
-
-    public Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct)
-    {
-        // A Secret NAME-db in the folder wins: that is how a migrated stack keeps its existing password.
-        if (folderSecrets(names.Namespace, names.DatabaseSecret) is { } given
-            && given.TryGetValue("password", out var pw))
-        {
-            return Task.FromResult(new DatabaseCredentials(
-                given.TryGetValue("username", out var u) ? Encoding.UTF8.GetString(u) : user,
-                Encoding.UTF8.GetString(pw),
-                given.TryGetValue("database", out var d) ? Encoding.UTF8.GetString(d) : database));
-        }
-
-        var stored = state.ReadSecret(names.Namespace, names.DatabaseSecret);
-        if (stored is null || !stored.ContainsKey("password"))
-        {
-            var password = Passwords.Generate();
-            var creds = new DatabaseCredentials(user, password, database);
-            stored = new Dictionary<string, string>
-            {
-                ["username"] = user,
-                ["password"] = password,
-                ["database"] = database,
-                ["url"] = creds.Url,
-            };
-            state.WriteSecret(names.Namespace, names.DatabaseSecret, stored);
-        }
-
-        return Task.FromResult(new DatabaseCredentials(stored["username"], stored["password"], stored["database"]));
-    }
-
-    public Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct)
-    {
-        state.DeleteSecret(names.Namespace, names.DatabaseSecret);
-        return Task.CompletedTask;
-    }
-}
 
 /// <summary>Generated passwords: 32 characters from a URL-safe alphabet, from the OS's CSPRNG.</summary>
 public static class Passwords

@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using k8s;
 using k8s.Models;
 using Skiff.Api;
-using Skiff.Crds;
 using Skiff.Validation;
 
 namespace Skiff.Yaml;
@@ -307,7 +306,7 @@ public static class ResourceLoader
 
     private static object? ReadCustomResource(string kind, JsonObject root, ResourceValidator.Errors errors)
     {
-        var schema = CrdGenerator.OpenApiSchema(kind)!;
+        var schema = CommittedSchemas.OpenApiSchema(kind)!;
         var metadata = root["metadata"];
         root.Remove("metadata");
         SchemaChecker.Check(root, schema, "", errors);

@@ -7,6 +7,7 @@ using Skiff.ImageGC;
 using Skiff.IntegrationTests.DockerTarget;
 using Skiff.IntegrationTests.Infrastructure;
 using Skiff.Reconcile;
+using Skiff.Hosting;
 
 namespace Skiff.IntegrationTests.ImageGC;
 

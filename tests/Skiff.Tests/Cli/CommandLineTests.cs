@@ -1,4 +1,5 @@
 using Skiff.Cli;
+using Skiff.Hosting;
 
 namespace Skiff.Tests.Cli;
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Skiff.Cli;
 using Skiff.Tests.Resources;
+using Skiff.Hosting;
 
 namespace Skiff.Tests.Cli;
 

@@ -1,3 +1,4 @@
+using Skiff.Cli;
 using Skiff.Observability;
 using Skiff.Validation;
 using Skiff.Yaml;

@@ -3,6 +3,7 @@ using Skiff.Cli;
 using Skiff.Reconcile;
 using Skiff.State;
 using Skiff.Yaml;
+using Skiff.Hosting;
 
 namespace Skiff.Tests.Cli;
 

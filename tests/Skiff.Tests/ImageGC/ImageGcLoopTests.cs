@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Skiff.Api;
 using Skiff.ImageGC;
+using Skiff.Reconcile;
 using static Skiff.Tests.ImageGC.GcTestData;
 
 namespace Skiff.Tests.ImageGC;

@@ -1,6 +1,5 @@
 using CsCheck;
 using Skiff.Observability;
-using Skiff.Reconcile;
 
 namespace Skiff.Tests.Observability;
 

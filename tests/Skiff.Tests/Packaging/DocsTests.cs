@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Skiff.Api;
 using Skiff.Cli;
-using Skiff.Crds;
+using Skiff.Yaml;
 using Skiff.Tests.Resources;
 
 namespace Skiff.Tests.Packaging;
@@ -65,7 +65,7 @@ public sealed partial class DocsTests
     [InlineData(ImageGCPolicy.KindName, "## ImageGCPolicy")]
     public void Configuration_documents_every_field_of_the_CRDs_and_no_other(string kind, string heading)
     {
-        var schema = CrdGenerator.OpenApiSchema(kind)!;
+        var schema = CommittedSchemas.OpenApiSchema(kind)!;
         var fields = new SortedSet<string>(StringComparer.Ordinal);
         Walk(schema, "", fields);
         Assert.Contains("spec", fields);

@@ -1,5 +1,6 @@
 using Skiff.Api;
 using Skiff.Docker;
+using Skiff.Observability;
 using Skiff.Reconcile;
 
 namespace Skiff.Tests.Reconcile;

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Skiff.Crds;
+using Skiff.Yaml;
 
 namespace Skiff.Tests.Resources;
 
@@ -133,7 +134,7 @@ public partial class CrdStructuralTests
     [Fact]
     public void The_cel_field_checker_catches_a_misspelt_field()
     {
-        var schema = CrdGenerator.OpenApiSchema("ImageGCPolicy")!["properties"]!["spec"]!.AsObject();
+        var schema = CommittedSchemas.OpenApiSchema("ImageGCPolicy")!["properties"]!["spec"]!.AsObject();
         Assert.NotEmpty(CheckRule(schema, "self.lowThresholdPercnt < 5"));
         Assert.Empty(CheckRule(schema, "self.lowThresholdPercent < 5"));
     }

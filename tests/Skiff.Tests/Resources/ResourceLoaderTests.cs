@@ -4,6 +4,7 @@ using k8s.Models;
 using Skiff.Api;
 using Skiff.Cli;
 using Skiff.Yaml;
+using Skiff.Hosting;
 
 namespace Skiff.Tests.Resources;
 

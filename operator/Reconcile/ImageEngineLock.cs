@@ -1,6 +1,6 @@
 using Skiff.Validation;
 
-namespace Skiff.ImageGC;
+namespace Skiff.Reconcile;
 
 /// <summary>
 /// The per-node lock between rollouts and image GC: an async reader/writer lock whose readers also

@@ -1,6 +1,6 @@
-using Skiff.ImageGC;
+using Skiff.Reconcile;
 
-namespace Skiff.Tests.ImageGC;
+namespace Skiff.Tests.Reconcile;
 
 /// <summary>The lock between rollouts (shared use leases) and GC deletions (excluding leases, not each other).</summary>
 public sealed class ImageEngineLockTests

@@ -1,7 +1,7 @@
-using Skiff.Docker;
+using Skiff.ImageGC;
 using Skiff.Validation;
 
-namespace Skiff.ImageGC;
+namespace Skiff.Docker;
 
 /// <summary>
 /// <see cref="IGcEngine"/> on the node's Docker engine. Removes WITHOUT force, so the engine's

@@ -1,4 +1,4 @@
-namespace Skiff.ImageGC;
+namespace Skiff.Reconcile;
 
 /// <summary>
 /// Raised when disk usage stays at or above the high threshold after a GC pass (DESIGN §4): every

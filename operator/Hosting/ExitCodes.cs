@@ -1,4 +1,4 @@
-namespace Skiff.Cli;
+namespace Skiff.Hosting;
 
 /// <summary>
 /// The exit codes every command uses (DESIGN §5). Scripts and CI depend on them, so they live in one place.

@@ -2,9 +2,10 @@ using System.Net;
 using Skiff.Api;
 using Skiff.Observability;
 using Skiff.Reconcile;
+using Skiff.Validation;
 using Skiff.Yaml;
 
-namespace Skiff.Validation;
+namespace Skiff.Cli;
 
 /// <summary>A problem found across documents, reported on the document it belongs to.</summary>
 public sealed record FolderProblem(LoadedDocument Document, ValidationError Error)
