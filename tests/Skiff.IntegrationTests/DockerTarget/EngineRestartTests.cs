@@ -2,6 +2,7 @@ using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -28,13 +29,11 @@ public sealed class EngineRestartTests
         // one: that is a different test.)
         api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "5" }];
         var reconcile = StackHarness.SettleAsync(reconciler, api, CancellationToken.None);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None)).Any(c => c.Running))
+        await Eventually.UntilAsync("the migration started", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
             Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
-            await Task.Delay(50);
-        }
+            return await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None);
+        }, cs => cs.Any(c => c.Running), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
 
         await Task.Delay(1000);
         await dockerd.StopAsync();

@@ -1,6 +1,7 @@
 using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -130,24 +131,21 @@ public sealed class RolloutTests
         api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "3" }];
         var reconcile = h.ReconcileAsync(api);
 
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        ObservedContainer? migration;
-        while ((migration = (await h.ContainersAsync(api)).FirstOrDefault(c => c.Component == StackNames.MigrateComponent && c.Running)) is null)
+        var containers = await Eventually.UntilAsync("the migration started", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
             Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
-            await Task.Delay(50);
-        }
+            return await h.ContainersAsync(api);
+        }, cs => cs.Any(c => c.Component == StackNames.MigrateComponent && c.Running), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
+        var migration = containers.First(c => c.Component == StackNames.MigrateComponent && c.Running);
 
         Assert.Equal(1, migration.Attempt);
         await h.Engine.StopContainerAsync(migration.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
         // Skiff removes the stopped one at once and runs the migration again (3 s more): the second run is seen.
-        while (!(await h.ContainersAsync(api)).Any(c => c.Component == StackNames.MigrateComponent && c.Attempt == 2))
+        await Eventually.UntilAsync("the migration was run again", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration was not run again");
             Assert.False(reconcile.IsCompleted, "the reconcile ended without running the migration again");
-            await Task.Delay(50);
-        }
+            return await h.ContainersAsync(api);
+        }, cs => cs.Any(c => c.Component == StackNames.MigrateComponent && c.Attempt == 2), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
 
         await reconcile;
 

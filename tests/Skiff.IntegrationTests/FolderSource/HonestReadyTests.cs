@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Skiff.Api;
 using Skiff.Reconcile;
 using Skiff.State;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -22,7 +23,7 @@ public sealed class HonestReadyTests
         await using var run = SkiffProcess.Start(args);
         var statusFile = Path.Combine(w.StateDir, "status", $"{w.Namespace}_web.json");
         StatusRecord? Read() => File.Exists(statusFile) ? JsonSerializer.Deserialize<StatusRecord>(File.ReadAllText(statusFile), StateStore.Json) : null;
-        await FolderWait.UntilAsync(() => Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("web is Ready", () => Read()?.Status, s => Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(120), () => run.Stderr);
         var metrics = new Uri($"http://{Regex.Match(run.Stderr, @"Serving metrics on (127\.0\.0\.1:\d+)").Groups[1].Value}/metrics");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.ConnectionClose = true;
@@ -33,7 +34,7 @@ public sealed class HonestReadyTests
         w.Write("web.yaml", Api("v2"));
         string? replacing = null;
         var sawZero = false;
-        await FolderWait.UntilAsync(async () =>
+        await Eventually.TrueAsync("Ready=False Replacing while the metric says 0", async () =>
         {
             var ready = Conditions.Get(Read()?.Status, ConditionTypes.Ready);
             if (ready is { Status: "False", Reason: "Replacing" })
@@ -43,11 +44,11 @@ public sealed class HonestReadyTests
             }
 
             return replacing is not null && sawZero;
-        }, TimeSpan.FromSeconds(60));
+        }, TimeSpan.FromSeconds(60), () => $"replacing: {replacing ?? "never seen"}, metric 0: {sawZero}; status: {JsonSerializer.Serialize(Read()?.Status)}");
         Assert.Contains("nothing serves until that one is ready", replacing, StringComparison.Ordinal);
 
         // And Ready again once the new revision passes its health check.
-        await FolderWait.UntilAsync(() => Read()?.Status?.Revision == 2 && Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("web's revision 2 is Ready", () => Read()?.Status, s => s?.Revision == 2 && Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
         Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
     }
 }

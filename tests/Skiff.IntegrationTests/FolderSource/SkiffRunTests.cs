@@ -1,4 +1,5 @@
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -108,7 +109,8 @@ public sealed class SkiffRunTests
     {
         await using var w = new FolderWorkspace();
         await using var first = SkiffProcess.Start(w.RunArgs());
-        await FolderWait.UntilAsync(() => File.Exists(Path.Combine(w.StateDir, "skiff.lock")) && first.Stderr.Contains("Serving node", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync("the first run holds the lock and serves",
+            () => File.Exists(Path.Combine(w.StateDir, "skiff.lock")) && first.Stderr.Contains("Serving node", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => first.Stderr);
 
         var (exit, _, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
 
@@ -130,7 +132,8 @@ public sealed class SkiffRunTests
         w.Write("api.yaml", w.Api(image: "skiff-test/app:2", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
-            await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.State == "exited"), TimeSpan.FromSeconds(60));
+            await Eventually.UntilAsync("api's migration exited", () => w.ContainersAsync("api"), cs => cs.Any(c => c.Component == "migrate" && c.State == "exited"),
+                TimeSpan.FromSeconds(60), () => run.Stderr);
             run.Kill();
         }
 
@@ -143,7 +146,8 @@ public sealed class SkiffRunTests
         w.Write("api.yaml", w.Api(image: "skiff-test/app:1", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
-            await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running), TimeSpan.FromSeconds(60));
+            await Eventually.UntilAsync("api's revision 3 runs", () => w.ContainersAsync("api"), cs => cs.Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running),
+                TimeSpan.FromSeconds(60), () => run.Stderr);
             run.Kill();
         }
 
@@ -198,24 +202,5 @@ public sealed class SkiffRunTests
         Assert.Equal(databaseId, containers.Single(c => c.Component == "database").Id);
         Assert.Equal(revision, containers.Single(c => c.Component == "app").Revision);
         Assert.All(containers, c => Assert.True(c.Running));
-    }
-}
-
-internal static class FolderWait
-{
-    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout) => UntilAsync(() => Task.FromResult(condition()), timeout);
-
-    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("condition not met within " + timeout);
-            }
-
-            await Task.Delay(100);
-        }
     }
 }

@@ -156,7 +156,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         var serving = (await h.ContainersAsync(app)).Single(c => c.Component == StackNames.AppComponent && c.Running);
         Assert.Equal(revisionIds[4], serving.ImageId);
         // The rollback container was just started: give the app a moment to listen.
-        await DockerFixture.EventuallyAsync("the rolled-back app answers /healthz", TimeSpan.FromSeconds(20), async _ =>
+        await Eventually.ValueAsync("the rolled-back app answers /healthz", async _ =>
         {
             try
             {
@@ -167,7 +167,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
             {
                 return (null, e.Message);
             }
-        }, CancellationToken.None);
+        }, TimeSpan.FromSeconds(20), interval: DockerFixture.PollInterval);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Docker.DotNet.Models;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -14,25 +15,14 @@ namespace Skiff.IntegrationTests.KubernetesSource;
 public sealed class EventTests
 {
     /// <summary>The Events table of <c>kubectl describe appdeployment NAME</c>, once it shows <paramref name="type"/> <paramref name="reason"/>.</summary>
-    private static async Task<string> DescribeUntilAsync(KubeHarness h, SkiffProcess op, string name, string type, string reason, int seconds = 120)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        var last = "";
-        while (DateTime.UtcNow < deadline)
+    private static Task<string> DescribeUntilAsync(KubeHarness h, SkiffProcess op, string name, string type, string reason, int seconds = 120) =>
+        Eventually.ValueAsync($"kubectl describe appdeployment {name} shows a {type} {reason} Event", async _ =>
         {
             var describe = await h.KubectlAsync("describe", "appdeployment", name);
-            last = describe.Stdout + describe.Stderr;
+            var last = describe.Stdout + describe.Stderr;
             var events = last.IndexOf("Events:", StringComparison.Ordinal) is var at and >= 0 ? last[at..] : "";
-            if (Regex.IsMatch(events, $@"^\s+{type}\s+{reason}\s", RegexOptions.Multiline))
-            {
-                return events;
-            }
-
-            await Task.Delay(500);
-        }
-
-        throw new TimeoutException($"kubectl describe appdeployment {name} shows no {type} {reason} Event:\n{last}\n--- operator:\n{op.Stderr}");
-    }
+            return (Regex.IsMatch(events, $@"^\s+{type}\s+{reason}\s", RegexOptions.Multiline) ? events : null, last);
+        }, TimeSpan.FromSeconds(seconds), interval: DockerFixture.PollInterval, context: () => op.Stderr);
 
     [Fact]
     public async Task Each_reason_a_resource_stalls_for_is_a_Warning_Event_that_kubectl_describe_shows()
@@ -104,12 +94,12 @@ public sealed class EventTests
         (await http.GetAsync(new Uri($"http://{app.NetworkIps.Values.First()}:8080/control/healthy"))).EnsureSuccessStatusCode();
         Assert.Equal(0, (await h.WaitReadyAsync("startfirst")).ExitCode);
         // Ready again: its second Ready Event (counted on the first, as Kubernetes aggregates a repeated Event).
-        await Infrastructure.DockerFixture.EventuallyAsync("a second Ready Event", TimeSpan.FromSeconds(60), async ct =>
+        await Eventually.ValueAsync("a second Ready Event", async ct =>
         {
             var list = await h.Client.CoreV1.ListNamespacedEventAsync(h.Namespace, cancellationToken: ct);
             var ready = list.Items.Where(e => e.InvolvedObject.Name == "startfirst" && e.Reason == "Ready").Sum(e => e.Count ?? 1);
             return (ready >= 2 ? "ok" : null, $"{ready} Ready Events");
-        }, CancellationToken.None);
+        }, TimeSpan.FromSeconds(60), interval: DockerFixture.PollInterval, context: () => op.Stderr);
 
         // A revision that never passes its health check is rolled back, start-first and stop-first alike.
         await h.ApplyAsync(App("startfirst", "skiff-test/app:bad-health"));

@@ -3,6 +3,7 @@ using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.TestApiServer;
 using Skiff.Tests.Packaging;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.Packaging;
 
@@ -52,7 +53,7 @@ public sealed class RbacTests
         // A changed database setting recreates the database container: the same "DatabaseStarted"
         // event again, which the event recorder aggregates with a patch of the first one.
         await h.ApplyAsync(Stack(h, databaseMemory: "300Mi"));
-        await FolderWait.UntilAsync(async () => await RevisionReadyAsync(h, 2), TimeSpan.FromSeconds(120));
+        await Eventually.TrueAsync("revision 2 of rbac is Ready", () => RevisionReadyAsync(h, 2), TimeSpan.FromSeconds(120), () => op.Stderr);
 
         // reclaimPolicy: Delete, so the finalizer's cleanup deletes the rbac-db Secret as well.
         var delete = await h.KubectlAsync("delete", "appdeployment", "rbac", "--timeout=120s");

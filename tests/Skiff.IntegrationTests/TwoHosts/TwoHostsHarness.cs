@@ -2,6 +2,7 @@ using Skiff.Docker;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.TwoHosts;
 
@@ -49,17 +50,8 @@ public sealed class TwoHostsHarness : IAsyncDisposable
         FolderWorkspace.ContainersAsync(engine, Namespace, stack);
 
     /// <summary>Polls until <paramref name="condition"/> holds; a timeout says what was awaited and shows the operators' logs.</summary>
-    public async Task UntilAsync(string what, Func<Task<bool>> condition, int seconds = 60)
-    {
-        try
-        {
-            await FolderWait.UntilAsync(condition, TimeSpan.FromSeconds(seconds));
-        }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"{what}: not within {seconds} s\n{Logs()}");
-        }
-    }
+    public Task UntilAsync(string what, Func<Task<bool>> condition, int seconds = 60) =>
+        Eventually.TrueAsync(what, condition, TimeSpan.FromSeconds(seconds), Logs);
 
     /// <summary>The tail of each operator's log, for failure messages.</summary>
     public string Logs() => string.Join("\n", operators.Select(o =>
