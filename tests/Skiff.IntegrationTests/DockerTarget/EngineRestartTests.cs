@@ -15,13 +15,14 @@ public sealed class EngineRestartTests
         await using var dockerd = new ThrowawayEngine("restart");
         await dockerd.StartAsync();
         await dockerd.ResetAsync();
-        await dockerd.LoadImagesAsync(StackHarness.PostgresImage, StackHarness.AppImage);
+        await dockerd.LoadImagesAsync(TestImages.Postgres, TestImages.App1);
         using var engine = new DockerEngine(dockerd.Endpoint);
         var secrets = new InMemorySecrets();
         using var reconciler = new StackReconciler(engine, secrets, new StackContext("local", "restart-test", "test"), new RecordingEvents(), NullLogger<StackReconciler>.Instance);
         var api = StackHarness.ApiWithDatabase("restart", "api");
         // The engine lives in its own network namespace: readiness by minReadySeconds, not an HTTP probe from here.
         api.Spec.App.HealthCheck = null;
+        api.Spec.Rollout!.MinReadySeconds = 1;
 
         // A long migration (5 s) that the engine's shutdown stops half-way, as an `apt upgrade` of docker.io
         // would: the migration is re-run after the restart, not taken for a failed one. (Killing PostgreSQL in

@@ -38,7 +38,7 @@ public sealed class RolloutTests
     public async Task Bot_with_redis_converges_and_the_app_really_uses_REDIS_URL()
     {
         await using var h = new StackHarness();
-        var bot = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var bot = h.BotWithRedis("bot");
 
         await h.ReconcileAsync(bot);
 
@@ -60,7 +60,7 @@ public sealed class RolloutTests
         var before = await h.GetAppJsonAsync(api);
         var database = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.DatabaseComponent);
 
-        api.Spec.App.Image = StackHarness.AppImage2;
+        api.Spec.App.Image = TestImages.App2;
         api.Metadata.Generation = 2;
         await h.ReconcileAsync(api);
 
@@ -72,7 +72,7 @@ public sealed class RolloutTests
         var after = await h.GetAppJsonAsync(api);
         Assert.Equal("2", after["version"]!.ToString());
         Assert.Equal(before["visits"]!.GetValue<long>() + 1, after["visits"]!.GetValue<long>());
-        Assert.Equal(StackHarness.AppImage2, api.Status.LastGoodImage);
+        Assert.Equal(TestImages.App2, api.Status.LastGoodImage);
         Assert.Equal(2, api.Status.ObservedGeneration);
     }
 
@@ -194,7 +194,7 @@ public sealed class RolloutTests
     public async Task Missing_image_is_reported_as_ImageNotFound()
     {
         await using var h = new StackHarness();
-        var bot = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var bot = h.BotWithRedis("bot");
         bot.Spec.App.Image = "skiff-test/does-not-exist:1";
         bot.Spec.App.ImagePullPolicy = PullPolicies.Never;
 
@@ -212,7 +212,7 @@ public sealed class RolloutTests
         Assert.False(Conditions.IsTrue(status, ConditionTypes.Ready));
         Assert.True(Conditions.IsTrue(status, ConditionTypes.Stalled));
         Assert.Equal(reason, Conditions.Get(status, ConditionTypes.Stalled)!.Reason);
-        Assert.Equal(StackHarness.AppImage, status.LastGoodImage);
+        Assert.Equal(TestImages.App1, status.LastGoodImage);
         Assert.Equal(1, status.Revision);
         Assert.Equal(Outcomes.RolledBack, status.History!.Last().Outcome);
         Assert.Equal(reason, status.History!.Last().Reason);

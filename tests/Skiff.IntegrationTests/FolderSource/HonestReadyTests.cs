@@ -15,9 +15,15 @@ public sealed class HonestReadyTests
     {
         await using var w = new FolderWorkspace();
         var port = Infrastructure.DockerFixture.FreeTcpPort();
-        string Api(string extraEnv) => w.Api(name: "web")
-            .Replace("containerPort: 8080 }", $"containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1 }}", StringComparison.Ordinal)
-            .Replace("    migrate:", $"    env:\n      - {{ name: APP_VERSION, value: \"{extraEnv}\" }}\n      - {{ name: TESTAPP_HEALTHY_AFTER_SECONDS, value: \"{(extraEnv == "v1" ? "0" : "5")}\" }}\n    migrate:", StringComparison.Ordinal);
+        string Api(string version) => w.Api(name: "web", edit: s =>
+        {
+            (s.App.Ports![0].HostPort, s.App.Ports[0].HostIP) = (port, "127.0.0.1");
+            s.App.Env =
+            [
+                new EnvVar { Name = "APP_VERSION", Value = version },
+                new EnvVar { Name = "TESTAPP_HEALTHY_AFTER_SECONDS", Value = version == "v1" ? "0" : "5" },
+            ];
+        });
         w.Write("web.yaml", Api("v1"));
         string[] args = [.. w.RunArgs().Select(a => a == "0" ? "127.0.0.1:0" : a)];
         await using var run = SkiffProcess.Start(args);

@@ -1,3 +1,4 @@
+using Skiff.Api;
 using Skiff.Reconcile;
 using Skiff.IntegrationTests.Infrastructure;
 
@@ -26,7 +27,7 @@ public sealed class SkiffRunTests
         var json = await SkiffProcess.RunAsync(Timeout, "status", "--state-dir", w.StateDir, "-o", "json");
         Assert.Contains("\"phase\": \"Ready\"", json.Stdout);
         // The bot's token and the generated database password never reach output or status.
-        Assert.DoesNotContain("bot-token-value-123", stdout + stderr + json.Stdout);
+        Assert.DoesNotContain(Stacks.BotToken, stdout + stderr + json.Stdout);
         var password = File.ReadAllText(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"));
         Assert.Contains("password", password);
         var mode = File.GetUnixFileMode(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"));
@@ -90,7 +91,7 @@ public sealed class SkiffRunTests
         w.Write("broken.yaml", "apiVersion: skiff.dev/v1alpha1\nkind: AppDeployment\nmetadata: {name: x\n  : ][\n");
         w.Write("dup.yaml", w.Api(name: "twin") + "\n---\n" + w.Api(name: "twin"));
         w.Write("huge.yaml", w.Api(name: "huge").Replace("skiff-test/app:1", new string('a', 10 * 1024 * 1024)));
-        w.Write("engine.yaml", w.Api(name: "mysql").Replace("image: skiff-test/postgres:15", "engine: mysql"));
+        w.Write("engine.yaml", w.Api(name: "mysql", edit: s => s.Database = new DatabaseSpec { Engine = "mysql" }));
 
         var (exit, stdout, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
 

@@ -176,7 +176,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         await using var images = new GcImages(docker);
         await using var h = new StackHarness();
         var id = await images.CommitAsync(TestImages.App1, "app:fresh");
-        var app = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var app = h.BotWithRedis("bot");
         app.Spec.Cache = null;
         app.Spec.App.Image = images.Prefix + "app:fresh";
         var pass = await PassAsync(h.Engine, images, new FixedDiskMeter(95), h.Reconciler.EngineLock, () => []);
@@ -212,7 +212,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         var pass = await PassAsync(h.Engine, images, meter, h.Reconciler.EngineLock, () => []);
         var loop = new ImageGcLoop(pass, meter, guard, _ => Task.FromResult(new PolicyChoice(GcPolicy.BuiltIn, null)), new NoReports(), "local", null,
             NullLogger<ImageGcLoop>.Instance);
-        var app = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var app = h.BotWithRedis("bot");
         app.Spec.Cache = null;
 
         await loop.RunPassAsync("pressure", CancellationToken.None);

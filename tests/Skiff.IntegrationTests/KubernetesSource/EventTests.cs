@@ -42,12 +42,15 @@ public sealed class EventTests
                 [SkiffLabels.Source] = "another-source",
             },
         });
-        await h.ApplyAsync(h.Stateless("invalid", "local",
-            "    ports:\n      - { name: a, containerPort: 8080, hostPort: 18091 }\n      - { name: b, containerPort: 8081, hostPort: 18091 }\n"));
-        await h.ApplyAsync(h.Stateless("nosecret", "local",
-            "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: missing, key: token }\n"));
-        await h.ApplyAsync(h.Stateless("elsewhere", "local").Replace("  node: local", "  node: local\n  runtime: kubernetes", StringComparison.Ordinal));
-        await h.ApplyAsync(h.Api("novolume", databaseExtra: $"    volume: skiff-missing-{h.Namespace}\n"));
+        await h.ApplyAsync(h.Stateless("invalid", "local", s => s.App.Ports =
+        [
+            new PortSpec { Name = "a", ContainerPort = 8080, HostPort = 18091 },
+            new PortSpec { Name = "b", ContainerPort = 8081, HostPort = 18091 },
+        ]));
+        await h.ApplyAsync(h.Stateless("nosecret", "local", s => s.App.Env =
+            [new EnvVar { Name = "TOKEN", ValueFrom = new EnvVarSource { SecretKeyRef = new SecretKeySelector { Name = "missing", Key = "token" } } }]));
+        await h.ApplyAsync(h.Stateless("elsewhere", "local", s => s.Runtime = Runtimes.Kubernetes));
+        await h.ApplyAsync(h.Api("novolume", edit: s => s.Database!.Volume = $"skiff-missing-{h.Namespace}"));
         await h.ApplyAsync(h.Stateless("foreign", "local"));
         var op = h.StartOperator();
 
@@ -71,12 +74,13 @@ public sealed class EventTests
     {
         await using var h = await KubeHarness.StartAsync();
         var port = Infrastructure.DockerFixture.FreeTcpPort();
-        string App(string name, string image, string extra = "") => h.Stateless(name, "local",
-            $"    env:\n      - {{ name: TESTAPP_CONTROL, value: \"1\" }}\n{extra}").Replace("image: skiff-test/app:1", $"image: {image}", StringComparison.Ordinal)
-            + "\n  rollout:\n    progressDeadlineSeconds: 10\n";
-        var stopFirst = $"    ports:\n      - {{ name: http, containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1 }}\n";
+        string App(string name, string image, bool stopFirst = false) => Stacks.Yaml(Stacks.Stateless(name, image: image).WithEnv("TESTAPP_CONTROL", "1").With(s =>
+        {
+            s.App.Ports = stopFirst ? [new PortSpec { Name = "http", ContainerPort = 8080, HostPort = port, HostIP = "127.0.0.1" }] : null;
+            s.Rollout = new RolloutSpec { ProgressDeadlineSeconds = 10 };
+        }));
         await h.ApplyAsync(App("startfirst", "skiff-test/app:1"));
-        await h.ApplyAsync(App("stopfirst", "skiff-test/app:1", stopFirst));
+        await h.ApplyAsync(App("stopfirst", "skiff-test/app:1", stopFirst: true));
         var op = h.StartOperator();
         Assert.Equal(0, (await h.WaitReadyAsync("startfirst")).ExitCode);
         Assert.Equal(0, (await h.WaitReadyAsync("stopfirst")).ExitCode);
@@ -103,7 +107,7 @@ public sealed class EventTests
 
         // A revision that never passes its health check is rolled back, start-first and stop-first alike.
         await h.ApplyAsync(App("startfirst", "skiff-test/app:bad-health"));
-        await h.ApplyAsync(App("stopfirst", "skiff-test/app:bad-health", stopFirst));
+        await h.ApplyAsync(App("stopfirst", "skiff-test/app:bad-health", stopFirst: true));
         foreach (var name in new[] { "startfirst", "stopfirst" })
         {
             var events = await DescribeUntilAsync(h, op, name, "Warning", "RolledBack");

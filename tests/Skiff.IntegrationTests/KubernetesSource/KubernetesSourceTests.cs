@@ -102,8 +102,11 @@ public sealed class KubernetesSourceTests
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
         // Duplicate host ports pass the schema here (CEL is not evaluated by the test server) but not Skiff's twin.
-        var bad = h.Stateless("bad", "local",
-            "    ports:\n      - { name: a, containerPort: 8080, hostPort: 18081 }\n      - { name: b, containerPort: 8081, hostPort: 18081 }\n");
+        var bad = h.Stateless("bad", "local", s => s.App.Ports =
+        [
+            new PortSpec { Name = "a", ContainerPort = 8080, HostPort = 18081 },
+            new PortSpec { Name = "b", ContainerPort = 8081, HostPort = 18081 },
+        ]);
         await h.ApplyAsync(bad);
         await h.ApplyAsync(h.Stateless("good", "local"));
 
@@ -120,8 +123,8 @@ public sealed class KubernetesSourceTests
     {
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
-        var yaml = h.Stateless("bot", "local",
-            "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: bot-secrets, key: token }\n");
+        // The seed bot without its Redis: the Secret alone is missing.
+        var yaml = Stacks.Yaml(Stacks.Bot("bot").With(s => s.Cache = null));
         await h.ApplyAsync(yaml);
         await Eventually.UntilAsync("bot is Stalled for SecretNotFound", () => h.GetAsync("bot"),
             r => Conditions.Get(r?.Status, ConditionTypes.Stalled)?.Reason == "SecretNotFound", TimeSpan.FromSeconds(60));
@@ -159,7 +162,7 @@ public sealed class KubernetesSourceTests
     {
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
-        await h.ApplyAsync(h.Stateless("native", "local").Replace("  app:", "  runtime: kubernetes\n  app:"));
+        await h.ApplyAsync(h.Stateless("native", "local", s => s.Runtime = Runtimes.Kubernetes));
         await Eventually.UntilAsync("native is Stalled for RuntimeNotSupported", () => h.GetAsync("native"),
             r => Conditions.Get(r?.Status, ConditionTypes.Stalled)?.Reason == "RuntimeNotSupported", TimeSpan.FromSeconds(60));
         Assert.Empty(await h.Workspace.ContainersAsync("native"));

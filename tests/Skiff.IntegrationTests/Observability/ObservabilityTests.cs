@@ -144,7 +144,7 @@ public sealed class ObservabilityTests
             status => status.Contains("MigrationFailed", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
 
         var password = JsonDocument.Parse(File.ReadAllText(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"))).RootElement.GetProperty("password").GetString()!;
-        const string token = "bot-token-value-123";
+        const string token = Stacks.BotToken;
         var everything = string.Join("\n",
             run.Stdout, run.Stderr,
             (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body,
@@ -165,7 +165,7 @@ public sealed class ObservabilityTests
             Metadata = new() { Name = "bot-secrets" },
             StringData = new Dictionary<string, string> { ["token"] = "cluster-token-value-456" },
         }, h.Namespace);
-        await h.ApplyAsync(h.Stateless("bot", "local", "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: bot-secrets, key: token }\n"));
+        await h.ApplyAsync(Stacks.Yaml(Stacks.Bot("bot").With(s => s.Cache = null)));
         await h.ApplyAsync(h.Api());
         Assert.Equal(0, (await h.WaitReadyAsync("api")).ExitCode);
         Assert.Equal(0, (await h.WaitReadyAsync("bot")).ExitCode);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.TestApiServer;
@@ -135,7 +136,8 @@ public sealed class RbacTests
     private static bool IsOperator(RequestRecord r) => r.UserAgent.StartsWith("kubernetes-csharp/", StringComparison.Ordinal);
 
     private static string Stack(KubeHarness h, string databaseMemory) =>
-        h.Api(name: "rbac", databaseExtra: $"    storage:\n      reclaimPolicy: Delete\n    resources:\n      memory: {databaseMemory}\n");
+        h.Api(name: "rbac", edit: s => (s.Database!.Storage, s.Database.Resources) =
+            (new StorageSpec { ReclaimPolicy = ReclaimPolicies.Delete }, new ResourceLimits { Memory = databaseMemory }));
 
     /// <summary>Through kubectl, so that the request log holds only kubectl's and the operator's requests.</summary>
     private static async Task<bool> RevisionReadyAsync(KubeHarness h, long revision)
