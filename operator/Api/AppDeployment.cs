@@ -35,7 +35,7 @@ public sealed class AppDeploymentSpec
     /// <summary>Where the stack runs: docker (containers on the node's Docker engine) or kubernetes (native workloads; not supported yet).</summary>
     [JsonPropertyName("runtime")]
     [SchemaEnum(Runtimes.Docker, Runtimes.Kubernetes)]
-    [SchemaDefault(Runtimes.Docker)]
+    [SchemaDefault(Defaults.Runtime)]
     public string? Runtime { get; set; }
 
     /// <summary>The application container.</summary>
@@ -84,7 +84,7 @@ public sealed class AppSpec
     /// <summary>When to pull the image: IfNotPresent (default), Always or Never.</summary>
     [JsonPropertyName("imagePullPolicy")]
     [SchemaEnum(PullPolicies.IfNotPresent, PullPolicies.Always, PullPolicies.Never)]
-    [SchemaDefault(PullPolicies.IfNotPresent)]
+    [SchemaDefault(Defaults.ImagePullPolicy)]
     public string? ImagePullPolicy { get; set; }
 
     /// <summary>Name of a Secret of type kubernetes.io/dockerconfigjson in the same namespace, for private registries.</summary>
@@ -222,13 +222,13 @@ public sealed class HealthCheckSpec
     /// <summary>Seconds between probes.</summary>
     [JsonPropertyName("periodSeconds")]
     [SchemaRange(1, 3600)]
-    [SchemaDefault(5)]
+    [SchemaDefault(Defaults.PeriodSeconds)]
     public int? PeriodSeconds { get; set; }
 
     /// <summary>Consecutive failures after which the app counts as unhealthy.</summary>
     [JsonPropertyName("failureThreshold")]
     [SchemaRange(1, 100)]
-    [SchemaDefault(3)]
+    [SchemaDefault(Defaults.FailureThreshold)]
     public int? FailureThreshold { get; set; }
 }
 
@@ -237,7 +237,7 @@ public sealed class HttpCheck
 {
     /// <summary>The path to request, starting with /.</summary>
     [JsonPropertyName("path")]
-    [SchemaDefault("/")]
+    [SchemaDefault(Defaults.HealthCheckPath)]
     [SchemaMaxLength(1024)]
     [SchemaPattern("^/", "an absolute path starting with /")]
     public string? Path { get; set; }
@@ -261,7 +261,7 @@ public sealed class MigrateSpec
     /// <summary>How long the migration may run.</summary>
     [JsonPropertyName("timeoutSeconds")]
     [SchemaRange(1, 86400)]
-    [SchemaDefault(300)]
+    [SchemaDefault(Defaults.MigrateTimeoutSeconds)]
     public int? TimeoutSeconds { get; set; }
 }
 
@@ -285,7 +285,7 @@ public sealed class DatabaseSpec
     /// <summary>The database engine; only postgres for now.</summary>
     [JsonPropertyName("engine")]
     [SchemaEnum(Engines.Postgres)]
-    [SchemaDefault(Engines.Postgres)]
+    [SchemaDefault(Defaults.DatabaseEngine)]
     public string? Engine { get; set; }
 
     /// <summary>The image (default postgres:16); it must follow the official image's conventions.</summary>
@@ -295,14 +295,14 @@ public sealed class DatabaseSpec
 
     /// <summary>The database name (default app).</summary>
     [JsonPropertyName("name")]
-    [SchemaDefault("app")]
+    [SchemaDefault(Defaults.DatabaseName)]
     [SchemaMaxLength(63)]
     [SchemaPattern(Patterns.SqlIdentifier, Patterns.SqlIdentifierText)]
     public string? Name { get; set; }
 
     /// <summary>The database user (default app); the password is generated once and kept in the Secret NAME-db.</summary>
     [JsonPropertyName("user")]
-    [SchemaDefault("app")]
+    [SchemaDefault(Defaults.DatabaseUser)]
     [SchemaMaxLength(63)]
     [SchemaPattern(Patterns.SqlIdentifier, Patterns.SqlIdentifierText)]
     public string? User { get; set; }
@@ -340,7 +340,7 @@ public sealed class StorageSpec
     /// <summary>Retain (default) keeps the volume and its Secret when the stack is deleted; Delete removes them.</summary>
     [JsonPropertyName("reclaimPolicy")]
     [SchemaEnum(ReclaimPolicies.Retain, ReclaimPolicies.Delete)]
-    [SchemaDefault(ReclaimPolicies.Retain)]
+    [SchemaDefault(Defaults.ReclaimPolicy)]
     public string? ReclaimPolicy { get; set; }
 }
 
@@ -357,7 +357,7 @@ public sealed class CacheSpec
     /// <summary>The cache engine; only redis for now.</summary>
     [JsonPropertyName("engine")]
     [SchemaEnum(Engines.Redis)]
-    [SchemaDefault(Engines.Redis)]
+    [SchemaDefault(Defaults.CacheEngine)]
     public string? Engine { get; set; }
 
     /// <summary>The image (default redis:7).</summary>
@@ -368,7 +368,7 @@ public sealed class CacheSpec
     /// <summary>none keeps data in memory only; aof and rdb persist it in a volume.</summary>
     [JsonPropertyName("persistence")]
     [SchemaEnum(PersistenceModes.None, PersistenceModes.Aof, PersistenceModes.Rdb)]
-    [SchemaDefault(PersistenceModes.None)]
+    [SchemaDefault(Defaults.CachePersistence)]
     public string? Persistence { get; set; }
 
     /// <summary>Redis maxmemory, a quantity such as 256Mi.</summary>
@@ -401,23 +401,23 @@ public sealed class RolloutSpec
     /// <summary>Seconds a new revision has to become healthy before it counts as failed.</summary>
     [JsonPropertyName("progressDeadlineSeconds")]
     [SchemaRange(1, 86400)]
-    [SchemaDefault(120)]
+    [SchemaDefault(Defaults.ProgressDeadlineSeconds)]
     public int? ProgressDeadlineSeconds { get; set; }
 
     /// <summary>An app without a health check is Ready after running this long.</summary>
     [JsonPropertyName("minReadySeconds")]
     [SchemaRange(0, 3600)]
-    [SchemaDefault(5)]
+    [SchemaDefault(Defaults.MinReadySeconds)]
     public int? MinReadySeconds { get; set; }
 
     /// <summary>Restore the last good image when a revision fails.</summary>
     [JsonPropertyName("autoRollback")]
-    [SchemaDefault(true)]
+    [SchemaDefault(Defaults.AutoRollback)]
     public bool? AutoRollback { get; set; }
 
     /// <summary>Revisions (and their images) kept for rollback; at least 1.</summary>
     [JsonPropertyName("revisionHistoryLimit")]
     [SchemaRange(1, 100)]
-    [SchemaDefault(3)]
+    [SchemaDefault(Defaults.RevisionHistoryLimit)]
     public int? RevisionHistoryLimit { get; set; }
 }

@@ -1,57 +1,79 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Reflection;
 using System.Text.Json;
 
 namespace Skiff.Api;
 
 /// <summary>
-/// Fills in the defaults the CRD schema declares, so a resource read from a folder behaves exactly
-/// like one that went through the API server. The result is a deep copy; the input is not changed.
+/// The defaults of Skiff's resources, each written once, here. The API types' <see cref="SchemaDefaultAttribute"/>s
+/// name these constants, so the CRD schema declares them; <see cref="Apply(AppDeploymentSpec)"/> fills every field
+/// that carries one, so a resource read from a folder behaves exactly like one that went through the API server; code
+/// that reads a field which may not have been defaulted falls back to the same constant.
 /// </summary>
+/// <remarks>
+/// <para><b>Guarantees.</b> Apply returns a deep copy; the input is not changed. Its result is what the spec hash is
+/// computed over: a default changed here restarts every app that relies on it after an upgrade.</para>
+/// <para><b>Caveats.</b> Beyond the schema, Apply creates the objects that hold defaults (the API server defaults a
+/// field only inside an object that is present), and fills the database and cache images and the GC policy's lists,
+/// which the schema leaves unset. <c>DefaultsTests</c> checks both against the committed CRDs.</para>
+/// </remarks>
 public static class Defaults
 {
+    // AppDeployment
+
+    public const string Runtime = Runtimes.Docker;
+    public const string ImagePullPolicy = PullPolicies.IfNotPresent;
+    public const string HealthCheckPath = "/";
+    public const int PeriodSeconds = 5;
+    public const int FailureThreshold = 3;
+    public const int MigrateTimeoutSeconds = 300;
+    public const string DatabaseEngine = Engines.Postgres;
+
+    /// <summary>The database image when none is given: not a schema default, so the operator may move it.</summary>
     public const string PostgresImage = "postgres:16";
+    public const string DatabaseName = "app";
+    public const string DatabaseUser = "app";
+    public const string ReclaimPolicy = ReclaimPolicies.Retain;
+    public const string CacheEngine = Engines.Redis;
+
+    /// <summary>The cache image when none is given: not a schema default, so the operator may move it.</summary>
     public const string RedisImage = "redis:7";
+    public const string CachePersistence = PersistenceModes.None;
+    public const int ProgressDeadlineSeconds = 120;
+    public const int MinReadySeconds = 5;
+    public const bool AutoRollback = true;
+    public const int RevisionHistoryLimit = 3;
+
+    // ImageGCPolicy (also the built-in policy's settings)
+
+    public const int HighThresholdPercent = 85;
+    public const int LowThresholdPercent = 80;
+    public const string MinimumAge = "1h";
+    public const int RetainPerRepository = 3;
+    public const bool PruneBuildCache = false;
+    public const string Interval = "10m";
+    public const bool DryRun = false;
+
+    private static readonly ConcurrentDictionary<Type, Shape> Shapes = new();
 
     public static AppDeploymentSpec Apply(AppDeploymentSpec spec)
     {
         var s = Clone(spec);
-        s.Runtime ??= Runtimes.Docker;
-        s.App.ImagePullPolicy ??= PullPolicies.IfNotPresent;
-        if (s.App.HealthCheck is { } hc)
-        {
-            hc.PeriodSeconds ??= 5;
-            hc.FailureThreshold ??= 3;
-            hc.Http.Path ??= "/";
-        }
-
-        if (s.App.Migrate is { } m)
-        {
-            m.TimeoutSeconds ??= 300;
-        }
-
+        s.Rollout ??= new RolloutSpec();
         if (s.Database is { } db)
         {
-            db.Engine ??= Engines.Postgres;
             db.Image ??= PostgresImage;
-            db.Name ??= "app";
-            db.User ??= "app";
             db.Storage ??= new StorageSpec();
-            db.Storage.ReclaimPolicy ??= ReclaimPolicies.Retain;
         }
 
         if (s.Cache is { } cache)
         {
-            cache.Engine ??= Engines.Redis;
             cache.Image ??= RedisImage;
-            cache.Persistence ??= PersistenceModes.None;
             cache.Storage ??= new StorageSpec();
-            cache.Storage.ReclaimPolicy ??= ReclaimPolicies.Retain;
         }
 
-        s.Rollout ??= new RolloutSpec();
-        s.Rollout.ProgressDeadlineSeconds ??= 120;
-        s.Rollout.MinReadySeconds ??= 5;
-        s.Rollout.AutoRollback ??= true;
-        s.Rollout.RevisionHistoryLimit ??= 3;
+        FillSchemaDefaults(s);
         return s;
     }
 
@@ -59,17 +81,77 @@ public static class Defaults
     {
         var s = Clone(spec);
         s.Nodes ??= [];
-        s.HighThresholdPercent ??= 85;
-        s.LowThresholdPercent ??= 80;
-        s.MinimumAge ??= "1h";
-        s.RetainPerRepository ??= 3;
         s.Keep ??= [];
-        s.PruneBuildCache ??= false;
-        s.Interval ??= "10m";
-        s.DryRun ??= false;
+        FillSchemaDefaults(s);
         return s;
+    }
+
+    /// <summary>Sets every unset field that declares a <see cref="SchemaDefaultAttribute"/>, in every object present below <paramref name="node"/>.</summary>
+    private static void FillSchemaDefaults(object node)
+    {
+        var shape = Shapes.GetOrAdd(node.GetType(), Shape.Of);
+        foreach (var (property, value) in shape.Declared)
+        {
+            if (property.GetValue(node) is null)
+            {
+                property.SetValue(node, value);
+            }
+        }
+
+        foreach (var property in shape.Children)
+        {
+            switch (property.GetValue(node))
+            {
+                case IEnumerable items:
+                    foreach (var item in items)
+                    {
+                        if (item is not null)
+                        {
+                            FillSchemaDefaults(item);
+                        }
+                    }
+
+                    break;
+                case { } child:
+                    FillSchemaDefaults(child);
+                    break;
+            }
+        }
     }
 
     private static T Clone<T>(T value) =>
         JsonSerializer.Deserialize<T>(JsonSerializer.SerializeToUtf8Bytes(value))!;
+
+    /// <summary>The defaulted fields of an API type, and the properties that hold API objects (or lists of them).</summary>
+    private sealed record Shape(IReadOnlyList<(PropertyInfo Property, object Value)> Declared, IReadOnlyList<PropertyInfo> Children)
+    {
+        public static Shape Of(Type type)
+        {
+            var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+            var defaults = new List<(PropertyInfo, object)>();
+            foreach (var property in properties)
+            {
+                if (property.GetCustomAttribute<SchemaDefaultAttribute>() is not { } d)
+                {
+                    continue;
+                }
+
+                var target = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+                if (d.Value.GetType() != target || (property.PropertyType.IsValueType && Nullable.GetUnderlyingType(property.PropertyType) is null))
+                {
+                    // A programming error in the API types, found by the first Apply (and by DefaultsTests).
+                    throw new InvalidOperationException(
+                        $"{type.Name}.{property.Name}: [SchemaDefault] must be a {target.Name} on a nullable property, got {d.Value.GetType().Name}");
+                }
+
+                defaults.Add((property, d.Value));
+            }
+
+            var children = properties.Where(p => p.CanWrite && (IsApiObject(p.PropertyType)
+                || (p.PropertyType.IsGenericType && p.PropertyType.GetGenericTypeDefinition() == typeof(List<>) && IsApiObject(p.PropertyType.GetGenericArguments()[0])))).ToList();
+            return new Shape(defaults, children);
+        }
+
+        private static bool IsApiObject(Type type) => type.IsClass && type != typeof(string) && type.Namespace == typeof(Defaults).Namespace;
+    }
 }

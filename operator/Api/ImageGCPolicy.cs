@@ -32,19 +32,19 @@ public sealed class ImageGCPolicySpec
     /// <summary>Disk usage (percent of the filesystem holding Docker's data root) at which GC starts freeing space.</summary>
     [JsonPropertyName("highThresholdPercent")]
     [SchemaRange(1, 100)]
-    [SchemaDefault(85)]
+    [SchemaDefault(Defaults.HighThresholdPercent)]
     public int? HighThresholdPercent { get; set; }
 
     /// <summary>Disk usage GC frees down to.</summary>
     [JsonPropertyName("lowThresholdPercent")]
     [SchemaRange(0, 99)]
-    [SchemaDefault(80)]
+    [SchemaDefault(Defaults.LowThresholdPercent)]
     public int? LowThresholdPercent { get; set; }
 
     /// <summary>Images first seen by Skiff less than this long ago are never removed (Go duration).</summary>
     [JsonPropertyName("minimumAge")]
     [Duration]
-    [SchemaDefault("1h")]
+    [SchemaDefault(Defaults.MinimumAge)]
     public string? MinimumAge { get; set; }
 
     /// <summary>Unused images older than this go even without disk pressure (Go duration).</summary>
@@ -55,7 +55,7 @@ public sealed class ImageGCPolicySpec
     /// <summary>Images kept per repository beyond which unused ones go even without disk pressure.</summary>
     [JsonPropertyName("retainPerRepository")]
     [SchemaRange(0, 1000)]
-    [SchemaDefault(3)]
+    [SchemaDefault(Defaults.RetainPerRepository)]
     public int? RetainPerRepository { get; set; }
 
     /// <summary>Image reference patterns (with * wildcards) that are never removed.</summary>
@@ -66,18 +66,18 @@ public sealed class ImageGCPolicySpec
 
     /// <summary>Also prune the engine's build cache.</summary>
     [JsonPropertyName("pruneBuildCache")]
-    [SchemaDefault(false)]
+    [SchemaDefault(Defaults.PruneBuildCache)]
     public bool? PruneBuildCache { get; set; }
 
     /// <summary>How often GC runs (Go duration).</summary>
     [JsonPropertyName("interval")]
     [Duration]
-    [SchemaDefault("10m")]
+    [SchemaDefault(Defaults.Interval)]
     public string? Interval { get; set; }
 
     /// <summary>List what would be removed and why, without removing anything.</summary>
     [JsonPropertyName("dryRun")]
-    [SchemaDefault(false)]
+    [SchemaDefault(Defaults.DryRun)]
     public bool? DryRun { get; set; }
 }
 

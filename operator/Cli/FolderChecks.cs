@@ -152,7 +152,7 @@ public static class FolderChecks
         }
     }
 
-    private static bool IsDocker(AppDeployment app) => (app.Spec.Runtime ?? Runtimes.Docker) == Runtimes.Docker;
+    private static bool IsDocker(AppDeployment app) => (app.Spec.Runtime ?? Defaults.Runtime) == Runtimes.Docker;
 
     /// <summary>The address a port binds to; null for every address (0.0.0.0, ::, or none given).</summary>
     private static IPAddress? Address(string? hostIP) =>

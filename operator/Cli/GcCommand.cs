@@ -9,6 +9,7 @@ using Skiff.State;
 using Skiff.Yaml;
 using Skiff.Reconcile;
 using Skiff.Hosting;
+using Skiff.Sources.Directory;
 
 namespace Skiff.Cli;
 
@@ -20,6 +21,8 @@ namespace Skiff.Cli;
 /// </remarks>
 public static class GcCommand
 {
+    private const string Command = "skiff gc";
+
     public static Command Build()
     {
         var node = CommonOptions.Node();
@@ -107,29 +110,25 @@ public static class GcCommand
         IDisposable? stateLock = null;
         if (!chosen.DryRun)
         {
-            try
+            stateLock = Preflight.LockState(state, $"skiff gc --node {nodeName}", stderr, out var lockExit, Command,
+                "A running skiff run collects this node by itself (after rollouts, every interval, under pressure); " +
+                "skiff gc --dry-run shows its decisions without the lock");
+            if (stateLock is null)
             {
-                stateLock = state.Lock($"skiff gc --node {nodeName}");
-            }
-            catch (StateLockedException e)
-            {
-                stderr.WriteLine($"skiff gc: {e.Message}. A running skiff run collects this node by itself (after rollouts, every interval, under pressure); " +
-                    "skiff gc --dry-run shows its decisions without the lock");
-                return ExitCodes.UsageOrIo;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                stderr.WriteLine($"--state-dir: cannot use {options.StateDir}: {e.Message}");
-                return ExitCodes.UsageOrIo;
+                return lockExit;
             }
         }
 
         using (stateLock)
         using (var engine = new DockerEngine(options.DockerHost))
         {
+            if (!await Preflight.EngineAnswersAsync(engine, logging.CreateLogger("Skiff.Gc"), stderr, ct, Command))
+            {
+                return ExitCodes.Unreachable;
+            }
+
             try
             {
-                await engine.VersionAsync(ct);
                 var firstSeen = await FirstSeenStore.LoadAsync(state.FirstSeenPath, ct);
                 if (firstSeen.LoadWarning is { } loadWarning)
                 {
@@ -153,7 +152,9 @@ public static class GcCommand
                 var result = await pass.RunAsync(chosen, ct);
                 if (!chosen.DryRun && options.Node is { Length: > 0 } reportNode)
                 {
-                    state.WriteGcReport(reportNode, JsonSerializer.SerializeToUtf8Bytes(Summary(result, reportNode), StateStore.Json));
+                    var report = GcNodeReport.Of(result, reportNode, "skiff gc", DateTimeOffset.UtcNow, result.Run.AboveHighThreshold,
+                        $"skiff gc removed {result.Run.Removed.Count} images");
+                    await new FolderGcReporter(state).ReportAsync(report, ct);
                 }
 
                 Print(result, options.Output, stdout);
@@ -170,7 +171,7 @@ public static class GcCommand
             }
             catch (EngineUnreachableException e)
             {
-                stderr.WriteLine($"skiff gc: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
+                stderr.WriteLine(Preflight.Unreachable(Command, e));
                 return ExitCodes.Unreachable;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -180,22 +181,6 @@ public static class GcCommand
             }
         }
     }
-
-    private static GcNodeReport Summary(GcPassResult result, string node) => new()
-    {
-        Node = node,
-        Policy = result.Plan.Policy.Name,
-        Trigger = "skiff gc",
-        Result = result.Run.AboveHighThreshold ? "incomplete" : "success",
-        LastRun = DateTimeOffset.UtcNow,
-        DiskUsagePercent = result.Run.After.Percent,
-        ImagesRemoved = result.Run.Removed.Count,
-        BytesReclaimed = result.Run.BytesReclaimed,
-        ProtectedImages = result.Plan.Protected.Count,
-        DiskPressure = result.Run.AboveHighThreshold,
-        Message = $"skiff gc removed {result.Run.Removed.Count} images",
-        Removed = [.. result.Run.Removed.Select(d => new GcReportedImage(d.Image.Id, ImageRefs.Display(d.Image), d.Reason.ToString(), d.Detail))],
-    };
 
     private static void Print(GcPassResult result, OutputFormat format, TextWriter stdout)
     {

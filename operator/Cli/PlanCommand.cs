@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Skiff.Docker;
 using Skiff.Reconcile;
+using Skiff.Sources;
 using Skiff.Sources.Directory;
 using Skiff.State;
 using Skiff.Hosting;
@@ -119,7 +120,7 @@ public static class PlanCommand
         }
         catch (EngineUnreachableException e)
         {
-            error.WriteLine($"skiff plan: {e.Message}");
+            error.WriteLine(Preflight.Unreachable("skiff plan", e));
             return ExitCodes.Unreachable;
         }
 

@@ -26,7 +26,7 @@ public static class OnceRun
         var longest = specs.Select(Defaults.Apply).Select(spec =>
         {
             var progress = spec.Rollout!.ProgressDeadlineSeconds!.Value;
-            return Math.Max(progress, 120) + progress + (spec.App.Migrate?.TimeoutSeconds ?? 0);
+            return (int)Math.Max(progress, StackPlanner.DataHealthBackstop.TotalSeconds) + progress + (spec.App.Migrate?.TimeoutSeconds ?? 0);
         }).DefaultIfEmpty(0).Max();
         return pullTimeout + TimeSpan.FromSeconds(longest + 60);
     }

@@ -5,11 +5,20 @@ using Skiff.Reconcile;
 
 namespace Skiff.Hosting;
 
-/// <summary>The checks every long-running command makes before it starts, with the same messages and exit codes.</summary>
+/// <summary>
+/// The checks every command that changes the node makes before it starts (<c>skiff run</c> in both sources, <c>skiff gc</c>),
+/// with the same messages and exit codes.
+/// </summary>
 public static class Preflight
 {
     /// <summary>Takes the state folder's lock, or writes why not and returns null with the exit code.</summary>
-    public static IDisposable? LockState(StateStore state, string purpose, TextWriter error, out int exitCode)
+    /// <param name="state">The state folder.</param>
+    /// <param name="purpose">Who holds the lock, as another process will be told.</param>
+    /// <param name="error">Where the reason goes.</param>
+    /// <param name="exitCode"><see cref="ExitCodes.Ok"/>, or <see cref="ExitCodes.UsageOrIo"/> when the lock was not taken.</param>
+    /// <param name="command">What the message starts with.</param>
+    /// <param name="whenLocked">What to add when another process holds the lock (the way around it), if anything.</param>
+    public static IDisposable? LockState(StateStore state, string purpose, TextWriter error, out int exitCode, string command = "skiff", string? whenLocked = null)
     {
         exitCode = ExitCodes.Ok;
         try
@@ -18,7 +27,7 @@ public static class Preflight
         }
         catch (StateLockedException e)
         {
-            error.WriteLine($"skiff: {e.Message}");
+            error.WriteLine(whenLocked is null ? $"{command}: {e.Message}" : $"{command}: {e.Message}. {whenLocked}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -30,7 +39,12 @@ public static class Preflight
     }
 
     /// <summary>Whether the Docker engine answers; logs its version, or writes why not.</summary>
-    public static async Task<bool> EngineAnswersAsync(DockerEngine engine, ILogger log, TextWriter error, CancellationToken ct)
+    /// <param name="engine">The engine.</param>
+    /// <param name="log">Where its version is told.</param>
+    /// <param name="error">Where the reason goes when it does not answer.</param>
+    /// <param name="ct">Ends the check.</param>
+    /// <param name="command">What the message starts with.</param>
+    public static async Task<bool> EngineAnswersAsync(DockerEngine engine, ILogger log, TextWriter error, CancellationToken ct, string command = "skiff")
     {
         try
         {
@@ -40,8 +54,12 @@ public static class Preflight
         }
         catch (EngineUnreachableException e)
         {
-            error.WriteLine($"skiff: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)");
+            error.WriteLine(Unreachable(command, e));
             return false;
         }
     }
+
+    /// <summary>What a command says when the engine does not answer, at its start or later on.</summary>
+    public static string Unreachable(string command, EngineUnreachableException e) =>
+        $"{command}: {e.Message}. Is dockerd running? (--docker-host or DOCKER_HOST)";
 }

@@ -83,31 +83,34 @@ public sealed record GcPolicy
     public string Name { get; init; } = BuiltInName;
 
     /// <summary>Disk usage percent at or above which GC frees space (pressure).</summary>
-    public int HighThresholdPercent { get; init; } = 85;
+    public int HighThresholdPercent { get; init; } = Skiff.Api.Defaults.HighThresholdPercent;
 
     /// <summary>Disk usage percent GC frees down to (strictly below) under pressure.</summary>
-    public int LowThresholdPercent { get; init; } = 80;
+    public int LowThresholdPercent { get; init; } = Skiff.Api.Defaults.LowThresholdPercent;
 
     /// <summary>Images first seen less than this long ago are never removed.</summary>
-    public TimeSpan MinimumAge { get; init; } = TimeSpan.FromHours(1);
+    public TimeSpan MinimumAge { get; init; } = Duration(Skiff.Api.Defaults.MinimumAge);
 
     /// <summary>Unused images whose last use is longer ago than this go even without pressure; null = never.</summary>
     public TimeSpan? MaximumAge { get; init; }
 
     /// <summary>Images kept per repository (protected ones count) before older ones go without pressure.</summary>
-    public int RetainPerRepository { get; init; } = 3;
+    public int RetainPerRepository { get; init; } = Skiff.Api.Defaults.RetainPerRepository;
 
     /// <summary>Reference patterns (<c>*</c> wildcards) whose images are never removed; see <see cref="ImageGcPlanner.Matches"/>.</summary>
     public IReadOnlyList<string> Keep { get; init; } = [];
 
     /// <summary>Also prune the engine's build cache after removing images.</summary>
-    public bool PruneBuildCache { get; init; }
+    public bool PruneBuildCache { get; init; } = Skiff.Api.Defaults.PruneBuildCache;
 
     /// <summary>How often the GC loop runs.</summary>
-    public TimeSpan Interval { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan Interval { get; init; } = Duration(Skiff.Api.Defaults.Interval);
 
     /// <summary>Plan and report only; the executor removes nothing.</summary>
-    public bool DryRun { get; init; }
+    public bool DryRun { get; init; } = Skiff.Api.Defaults.DryRun;
+
+    private static TimeSpan Duration(string text) =>
+        Skiff.Validation.GoDuration.TryParse(text, out var value) ? value : throw new InvalidOperationException($"the default duration {text} does not parse");
 }
 
 /// <summary>Everything the planner decides from: a snapshot, so planning is a pure function.</summary>
@@ -140,6 +143,6 @@ public static class DeploymentImagesFrom
         var current = status?.ImageId
             ?? history.FirstOrDefault(h => h.Outcome == Skiff.Api.Outcomes.Succeeded && !string.IsNullOrEmpty(h.ImageId))?.ImageId;
         var ids = history.Select(h => h.ImageId).OfType<string>().Where(id => id.Length > 0).ToList();
-        return new DeploymentImages(ns, name, current, ids, spec?.Rollout?.RevisionHistoryLimit ?? 3);
+        return new DeploymentImages(ns, name, current, ids, spec?.Rollout?.RevisionHistoryLimit ?? Skiff.Api.Defaults.RevisionHistoryLimit);
     }
 }

@@ -9,49 +9,6 @@ namespace Skiff.ImageGC;
 /// <summary>The policy in effect for this node, and why another one was not (a Warning).</summary>
 public sealed record PolicyChoice(GcPolicy Policy, string? Warning);
 
-/// <summary>An image a run removed (or would remove), for the report.</summary>
-public sealed record GcReportedImage(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("reference")] string Reference,
-    [property: JsonPropertyName("reason")] string Reason,
-    [property: JsonPropertyName("detail")] string Detail);
-
-/// <summary>What the last GC run on a node did: the folder source's <c>gc/&lt;node&gt;.json</c>, an ImageGCPolicy's status entry.</summary>
-public sealed record GcNodeReport
-{
-    [JsonPropertyName("node")] public required string Node { get; init; }
-    [JsonPropertyName("policy")] public required string Policy { get; init; }
-    [JsonPropertyName("trigger")] public required string Trigger { get; init; }
-    /// <summary>success, incomplete, dry_run or error (the metric's label).</summary>
-    [JsonPropertyName("result")] public required string Result { get; init; }
-    [JsonPropertyName("lastRun")] public required DateTimeOffset LastRun { get; init; }
-    [JsonPropertyName("nextRun")] public DateTimeOffset? NextRun { get; init; }
-    [JsonPropertyName("diskUsagePercent")] public double DiskUsagePercent { get; init; }
-    [JsonPropertyName("imagesRemoved")] public int ImagesRemoved { get; init; }
-    [JsonPropertyName("bytesReclaimed")] public long BytesReclaimed { get; init; }
-    [JsonPropertyName("protectedImages")] public int ProtectedImages { get; init; }
-    [JsonPropertyName("diskPressure")] public bool DiskPressure { get; init; }
-    [JsonPropertyName("message")] public required string Message { get; init; }
-    [JsonPropertyName("removed")] public IReadOnlyList<GcReportedImage> Removed { get; init; } = [];
-
-    /// <summary>
-    /// Why another policy was not chosen (two policies tie for this node, a field was not understood), when that
-    /// changed since the last pass: reported once as a Warning, not at every pass.
-    /// </summary>
-    [JsonPropertyName("policyWarning")] public string? PolicyWarning { get; init; }
-
-    public Skiff.Api.NodeGCStatus ToNodeStatus() => new()
-    {
-        Node = Node,
-        DiskUsagePercent = Math.Round(DiskUsagePercent, 1),
-        LastRun = LastRun,
-        ImagesRemoved = ImagesRemoved,
-        BytesReclaimed = BytesReclaimed,
-        NextRun = NextRun,
-        Message = Message,
-    };
-}
-
 /// <summary>Where a node's GC reports go: a file in the state folder, or the ImageGCPolicy's status and an Event.</summary>
 public interface IGcReporter
 {
@@ -263,16 +220,10 @@ public sealed class ImageGcLoop(
         var (plan, run) = (result.Plan, result.Run);
         var after = run.After;
         metrics?.SetDiskUsage(node, after.Percent / 100);
-        var outcome = run.DryRun ? ImageGcResult.DryRun : run.AboveHighThreshold ? ImageGcResult.Incomplete : ImageGcResult.Success;
+        var outcome = GcNodeReport.Outcome(run);
         var bytes = run.BytesReclaimed;
         metrics?.ImageGcRun(outcome, run.Removed.Count, bytes, plan.Protected.Count);
-        var listed = run.DryRun ? run.WouldRemove : run.Removed;
-        var message = string.Create(CultureInfo.InvariantCulture,
-            $"{(run.DryRun ? "dry run: would remove" : "removed")} {listed.Count} images, reclaimed {GcPlan.FormatBytes(bytes)}; disk {run.Before.Percent:0.0}% -> {after.Percent:0.0}%; {plan.Protected.Count} protected");
-        if (run.Failed.Count + run.Skipped.Count > 0)
-        {
-            message += string.Create(CultureInfo.InvariantCulture, $", {run.Skipped.Count} skipped, {run.Failed.Count} failed");
-        }
+        var message = GcNodeReport.Summary(result);
 
         if (!run.DryRun && run.AboveHighThreshold)
         {
@@ -287,21 +238,7 @@ public sealed class ImageGcLoop(
 
         logger.LogInformation("Image GC ({Trigger}, policy {Policy}): {Message} [{Result}, {Elapsed:0.0}s]",
             trigger, policy.Name, message, outcome.ToString().ToLowerInvariant(), (time.GetUtcNow() - started).TotalSeconds);
-        return new GcNodeReport
-        {
-            Node = node,
-            Policy = policy.Name,
-            Trigger = trigger,
-            Result = outcome switch { ImageGcResult.DryRun => "dry_run", ImageGcResult.Incomplete => "incomplete", _ => "success" },
-            LastRun = time.GetUtcNow(),
-            DiskUsagePercent = after.Percent,
-            ImagesRemoved = run.Removed.Count,
-            BytesReclaimed = bytes,
-            ProtectedImages = plan.Protected.Count,
-            DiskPressure = guard.IsRaised,
-            Message = message,
-            Removed = [.. listed.Select(d => new GcReportedImage(d.Image.Id, ImageRefs.Display(d.Image), d.Reason.ToString(), d.Detail))],
-        };
+        return GcNodeReport.Of(result, node, trigger, time.GetUtcNow(), guard.IsRaised, message);
     }
 
     /// <summary>What kept GC from freeing more: the protected images by reason, with their sizes.</summary>

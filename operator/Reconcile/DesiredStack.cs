@@ -48,7 +48,7 @@ public sealed class DesiredStack
 
     public string Image => Spec.App.Image;
 
-    public string PullPolicy => Spec.App.ImagePullPolicy ?? PullPolicies.IfNotPresent;
+    public string PullPolicy => Spec.App.ImagePullPolicy!;
 
     /// <summary>The imagePullSecret's login for the image's registry, if it has one: it applies to every image of the stack.</summary>
     public RegistryAuth? PullAuthFor(string image) => inputs.PullAuths.GetValueOrDefault(ImageReference.Registry(image));
@@ -64,7 +64,7 @@ public sealed class DesiredStack
 
     public int RevisionHistoryLimit => Spec.Rollout!.RevisionHistoryLimit!.Value;
 
-    public TimeSpan MigrationTimeout => TimeSpan.FromSeconds(Spec.App.Migrate?.TimeoutSeconds ?? 300);
+    public TimeSpan MigrationTimeout => TimeSpan.FromSeconds(Spec.App.Migrate?.TimeoutSeconds ?? Defaults.MigrateTimeoutSeconds);
 
     /// <summary>The container port and path the operator probes, or null without a health check.</summary>
     public (int Port, string Path, TimeSpan Period, int FailureThreshold)? Health
@@ -79,7 +79,7 @@ public sealed class DesiredStack
             var port = hc.Http.Port.IntValue
                 ?? Spec.App.Ports?.FirstOrDefault(p => p.Name == hc.Http.Port.StringValue)?.ContainerPort
                 ?? 0;
-            return (port, hc.Http.Path ?? "/", TimeSpan.FromSeconds(hc.PeriodSeconds ?? 5), hc.FailureThreshold ?? 3);
+            return (port, hc.Http.Path!, TimeSpan.FromSeconds(hc.PeriodSeconds!.Value), hc.FailureThreshold!.Value);
         }
     }
 

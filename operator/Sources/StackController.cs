@@ -158,7 +158,7 @@ public sealed class StackController(
             {
                 var spec = stored.Resource!.Spec;
                 logger.LogInformation("{Stack}: deleting (reclaimPolicy {Policy})", names.Key,
-                    Defaults.Apply(spec).Database?.Storage?.ReclaimPolicy ?? ReclaimPolicies.Retain);
+                    Defaults.Apply(spec).Database?.Storage?.ReclaimPolicy);
                 await stacks.DeleteAsync(names, spec, ct);
                 await store.ReleaseAsync(stored, ct);
             }

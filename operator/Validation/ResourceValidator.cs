@@ -92,10 +92,10 @@ public static partial class ResourceValidator
             }
         }
 
-        if (GoDuration.TryParse(spec.MinimumAge ?? "1h", out var min) && spec.MaximumAge is { } maxText
+        if (GoDuration.TryParse(spec.MinimumAge ?? Defaults.MinimumAge, out var min) && spec.MaximumAge is { } maxText
             && GoDuration.TryParse(maxText, out var max) && max <= min)
         {
-            errors.Add("spec.maximumAge", $"must be longer than minimumAge ({spec.MinimumAge ?? "1h"}), got {maxText}");
+            errors.Add("spec.maximumAge", $"must be longer than minimumAge ({spec.MinimumAge ?? Defaults.MinimumAge}), got {maxText}");
         }
 
         if (spec.Interval is { } interval && GoDuration.TryParse(interval, out var every) && every < TimeSpan.FromSeconds(10))
@@ -121,7 +121,7 @@ public static partial class ResourceValidator
 
     internal static void NodeRequiredForDocker(Errors errors, AppDeploymentSpec spec)
     {
-        if (string.IsNullOrEmpty(spec.Node) && (spec.Runtime ?? Runtimes.Docker) == Runtimes.Docker)
+        if (string.IsNullOrEmpty(spec.Node) && (spec.Runtime ?? Defaults.Runtime) == Runtimes.Docker)
         {
             errors.Add("spec.node", "required for the docker runtime: name the node that runs the stack");
         }
@@ -200,8 +200,8 @@ public static partial class ResourceValidator
 
     internal static void LowBelowHigh(Errors errors, ImageGCPolicySpec spec)
     {
-        var low = spec.LowThresholdPercent ?? 80;
-        var high = spec.HighThresholdPercent ?? 85;
+        var low = spec.LowThresholdPercent ?? Defaults.LowThresholdPercent;
+        var high = spec.HighThresholdPercent ?? Defaults.HighThresholdPercent;
         if (low >= high)
         {
             errors.Add("spec.lowThresholdPercent", $"must be below highThresholdPercent ({high}), got {low}");

@@ -52,11 +52,11 @@ public sealed class EngineTests(DockerFixture docker)
         var network = await docker.CreateNetworkAsync("net", ct);
         var redis = await StartRedisAsync(network, ct);
 
-        var ping = await DockerFixture.EventuallyAsync("redis-cli ping", Startup, async t =>
+        var ping = await Eventually.ValueAsync("redis-cli ping", async t =>
         {
             var run = await docker.ExecAsync(redis, ["redis-cli", "ping"], t);
             return (run.ExitCode == 0 && run.Output.Trim() == "PONG" ? run : null, run.ToString());
-        }, ct);
+        }, Startup, ct, DockerFixture.PollInterval);
 
         Assert.Equal("PONG", ping.Output.Trim());
     }
@@ -88,7 +88,7 @@ public sealed class EngineTests(DockerFixture docker)
         }, ct);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
 
-        var health = await DockerFixture.EventuallyAsync("/healthz 200", Startup, async t =>
+        var health = await Eventually.ValueAsync("/healthz 200", async t =>
         {
             try
             {
@@ -100,7 +100,7 @@ public sealed class EngineTests(DockerFixture docker)
             {
                 return (null, e.Message);
             }
-        }, ct);
+        }, Startup, ct, DockerFixture.PollInterval);
         var first = await GetJsonAsync(http, ct);
         var second = await GetJsonAsync(http, ct);
 
@@ -132,7 +132,7 @@ public sealed class EngineTests(DockerFixture docker)
         var name = (await docker.Client.Containers.InspectContainerAsync(app, ct)).Name.TrimStart('/');
 
         // From a container on the same network, as Skiff probes apps that publish no port.
-        var probe = await DockerFixture.EventuallyAsync("an answer from /healthz", Startup, async t =>
+        var probe = await Eventually.ValueAsync("an answer from /healthz", async t =>
         {
             var run = await docker.RunToCompletionAsync(new CreateContainerParameters
             {
@@ -142,7 +142,7 @@ public sealed class EngineTests(DockerFixture docker)
                 HostConfig = new HostConfig { NetworkMode = network },
             }, TimeSpan.FromSeconds(30), t);
             return (run.Output.StartsWith("HTTP/", StringComparison.Ordinal) ? run : null, run.Output);
-        }, ct);
+        }, Startup, ct, DockerFixture.PollInterval);
 
         Assert.StartsWith("HTTP/1.1 500", probe.Output, StringComparison.Ordinal);
         Assert.Contains("TESTAPP_FAIL_HEALTH", probe.Output);
@@ -172,11 +172,11 @@ public sealed class EngineTests(DockerFixture docker)
 
     /// <summary>The database accepts connections once a migration succeeds; it may take a few tries while it initialises.</summary>
     private Task<ContainerRun> MigrateAsync(string network, string databaseUrl, CancellationToken ct) =>
-        DockerFixture.EventuallyAsync("a successful migration", Startup, async t =>
+        Eventually.ValueAsync("a successful migration", async t =>
         {
             var run = await docker.RunTestAppMigrateAsync(network, databaseUrl, t);
             return (run.ExitCode == 0 ? run : null, run.ToString());
-        }, ct);
+        }, Startup, ct, DockerFixture.PollInterval);
 
     private static async Task<JsonElement> GetJsonAsync(HttpClient http, CancellationToken ct)
     {

@@ -5,6 +5,7 @@ using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.Reconcile;
 using Skiff.State;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.Cli;
 
@@ -269,6 +270,6 @@ public sealed class CliProcessTests : IDisposable
         Assert.Matches(@"Components:\n  NAME\s+STATE\s+HEALTH\s+RESTARTS\s+IMAGE\s+CONTAINER\n", stdout);
         Assert.Matches(@"\n  Normal\s+RolloutSucceeded\s+\d+s\s+", stdout);
         // The bot's token never reaches what status shows.
-        Assert.DoesNotContain("bot-token-value-123", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(Stacks.BotToken, stdout, StringComparison.Ordinal);
     }
 }

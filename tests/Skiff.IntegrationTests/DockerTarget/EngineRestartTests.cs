@@ -2,6 +2,7 @@ using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -14,13 +15,14 @@ public sealed class EngineRestartTests
         await using var dockerd = new ThrowawayEngine("restart");
         await dockerd.StartAsync();
         await dockerd.ResetAsync();
-        await dockerd.LoadImagesAsync(StackHarness.PostgresImage, StackHarness.AppImage);
+        await dockerd.LoadImagesAsync(TestImages.Postgres, TestImages.App1);
         using var engine = new DockerEngine(dockerd.Endpoint);
         var secrets = new InMemorySecrets();
         using var reconciler = new StackReconciler(engine, secrets, new StackContext("local", "restart-test", "test"), new RecordingEvents(), NullLogger<StackReconciler>.Instance);
         var api = StackHarness.ApiWithDatabase("restart", "api");
         // The engine lives in its own network namespace: readiness by minReadySeconds, not an HTTP probe from here.
         api.Spec.App.HealthCheck = null;
+        api.Spec.Rollout!.MinReadySeconds = 1;
 
         // A long migration (5 s) that the engine's shutdown stops half-way, as an `apt upgrade` of docker.io
         // would: the migration is re-run after the restart, not taken for a failed one. (Killing PostgreSQL in
@@ -28,13 +30,11 @@ public sealed class EngineRestartTests
         // one: that is a different test.)
         api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "5" }];
         var reconcile = StackHarness.SettleAsync(reconciler, api, CancellationToken.None);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!(await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None)).Any(c => c.Running))
+        await Eventually.UntilAsync("the migration started", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
             Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
-            await Task.Delay(50);
-        }
+            return await engine.ListContainersAsync(new Dictionary<string, string> { [SkiffLabels.Component] = "migrate" }, CancellationToken.None);
+        }, cs => cs.Any(c => c.Running), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
 
         await Task.Delay(1000);
         await dockerd.StopAsync();

@@ -1,6 +1,7 @@
 using Docker.DotNet.Models;
 using Skiff.Api;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -73,7 +74,7 @@ public sealed class LifecycleTests
     {
         await using var h = new StackHarness();
         var api = StackHarness.ApiWithDatabase(h.Namespace, "api");
-        var bot = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var bot = h.BotWithRedis("bot");
         await Task.WhenAll(h.ReconcileAsync(api), h.ReconcileAsync(bot));
 
         var database = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.DatabaseComponent);

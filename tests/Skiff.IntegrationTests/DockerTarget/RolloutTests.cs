@@ -1,6 +1,7 @@
 using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -37,7 +38,7 @@ public sealed class RolloutTests
     public async Task Bot_with_redis_converges_and_the_app_really_uses_REDIS_URL()
     {
         await using var h = new StackHarness();
-        var bot = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var bot = h.BotWithRedis("bot");
 
         await h.ReconcileAsync(bot);
 
@@ -59,7 +60,7 @@ public sealed class RolloutTests
         var before = await h.GetAppJsonAsync(api);
         var database = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.DatabaseComponent);
 
-        api.Spec.App.Image = StackHarness.AppImage2;
+        api.Spec.App.Image = TestImages.App2;
         api.Metadata.Generation = 2;
         await h.ReconcileAsync(api);
 
@@ -71,7 +72,7 @@ public sealed class RolloutTests
         var after = await h.GetAppJsonAsync(api);
         Assert.Equal("2", after["version"]!.ToString());
         Assert.Equal(before["visits"]!.GetValue<long>() + 1, after["visits"]!.GetValue<long>());
-        Assert.Equal(StackHarness.AppImage2, api.Status.LastGoodImage);
+        Assert.Equal(TestImages.App2, api.Status.LastGoodImage);
         Assert.Equal(2, api.Status.ObservedGeneration);
     }
 
@@ -130,24 +131,21 @@ public sealed class RolloutTests
         api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "3" }];
         var reconcile = h.ReconcileAsync(api);
 
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        ObservedContainer? migration;
-        while ((migration = (await h.ContainersAsync(api)).FirstOrDefault(c => c.Component == StackNames.MigrateComponent && c.Running)) is null)
+        var containers = await Eventually.UntilAsync("the migration started", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration never started");
             Assert.False(reconcile.IsCompleted, "the reconcile ended before the migration started");
-            await Task.Delay(50);
-        }
+            return await h.ContainersAsync(api);
+        }, cs => cs.Any(c => c.Component == StackNames.MigrateComponent && c.Running), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
+        var migration = containers.First(c => c.Component == StackNames.MigrateComponent && c.Running);
 
         Assert.Equal(1, migration.Attempt);
         await h.Engine.StopContainerAsync(migration.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
         // Skiff removes the stopped one at once and runs the migration again (3 s more): the second run is seen.
-        while (!(await h.ContainersAsync(api)).Any(c => c.Component == StackNames.MigrateComponent && c.Attempt == 2))
+        await Eventually.UntilAsync("the migration was run again", async () =>
         {
-            Assert.True(DateTime.UtcNow < deadline, "the migration was not run again");
             Assert.False(reconcile.IsCompleted, "the reconcile ended without running the migration again");
-            await Task.Delay(50);
-        }
+            return await h.ContainersAsync(api);
+        }, cs => cs.Any(c => c.Component == StackNames.MigrateComponent && c.Attempt == 2), TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(50));
 
         await reconcile;
 
@@ -196,7 +194,7 @@ public sealed class RolloutTests
     public async Task Missing_image_is_reported_as_ImageNotFound()
     {
         await using var h = new StackHarness();
-        var bot = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var bot = h.BotWithRedis("bot");
         bot.Spec.App.Image = "skiff-test/does-not-exist:1";
         bot.Spec.App.ImagePullPolicy = PullPolicies.Never;
 
@@ -214,7 +212,7 @@ public sealed class RolloutTests
         Assert.False(Conditions.IsTrue(status, ConditionTypes.Ready));
         Assert.True(Conditions.IsTrue(status, ConditionTypes.Stalled));
         Assert.Equal(reason, Conditions.Get(status, ConditionTypes.Stalled)!.Reason);
-        Assert.Equal(StackHarness.AppImage, status.LastGoodImage);
+        Assert.Equal(TestImages.App1, status.LastGoodImage);
         Assert.Equal(1, status.Revision);
         Assert.Equal(Outcomes.RolledBack, status.History!.Last().Outcome);
         Assert.Equal(reason, status.History!.Last().Reason);

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.DockerTarget;
 
@@ -54,11 +55,6 @@ public sealed class RecordingEvents : IEventSink
 /// </summary>
 public sealed class StackHarness : IAsyncDisposable
 {
-    public const string PostgresImage = "skiff-test/postgres:15";
-    public const string RedisImage = "skiff-test/redis:7";
-    public const string AppImage = "skiff-test/app:1";
-    public const string AppImage2 = "skiff-test/app:2";
-
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
     public StackHarness(string? sourceId = null, StackServices? services = null)
@@ -82,39 +78,21 @@ public sealed class StackHarness : IAsyncDisposable
 
     public StackReconciler Reconciler { get; }
 
-    public static AppDeployment ApiWithDatabase(string ns, string name, string image = AppImage) => new()
-    {
-        Metadata = new() { Name = name, NamespaceProperty = ns, Generation = 1 },
-        Spec = new AppDeploymentSpec
-        {
-            Node = "local",
-            App = new AppSpec
-            {
-                Image = image,
-                Ports = [new PortSpec { Name = "http", ContainerPort = 8080 }],
-                HealthCheck = new HealthCheckSpec { Http = new HttpCheck { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 },
-                Migrate = new MigrateSpec { Command = ["testapp", "migrate"], TimeoutSeconds = 60 },
-            },
-            Database = new DatabaseSpec { Image = PostgresImage },
-            Rollout = new RolloutSpec { ProgressDeadlineSeconds = 30, MinReadySeconds = 1 },
-        },
-    };
+    /// <summary>The seed API (<see cref="Stacks.Api"/>) at generation 1, as a source hands it over.</summary>
+    public static AppDeployment ApiWithDatabase(string ns, string name, string image = TestImages.App1) => AsGeneration1(Stacks.Api(name, ns, image));
 
-    public static AppDeployment BotWithRedis(string ns, string name) => new()
+    /// <summary>The seed bot (<see cref="Stacks.Bot"/>) at generation 1, with its Secret in <see cref="Secrets"/>.</summary>
+    public AppDeployment BotWithRedis(string name)
     {
-        Metadata = new() { Name = name, NamespaceProperty = ns, Generation = 1 },
-        Spec = new AppDeploymentSpec
-        {
-            Node = "local",
-            App = new AppSpec
-            {
-                Image = AppImage,
-                HealthCheck = new HealthCheckSpec { Http = new HttpCheck { Path = "/healthz", Port = 8080 }, PeriodSeconds = 1 },
-            },
-            Cache = new CacheSpec { Image = RedisImage, Persistence = PersistenceModes.Aof, MaxMemory = "64Mi" },
-            Rollout = new RolloutSpec { ProgressDeadlineSeconds = 30, MinReadySeconds = 1 },
-        },
-    };
+        Secrets.Put(Namespace, Stacks.BotSecretName, Stacks.BotTokenKey, Stacks.BotToken);
+        return AsGeneration1(Stacks.Bot(name, Namespace));
+    }
+
+    private static AppDeployment AsGeneration1(AppDeployment resource)
+    {
+        resource.Metadata.Generation = 1;
+        return resource;
+    }
 
     /// <summary>Reconciles until the rollout is over (Ready, failed or stalled) and stores each new status on the resource, as a source would.</summary>
     public async Task<StackResult> ReconcileAsync(AppDeployment resource)

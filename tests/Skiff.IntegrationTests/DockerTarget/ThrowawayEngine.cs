@@ -114,19 +114,18 @@ public sealed class ThrowawayEngine : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         using var engine = new DockerEngine(Endpoint);
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
+        await Eventually.ValueAsync($"dockerd at {Endpoint} answers", async ct =>
         {
             try
             {
-                await engine.VersionAsync(CancellationToken.None);
-                return;
+                await engine.VersionAsync(ct);
+                return ("up", "");
             }
-            catch (EngineUnreachableException) when (DateTime.UtcNow < deadline && !process.HasExited)
+            catch (EngineUnreachableException e) when (!process.HasExited)
             {
-                await Task.Delay(200);
+                return (null, e.Message);
             }
-        }
+        }, TimeSpan.FromSeconds(60), interval: TimeSpan.FromMilliseconds(200));
     }
 
     /// <summary>Stops dockerd (SIGTERM, as a service manager would) and waits for it to exit.</summary>

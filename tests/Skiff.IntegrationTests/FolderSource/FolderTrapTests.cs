@@ -1,3 +1,5 @@
+using Skiff.IntegrationTests.Infrastructure;
+
 namespace Skiff.IntegrationTests.FolderSource;
 
 /// <summary>
@@ -50,11 +52,12 @@ public sealed class FolderTrapTests
         var before = await IdsAsync(w, "bot");
 
         await using var run = SkiffProcess.Start(w.RunArgs());
-        await FolderWait.UntilAsync(() => run.Stderr.Contains("Serving node", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        await run.UntilLoggedAsync("Serving node", TimeSpan.FromSeconds(60));
         // The typo and a new stack land in one change: once the new stack runs, that change was reconciled.
         w.Write("bot.yaml", w.Bot().Replace("kind: AppDeployment", "kind: AppDeploymnet", StringComparison.Ordinal));
         w.Write("marker.yaml", w.Bot(name: "marker").Split("---", 2)[0]);
-        await FolderWait.UntilAsync(async () => (await w.ContainersAsync("marker")).Any(c => c.Component == "app" && c.Running), TimeSpan.FromMinutes(2));
+        await Eventually.UntilAsync("marker's app runs", () => w.ContainersAsync("marker"), cs => cs.Any(c => c.Component == "app" && c.Running),
+            TimeSpan.FromMinutes(2), () => run.Stderr);
 
         Assert.Contains("did you mean AppDeployment?", run.Stderr);
         Assert.Equal(before, await IdsAsync(w, "bot"));

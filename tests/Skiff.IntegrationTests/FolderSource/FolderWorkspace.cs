@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using Docker.DotNet.Models;
+using Skiff.Api;
 using Skiff.Docker;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -41,60 +43,23 @@ public sealed class FolderWorkspace : IAsyncDisposable
 
     public void Delete(string file) => File.Delete(Path.Combine(Resources, file));
 
-    /// <summary>An API with PostgreSQL and a migration; <paramref name="healthyAfter"/> seconds pass before its health check passes.</summary>
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, int healthyAfter = 0) => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: {name}
-          namespace: {Namespace}
-        spec:
-          node: local
-          app:
-            image: {image}
-            imagePullPolicy: Never
-            ports:
-              - {"{"} name: http, containerPort: 8080 {"}"}
-            healthCheck:
-              http: {"{"} path: /healthz, port: http {"}"}
-              periodSeconds: 1
-            migrate:
-              command: ["testapp", "migrate"]
-          database:
-            image: skiff-test/postgres:15
-          rollout:
-            progressDeadlineSeconds: {deadline}
-        """.Replace("    migrate:", healthyAfter > 0 ? $"    env:\n      - name: TESTAPP_HEALTHY_AFTER_SECONDS\n        value: \"{healthyAfter}\"\n    migrate:" : "    migrate:", StringComparison.Ordinal);
+    /// <summary>
+    /// The seed API (<see cref="Stacks.Api"/>) in this workspace's namespace, as YAML; <paramref name="healthyAfter"/> seconds
+    /// pass before its health check passes; <paramref name="edit"/> changes the spec first.
+    /// </summary>
+    public string Api(string name = "api", string image = TestImages.App1, int deadline = 60, int healthyAfter = 0, Action<AppDeploymentSpec>? edit = null)
+    {
+        var api = Stacks.Api(name, Namespace, image, deadline: deadline);
+        if (healthyAfter > 0)
+        {
+            api.WithEnv("TESTAPP_HEALTHY_AFTER_SECONDS", healthyAfter);
+        }
 
-    public string Bot(string name = "bot") => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: {name}
-          namespace: {Namespace}
-        spec:
-          node: local
-          app:
-            image: skiff-test/app:1
-            imagePullPolicy: Never
-            env:
-              - name: TOKEN
-                valueFrom:
-                  secretKeyRef: {"{"} name: bot-secrets, key: token {"}"}
-            healthCheck:
-              http: {"{"} path: /healthz, port: 8080 {"}"}
-          cache:
-            image: skiff-test/redis:7
-            persistence: aof
-        ---
-        apiVersion: v1
-        kind: Secret
-        metadata:
-          name: bot-secrets
-          namespace: {Namespace}
-        stringData:
-          token: bot-token-value-123
-        """;
+        return Stacks.Yaml(api.With(edit));
+    }
+
+    /// <summary>The seed bot (<see cref="Stacks.Bot"/>) and its Secret in this workspace's namespace, as YAML.</summary>
+    public string Bot(string name = "bot") => Stacks.Yaml(Stacks.Bot(name, Namespace), Stacks.BotSecret(Namespace));
 
     /// <summary>Containers of this workspace's namespace, by stack.</summary>
     public Task<IReadOnlyList<ObservedContainer>> ContainersAsync(string? stack = null) => ContainersAsync(Engine, Namespace, stack);

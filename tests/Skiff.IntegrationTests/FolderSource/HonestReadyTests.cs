@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Skiff.Api;
 using Skiff.Reconcile;
 using Skiff.State;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -14,15 +15,21 @@ public sealed class HonestReadyTests
     {
         await using var w = new FolderWorkspace();
         var port = Infrastructure.DockerFixture.FreeTcpPort();
-        string Api(string extraEnv) => w.Api(name: "web")
-            .Replace("containerPort: 8080 }", $"containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1 }}", StringComparison.Ordinal)
-            .Replace("    migrate:", $"    env:\n      - {{ name: APP_VERSION, value: \"{extraEnv}\" }}\n      - {{ name: TESTAPP_HEALTHY_AFTER_SECONDS, value: \"{(extraEnv == "v1" ? "0" : "5")}\" }}\n    migrate:", StringComparison.Ordinal);
+        string Api(string version) => w.Api(name: "web", edit: s =>
+        {
+            (s.App.Ports![0].HostPort, s.App.Ports[0].HostIP) = (port, "127.0.0.1");
+            s.App.Env =
+            [
+                new EnvVar { Name = "APP_VERSION", Value = version },
+                new EnvVar { Name = "TESTAPP_HEALTHY_AFTER_SECONDS", Value = version == "v1" ? "0" : "5" },
+            ];
+        });
         w.Write("web.yaml", Api("v1"));
         string[] args = [.. w.RunArgs().Select(a => a == "0" ? "127.0.0.1:0" : a)];
         await using var run = SkiffProcess.Start(args);
         var statusFile = Path.Combine(w.StateDir, "status", $"{w.Namespace}_web.json");
         StatusRecord? Read() => File.Exists(statusFile) ? JsonSerializer.Deserialize<StatusRecord>(File.ReadAllText(statusFile), StateStore.Json) : null;
-        await FolderWait.UntilAsync(() => Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("web is Ready", () => Read()?.Status, s => Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(120), () => run.Stderr);
         var metrics = new Uri($"http://{Regex.Match(run.Stderr, @"Serving metrics on (127\.0\.0\.1:\d+)").Groups[1].Value}/metrics");
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.ConnectionClose = true;
@@ -33,7 +40,7 @@ public sealed class HonestReadyTests
         w.Write("web.yaml", Api("v2"));
         string? replacing = null;
         var sawZero = false;
-        await FolderWait.UntilAsync(async () =>
+        await Eventually.TrueAsync("Ready=False Replacing while the metric says 0", async () =>
         {
             var ready = Conditions.Get(Read()?.Status, ConditionTypes.Ready);
             if (ready is { Status: "False", Reason: "Replacing" })
@@ -43,11 +50,11 @@ public sealed class HonestReadyTests
             }
 
             return replacing is not null && sawZero;
-        }, TimeSpan.FromSeconds(60));
+        }, TimeSpan.FromSeconds(60), () => $"replacing: {replacing ?? "never seen"}, metric 0: {sawZero}; status: {JsonSerializer.Serialize(Read()?.Status)}");
         Assert.Contains("nothing serves until that one is ready", replacing, StringComparison.Ordinal);
 
         // And Ready again once the new revision passes its health check.
-        await FolderWait.UntilAsync(() => Read()?.Status?.Revision == 2 && Conditions.IsTrue(Read()?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("web's revision 2 is Ready", () => Read()?.Status, s => s?.Revision == 2 && Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
         Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
     }
 }

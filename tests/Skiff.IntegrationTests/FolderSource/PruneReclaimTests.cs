@@ -1,4 +1,5 @@
 using Docker.DotNet.Models;
+using Skiff.Api;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -10,8 +11,8 @@ public sealed class PruneReclaimTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
 
-    private static string WithDatabase(FolderWorkspace w, string extra) =>
-        w.Api().Replace("    image: skiff-test/postgres:15", "    image: skiff-test/postgres:15\n" + extra, StringComparison.Ordinal);
+    private static string WithDatabase(FolderWorkspace w, string reclaimPolicy, string? volume = null) =>
+        w.Api(edit: s => (s.Database!.Storage, s.Database.Volume) = (new StorageSpec { ReclaimPolicy = reclaimPolicy }, volume));
 
     private static string Credentials(FolderWorkspace w) => Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json");
 
@@ -37,7 +38,7 @@ public sealed class PruneReclaimTests
     public async Task Pruned_with_Retain_keeps_the_volume_and_the_credentials()
     {
         await using var w = new FolderWorkspace();
-        await DeployThenPruneAsync(w, WithDatabase(w, "    storage: { reclaimPolicy: Retain }"));
+        await DeployThenPruneAsync(w, WithDatabase(w, ReclaimPolicies.Retain));
 
         Assert.NotNull(await w.Engine.InspectVolumeAsync($"skiff_{w.Namespace}_api_database", CancellationToken.None));
         Assert.True(File.Exists(Credentials(w)));
@@ -47,7 +48,7 @@ public sealed class PruneReclaimTests
     public async Task Pruned_with_Delete_removes_the_volume_and_the_credentials()
     {
         await using var w = new FolderWorkspace();
-        await DeployThenPruneAsync(w, WithDatabase(w, "    storage: { reclaimPolicy: Delete }"));
+        await DeployThenPruneAsync(w, WithDatabase(w, ReclaimPolicies.Delete));
 
         Assert.Null(await w.Engine.InspectVolumeAsync($"skiff_{w.Namespace}_api_database", CancellationToken.None));
         Assert.False(File.Exists(Credentials(w)));
@@ -60,13 +61,13 @@ public sealed class PruneReclaimTests
         // Named like the workspace's own volumes, so the workspace removes it at the end.
         var adopted = $"skiff_{w.Namespace}_adopted";
         await w.Engine.Client.Volumes.CreateAsync(new VolumesCreateParameters { Name = adopted });
-        await DeployThenPruneAsync(w, WithDatabase(w, $"    volume: {adopted}\n    storage: {{ reclaimPolicy: Delete }}"));
+        await DeployThenPruneAsync(w, WithDatabase(w, ReclaimPolicies.Delete, adopted));
 
         Assert.NotNull(await w.Engine.InspectVolumeAsync(adopted, CancellationToken.None));
         Assert.True(File.Exists(Credentials(w)));
 
         // The kept credentials still open the kept data: the stack comes back on the same volume and is Ready.
-        w.Write("api.yaml", WithDatabase(w, $"    volume: {adopted}\n    storage: {{ reclaimPolicy: Delete }}"));
+        w.Write("api.yaml", WithDatabase(w, ReclaimPolicies.Delete, adopted));
         await RunOnceAsync(w);
     }
 }

@@ -3,6 +3,7 @@ using Docker.DotNet.Models;
 using Skiff.Api;
 using Skiff.Reconcile;
 using Skiff.State;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -48,7 +49,7 @@ public sealed class ReconcileCoreTests
         await using var w = new FolderWorkspace();
         w.Write("quick.yaml", Sleeper(w, "quick", "1", 0));
         await using var run = SkiffProcess.Start(w.RunArgs());
-        await FolderWait.UntilAsync(() => Conditions.IsTrue(Read(w, "quick")?.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(90));
+        await Eventually.UntilAsync("quick is Ready", () => Read(w, "quick")?.Status, s => Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(90), () => run.Stderr);
 
         // Six stacks whose migrations take 90 s, with the default four workers.
         for (var i = 1; i <= 6; i++)
@@ -58,11 +59,12 @@ public sealed class ReconcileCoreTests
 
         async Task<int> MigratingAsync() =>
             (await w.ContainersAsync()).Count(c => c.Component == StackNames.MigrateComponent && c.Running);
-        await FolderWait.UntilAsync(async () => await MigratingAsync() == 6, TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("six migrations run", MigratingAsync, n => n == 6, TimeSpan.FromSeconds(60), () => run.Stderr);
 
         // While all six migrate, the seventh stack's change is rolled out.
         w.Write("quick.yaml", Sleeper(w, "quick", "2", 0));
-        await FolderWait.UntilAsync(() => Read(w, "quick")?.Status is { Revision: 2 } s && Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("quick's revision 2 is Ready", () => Read(w, "quick")?.Status,
+            s => s is { Revision: 2 } && Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(60), () => run.Stderr);
 
         // An ordering, not a timing: the new revision was live before any of the six migrations ended.
         Assert.Equal(6, await MigratingAsync());

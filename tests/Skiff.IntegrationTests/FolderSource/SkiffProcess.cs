@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -113,6 +114,11 @@ public sealed class SkiffProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILL: no chance to clean up, as in a crash or an OOM kill.</summary>
+    /// <summary>Waits until the process has logged <paramref name="text"/> on stderr; a timeout shows the end of its log.</summary>
+    public Task UntilLoggedAsync(string text, TimeSpan timeout) =>
+        Eventually.TrueAsync($"skiff (pid {Id}) logs \"{text}\"", () => Stderr.Contains(text, StringComparison.Ordinal), timeout,
+            () => (HasExited ? "(exited)\n" : "") + Stderr);
+
     public void Kill() => process.Kill(entireProcessTree: true);
 
     public async ValueTask DisposeAsync()

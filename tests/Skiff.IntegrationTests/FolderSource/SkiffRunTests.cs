@@ -1,4 +1,6 @@
+using Skiff.Api;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
@@ -25,7 +27,7 @@ public sealed class SkiffRunTests
         var json = await SkiffProcess.RunAsync(Timeout, "status", "--state-dir", w.StateDir, "-o", "json");
         Assert.Contains("\"phase\": \"Ready\"", json.Stdout);
         // The bot's token and the generated database password never reach output or status.
-        Assert.DoesNotContain("bot-token-value-123", stdout + stderr + json.Stdout);
+        Assert.DoesNotContain(Stacks.BotToken, stdout + stderr + json.Stdout);
         var password = File.ReadAllText(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"));
         Assert.Contains("password", password);
         var mode = File.GetUnixFileMode(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"));
@@ -89,7 +91,7 @@ public sealed class SkiffRunTests
         w.Write("broken.yaml", "apiVersion: skiff.dev/v1alpha1\nkind: AppDeployment\nmetadata: {name: x\n  : ][\n");
         w.Write("dup.yaml", w.Api(name: "twin") + "\n---\n" + w.Api(name: "twin"));
         w.Write("huge.yaml", w.Api(name: "huge").Replace("skiff-test/app:1", new string('a', 10 * 1024 * 1024)));
-        w.Write("engine.yaml", w.Api(name: "mysql").Replace("image: skiff-test/postgres:15", "engine: mysql"));
+        w.Write("engine.yaml", w.Api(name: "mysql", edit: s => s.Database = new DatabaseSpec { Engine = "mysql" }));
 
         var (exit, stdout, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
 
@@ -108,7 +110,8 @@ public sealed class SkiffRunTests
     {
         await using var w = new FolderWorkspace();
         await using var first = SkiffProcess.Start(w.RunArgs());
-        await FolderWait.UntilAsync(() => File.Exists(Path.Combine(w.StateDir, "skiff.lock")) && first.Stderr.Contains("Serving node", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        await Eventually.TrueAsync("the first run holds the lock and serves",
+            () => File.Exists(Path.Combine(w.StateDir, "skiff.lock")) && first.Stderr.Contains("Serving node", StringComparison.Ordinal), TimeSpan.FromSeconds(30), () => first.Stderr);
 
         var (exit, _, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
 
@@ -130,7 +133,8 @@ public sealed class SkiffRunTests
         w.Write("api.yaml", w.Api(image: "skiff-test/app:2", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
-            await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.State == "exited"), TimeSpan.FromSeconds(60));
+            await Eventually.UntilAsync("api's migration exited", () => w.ContainersAsync("api"), cs => cs.Any(c => c.Component == "migrate" && c.State == "exited"),
+                TimeSpan.FromSeconds(60), () => run.Stderr);
             run.Kill();
         }
 
@@ -143,7 +147,8 @@ public sealed class SkiffRunTests
         w.Write("api.yaml", w.Api(image: "skiff-test/app:1", healthyAfter: 6));
         await using (var run = SkiffProcess.Start(w.RunArgs()))
         {
-            await FolderWait.UntilAsync(async () => (await w.ContainersAsync("api")).Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running), TimeSpan.FromSeconds(60));
+            await Eventually.UntilAsync("api's revision 3 runs", () => w.ContainersAsync("api"), cs => cs.Any(c => c.Name.EndsWith("_app_r3", StringComparison.Ordinal) && c.Running),
+                TimeSpan.FromSeconds(60), () => run.Stderr);
             run.Kill();
         }
 
@@ -198,24 +203,5 @@ public sealed class SkiffRunTests
         Assert.Equal(databaseId, containers.Single(c => c.Component == "database").Id);
         Assert.Equal(revision, containers.Single(c => c.Component == "app").Revision);
         Assert.All(containers, c => Assert.True(c.Running));
-    }
-}
-
-internal static class FolderWait
-{
-    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout) => UntilAsync(() => Task.FromResult(condition()), timeout);
-
-    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("condition not met within " + timeout);
-            }
-
-            await Task.Delay(100);
-        }
     }
 }

@@ -194,19 +194,12 @@ public sealed class FreshHost : IAsyncDisposable
         await Command.MustAsync("docker save | docker load", "sh", ["-c", $"docker save {string.Join(' ', sources)} | docker -H {engine.Endpoint} load -q"]);
         var config = Path.Combine(root, "docker-config");
         Directory.CreateDirectory(config);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
+        // The login goes through the engine's daemon, so it also says the registry answers.
+        await Eventually.ValueAsync($"the registry in {engine.NetworkNamespace} answers a docker login", async _ =>
         {
-            // The login goes through the engine's daemon, so it also says the registry answers.
             var (code, output) = await Command.RunAsync("docker", ["-H", engine.Endpoint, "--config", config, "login", Registry, "-u", User, "-p", Password]);
-            if (code == 0)
-            {
-                break;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"the registry in {engine.NetworkNamespace} did not answer: {output}");
-            await Task.Delay(200);
-        }
+            return (code == 0 ? "logged in" : null, output);
+        }, TimeSpan.FromSeconds(30), interval: TimeSpan.FromMilliseconds(200));
 
         foreach (var (local, target) in images)
         {

@@ -1,4 +1,5 @@
 using Skiff.IntegrationTests.DockerTarget;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FreshHost;
 
@@ -10,9 +11,9 @@ public sealed class FreshHostTests
 {
     private static readonly Dictionary<string, string> Images = new()
     {
-        [StackHarness.AppImage] = "acme/api:1.4.2",
-        [StackHarness.PostgresImage] = "postgres:15",
-        [StackHarness.RedisImage] = "redis:7",
+        [TestImages.App1] = "acme/api:1.4.2",
+        [TestImages.Postgres] = "postgres:15",
+        [TestImages.Redis] = "redis:7",
     };
 
     /// <summary>examples/stacks/api-postgres.yaml, pointed at the registry and the test app.</summary>

@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using System.Text.Json;
 using k8s;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.ImageGC;
 
@@ -34,15 +34,8 @@ public sealed class GcPolicyStatusTests
         return JsonSerializer.SerializeToElement(raw).Deserialize<ImageGCPolicy>()!;
     }
 
-    private static async Task UntilAsync(string what, Func<Task<bool>> condition, Func<string> diagnostics, int seconds = 60)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(seconds), $"timed out waiting until {what}\n{diagnostics()}");
-            await Task.Delay(250);
-        }
-    }
+    private static Task UntilAsync(string what, Func<Task<bool>> condition, Func<string> diagnostics, int seconds = 60) =>
+        Eventually.TrueAsync(what, condition, TimeSpan.FromSeconds(seconds), diagnostics, TimeSpan.FromMilliseconds(250));
 
     private static string Logs(params SkiffProcess[] operators) => string.Join("\n---\n", operators.Select(o => o.Stderr));
 

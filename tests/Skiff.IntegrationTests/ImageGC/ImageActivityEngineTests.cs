@@ -32,7 +32,7 @@ public sealed class ImageActivityEngineTests(DockerFixture docker) : IDisposable
 
         // Events from before the stream connected are not replayed: tag again until one is seen.
         var tags = 0;
-        await DockerFixture.EventuallyAsync("the tag event recorded", Patience, async ct =>
+        await Eventually.ValueAsync("the tag event recorded", async ct =>
         {
             if (store.Get(id) is not null)
             {
@@ -41,16 +41,16 @@ public sealed class ImageActivityEngineTests(DockerFixture docker) : IDisposable
 
             await images.TagAsync(id, $"events:tag{++tags}");
             return (null, $"{tags} tags, the image not seen yet");
-        }, CancellationToken.None);
+        }, Patience);
         Assert.Null(store.Get(id)!.Value.LastUsed);
 
         var container = await docker.Client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
             Image = id, Cmd = ["true"], Labels = docker.Labels, Name = docker.Name("events"),
         });
-        await DockerFixture.EventuallyAsync("the create event recorded", Patience, _ =>
+        await Eventually.ValueAsync("the create event recorded", _ =>
             Task.FromResult<(object?, string)>(store.Get(id)?.LastUsed is not null ? ("used", "") : (null, $"container {container.ID[..12]} created, the image not marked used yet")),
-            CancellationToken.None);
+            Patience);
 
         await stop.CancelAsync();
         await following; // ends quietly when stopped

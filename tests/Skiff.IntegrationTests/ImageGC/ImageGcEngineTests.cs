@@ -157,7 +157,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         var serving = (await h.ContainersAsync(app)).Single(c => c.Component == StackNames.AppComponent && c.Running);
         Assert.Equal(revisionIds[4], serving.ImageId);
         // The rollback container was just started: give the app a moment to listen.
-        await DockerFixture.EventuallyAsync("the rolled-back app answers /healthz", TimeSpan.FromSeconds(20), async _ =>
+        await Eventually.ValueAsync("the rolled-back app answers /healthz", async _ =>
         {
             try
             {
@@ -168,7 +168,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
             {
                 return (null, e.Message);
             }
-        }, CancellationToken.None);
+        }, TimeSpan.FromSeconds(20), interval: DockerFixture.PollInterval);
     }
 
     [Fact]
@@ -177,7 +177,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         await using var images = new GcImages(docker);
         await using var h = new StackHarness();
         var id = await images.CommitAsync(TestImages.App1, "app:fresh");
-        var app = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var app = h.BotWithRedis("bot");
         app.Spec.Cache = null;
         app.Spec.App.Image = images.Prefix + "app:fresh";
         var pass = await PassAsync(h.Engine, images, new FixedDiskMeter(95), h.Reconciler.EngineLock, () => []);
@@ -212,7 +212,7 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         var pass = await PassAsync(h.Engine, images, meter, h.Reconciler.EngineLock, () => []);
         var loop = new ImageGcLoop(pass, meter, guard, _ => Task.FromResult(new PolicyChoice(GcPolicy.BuiltIn, null)), new NoReports(), "local", null,
             NullLogger<ImageGcLoop>.Instance);
-        var app = StackHarness.BotWithRedis(h.Namespace, "bot");
+        var app = h.BotWithRedis("bot");
         app.Spec.Cache = null;
 
         await loop.RunPassAsync("pressure", CancellationToken.None);

@@ -203,26 +203,8 @@ public sealed class DockerFixture : IAsyncLifetime
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>Polls <paramref name="attempt"/> until it returns a result, or fails after <paramref name="timeout"/> with the last reason.</summary>
-    public static async Task<T> EventuallyAsync<T>(
-        string what, TimeSpan timeout, Func<CancellationToken, Task<(T? Result, string Reason)>> attempt, CancellationToken ct)
-        where T : class
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        var reason = "never tried";
-        while (DateTime.UtcNow < deadline)
-        {
-            (var result, reason) = await attempt(ct);
-            if (result is not null)
-            {
-                return result;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
-        }
-
-        throw new TimeoutException($"{what} did not happen within {timeout.TotalSeconds:0} s; last: {reason}");
-    }
+    /// <summary>How often to retry what starts a container or a process per try (docker exec, docker run): less often than <see cref="Eventually.DefaultInterval"/>.</summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
     private async Task<string> CreateContainerAsync(CreateContainerParameters parameters, CancellationToken ct)
     {

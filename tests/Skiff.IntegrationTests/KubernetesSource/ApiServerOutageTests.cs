@@ -2,6 +2,7 @@ using k8s;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -25,11 +26,9 @@ public sealed class ApiServerOutageTests
         await h.Server.RestartAsync();
         await h.ApplyAsync(h.Stateless("web", "local").Replace("skiff-test/app:1", "skiff-test/app:2", StringComparison.Ordinal));
 
-        await FolderWait.UntilAsync(async () =>
-        {
-            var r = await h.GetAsync("web");
-            return r?.Status?.Revision == 2 && r.Status.ObservedGeneration == r.Metadata.Generation && Conditions.IsTrue(r.Status, ConditionTypes.Ready);
-        }, TimeSpan.FromSeconds(90));
+        await Eventually.UntilAsync("web's revision 2 is Ready for the latest generation", () => h.GetAsync("web"),
+            r => r?.Status?.Revision == 2 && r.Status.ObservedGeneration == r.Metadata.Generation && Conditions.IsTrue(r.Status, ConditionTypes.Ready),
+            TimeSpan.FromSeconds(90), () => op.Stderr);
         Assert.False(op.HasExited, op.Stderr);
         Assert.Contains("Could not renew lease", op.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("Lost lease", op.Stderr, StringComparison.Ordinal);

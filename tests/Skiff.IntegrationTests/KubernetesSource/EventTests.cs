@@ -4,6 +4,7 @@ using Docker.DotNet.Models;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -14,25 +15,14 @@ namespace Skiff.IntegrationTests.KubernetesSource;
 public sealed class EventTests
 {
     /// <summary>The Events table of <c>kubectl describe appdeployment NAME</c>, once it shows <paramref name="type"/> <paramref name="reason"/>.</summary>
-    private static async Task<string> DescribeUntilAsync(KubeHarness h, SkiffProcess op, string name, string type, string reason, int seconds = 120)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        var last = "";
-        while (DateTime.UtcNow < deadline)
+    private static Task<string> DescribeUntilAsync(KubeHarness h, SkiffProcess op, string name, string type, string reason, int seconds = 120) =>
+        Eventually.ValueAsync($"kubectl describe appdeployment {name} shows a {type} {reason} Event", async _ =>
         {
             var describe = await h.KubectlAsync("describe", "appdeployment", name);
-            last = describe.Stdout + describe.Stderr;
+            var last = describe.Stdout + describe.Stderr;
             var events = last.IndexOf("Events:", StringComparison.Ordinal) is var at and >= 0 ? last[at..] : "";
-            if (Regex.IsMatch(events, $@"^\s+{type}\s+{reason}\s", RegexOptions.Multiline))
-            {
-                return events;
-            }
-
-            await Task.Delay(500);
-        }
-
-        throw new TimeoutException($"kubectl describe appdeployment {name} shows no {type} {reason} Event:\n{last}\n--- operator:\n{op.Stderr}");
-    }
+            return (Regex.IsMatch(events, $@"^\s+{type}\s+{reason}\s", RegexOptions.Multiline) ? events : null, last);
+        }, TimeSpan.FromSeconds(seconds), interval: DockerFixture.PollInterval, context: () => op.Stderr);
 
     [Fact]
     public async Task Each_reason_a_resource_stalls_for_is_a_Warning_Event_that_kubectl_describe_shows()
@@ -52,12 +42,15 @@ public sealed class EventTests
                 [SkiffLabels.Source] = "another-source",
             },
         });
-        await h.ApplyAsync(h.Stateless("invalid", "local",
-            "    ports:\n      - { name: a, containerPort: 8080, hostPort: 18091 }\n      - { name: b, containerPort: 8081, hostPort: 18091 }\n"));
-        await h.ApplyAsync(h.Stateless("nosecret", "local",
-            "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: missing, key: token }\n"));
-        await h.ApplyAsync(h.Stateless("elsewhere", "local").Replace("  node: local", "  node: local\n  runtime: kubernetes", StringComparison.Ordinal));
-        await h.ApplyAsync(h.Api("novolume", databaseExtra: $"    volume: skiff-missing-{h.Namespace}\n"));
+        await h.ApplyAsync(h.Stateless("invalid", "local", s => s.App.Ports =
+        [
+            new PortSpec { Name = "a", ContainerPort = 8080, HostPort = 18091 },
+            new PortSpec { Name = "b", ContainerPort = 8081, HostPort = 18091 },
+        ]));
+        await h.ApplyAsync(h.Stateless("nosecret", "local", s => s.App.Env =
+            [new EnvVar { Name = "TOKEN", ValueFrom = new EnvVarSource { SecretKeyRef = new SecretKeySelector { Name = "missing", Key = "token" } } }]));
+        await h.ApplyAsync(h.Stateless("elsewhere", "local", s => s.Runtime = Runtimes.Kubernetes));
+        await h.ApplyAsync(h.Api("novolume", edit: s => s.Database!.Volume = $"skiff-missing-{h.Namespace}"));
         await h.ApplyAsync(h.Stateless("foreign", "local"));
         var op = h.StartOperator();
 
@@ -81,12 +74,13 @@ public sealed class EventTests
     {
         await using var h = await KubeHarness.StartAsync();
         var port = Infrastructure.DockerFixture.FreeTcpPort();
-        string App(string name, string image, string extra = "") => h.Stateless(name, "local",
-            $"    env:\n      - {{ name: TESTAPP_CONTROL, value: \"1\" }}\n{extra}").Replace("image: skiff-test/app:1", $"image: {image}", StringComparison.Ordinal)
-            + "\n  rollout:\n    progressDeadlineSeconds: 10\n";
-        var stopFirst = $"    ports:\n      - {{ name: http, containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1 }}\n";
+        string App(string name, string image, bool stopFirst = false) => Stacks.Yaml(Stacks.Stateless(name, image: image).WithEnv("TESTAPP_CONTROL", "1").With(s =>
+        {
+            s.App.Ports = stopFirst ? [new PortSpec { Name = "http", ContainerPort = 8080, HostPort = port, HostIP = "127.0.0.1" }] : null;
+            s.Rollout = new RolloutSpec { ProgressDeadlineSeconds = 10 };
+        }));
         await h.ApplyAsync(App("startfirst", "skiff-test/app:1"));
-        await h.ApplyAsync(App("stopfirst", "skiff-test/app:1", stopFirst));
+        await h.ApplyAsync(App("stopfirst", "skiff-test/app:1", stopFirst: true));
         var op = h.StartOperator();
         Assert.Equal(0, (await h.WaitReadyAsync("startfirst")).ExitCode);
         Assert.Equal(0, (await h.WaitReadyAsync("stopfirst")).ExitCode);
@@ -104,16 +98,16 @@ public sealed class EventTests
         (await http.GetAsync(new Uri($"http://{app.NetworkIps.Values.First()}:8080/control/healthy"))).EnsureSuccessStatusCode();
         Assert.Equal(0, (await h.WaitReadyAsync("startfirst")).ExitCode);
         // Ready again: its second Ready Event (counted on the first, as Kubernetes aggregates a repeated Event).
-        await Infrastructure.DockerFixture.EventuallyAsync("a second Ready Event", TimeSpan.FromSeconds(60), async ct =>
+        await Eventually.ValueAsync("a second Ready Event", async ct =>
         {
             var list = await h.Client.CoreV1.ListNamespacedEventAsync(h.Namespace, cancellationToken: ct);
             var ready = list.Items.Where(e => e.InvolvedObject.Name == "startfirst" && e.Reason == "Ready").Sum(e => e.Count ?? 1);
             return (ready >= 2 ? "ok" : null, $"{ready} Ready Events");
-        }, CancellationToken.None);
+        }, TimeSpan.FromSeconds(60), interval: DockerFixture.PollInterval, context: () => op.Stderr);
 
         // A revision that never passes its health check is rolled back, start-first and stop-first alike.
         await h.ApplyAsync(App("startfirst", "skiff-test/app:bad-health"));
-        await h.ApplyAsync(App("stopfirst", "skiff-test/app:bad-health", stopFirst));
+        await h.ApplyAsync(App("stopfirst", "skiff-test/app:bad-health", stopFirst: true));
         foreach (var name in new[] { "startfirst", "stopfirst" })
         {
             var events = await DescribeUntilAsync(h, op, name, "Warning", "RolledBack");

@@ -5,6 +5,7 @@ using k8s.Models;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.TestApiServer;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -121,51 +122,24 @@ public sealed class KubeHarness : IAsyncDisposable
     }
 
     /// <summary>
-    /// An API with PostgreSQL and a migration; <paramref name="databaseExtra"/> holds more fields of spec.database, indented by
-    /// four spaces; <paramref name="migrateSeconds"/> makes the migration work that long.
+    /// The seed API (<see cref="Stacks.Api"/>) as YAML for kubectl; <paramref name="migrateSeconds"/> makes the migration work
+    /// that long; <paramref name="edit"/> changes the spec first.
     /// </summary>
-    public string Api(string name = "api", string image = "skiff-test/app:1", int deadline = 60, string node = "local", string databaseExtra = "", int migrateSeconds = 0) => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: {name}
-        spec:
-          node: {node}
-          app:
-            image: {image}
-            imagePullPolicy: Never
-            ports:
-              - name: http
-                containerPort: 8080
-            healthCheck:
-              http:
-                path: /healthz
-                port: http
-              periodSeconds: 1
-            migrate:
-              command: ["testapp", "migrate"]
-        {(migrateSeconds > 0 ? $"    env:\n      - name: TESTAPP_MIGRATE_SECONDS\n        value: \"{migrateSeconds}\"\n" : "")}  database:
-            image: skiff-test/postgres:15
-        {databaseExtra}  rollout:
-            progressDeadlineSeconds: {deadline}
-        """;
+    public string Api(string name = "api", string image = TestImages.App1, int deadline = 60, string node = "local", int migrateSeconds = 0,
+        Action<AppDeploymentSpec>? edit = null)
+    {
+        var api = Stacks.Api(name, image: image, node: node, deadline: deadline);
+        if (migrateSeconds > 0)
+        {
+            api.WithEnv("TESTAPP_MIGRATE_SECONDS", migrateSeconds);
+        }
 
-    /// <summary>An app without data; <paramref name="appExtra"/> holds more fields of spec.app, indented by four spaces.</summary>
-    public string Stateless(string name, string node, string appExtra = "") => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: {name}
-        spec:
-          node: {node}
-          app:
-            image: skiff-test/app:1
-            imagePullPolicy: Never
-        {appExtra}    healthCheck:
-              http:
-                path: /healthz
-                port: 8080
-        """;
+        return Stacks.Yaml(api.With(edit));
+    }
+
+    /// <summary>The app alone (<see cref="Stacks.Stateless"/>) as YAML for kubectl; <paramref name="edit"/> changes the spec first.</summary>
+    public string Stateless(string name, string node, Action<AppDeploymentSpec>? edit = null) =>
+        Stacks.Yaml(Stacks.Stateless(name, node: node).With(edit));
 
     internal static string RepoRoot()
     {

@@ -56,7 +56,7 @@ public sealed class KubernetesRunOnceTests
     {
         await using var h = await KubeHarness.StartAsync();
         var running = h.StartOperator(leaderElect: true);
-        await FolderWait.UntilAsync(() => Task.FromResult(running.Stderr.Contains("Acquired lease", StringComparison.Ordinal)), TimeSpan.FromSeconds(60));
+        await running.UntilLoggedAsync("Acquired lease", TimeSpan.FromSeconds(60));
         await h.ApplyAsync(h.Stateless("web", "local"));
         Assert.Equal(0, (await h.WaitReadyAsync("web")).ExitCode);
         var holder = (await h.Client.CoordinationV1.ReadNamespacedLeaseAsync("skiff-local", h.Namespace)).Spec.HolderIdentity;

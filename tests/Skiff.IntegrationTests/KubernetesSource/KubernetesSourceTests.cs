@@ -3,6 +3,7 @@ using System.Text;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.KubernetesSource;
 
@@ -45,10 +46,11 @@ public sealed class KubernetesSourceTests
         Assert.Equal(0, (await h.WaitReadyAsync("api")).ExitCode);
 
         await h.ApplyAsync(h.Api(image: "skiff-test/app:2"));
-        await FolderWait.UntilAsync(async () => (await h.GetAsync("api"))?.Status?.Revision == 2 && Conditions.IsTrue((await h.GetAsync("api"))!.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(90));
+        await Eventually.UntilAsync("api's revision 2 is Ready", () => h.GetAsync("api"),
+            r => r?.Status?.Revision == 2 && Conditions.IsTrue(r.Status, ConditionTypes.Ready), TimeSpan.FromSeconds(90));
 
         await h.ApplyAsync(h.Api(image: "skiff-test/app:bad-health", deadline: 6));
-        await FolderWait.UntilAsync(async () => Conditions.IsTrue((await h.GetAsync("api"))!.Status, ConditionTypes.Stalled), TimeSpan.FromSeconds(90));
+        await Eventually.UntilAsync("api is Stalled", () => h.GetAsync("api"), r => Conditions.IsTrue(r!.Status, ConditionTypes.Stalled), TimeSpan.FromSeconds(90));
         var failed = (await h.GetAsync("api"))!;
         Assert.Equal("HealthCheckFailed", Conditions.Get(failed.Status, ConditionTypes.Stalled)!.Reason);
         Assert.Equal(Phases.Degraded, failed.Status!.Phase);
@@ -78,11 +80,9 @@ public sealed class KubernetesSourceTests
         h.Server.Faults.FailNext(2, "PATCH", "/appdeployments/api/status", 409);
         h.Server.Faults.FailNext(1, "PATCH", "/appdeployments/api/status", 500);
         await h.ApplyAsync(h.Api(image: "skiff-test/app:2"));
-        await FolderWait.UntilAsync(async () =>
-        {
-            var r = await h.GetAsync("api");
-            return r?.Status?.Revision == 2 && Conditions.IsTrue(r.Status, ConditionTypes.Ready) && r.Status.ObservedGeneration == r.Metadata.Generation;
-        }, TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("api's revision 2 is Ready for the latest generation", () => h.GetAsync("api"),
+            r => r?.Status?.Revision == 2 && Conditions.IsTrue(r.Status, ConditionTypes.Ready) && r.Status.ObservedGeneration == r.Metadata.Generation,
+            TimeSpan.FromSeconds(120));
 
         // One rollout per change: revisions 1 and 2 only, one app container, and the status settles.
         var resource = (await h.GetAsync("api"))!;
@@ -102,13 +102,17 @@ public sealed class KubernetesSourceTests
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
         // Duplicate host ports pass the schema here (CEL is not evaluated by the test server) but not Skiff's twin.
-        var bad = h.Stateless("bad", "local",
-            "    ports:\n      - { name: a, containerPort: 8080, hostPort: 18081 }\n      - { name: b, containerPort: 8081, hostPort: 18081 }\n");
+        var bad = h.Stateless("bad", "local", s => s.App.Ports =
+        [
+            new PortSpec { Name = "a", ContainerPort = 8080, HostPort = 18081 },
+            new PortSpec { Name = "b", ContainerPort = 8081, HostPort = 18081 },
+        ]);
         await h.ApplyAsync(bad);
         await h.ApplyAsync(h.Stateless("good", "local"));
 
         Assert.Equal(0, (await h.WaitReadyAsync("good")).ExitCode);
-        await FolderWait.UntilAsync(async () => Conditions.Get((await h.GetAsync("bad"))?.Status, ConditionTypes.Stalled)?.Reason == "InvalidSpec", TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("bad is Stalled for InvalidSpec", () => h.GetAsync("bad"),
+            r => Conditions.Get(r?.Status, ConditionTypes.Stalled)?.Reason == "InvalidSpec", TimeSpan.FromSeconds(60));
         var stalled = Conditions.Get((await h.GetAsync("bad"))!.Status, ConditionTypes.Stalled)!;
         Assert.Contains("spec.app.ports[1].hostPort", stalled.Message);
         Assert.Empty(await h.Workspace.ContainersAsync("bad"));
@@ -119,10 +123,11 @@ public sealed class KubernetesSourceTests
     {
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
-        var yaml = h.Stateless("bot", "local",
-            "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: bot-secrets, key: token }\n");
+        // The seed bot without its Redis: the Secret alone is missing.
+        var yaml = Stacks.Yaml(Stacks.Bot("bot").With(s => s.Cache = null));
         await h.ApplyAsync(yaml);
-        await FolderWait.UntilAsync(async () => Conditions.Get((await h.GetAsync("bot"))?.Status, ConditionTypes.Stalled)?.Reason == "SecretNotFound", TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("bot is Stalled for SecretNotFound", () => h.GetAsync("bot"),
+            r => Conditions.Get(r?.Status, ConditionTypes.Stalled)?.Reason == "SecretNotFound", TimeSpan.FromSeconds(60));
 
         await h.Client.CoreV1.CreateNamespacedSecretAsync(new k8s.Models.V1Secret
         {
@@ -140,7 +145,8 @@ public sealed class KubernetesSourceTests
         var first = h.StartOperator(stateDir: state);
         // A migration that works for 5 s: the kill lands while it runs, however fast the rest goes.
         await h.ApplyAsync(h.Api(migrateSeconds: 5));
-        await FolderWait.UntilAsync(async () => (await h.Workspace.ContainersAsync("api")).Any(c => c.Component == "migrate" && c.Running), TimeSpan.FromSeconds(60));
+        await Eventually.UntilAsync("api's migration runs", () => h.Workspace.ContainersAsync("api"),
+            cs => cs.Any(c => c.Component == "migrate" && c.Running), TimeSpan.FromSeconds(60));
         first.Kill();
         await first.WaitAsync(TimeSpan.FromSeconds(10));
 
@@ -156,8 +162,9 @@ public sealed class KubernetesSourceTests
     {
         await using var h = await KubeHarness.StartAsync();
         h.StartOperator();
-        await h.ApplyAsync(h.Stateless("native", "local").Replace("  app:", "  runtime: kubernetes\n  app:"));
-        await FolderWait.UntilAsync(async () => Conditions.Get((await h.GetAsync("native"))?.Status, ConditionTypes.Stalled)?.Reason == "RuntimeNotSupported", TimeSpan.FromSeconds(60));
+        await h.ApplyAsync(h.Stateless("native", "local", s => s.Runtime = Runtimes.Kubernetes));
+        await Eventually.UntilAsync("native is Stalled for RuntimeNotSupported", () => h.GetAsync("native"),
+            r => Conditions.Get(r?.Status, ConditionTypes.Stalled)?.Reason == "RuntimeNotSupported", TimeSpan.FromSeconds(60));
         Assert.Empty(await h.Workspace.ContainersAsync("native"));
     }
 }

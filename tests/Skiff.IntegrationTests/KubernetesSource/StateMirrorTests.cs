@@ -28,17 +28,17 @@ public sealed class StateMirrorTests
             await h.ApplyAsync(h.Stateless("web", "local").Replace("skiff-test/app:1", first, StringComparison.Ordinal));
             Assert.Equal(0, (await h.WaitReadyAsync("web", seconds: 90)).ExitCode);
             await h.ApplyAsync(h.Stateless("web", "local").Replace("skiff-test/app:1", second, StringComparison.Ordinal));
-            await FolderWait.UntilAsync(async () => (await h.GetAsync("web"))?.Status?.Revision == 2, Timeout);
+            await Eventually.UntilAsync("web's revision 2", () => h.GetAsync("web"), r => r?.Status?.Revision == 2, Timeout);
             Assert.Equal(0, (await h.WaitReadyAsync("web", seconds: 90)).ExitCode);
 
             // skiff status reads the same state folder the operator writes (-o json: the records).
-            await FolderWait.UntilAsync(async () =>
+            await Eventually.ValueAsync("skiff status shows web's revision 2", async _ =>
             {
                 var status = await SkiffProcess.RunAsync(Timeout, "status", "--state-dir", state, "-o", "json");
                 var web = status.Exit == 0
                     ? JsonNode.Parse(status.Stdout)!.AsArray().SingleOrDefault(r => (string?)r!["name"] == "web" && (string?)r["namespace"] == h.Namespace)
                     : null;
-                return web?["status"]?["revision"] is { } revision && (long)revision == 2;
+                return (web?["status"]?["revision"] is { } revision && (long)revision == 2 ? web : null, $"exit {status.Exit}\n{status.Stdout}{status.Stderr}");
             }, Timeout);
             var table = await SkiffProcess.RunAsync(Timeout, "status", "--state-dir", state);
             Assert.Matches($@"{h.Namespace}\s+web\s+local\s+True\s+Ready\s+{System.Text.RegularExpressions.Regex.Escape(second)}\s+2", table.Stdout);

@@ -5,6 +5,7 @@ using k8s;
 using Skiff.IntegrationTests.DockerTarget;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.Observability;
 
@@ -33,6 +34,10 @@ public sealed class ObservabilityTests
         }
     }
 
+    /// <summary>Waits until /readyz answers <paramref name="code"/>; a timeout shows its last answer.</summary>
+    private static Task ReadyzAsync(int healthPort, int code, TimeSpan timeout) =>
+        Eventually.UntilAsync($"/readyz answers {code}", () => GetAsync($"http://127.0.0.1:{healthPort}/readyz"), r => r.Code == code, timeout);
+
     private static string Sample(string metrics, string name, params string[] labels) =>
         metrics.Split('\n').FirstOrDefault(l => (l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal)) && labels.All(l.Contains))
         ?? throw new Xunit.Sdk.XunitException($"no sample {name}{{{string.Join(',', labels)}}} in:\n{metrics}");
@@ -55,15 +60,12 @@ public sealed class ObservabilityTests
         args[args.IndexOf("--health-probe-bind-address") + 1] = $"127.0.0.1:{healthPort}";
         await using var run = SkiffProcess.Start([.. args]);
 
-        await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Code == 200, TimeSpan.FromSeconds(60));
+        await ReadyzAsync(healthPort, 200, TimeSpan.FromSeconds(60));
         Assert.Equal(200, (await GetAsync($"http://127.0.0.1:{healthPort}/healthz")).Code);
         // Ready is reported from inside the reconcile; the reconcile itself is counted when it returns.
-        await FolderWait.UntilAsync(async () =>
-        {
-            var body = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
-            return body.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal)
-                && Sum(body, "controller_runtime_reconcile_total", "controller=\"appdeployment\"") >= 1;
-        }, TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("api Ready in the metrics and a reconcile counted", async () => (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body,
+            body => body.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal)
+                && Sum(body, "controller_runtime_reconcile_total", "controller=\"appdeployment\"") >= 1, TimeSpan.FromSeconds(120));
         var metrics = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
 
         foreach (var (name, type) in new[]
@@ -88,7 +90,8 @@ public sealed class ObservabilityTests
 
         // A second rollout moves the counters on.
         w.Write("api.yaml", w.Api(image: "skiff-test/app:2"));
-        await FolderWait.UntilAsync(async () => Value(Sample((await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body, "skiff_rollouts_total", "result=\"succeeded\"")) == 2, TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("two succeeded rollouts counted", async () => Sample((await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body, "skiff_rollouts_total", "result=\"succeeded\""),
+            sample => Value(sample) == 2, TimeSpan.FromSeconds(120));
 
         var status = JsonDocument.Parse((await GetAsync($"http://127.0.0.1:{metricsPort}/status")).Body);
         Assert.Contains(status.RootElement.GetProperty("resources").EnumerateArray(), r => r.GetProperty("name").GetString() == "api");
@@ -105,15 +108,15 @@ public sealed class ObservabilityTests
         args[args.IndexOf("--health-probe-bind-address") + 1] = $"127.0.0.1:{healthPort}";
         args.AddRange(["--docker-host", dockerd.Endpoint]);
         await using var run = SkiffProcess.Start([.. args]);
-        await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Code == 200, TimeSpan.FromSeconds(60));
+        await ReadyzAsync(healthPort, 200, TimeSpan.FromSeconds(60));
 
         await dockerd.StopAsync();
-        await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Code == 503, TimeSpan.FromSeconds(30));
+        await ReadyzAsync(healthPort, 503, TimeSpan.FromSeconds(30));
         Assert.Contains("docker", (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Body);
         Assert.Equal(200, (await GetAsync($"http://127.0.0.1:{healthPort}/healthz")).Code);
 
         await dockerd.StartAsync();
-        await FolderWait.UntilAsync(async () => (await GetAsync($"http://127.0.0.1:{healthPort}/readyz")).Code == 200, TimeSpan.FromSeconds(30));
+        await ReadyzAsync(healthPort, 200, TimeSpan.FromSeconds(30));
     }
 
     [Theory]
@@ -129,18 +132,19 @@ public sealed class ObservabilityTests
         args[args.IndexOf("--metrics-bind-address") + 1] = $"127.0.0.1:{metricsPort}";
         args.AddRange(["--log-format", logFormat, "--log-level", "debug"]);
         await using var run = SkiffProcess.Start([.. args]);
-        await FolderWait.UntilAsync(async () =>
+        await Eventually.TrueAsync("api and bot Ready in the metrics", async () =>
         {
             var m = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
             return m.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal)
                 && m.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"bot\"}} 1", StringComparison.Ordinal);
-        }, TimeSpan.FromSeconds(120));
+        }, TimeSpan.FromSeconds(120), () => run.Stderr);
         // A failing migration copies the app's log lines into status: they are masked too.
         w.Write("api.yaml", w.Api(image: "skiff-test/app:bad-migrate"));
-        await FolderWait.UntilAsync(() => File.ReadAllText(Path.Combine(w.StateDir, "status", $"{w.Namespace}_api.json")).Contains("MigrationFailed", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("api's status says MigrationFailed", () => File.ReadAllText(Path.Combine(w.StateDir, "status", $"{w.Namespace}_api.json")),
+            status => status.Contains("MigrationFailed", StringComparison.Ordinal), TimeSpan.FromSeconds(120));
 
         var password = JsonDocument.Parse(File.ReadAllText(Path.Combine(w.StateDir, "secrets", $"{w.Namespace}_api-db.json"))).RootElement.GetProperty("password").GetString()!;
-        const string token = "bot-token-value-123";
+        const string token = Stacks.BotToken;
         var everything = string.Join("\n",
             run.Stdout, run.Stderr,
             (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body,
@@ -161,12 +165,13 @@ public sealed class ObservabilityTests
             Metadata = new() { Name = "bot-secrets" },
             StringData = new Dictionary<string, string> { ["token"] = "cluster-token-value-456" },
         }, h.Namespace);
-        await h.ApplyAsync(h.Stateless("bot", "local", "    env:\n      - name: TOKEN\n        valueFrom:\n          secretKeyRef: { name: bot-secrets, key: token }\n"));
+        await h.ApplyAsync(Stacks.Yaml(Stacks.Bot("bot").With(s => s.Cache = null)));
         await h.ApplyAsync(h.Api());
         Assert.Equal(0, (await h.WaitReadyAsync("api")).ExitCode);
         Assert.Equal(0, (await h.WaitReadyAsync("bot")).ExitCode);
         await h.ApplyAsync(h.Api(image: "skiff-test/app:bad-migrate"));
-        await FolderWait.UntilAsync(async () => Skiff.Reconcile.Conditions.Get((await h.GetAsync("api"))?.Status, Skiff.Api.ConditionTypes.Stalled)?.Reason == "MigrationFailed", TimeSpan.FromSeconds(120));
+        await Eventually.UntilAsync("api is Stalled for MigrationFailed", () => h.GetAsync("api"),
+            r => Skiff.Reconcile.Conditions.Get(r?.Status, Skiff.Api.ConditionTypes.Stalled)?.Reason == "MigrationFailed", TimeSpan.FromSeconds(120), () => op.Stderr);
 
         var password = System.Text.Encoding.UTF8.GetString((await h.Client.CoreV1.ReadNamespacedSecretAsync("api-db", h.Namespace)).Data["password"]);
         var events = await h.Client.CoreV1.ListNamespacedEventAsync(h.Namespace);

@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
+using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.TestApiServer;
 using Skiff.Tests.Packaging;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.Packaging;
 
@@ -52,7 +54,7 @@ public sealed class RbacTests
         // A changed database setting recreates the database container: the same "DatabaseStarted"
         // event again, which the event recorder aggregates with a patch of the first one.
         await h.ApplyAsync(Stack(h, databaseMemory: "300Mi"));
-        await FolderWait.UntilAsync(async () => await RevisionReadyAsync(h, 2), TimeSpan.FromSeconds(120));
+        await Eventually.TrueAsync("revision 2 of rbac is Ready", () => RevisionReadyAsync(h, 2), TimeSpan.FromSeconds(120), () => op.Stderr);
 
         // reclaimPolicy: Delete, so the finalizer's cleanup deletes the rbac-db Secret as well.
         var delete = await h.KubectlAsync("delete", "appdeployment", "rbac", "--timeout=120s");
@@ -134,7 +136,8 @@ public sealed class RbacTests
     private static bool IsOperator(RequestRecord r) => r.UserAgent.StartsWith("kubernetes-csharp/", StringComparison.Ordinal);
 
     private static string Stack(KubeHarness h, string databaseMemory) =>
-        h.Api(name: "rbac", databaseExtra: $"    storage:\n      reclaimPolicy: Delete\n    resources:\n      memory: {databaseMemory}\n");
+        h.Api(name: "rbac", edit: s => (s.Database!.Storage, s.Database.Resources) =
+            (new StorageSpec { ReclaimPolicy = ReclaimPolicies.Delete }, new ResourceLimits { Memory = databaseMemory }));
 
     /// <summary>Through kubectl, so that the request log holds only kubectl's and the operator's requests.</summary>
     private static async Task<bool> RevisionReadyAsync(KubeHarness h, long revision)

@@ -62,22 +62,23 @@ public sealed class LocalRegistry : IAsyncDisposable
         var registry = new LocalRegistry(process, root, port, password);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (true)
+        var answer = await Eventually.ValueAsync($"docker-registry answers on 127.0.0.1:{port}", async _ =>
         {
             Assert.False(process.HasExited, "docker-registry exited at start-up");
             try
             {
-                // 401 without credentials: up, and asking for them.
                 using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/v2/"));
-                Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
-                return registry;
+                return (response.StatusCode.ToString(), "");
             }
-            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            catch (HttpRequestException e)
             {
-                await Task.Delay(100);
+                return (null, e.Message);
             }
-        }
+        }, TimeSpan.FromSeconds(20));
+
+        // 401 without credentials: up, and asking for them.
+        Assert.Equal(nameof(HttpStatusCode.Unauthorized), answer);
+        return registry;
     }
 
     /// <summary>Tags a local image into the registry, pushes it with a throwaway docker CLI login, and removes the local tag.</summary>

@@ -5,6 +5,7 @@ using k8s;
 using k8s.Autorest;
 using Skiff.Api;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.TwoHosts;
 
@@ -32,8 +33,8 @@ public sealed class LeaderElectionTests
 
         // Revision 2's health check passes only 8 s after it starts, so the kill below lands in the middle of its
         // rollout however fast this machine is.
-        await h.Kube.ApplyAsync(h.Kube.Stateless("web", "vps-1", "    env:\n      - name: TESTAPP_HEALTHY_AFTER_SECONDS\n        value: \"8\"\n")
-            .Replace("skiff-test/app:1", "skiff-test/app:2", StringComparison.Ordinal));
+        await h.Kube.ApplyAsync(h.Kube.Stateless("web", "vps-1", s =>
+            (s.App.Image, s.App.Env) = (TestImages.App2, [new EnvVar { Name = "TESTAPP_HEALTHY_AFTER_SECONDS", Value = "8" }])));
         await h.UntilAsync("revision 2 is starting", async () => (await h.ContainersAsync(h.Vps1Engine, "web")).Any(c => c.Revision == 2));
         first.Kill();
         var killed = Stopwatch.StartNew();

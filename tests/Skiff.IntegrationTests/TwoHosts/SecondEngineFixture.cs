@@ -109,18 +109,17 @@ public sealed class SecondEngineFixture : IAsyncLifetime
     private static async Task<FileStream> HoldSharedAsync()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(UsersLock)!);
-        var deadline = DateTime.UtcNow.AddMinutes(2);
-        while (true)
+        return await Eventually.ValueAsync($"a shared lock on {UsersLock}", _ =>
         {
             try
             {
-                return new FileStream(UsersLock, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite);
+                return Task.FromResult<(FileStream?, string)>((new FileStream(UsersLock, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite), ""));
             }
-            catch (IOException) when (DateTime.UtcNow < deadline)
+            catch (IOException e)
             {
-                await Task.Delay(500);
+                return Task.FromResult<(FileStream?, string)>((null, e.Message));
             }
-        }
+        }, TimeSpan.FromMinutes(2), interval: TimeSpan.FromMilliseconds(500));
     }
 
     private static (int Code, string Output) RunScript(string verb, TimeSpan timeout)

@@ -2,6 +2,7 @@ using Skiff.Docker;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.KubernetesSource;
 using Skiff.Reconcile;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.TwoHosts;
 
@@ -49,17 +50,8 @@ public sealed class TwoHostsHarness : IAsyncDisposable
         FolderWorkspace.ContainersAsync(engine, Namespace, stack);
 
     /// <summary>Polls until <paramref name="condition"/> holds; a timeout says what was awaited and shows the operators' logs.</summary>
-    public async Task UntilAsync(string what, Func<Task<bool>> condition, int seconds = 60)
-    {
-        try
-        {
-            await FolderWait.UntilAsync(condition, TimeSpan.FromSeconds(seconds));
-        }
-        catch (TimeoutException)
-        {
-            throw new TimeoutException($"{what}: not within {seconds} s\n{Logs()}");
-        }
-    }
+    public Task UntilAsync(string what, Func<Task<bool>> condition, int seconds = 60) =>
+        Eventually.TrueAsync(what, condition, TimeSpan.FromSeconds(seconds), Logs);
 
     /// <summary>The tail of each operator's log, for failure messages.</summary>
     public string Logs() => string.Join("\n", operators.Select(o =>
@@ -68,26 +60,8 @@ public sealed class TwoHostsHarness : IAsyncDisposable
         return $"--- {o.Name} (pid {o.Process.Id}{(o.Process.HasExited ? ", exited" : "")}):\n" + string.Join('\n', lines.TakeLast(40));
     }));
 
-    /// <summary>A chat bot with its Redis (append-only file: a persistent cache) on <paramref name="node"/>.</summary>
-    public static string Bot(string name, string node) => $"""
-        apiVersion: skiff.dev/v1alpha1
-        kind: AppDeployment
-        metadata:
-          name: {name}
-        spec:
-          node: {node}
-          app:
-            image: skiff-test/app:1
-            imagePullPolicy: Never
-            healthCheck:
-              http:
-                path: /healthz
-                port: 8080
-              periodSeconds: 1
-          cache:
-            image: skiff-test/redis:7
-            persistence: aof
-        """;
+    /// <summary>The seed bot (<see cref="Stacks.Bot"/>) on <paramref name="node"/>, without its token: its Redis keeps an append-only file (a persistent cache).</summary>
+    public static string Bot(string name, string node) => Stacks.Yaml(Stacks.Bot(name, node: node).With(s => s.App.Env = null));
 
     public async ValueTask DisposeAsync()
     {

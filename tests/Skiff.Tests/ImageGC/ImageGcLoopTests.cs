@@ -176,6 +176,30 @@ public sealed class ImageGcLoopTests : IDisposable
         Assert.Equal(3, DeploymentImagesFrom.Status("prod", "api", null, null).RevisionHistoryLimit);
     }
 
+    [Fact]
+    public async Task A_dry_run_reports_what_it_would_remove_and_skiff_gc_builds_its_report_the_same_way()
+    {
+        // 950 MiB used of 1000: the larger unused image would bring usage below the low threshold; nothing is removed.
+        var (loop, engine, guard, reports, _, time) = await LoopAsync([Raw(1, "app:1", 400), Raw(2, "app:0", 50)], usedMiB: 950,
+            policy: GcPolicy.BuiltIn with { DryRun = true });
+
+        var result = await loop.RunPassAsync("interval", CancellationToken.None);
+
+        var report = reports.All.Single();
+        Assert.Equal("dry_run", report.Result);
+        Assert.Equal(0, report.ImagesRemoved);
+        Assert.Equal([Id(1)], report.Removed.Select(r => r.Id));
+        Assert.StartsWith("dry run: would remove 1 images, reclaimed ", report.Message, StringComparison.Ordinal);
+        Assert.EndsWith("; disk 95.0% -> 95.0%; 0 protected", report.Message, StringComparison.Ordinal);
+        Assert.Equal(2, (await engine.ListImagesAsync(CancellationToken.None)).Count);
+        Assert.False(guard.IsRaised);
+
+        // skiff gc's report of the same pass: its own trigger, time and message, every other field alike.
+        var gc = GcNodeReport.Of(result!, "vps-1", "skiff gc", time.GetUtcNow(), diskPressure: false, "skiff gc removed 0 images");
+        Assert.Equal(report with { Trigger = "skiff gc", LastRun = gc.LastRun, NextRun = null, Message = gc.Message, Removed = gc.Removed }, gc);
+        Assert.Equal(report.Removed, gc.Removed);
+    }
+
     private sealed class ThrowingEngine : IGcEngine
     {
         public Task<IReadOnlyList<ImageInfo>> ListImagesAsync(CancellationToken ct) => throw new InvalidOperationException("engine down");

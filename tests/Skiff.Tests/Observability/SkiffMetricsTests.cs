@@ -1,8 +1,10 @@
+using System.Runtime.CompilerServices;
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Prometheus;
 using Skiff.Observability;
 using Skiff.Runtime;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.Tests.Observability;
 
@@ -298,19 +300,9 @@ public class SkiffMetricsTests
         metrics.Docker.Request("version", "success");
     }
 
-    private static async Task<Exposition> EventuallyAsync(TestServer server, Func<Exposition, bool> done)
+    private static Task<Exposition> EventuallyAsync(TestServer server, Func<Exposition, bool> done, [CallerArgumentExpression(nameof(done))] string what = "")
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var scrape = await server.ScrapeAsync();
-            if (Try(() => done(scrape)) || DateTime.UtcNow > deadline)
-            {
-                return scrape;
-            }
-
-            await Task.Delay(20);
-        }
+        return Eventually.UntilAsync(what, server.ScrapeAsync, scrape => Try(() => done(scrape)), TimeSpan.FromSeconds(10), interval: TimeSpan.FromMilliseconds(20));
 
         static bool Try(Func<bool> f)
         {

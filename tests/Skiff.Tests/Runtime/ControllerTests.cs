@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Skiff.Runtime;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.Tests.Runtime;
 
@@ -149,11 +150,7 @@ public class ControllerTests
             queue.Add(new ObjectKey("ns", "o" + i));
         }
 
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (seen.Count < 10 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(5);
-        }
+        await Eventually.UntilAsync("ten reconciles", () => seen.Count, n => n >= 10, TimeSpan.FromSeconds(5), interval: TimeSpan.FromMilliseconds(5));
 
         await cts.CancelAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(5));

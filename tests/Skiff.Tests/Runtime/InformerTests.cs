@@ -1,8 +1,10 @@
+using System.Runtime.CompilerServices;
 using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Skiff.Runtime;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.Tests.Runtime;
 
@@ -227,13 +229,6 @@ public sealed class InformerTests : IAsyncDisposable
     // The informer runs on its own task: poll (briefly, in real time) until it has caught up.
     // Only the test moves fake time, and only once the informer waits (IsBackingOff), so the
     // timings asserted are exact.
-    private static async Task EventuallyAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met in time");
-            await Task.Delay(1);
-        }
-    }
+    private static Task EventuallyAsync(Func<bool> condition, [CallerArgumentExpression(nameof(condition))] string what = "") =>
+        Eventually.TrueAsync(what, condition, TimeSpan.FromSeconds(5), interval: TimeSpan.FromMilliseconds(1));
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
 using Skiff.Runtime;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.Tests.Runtime;
 
@@ -109,11 +110,8 @@ public class WorkQueueTests
 
         // Let the workers take everything before shutting down: a shut-down queue hands out nothing more,
         // and on a loaded machine the workers may not have started yet.
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((queue.Len > 0 || Volatile.Read(ref processed) == 0) && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(5, Ct);
-        }
+        await Eventually.TrueAsync("the workers took every item", () => queue.Len == 0 && Volatile.Read(ref processed) > 0, TimeSpan.FromSeconds(10),
+            () => $"{queue.Len} queued, {Volatile.Read(ref processed)} processed", TimeSpan.FromMilliseconds(5));
 
         await queue.ShutDownWithDrainAsync(Ct).WaitAsync(TimeSpan.FromSeconds(5), Ct);
         await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(5), Ct);
