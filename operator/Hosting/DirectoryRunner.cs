@@ -199,11 +199,16 @@ public static class DirectoryRunner
             queue.Add(key);
         }
 
-        var watch = source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), ct);
-        var collecting = gc.RunAsync(engine, log, ct);
-        await controller.RunAsync(ct);
-        await watch;
-        await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
-        return ExitCodes.Ok;
+        using var lost = new CancellationTokenSource();
+        return await new OperatorHost(services, log).RunAsync(
+            [
+                new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token)),
+                new Runnable("appdeployment controller", controller.RunAsync),
+                new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
+            ],
+            lease: null,
+            lost,
+            TextWriter.Null,
+            ct);
     }
 }

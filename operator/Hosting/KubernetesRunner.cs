@@ -171,11 +171,12 @@ public static class KubernetesRunner
             using var lost = new CancellationTokenSource();
             var guarded = new LeaseBoundReconciler(reconciler, lost.Token);
             var lease = options.LeaderElect ? await CreateElectorAsync(client, options, log, ct) : null;
-            Func<CancellationToken, Task<int>> work;
+            Func<CancellationToken, Task<int>>? once = null;
+            IReadOnlyList<Runnable>? runnables = null;
             WorkQueue<ObjectKey>? queue = null;
             if (options.Once)
             {
-                work = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
+                once = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
             }
             else
             {
@@ -224,30 +225,34 @@ public static class KubernetesRunner
                         gc.Loop.Trigger("ImageGCPolicy changed");
                     }
                 };
-                work = async token =>
-                {
-                    var informerTask = informer.RunAsync(token);
-                    var policyTask = policies.RunAsync(token);
-                    await informer.WaitForSyncAsync(token);
-                    await policies.WaitForSyncAsync(token);
-                    policiesSynced = true;
-                    log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
+                runnables =
+                [
+                    new Runnable("informers", token => Task.WhenAll(informer.RunAsync(token), policies.RunAsync(token))),
+                    new Runnable("appdeployment controller", async token =>
+                    {
+                        await informer.WaitForSyncAsync(token);
+                        await policies.WaitForSyncAsync(token);
+                        policiesSynced = true;
+                        log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
+                        await controller.RunAsync(token);
+                    }),
                     // GC only while this instance serves the node (after the lease, with the synced cache for protection).
-                    var collecting = gc.RunAsync(engine, log, token);
-                    await controller.RunAsync(token);
-                    await informerTask;
-                    await policyTask;
-                    await collecting.ContinueWith(_ => { }, TaskScheduler.Default);
-                    return ExitCodes.Ok;
-                };
+                    new Runnable("image GC", async token =>
+                    {
+                        await informer.WaitForSyncAsync(token);
+                        await gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                    }),
+                ];
             }
 
             using var disposeQueue = queue;
+            var host = new OperatorHost(services, log);
+            var gate = lease is null ? null : new LeaseGate(lease, options.Node, options.Once, options.Lease.RenewDeadline);
             try
             {
-                return lease is null
-                    ? await work(ct)
-                    : await RunWithLeaseAsync(lease, options, services, log, error, work, lost, ct);
+                return options.Once
+                    ? gate is null ? await once!(ct) : await host.RunLeadingAsync(gate, once!, lost, error, ct)
+                    : await host.RunAsync(runnables!, gate, lost, error, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -340,67 +345,6 @@ public static class KubernetesRunner
         var elector = new LeaseElector(new LeaseLock(client, ns, $"skiff-{options.Node}", identity), options.Lease, log);
         elector.NewLeader += leader => log.LogInformation("Lease {Lease} is held by {Leader}", elector.Name, leader);
         return elector;
-    }
-
-    /// <summary>
-    /// Takes the lease, runs <paramref name="work"/> while renewing it, and stops the work at once when the lease is
-    /// given up. <c>--once</c> does not wait behind a running instance of the node (it would work beside it as soon as
-    /// that one is stopped for an upgrade) and gives the lease back when it is done.
-    /// </summary>
-    private static async Task<int> RunWithLeaseAsync(
-        LeaseElector lease,
-        KubernetesRunOptions options,
-        OperatorServices services,
-        ILogger log,
-        TextWriter error,
-        Func<CancellationToken, Task<int>> work,
-        CancellationTokenSource lost,
-        CancellationToken ct)
-    {
-        var name = $"skiff-{options.Node}";
-        services.Metrics.SetLeader(name, false);
-        log.LogInformation("Waiting for lease {Lease} as {Identity}", lease.Name, lease.Identity);
-        var acquired = await lease.AcquireAsync(yieldToLiveHolder: options.Once, ct);
-        if (!acquired.Acquired)
-        {
-            error.WriteLine($"skiff run --once: lease {lease.Name} is held by {acquired.Holder}, a running instance serving node {options.Node}; " +
-                "run --once only where no instance serves the node (that one reconciles the resources already), or stop it first");
-            return ExitCodes.UsageOrIo;
-        }
-
-        services.Metrics.SetLeader(name, true);
-        log.LogInformation("Acquired lease {Lease}; starting to reconcile", lease.Name);
-        using var working = CancellationTokenSource.CreateLinkedTokenSource(ct, lost.Token);
-        // Renewed until the work is over, shutdown included: in-flight reconciles may finish after ct ends.
-        using var holding = new CancellationTokenSource();
-        var renewing = lease.HoldAsync(holding.Token);
-        var running = work(working.Token);
-        if (await Task.WhenAny(running, renewing) == renewing && await renewing is { } reason)
-        {
-            // Stop at once: another instance may take the node as soon as the lease expires.
-            services.Metrics.SetLeader(name, false);
-            await lost.CancelAsync();
-            await running.ContinueWith(_ => { }, TaskScheduler.Default);
-            log.LogError("Lost lease {Lease}: {Reason}; exiting so that the supervisor restarts this one", lease.Name, reason);
-            return ExitCodes.NotOk;
-        }
-
-        try
-        {
-            return await running;
-        }
-        finally
-        {
-            await holding.CancelAsync();
-            await renewing;
-            services.Metrics.SetLeader(name, false);
-            if (options.Once)
-            {
-                // Its work is over: the next instance of the node need not wait for the lease to expire.
-                using var release = new CancellationTokenSource(options.Lease.RenewDeadline);
-                await lease.ReleaseAsync(release.Token);
-            }
-        }
     }
 
     /// <summary>Runs each reconcile under the lease: when the lease is given up, in-flight reconciles are cancelled.</summary>
