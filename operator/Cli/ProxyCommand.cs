@@ -20,7 +20,22 @@ public static class ProxyCommand
     public static Option<string> MetricsBindAddress { get; } = new("--metrics-bind-address")
     {
         Description = "Where /metrics and /healthz are served ([host]:port, \"0\" to disable)",
+        HelpName = "address",
         DefaultValueFactory = _ => ":9090",
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            try
+            {
+                BindAddress.Parse(text);
+            }
+            catch (FormatException e)
+            {
+                result.AddError($"--metrics-bind-address {text}: {e.Message}");
+            }
+
+            return text;
+        },
     };
 
     public static Option<int> DrainSeconds { get; } = new("--drain-seconds")
@@ -56,17 +71,8 @@ public static class ProxyCommand
 
     private static int Run(string routes, string metricsBindAddress, int drainSeconds)
     {
-        BindAddress? metricsAt;
-        try
-        {
-            metricsAt = BindAddress.Parse(metricsBindAddress);
-        }
-        catch (FormatException e)
-        {
-            Console.Error.WriteLine($"--metrics-bind-address: {e.Message}");
-            return ExitCodes.UsageOrIo;
-        }
-
+        // Checked when parsed (a bad value is a usage error there).
+        var metricsAt = BindAddress.Parse(metricsBindAddress);
         var options = new ProxyOptions(
             routes,
             metricsAt is null ? null : new System.Net.IPEndPoint(metricsAt.Address ?? (System.Net.Sockets.Socket.OSSupportsIPv6 ? System.Net.IPAddress.IPv6Any : System.Net.IPAddress.Any), metricsAt.Port),

@@ -17,6 +17,7 @@ public class ProxyCommandTests
     [Theory]
     [InlineData(new[] { "proxy" }, "--routes is required")]
     [InlineData(new[] { "proxy", "--routes", "r.json", "--drain-seconds", "-1" }, "--drain-seconds -1: want a whole number of seconds, 0 or more")]
+    [InlineData(new[] { "proxy", "--routes", "r.json", "--metrics-bind-address", "9090" }, "--metrics-bind-address 9090: bind address \"9090\": want [host]:port")]
     [InlineData(new[] { "proxy", "--routes", "r.json", "--drain-seconds", "soon" }, "--drain-seconds soon: want a whole number of seconds, 0 or more")]
     public async Task Bad_usage_is_exit_2_with_the_flag_named(string[] args, string message)
     {
