@@ -23,8 +23,9 @@ internal sealed class HttpForwarding : IDisposable
                 .ClearProviders()
                 .AddProvider(new ForwardingLoggerProvider(loggerFactory))
 
-                // YARP logs every request at Information and its errors there too; the listener logs those itself.
-                .AddFilter("Yarp", LogLevel.Warning))
+                // YARP logs every request at Information and each upstream error as a warning with a stack
+                // trace; the listener logs those itself, one line at most every few seconds.
+                .AddFilter("Yarp", LogLevel.Error))
             .AddHttpForwarder()
             .BuildServiceProvider();
         Forwarder = services.GetRequiredService<IHttpForwarder>();

@@ -44,7 +44,10 @@ internal static class ProxyKestrel
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new ForwardingLoggerProvider(loggerFactory));
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        builder.Logging.AddFilter("Yarp", LogLevel.Error);
+
+        // "Hosting failed to start" with a stack trace: the proxy reports a bind failure itself, in one line.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var app = new KestrelApp();
         builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = at =>
         {
