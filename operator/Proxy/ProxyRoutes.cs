@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -266,9 +265,6 @@ public sealed record ProxyRoutes(
 
         return Uri.CheckHostName(text[..colon]) == UriHostNameType.Dns;
     }
-
-    /// <summary>The canonical JSON text of <paramref name="routes"/>, as <see cref="Write"/> writes it.</summary>
-    internal static string ToJson(ProxyRoutes routes) => Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(routes, WriteOptions));
 }
 
 /// <summary>A routes file that the proxy refuses; the message names the field and what is wanted.</summary>
