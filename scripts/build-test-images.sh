@@ -8,6 +8,7 @@
 #   skiff-test/redis:7        Debian's redis-server 7 + redis-cli, arguments pass through
 #   skiff-test/busybox:latest static busybox
 #   skiff-test/app:1, :2, :bad-health, :bad-migrate   the test app (tests/TestApp) on the host's .NET runtime
+#   skiff-test/skiff:dev      the operator (operator/, `skiff` on PATH) on the host's .NET + ASP.NET Core runtime
 #
 # Usage: scripts/build-test-images.sh [--force]
 set -euo pipefail
@@ -273,10 +274,62 @@ build_app() {
     rm -f "$tar"
 }
 
+# The operator image for tests, packed like the app: `skiff` on the host's .NET runtime and ASP.NET Core
+# shared framework (Kestrel serves /metrics and the proxy), as root (the proxy binds published ports, the
+# operator talks to the Docker socket). `docker run --network host -v DIR:/routes skiff-test/skiff:dev
+# proxy --routes /routes/routes.json` runs the node proxy.
+build_skiff() {
+    local image="skiff-test/skiff:dev"
+    local dotnet_root netcore aspnet source_digest hash
+    dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
+    netcore="$(find "$dotnet_root/shared/Microsoft.NETCore.App" -mindepth 1 -maxdepth 1 -type d -name '10.*' | sort -V | tail -1)"
+    aspnet="$(find "$dotnet_root/shared/Microsoft.AspNetCore.App" -mindepth 1 -maxdepth 1 -type d -name '10.*' 2>/dev/null | sort -V | tail -1)"
+    [[ -n "$netcore" ]] || die "no .NET 10 runtime under $dotnet_root/shared/Microsoft.NETCore.App"
+    [[ -n "$aspnet" ]] || die "no ASP.NET Core 10 shared framework under $dotnet_root/shared/Microsoft.AspNetCore.App"
+    source_digest="$(cd "$repo" && find operator crds -type f ! -path '*/bin/*' ! -path '*/obj/*' -print0 \
+        | sort -z | xargs -0 sha256sum; sha256sum global.json Directory.Build.props Directory.Packages.props .editorconfig)"
+    hash="$( { input_hash /nonexistent libssl3 libgssapi-krb5-2 libstdc++6 zlib1g; basename "$netcore"; basename "$aspnet"; echo "$source_digest"; } \
+        | sha256sum | cut -c1-16)"
+    if up_to_date "$hash" "$image"; then skipped "$image"; return; fi
+
+    local publish="$work/skiff-publish"
+    rm -rf "$publish"
+    dotnet publish "$repo/operator/Skiff.csproj" -c Release -o "$publish" --nologo -v quiet \
+        -p:UseAppHost=true -p:SelfContained=false >/dev/null || die "dotnet publish operator failed"
+
+    local root
+    root="$(new_root skiff)"
+    mkdir -p "$root/usr/share/dotnet/shared/Microsoft.NETCore.App" "$root/usr/share/dotnet/shared/Microsoft.AspNetCore.App" \
+        "$root/usr/share/dotnet/host"
+    cp -a "$dotnet_root/dotnet" "$root/usr/share/dotnet/"
+    cp -a "$dotnet_root/host/fxr" "$root/usr/share/dotnet/host/"
+    cp -a "$netcore" "$root/usr/share/dotnet/shared/Microsoft.NETCore.App/"
+    cp -a "$aspnet" "$root/usr/share/dotnet/shared/Microsoft.AspNetCore.App/"
+    rm -f "$root/usr/share/dotnet/shared/Microsoft.NETCore.App/$(basename "$netcore")"/{createdump,libmscordbi.so,libmscordaccore.so}
+    mkdir -p "$root/app" "$root/var/lib/skiff"
+    cp -a "$publish/." "$root/app/"
+    ln -s /app/skiff "$root/usr/local/bin/skiff"
+    local natives
+    mapfile -t natives < <(find "$root/usr/share/dotnet" "$root/app" -type f \( -name '*.so' -o -name dotnet -o -name skiff \))
+    add_libs "$root" "${natives[@]}"
+    # Loaded with dlopen (ldd does not list them): OpenSSL for TLS (registries, the Kubernetes API), GSSAPI.
+    add_with_libs "$root" "$libdir/libssl.so.3" "$libdir/libcrypto.so.3" "$libdir/libgssapi_krb5.so.2"
+    import "$root" "$hash" "$image" \
+        --change "ENV PATH=$base_path" \
+        --change "ENV DOTNET_ROOT=/usr/share/dotnet" \
+        --change "ENV DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1" \
+        --change "ENV DOTNET_CLI_TELEMETRY_OPTOUT=1" \
+        --change 'ENV ASPNETCORE_HTTP_PORTS=' \
+        --change 'WORKDIR /app' \
+        --change 'ENTRYPOINT ["skiff"]' \
+        --change 'CMD ["--help"]'
+}
+
 start=$SECONDS
 mkdir -p "$work"
 build_busybox
 build_redis
 build_postgres
 build_app
+build_skiff
 echo "test images ready in $((SECONDS - start)) s"

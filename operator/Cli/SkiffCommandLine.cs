@@ -26,6 +26,7 @@ public static partial class SkiffCommandLine
         root.Subcommands.Add(GcCommand.Build());
         root.Subcommands.Add(CrdsCommand.Build());
         root.Subcommands.Add(VersionCommand.Build());
+        root.Subcommands.Add(ProxyCommand.Build());
         return root;
     }
 

@@ -16,6 +16,7 @@ public sealed partial class ArrowTests
     {
         ["Api"] = [],
         ["Runtime"] = [],
+        ["Proxy"] = [],
         ["Validation"] = ["Api"],
         ["Crds"] = ["Api", "Validation"],
         ["Yaml"] = ["Api", "Validation", "Crds"],
@@ -25,8 +26,8 @@ public sealed partial class ArrowTests
         ["ImageGC"] = ["Api", "Validation", "Observability", "State", "Reconcile"],
         ["Docker"] = ["Api", "Validation", "Observability", "Reconcile", "ImageGC"],
         ["Sources"] = ["Api", "Validation", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC"],
-        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources"],
-        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Hosting"],
+        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy"],
+        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting"],
     };
 
     /// <summary>
