@@ -209,6 +209,21 @@ public sealed class PortSpec
     [SchemaMaxLength(45)]
     [SchemaPattern(Patterns.IPAddress, Patterns.IPAddressText)]
     public string? HostIP { get; set; }
+
+    /// <summary>
+    /// How the node proxy forwards the host port: http (default; request by request, with X-Forwarded-* headers) or
+    /// tcp (connection by connection). Used when the operator runs the node proxy (--proxy-image).
+    /// </summary>
+    [JsonPropertyName("protocol")]
+    [SchemaEnum(PortProtocols.Http, PortProtocols.Tcp)]
+    public string? Protocol { get; set; }
+}
+
+/// <summary>How the node proxy forwards a published port.</summary>
+public static class PortProtocols
+{
+    public const string Http = "http";
+    public const string Tcp = "tcp";
 }
 
 /// <summary>An HTTP health check.</summary>
@@ -420,4 +435,12 @@ public sealed class RolloutSpec
     [SchemaRange(1, 100)]
     [SchemaDefault(Defaults.RevisionHistoryLimit)]
     public int? RevisionHistoryLimit { get; set; }
+
+    /// <summary>
+    /// With the node proxy: seconds the old revision keeps its in-flight requests and connections after the route
+    /// switched to the new one, before it is stopped (default 30).
+    /// </summary>
+    [JsonPropertyName("drainSeconds")]
+    [SchemaRange(0, 3600)]
+    public int? DrainSeconds { get; set; }
 }

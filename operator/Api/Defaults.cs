@@ -45,6 +45,12 @@ public static class Defaults
     public const bool AutoRollback = true;
     public const int RevisionHistoryLimit = 3;
 
+    /// <summary>Not a schema default (the spec hash stays as it was before the field existed): read where used.</summary>
+    public const int DrainSeconds = 30;
+
+    /// <summary>Not a schema default, like <see cref="DrainSeconds"/>.</summary>
+    public const string PortProtocol = PortProtocols.Http;
+
     // ImageGCPolicy (also the built-in policy's settings)
 
     public const int HighThresholdPercent = 85;

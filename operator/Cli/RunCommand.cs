@@ -85,6 +85,21 @@ public static class RunCommand
         DefaultValueFactory = _ => "10m",
     };
 
+    public static Option<string?> ProxyImage { get; } = new("--proxy-image")
+    {
+        Description = "Run the node proxy (skiff proxy) from this image, the operator's own (env SKIFF_PROXY_IMAGE): it owns the " +
+            "published ports and every rollout is start-first. Without it, apps publish their ports and are replaced stop-first",
+        HelpName = "image",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("SKIFF_PROXY_IMAGE") is { Length: > 0 } image ? image : null,
+    };
+
+    public static Option<string> ProxyMetricsBindAddress { get; } = new("--proxy-metrics-bind-address")
+    {
+        Description = "Where the node proxy serves /metrics ([host]:port); the operator reads it there to know a route switch is live",
+        HelpName = "address",
+        DefaultValueFactory = _ => ":9090",
+    };
+
     public static Command Build()
     {
         var node = CommonOptions.Node();
@@ -94,7 +109,7 @@ public static class RunCommand
         {
             Source, PathOption, SourceName, Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
-            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout,
+            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -112,6 +127,25 @@ public static class RunCommand
             {
                 Console.Error.WriteLine($"--pull-timeout: \"{pullTimeoutText}\" is not a duration; use a Go duration such as 90s, 10m or 1h");
                 return ExitCodes.UsageOrIo;
+            }
+
+            Hosting.NodeProxySettings? proxy = null;
+            if (parse.GetValue(ProxyImage) is { } proxyImage)
+            {
+                if (Validation.ImageReference.Problem(proxyImage) is { } imageProblem)
+                {
+                    Console.Error.WriteLine($"--proxy-image: {imageProblem}");
+                    return ExitCodes.UsageOrIo;
+                }
+
+                var metricsAddress = parse.GetValue(ProxyMetricsBindAddress)!;
+                if (Hosting.NodeProxy.MetricsEndPoint(metricsAddress) is null)
+                {
+                    Console.Error.WriteLine($"--proxy-metrics-bind-address: \"{metricsAddress}\" is not [host]:port; use :9090 or 127.0.0.1:9090");
+                    return ExitCodes.UsageOrIo;
+                }
+
+                proxy = new Hosting.NodeProxySettings(proxyImage, metricsAddress);
             }
 
             // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
@@ -146,6 +180,7 @@ public static class RunCommand
                         {
                             PullTimeout = pullTimeout,
                             Console = console,
+                            Proxy = proxy,
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -177,6 +212,7 @@ public static class RunCommand
                                 TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds))),
                             PullTimeout = pullTimeout,
                             Console = console,
+                            Proxy = proxy,
                         },
                         CliContext.Logging,
                         Console.Out,

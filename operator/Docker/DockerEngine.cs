@@ -749,13 +749,14 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
                 },
                 PortBindings = bindings,
                 NetworkMode = spec.Network,
-                Mounts = spec.Mounts.Select(m => new Mount { Type = "volume", Source = m.Volume, Target = m.Target }).ToList(),
+                Mounts = spec.Mounts.Select(m => new Mount { Type = m.Bind ? "bind" : "volume", Source = m.Volume, Target = m.Target, ReadOnly = m.ReadOnly }).ToList(),
             },
             NetworkingConfig = new NetworkingConfig
             {
                 EndpointsConfig = new Dictionary<string, EndpointSettings>
                 {
-                    [spec.Network] = new EndpointSettings { Aliases = spec.NetworkAliases.ToList() },
+                    // Aliases exist only on user-defined networks (not on "host", where the node proxy runs).
+                    [spec.Network] = new EndpointSettings { Aliases = spec.NetworkAliases.Count == 0 ? null : spec.NetworkAliases.ToList() },
                 },
             },
         };

@@ -26,6 +26,9 @@ public sealed record DirectoryRunOptions(
 
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
+    public NodeProxySettings? Proxy { get; init; }
 }
 
 /// <summary>
@@ -73,7 +76,8 @@ public static class DirectoryRunner
             {
                 return ExitCodes.Unreachable;
             }
-            var context = new StackContext(options.Node, FolderIdentity.SourceId(source.Path, options.SourceName), source.Path) { PullTimeout = options.PullTimeout };
+            using var proxy = options.Proxy?.Create(state.Root, options.Node, logging);
+            var context = new StackContext(options.Node, FolderIdentity.SourceId(source.Path, options.SourceName), source.Path) { PullTimeout = options.PullTimeout, Proxy = proxy is not null };
             // Image GC first: the reconciler shares its engine lock and disk guard, and triggers its pass after each
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
@@ -84,7 +88,7 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display));
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy });
             var reconciler = new StackController(
                 new FolderStackStore(source, state, context, options.SourceName ?? source.Path, logging.CreateLogger<FolderStackStore>()),
                 stacks,
@@ -96,6 +100,7 @@ public static class DirectoryRunner
 
             try
             {
+                await NodeProxySettings.StartAsync(proxy, engine, log, ct);
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 if (options.Once)
                 {
@@ -111,7 +116,7 @@ public static class DirectoryRunner
                         queue.Add(new ObjectKey(record.Namespace, record.Name));
                     }
                 };
-                return await RunForeverAsync(source, state, engine, controller, queue, gc, keys, services, options, log, ct);
+                return await RunForeverAsync(source, state, engine, controller, queue, gc, keys, services, options, proxy, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -184,6 +189,7 @@ public static class DirectoryRunner
         List<ObjectKey> keys,
         OperatorServices services,
         DirectoryRunOptions options,
+        NodeProxy? proxy,
         ILogger log,
         CancellationToken ct)
     {
@@ -205,6 +211,7 @@ public static class DirectoryRunner
                 new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token)),
                 new Runnable("appdeployment controller", controller.RunAsync),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
+                .. NodeProxySettings.Runnables(proxy, engine),
             ],
             lease: null,
             lost,

@@ -41,6 +41,9 @@ public sealed record KubernetesRunOptions(
 
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
+    public NodeProxySettings? Proxy { get; init; }
 }
 
 /// <summary>
@@ -103,7 +106,8 @@ public static class KubernetesRunner
             var informer = new Informer<AppDeployment>(
                 KubernetesListWatch<AppDeployment>.ForCustomResource(client, SkiffApi.Group, SkiffApi.Version, AppDeployment.Plural),
                 logging.CreateLogger<Informer<AppDeployment>>());
-            var context = new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout };
+            using var proxy = options.Proxy?.Create(state.Root, options.Node, logging);
+            var context = new StackContext(options.Node, StateStore.SourceId("kubernetes", config.Host ?? "in-cluster"), "kubernetes") { PullTimeout = options.PullTimeout, Proxy = proxy is not null };
             var mirror = new StateMirror(state, informer, context.SourceId, log);
             // The latest status of each resource this process reconciled: --once shows them (the cache may lag behind).
             var latest = new ConcurrentDictionary<ObjectKey, AppDeploymentStatus>();
@@ -147,7 +151,7 @@ public static class KubernetesRunner
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display));
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy });
             var reconciler = new StackController(
                 new KubernetesStackStore(client, informer, stacks.Context),
                 stacks,
@@ -176,7 +180,11 @@ public static class KubernetesRunner
             WorkQueue<ObjectKey>? queue = null;
             if (options.Once)
             {
-                once = token => RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
+                once = async token =>
+                {
+                    await NodeProxySettings.StartAsync(proxy, engine, log, token);
+                    return await RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
+                };
             }
             else
             {
@@ -242,6 +250,7 @@ public static class KubernetesRunner
                         await informer.WaitForSyncAsync(token);
                         await gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default);
                     }),
+                    .. NodeProxySettings.Runnables(proxy, engine),
                 ];
             }
 

@@ -53,8 +53,52 @@ public sealed class DesiredStack
     /// <summary>The imagePullSecret's login for the image's registry, if it has one: it applies to every image of the stack.</summary>
     public RegistryAuth? PullAuthFor(string image) => inputs.PullAuths.GetValueOrDefault(ImageReference.Registry(image));
 
-    /// <summary>An app that publishes a host port is replaced stop-first: Docker cannot move a published port between running containers.</summary>
-    public bool StopFirst => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;
+    /// <summary>The app has ports published on the node.</summary>
+    public bool HasHostPorts => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;
+
+    /// <summary>The node proxy publishes the app's host ports and routes them to the live revision (DESIGN §7).</summary>
+    public bool Proxied => Context.Proxy && HasHostPorts;
+
+    /// <summary>
+    /// Without the node proxy, an app that publishes a host port is replaced stop-first: Docker cannot move a published
+    /// port between running containers. With it, every rollout is start-first.
+    /// </summary>
+    public bool StopFirst => HasHostPorts && !Proxied;
+
+    /// <summary>Who publishes the app's host ports (<see cref="SkiffLabels.Routing"/>), or null without host ports.</summary>
+    public string? Routing => !HasHostPorts ? null : Proxied ? SkiffLabels.RoutingProxy : SkiffLabels.RoutingDirect;
+
+    /// <summary>Whether an app container publishes its ports the way this spec wants (a container without the label published them itself).</summary>
+    public bool RoutedAsWanted(ObservedContainer app) =>
+        Routing is null || (app.Label(SkiffLabels.Routing) ?? SkiffLabels.RoutingDirect) == Routing;
+
+    /// <summary>How long an old revision drains after the route switched away from it (rollout.drainSeconds).</summary>
+    public TimeSpan Drain => TimeSpan.FromSeconds(Spec.Rollout?.DrainSeconds ?? Defaults.DrainSeconds);
+
+    /// <summary>
+    /// The proxy routes of the stack's host ports to an app container, or null while the container has no address on
+    /// the stack network yet.
+    /// </summary>
+    public IReadOnlyList<StackRoute>? RoutesTo(ObservedContainer app)
+    {
+        if (!app.NetworkIps.TryGetValue(Names.Network, out var ip) || string.IsNullOrEmpty(ip) || app.Revision is not { } revision)
+        {
+            return null;
+        }
+
+        var host = ip.Contains(':', StringComparison.Ordinal) ? $"[{ip}]" : ip;
+        return (Spec.App.Ports ?? []).Where(p => p.HostPort is not null).Select(p =>
+        {
+            var bind = p.HostIP ?? "0.0.0.0";
+            bind = bind.Contains(':', StringComparison.Ordinal) ? $"[{bind}]" : bind;
+            return new StackRoute(
+                $"{bind}:{p.HostPort!.Value.ToString(CultureInfo.InvariantCulture)}",
+                p.Protocol ?? Defaults.PortProtocol,
+                p.Name ?? p.ContainerPort.ToString(CultureInfo.InvariantCulture),
+                revision,
+                $"{host}:{p.ContainerPort.ToString(CultureInfo.InvariantCulture)}");
+        }).ToList();
+    }
 
     public TimeSpan ProgressDeadline => TimeSpan.FromSeconds(Spec.Rollout!.ProgressDeadlineSeconds!.Value);
 
@@ -146,6 +190,11 @@ public sealed class DesiredStack
         labels[SkiffLabels.Revision] = revision.ToString(CultureInfo.InvariantCulture);
         labels[SkiffLabels.SpecHash] = rollback ? "rollback" : Hash;
         labels[SkiffLabels.ImageRef] = image;
+        if (Routing is { } routing)
+        {
+            labels[SkiffLabels.Routing] = routing;
+        }
+
         if (rollback)
         {
             labels[SkiffLabels.Rollback] = "true";
@@ -159,7 +208,8 @@ public sealed class DesiredStack
             Cmd = Spec.App.Args,
             Env = AppEnv(),
             Labels = labels,
-            Ports = Spec.App.Ports?.Select(p => new PortBinding(p.ContainerPort, p.HostPort, p.HostIP)).ToList() ?? [],
+            // With the node proxy the container publishes nothing: the proxy listens and forwards on the stack network.
+            Ports = Spec.App.Ports?.Select(p => Proxied ? new PortBinding(p.ContainerPort, null, null) : new PortBinding(p.ContainerPort, p.HostPort, p.HostIP)).ToList() ?? [],
             MemoryBytes = Quantity.MemoryBytes(Spec.App.Resources?.Memory),
             NanoCpus = Quantity.NanoCpus(Spec.App.Resources?.Cpu),
             Network = Names.Network,

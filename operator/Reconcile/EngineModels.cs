@@ -81,8 +81,8 @@ public sealed record ContainerSpec
 /// <summary>A published port.</summary>
 public sealed record PortBinding(int ContainerPort, int? HostPort, string? HostIp);
 
-/// <summary>A named volume mounted into a container.</summary>
-public sealed record VolumeMount(string Volume, string Target);
+/// <summary>A named volume mounted into a container, or with <paramref name="Bind"/> a host folder (<paramref name="Volume"/> is then its path).</summary>
+public sealed record VolumeMount(string Volume, string Target, bool Bind = false, bool ReadOnly = false);
 
 /// <summary>A Docker HEALTHCHECK.</summary>
 public sealed record HealthProbe(IReadOnlyList<string> Test, TimeSpan Interval, TimeSpan Timeout, int Retries, TimeSpan StartPeriod);

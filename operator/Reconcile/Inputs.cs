@@ -33,6 +33,9 @@ public sealed record StackContext(string Node, string SourceId, string SourceDes
 {
     /// <summary>How long one image pull may take before it counts as failed (<c>--pull-timeout</c>, default 10 minutes).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The node proxy owns the published ports (<c>--proxy-image</c>): app containers publish none, rollouts are start-first.</summary>
+    public bool Proxy { get; init; }
 }
 
 /// <summary>Values the desired stack needs from outside the spec, resolved before planning.</summary>
@@ -61,6 +64,9 @@ public sealed record StackServices
 
     /// <summary>Who watches pulls (the log when null).</summary>
     public IPullListener? Pulls { get; init; }
+
+    /// <summary>The node proxy's routes; required when <see cref="StackContext.Proxy"/> is set.</summary>
+    public IRouteTable? Routes { get; init; }
 
     /// <summary>How apps are health-checked (HTTP when null).</summary>
     public IAppProbe? Probe { get; init; }

@@ -63,6 +63,14 @@ public static class SkiffLabels
     /// <summary>Set on a volume Skiff adopted (database.volume): used, never deleted.</summary>
     public const string Adopted = "dev.skiff.adopted";
 
+    /// <summary>
+    /// On an app container that has host ports: who publishes them, <see cref="RoutingProxy"/> (the node proxy routes to
+    /// it) or <see cref="RoutingDirect"/> (Docker publishes them; also when absent, as before the proxy existed).
+    /// </summary>
+    public const string Routing = "dev.skiff.routing";
+    public const string RoutingProxy = "proxy";
+    public const string RoutingDirect = "direct";
+
     /// <summary>On a migration container: which run of that revision's migration it is (1 when absent).</summary>
     public const string Attempt = "dev.skiff.attempt";
 }

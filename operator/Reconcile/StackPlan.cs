@@ -14,6 +14,12 @@ public sealed record ObservedStack(
     /// <summary>The app containers of the desired spec that passed the health check when this was observed (ids).</summary>
     public IReadOnlySet<string> PassedProbe { get; init; } = new HashSet<string>(StringComparer.Ordinal);
 
+    /// <summary>With the node proxy: the stack's routes in the proxy's table.</summary>
+    public StackRoutes Routes { get; init; } = StackRoutes.None;
+
+    /// <summary>With the node proxy: it serves the table as last written (a switch is live).</summary>
+    public bool RoutesApplied { get; init; } = true;
+
     public IEnumerable<ObservedContainer> Component(string component) => Containers.Where(c => c.Component == component);
 }
 
@@ -147,6 +153,31 @@ public sealed record WaitAppReady(long Revision, string ContainerName, TimeSpan 
 
     public override string Describe() =>
         $"wait until {ContainerName} is ready (progress deadline {ProgressDeadline.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s from its start)";
+}
+
+/// <summary>The node proxy's routes of the stack go to this revision's container from now on (DESIGN §7).</summary>
+public sealed record SwitchRoutes(long Revision, IReadOnlyList<StackRoute> Routes, string Why) : StackAction
+{
+    public override string Describe() => Routes.Count == 0
+        ? $"remove the stack's routes from the node proxy ({Why})"
+        : $"route {string.Join(", ", Routes.Select(r => r.Address))} to revision {Revision.ToString(CultureInfo.InvariantCulture)} ({Why})";
+}
+
+/// <summary>
+/// The old revision drains after the switch: its in-flight requests finish while new ones go to the new revision;
+/// it is stopped after rollout.drainSeconds, once the proxy serves the new routes.
+/// </summary>
+public sealed record DrainWait(long Revision, DateTimeOffset Until, bool ProxyBehind) : StackAction
+{
+    public override bool IsWait => true;
+
+    public override TimeSpan RequeueAfter => TimeSpan.FromMilliseconds(250);
+
+    public override string Waiting => ProxyBehind
+        ? $"revision {Revision.ToString(CultureInfo.InvariantCulture)} is routed; waiting for the node proxy to apply the routes before the old revision drains"
+        : $"revision {Revision.ToString(CultureInfo.InvariantCulture)} is routed; the old revision drains until {Until:HH:mm:ss}";
+
+    public override string Describe() => $"let the old revision drain until {Until:HH:mm:ss} (rollout.drainSeconds)";
 }
 
 /// <summary>The new revision is live: remove the old app containers and the migration container.</summary>

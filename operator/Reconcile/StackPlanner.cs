@@ -71,6 +71,12 @@ public static class StackPlanner
             return new StackPlan(actions);
         }
 
+        if (desired.Context.Proxy && !desired.Proxied && observed.Routes.Routes.Count > 0)
+        {
+            // The spec no longer publishes a host port: the proxy stops listening for it.
+            actions.Add(new SwitchRoutes(0, [], "the spec publishes no host port any more"));
+        }
+
         PlanApp(desired, observed, history, now, actions);
         return new StackPlan(StopPortHoldersFirst(desired, observed, HoistAppPull(actions)));
     }
@@ -206,18 +212,23 @@ public static class StackPlanner
 
         if (record?.Outcome is Outcomes.Failed or Outcomes.RolledBack)
         {
-            PlanFailedSpec(desired, apps, migrations, record, lastGood, actions);
+            PlanFailedSpec(desired, observed, apps, migrations, record, lastGood, actions);
             return;
         }
 
         var live = record is null
             ? null
-            : apps.Where(c => c.SpecHash == desired.Hash && c.Revision == record.Revision).OrderByDescending(c => c.Revision).FirstOrDefault();
+            : apps.Where(c => c.SpecHash == desired.Hash && c.Revision == record.Revision && desired.RoutedAsWanted(c)).OrderByDescending(c => c.Revision).FirstOrDefault();
         if (record?.Outcome == Outcomes.Succeeded && live is not null)
         {
             if (!live.Running)
             {
                 actions.Add(new StartExisting(live, $"app is {live.State}"));
+            }
+            else if (desired.Proxied && desired.RoutesTo(live) is { } routes && !observed.Routes.Match(routes))
+            {
+                // A lost routes file, a container that came back with a new address, the proxy just turned on.
+                actions.Add(new SwitchRoutes(record.Revision, routes, "the routes did not lead to the live revision"));
             }
 
             var leftovers = apps.Where(c => c != live).Concat(migrations).ToList();
@@ -231,11 +242,17 @@ public static class StackPlanner
 
         // A new rollout, or one interrupted by a crash: reuse the revision the engine or the history already shows.
         var newest = NextRevision(history, observed) - 1;
-        live = apps.Where(c => c.SpecHash == desired.Hash && c.Revision > (lastGood?.Revision ?? 0)).OrderByDescending(c => c.Revision).FirstOrDefault();
+        live = apps.Where(c => c.SpecHash == desired.Hash && c.Revision > (lastGood?.Revision ?? 0) && desired.RoutedAsWanted(c)).OrderByDescending(c => c.Revision).FirstOrDefault();
         var revision = live?.Revision
             ?? migrations.Where(m => m.SpecHash == desired.Hash && m.Revision > (lastGood?.Revision ?? 0)).Select(m => m.Revision).Max()
             ?? (record?.Outcome == Outcomes.Progressing ? record.Revision : (long?)null)
             ?? newest + 1;
+        if (live is null && apps.Any(c => c.Revision == revision))
+        {
+            // That revision's container publishes its ports the other way (the node proxy was turned on or off): a new one.
+            revision = newest + 1;
+        }
+
         actions.Add(new BeginRollout(revision, desired.Hash, desired.Image));
         var name = desired.Names.AppContainer(revision);
         // Completing the rollout removes the other app containers and every migration container, this one's too.
@@ -310,9 +327,11 @@ public static class StackPlanner
         var ready = desired.Health is null
             ? live is { Running: true, State: "running" } && now - (live.StartedAt ?? now) >= desired.MinReady
             : observed.PassedProbe.Contains(live.Id);
+        // Once the proxy routes to it, the revision was judged ready: a later failed probe must not fail a revision that serves.
+        ready |= desired.Proxied && desired.RoutesTo(live) is { } current && observed.Routes.Match(current);
         if (ready)
         {
-            actions.Add(new CompleteRollout(revision, others));
+            CompleteThroughProxy(desired, observed, live, revision, others, now, actions);
             return;
         }
 
@@ -326,6 +345,46 @@ public static class StackPlanner
         }
 
         actions.Add(new WaitAppReady(revision, name, desired.ProgressDeadline));
+        actions.Add(new CompleteRollout(revision, others));
+    }
+
+    /// <summary>How long an old revision is kept past its drain when the node proxy does not confirm the new routes (it may be down).</summary>
+    public static readonly TimeSpan ProxyApplyBackstop = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The new revision is ready. Without the proxy the rollout completes. With it, the routes switch to the new
+    /// revision; the old one drains for rollout.drainSeconds from the switch (and until the proxy serves the new routes,
+    /// bounded by <see cref="ProxyApplyBackstop"/>), then the rollout completes and removes it.
+    /// </summary>
+    private static void CompleteThroughProxy(
+        DesiredStack desired, ObservedStack observed, ObservedContainer live, long revision, List<ObservedContainer> others, DateTimeOffset now, List<StackAction> actions)
+    {
+        var routes = desired.Proxied ? desired.RoutesTo(live) : null;
+        if (routes is null)
+        {
+            actions.Add(new CompleteRollout(revision, others));
+            return;
+        }
+
+        var serving = others.Any(c => c.Component == StackNames.AppComponent && c.Running);
+        if (!observed.Routes.Match(routes))
+        {
+            actions.Add(new SwitchRoutes(revision, routes, "it passed its health check"));
+            if (serving)
+            {
+                actions.Add(new DrainWait(revision, now + desired.Drain, ProxyBehind: false));
+            }
+
+            actions.Add(new CompleteRollout(revision, others));
+            return;
+        }
+
+        var until = observed.Routes.Switched + desired.Drain;
+        if (serving && (now < until || (!observed.RoutesApplied && now < until + ProxyApplyBackstop)))
+        {
+            actions.Add(new DrainWait(revision, until, ProxyBehind: now >= until));
+        }
+
         actions.Add(new CompleteRollout(revision, others));
     }
 
@@ -374,6 +433,7 @@ public static class StackPlanner
     /// <summary>The spec failed before: serve the last good image, never retry until the spec changes.</summary>
     private static void PlanFailedSpec(
         DesiredStack desired,
+        ObservedStack observed,
         List<ObservedContainer> apps,
         List<ObservedContainer> migrations,
         RevisionRecord failed,
@@ -388,13 +448,19 @@ public static class StackPlanner
 
         var failedLeftovers = apps.Where(c => c.Revision == failed.Revision && c.Label(SkiffLabels.Rollback) != "true")
             .Concat(migrations).ToList();
+        var serving = lastGood is null ? null : apps.Where(c => c.Revision == lastGood.Revision).OrderByDescending(c => c.Running).FirstOrDefault();
+        if (desired.Proxied && serving is { Running: true } && desired.RoutesTo(serving) is { } back && !observed.Routes.Match(back))
+        {
+            // A rollback is a switch back, before the failed revision goes.
+            actions.Add(new SwitchRoutes(lastGood!.Revision, back, $"revision {failed.Revision} failed"));
+        }
+
         actions.AddRange(failedLeftovers.Select(c => new RemoveContainer(c, $"revision {failed.Revision} failed")));
         if (lastGood?.Image is not { } goodImage)
         {
             return;
         }
 
-        var serving = apps.Where(c => c.Revision == lastGood.Revision).OrderByDescending(c => c.Running).FirstOrDefault();
         if (serving is null)
         {
             actions.Add(new EnsureImage(goodImage, PullPolicies.IfNotPresent, StackNames.AppComponent));

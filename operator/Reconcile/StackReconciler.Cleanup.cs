@@ -23,6 +23,12 @@ public sealed partial class StackReconciler
                 [SkiffLabels.Source] = context.SourceId,
             },
             ct);
+        if (services.Routes is { } routes && routes.Get(names.Key).Routes.Count > 0)
+        {
+            // The proxy stops listening first: a request gets a refused connection, never a dead upstream.
+            await routes.SetAsync(names.Key, [], ct);
+        }
+
         // Apps first, the database last, so nothing writes to the database while it stops.
         foreach (var c in containers.OrderBy(c => c.Component switch { StackNames.DatabaseComponent => 2, StackNames.CacheComponent => 1, _ => 0 }))
         {

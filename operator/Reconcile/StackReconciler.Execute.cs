@@ -155,6 +155,11 @@ public sealed partial class StackReconciler
                         break;
                     case WaitAppReady w:
                         return (Waiting(w), false);
+                    case SwitchRoutes r:
+                        await owner.RoutesOrThrow.SetAsync(desired.Names.Key, r.Routes, ct);
+                        break;
+                    case DrainWait d:
+                        return (Waiting(d), false);
                     case CompleteRollout c:
                         await CompleteAsync(c, ct);
                         break;

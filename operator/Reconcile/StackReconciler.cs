@@ -41,6 +41,9 @@ public sealed partial class StackReconciler(
 
     public StackContext Context => context;
 
+    private IRouteTable RoutesOrThrow =>
+        services.Routes ?? throw new InvalidOperationException("StackContext.Proxy is set without StackServices.Routes");
+
     public IContainerEngine Engine => engine;
 
     /// <summary>Abandons the pulls that still run (an operator that stops).</summary>
@@ -159,7 +162,17 @@ public sealed partial class StackReconciler(
             }
         }
 
-        return new ObservedStack(network, volumes, containers) { PassedProbe = passed };
+        if (!context.Proxy)
+        {
+            return new ObservedStack(network, volumes, containers) { PassedProbe = passed };
+        }
+
+        return new ObservedStack(network, volumes, containers)
+        {
+            PassedProbe = passed,
+            Routes = RoutesOrThrow.Get(desired.Names.Key),
+            RoutesApplied = await RoutesOrThrow.AppliedAsync(ct),
+        };
     }
 
     private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveInputsAsync(

@@ -40,7 +40,7 @@ public sealed partial class DocsTests
         Assert.Equal(options.Keys.Order(StringComparer.Ordinal), rows.Keys.Order(StringComparer.Ordinal));
 
         // Defaults that do not depend on the environment must be the code's.
-        string[] environmentDependent = ["--node", "--docker-host", "--state-dir"];
+        string[] environmentDependent = ["--node", "--docker-host", "--state-dir", "--proxy-image"];
         foreach (var (name, option) in options)
         {
             if (!option.HasDefaultValue || environmentDependent.Contains(name))

@@ -262,3 +262,39 @@ public sealed class InMemoryProbe : IAppProbe
     public Task<bool> ProbeAsync(ObservedContainer container, int port, string path, CancellationToken ct) =>
         Task.FromResult(Passing.Contains(container.Name));
 }
+
+/// <summary>
+/// The node proxy's routes table in memory: what the operator wrote, and whether the proxy has applied it yet
+/// (<see cref="Applied"/>; it applies at once unless told otherwise).
+/// </summary>
+public sealed class InMemoryRoutes(TimeProvider time) : IRouteTable
+{
+    private readonly Dictionary<string, StackRoutes> table = new(StringComparer.Ordinal);
+
+    public bool Applied { get; set; } = true;
+
+    /// <summary>Every write, in order: the stack and the revision its routes go to (none: -1).</summary>
+    public List<(string Stack, long Revision)> Writes { get; } = [];
+
+    public StackRoutes Get(string stackKey) => table.GetValueOrDefault(stackKey) ?? StackRoutes.None;
+
+    public Task SetAsync(string stackKey, IReadOnlyList<StackRoute> routes, CancellationToken ct)
+    {
+        if (routes.Count == 0)
+        {
+            table.Remove(stackKey);
+        }
+        else
+        {
+            table[stackKey] = new StackRoutes(routes, time.GetUtcNow());
+        }
+
+        Writes.Add((stackKey, routes.Count == 0 ? -1 : routes[0].Revision));
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> AppliedAsync(CancellationToken ct) => Task.FromResult(Applied);
+
+    /// <summary>The routes file was lost (or edited by hand).</summary>
+    public void Forget(string stackKey) => table.Remove(stackKey);
+}

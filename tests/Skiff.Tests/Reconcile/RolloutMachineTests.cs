@@ -21,9 +21,10 @@ public sealed class RolloutMachineTests
     {
         private StackReconciler reconciler;
 
-        public Rig(Action<AppDeploymentSpec>? change = null, InMemoryEngine? engine = null, FakeTimeProvider? clock = null)
+        public Rig(Action<AppDeploymentSpec>? change = null, InMemoryEngine? engine = null, FakeTimeProvider? clock = null, bool proxy = false)
         {
             Clock = clock ?? new FakeTimeProvider(Start);
+            Routes = proxy ? new InMemoryRoutes(Clock) : null;
             Engine = engine ?? new InMemoryEngine(Clock);
             foreach (var image in new[] { "acme/api:1", "acme/api:2", "postgres:16", "redis:7" })
             {
@@ -56,6 +57,9 @@ public sealed class RolloutMachineTests
         public InMemoryEngine Engine { get; }
 
         public InMemoryProbe Probe { get; } = new();
+
+        /// <summary>The node proxy's table, when the rig runs with the proxy.</summary>
+        public InMemoryRoutes? Routes { get; }
 
         public Secrets Secrets { get; } = new();
 
@@ -157,9 +161,24 @@ public sealed class RolloutMachineTests
 
         public void Dispose() => reconciler.Dispose();
 
+        /// <summary>The resource was deleted: the stack is torn down (its data kept, per the default reclaim policy).</summary>
+        public Task DeleteAsync() => reconciler.DeleteAsync(new StackNames("prod", "api"), Resource.Spec, CancellationToken.None);
+
+        /// <summary>Turns the node proxy on (as an operator restarted with --proxy-image).</summary>
+        public InMemoryRoutes UseProxy()
+        {
+            Proxy = new InMemoryRoutes(Clock);
+            Restart();
+            return Proxy;
+        }
+
+        private InMemoryRoutes? Proxy { get => Routes ?? proxyLater; set => proxyLater = value; }
+
+        private InMemoryRoutes? proxyLater;
+
         private StackReconciler New() => new(
-            Engine, Secrets, new StackContext("vps-1", "src", "test"), new NullEventSink(), NullLogger<StackReconciler>.Instance,
-            new StackServices { Pulls = new PullListeners(), Probe = Probe }, Clock);
+            Engine, Secrets, new StackContext("vps-1", "src", "test") { Proxy = Proxy is not null }, new NullEventSink(), NullLogger<StackReconciler>.Instance,
+            new StackServices { Pulls = new PullListeners(), Probe = Probe, Routes = Proxy }, Clock);
     }
 
     [Fact]

@@ -1,0 +1,390 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Skiff.Proxy;
+using Skiff.Reconcile;
+
+namespace Skiff.Hosting;
+
+/// <summary>
+/// The node proxy from the operator's side (DESIGN §7, docs/PROXY.md): the routes table the reconciler switches, kept
+/// in the state folder's <c>proxy/routes.json</c>, and the <c>skiff_proxy</c> container that follows it, run from the
+/// operator's own image and replaced start-first when that image changes.
+/// </summary>
+/// <remarks>
+/// # Guarantees
+/// - The routes file is written atomically (<see cref="ProxyRoutes.Write"/>), whole, under one lock: two stacks'
+///   switches never lose each other.
+/// - <see cref="AppliedAsync"/> is true only when the proxy's <c>skiff_proxy_routes_version</c> is the fingerprint of the
+///   file last written.
+/// - An upgrade starts the new proxy beside the old one (both bind with SO_REUSEPORT) and stops the old one only once
+///   the new one serves the current routes; the old one drains its connections on SIGTERM.
+///
+/// # Caveats
+/// The state folder must be the same path on the host as in the operator's process (the proxy container bind-mounts
+/// it): the chart mounts it at the same path. The switch time of each stack is kept in memory; after a restart it is
+/// the file's last write, which only lengthens a drain.
+/// </remarks>
+public sealed class NodeProxy : IRouteTable, IDisposable
+{
+    public const string Component = "proxy";
+    private static readonly string[] Names = ["skiff_proxy", "skiff_proxy_next"];
+    private static readonly TimeSpan UpgradeTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly string image;
+    private readonly IPEndPoint metricsAt;
+    private readonly string metricsBind;
+    private readonly string node;
+    private readonly ILogger logger;
+    private readonly SemaphoreSlim writing = new(1, 1);
+    private readonly HttpClient http = new() { Timeout = TimeSpan.FromSeconds(2) };
+    private readonly Dictionary<string, StackRoutes> table = new(StringComparer.Ordinal);
+    private long written;
+
+    /// <param name="image">The operator's image, whose <c>skiff proxy</c> runs as the container.</param>
+    /// <param name="metricsBindAddress">Where the proxy serves <c>/metrics</c> (<c>[host]:port</c>); the operator reads it there (on loopback when no host is given).</param>
+    /// <param name="stateRoot">The state folder: the routes are in its <c>proxy/</c> folder.</param>
+    /// <param name="node">The node's name, for the container's labels.</param>
+    /// <param name="logger">Where switches and upgrades are told.</param>
+    public NodeProxy(string image, string metricsBindAddress, string stateRoot, string node, ILogger logger)
+    {
+        this.image = image;
+        this.node = node;
+        this.logger = logger;
+        metricsBind = metricsBindAddress;
+        metricsAt = MetricsEndPoint(metricsBindAddress) ?? throw new ArgumentException($"--proxy-metrics-bind-address: \"{metricsBindAddress}\" is not [host]:port", nameof(metricsBindAddress));
+        Folder = Path.Combine(stateRoot, "proxy");
+        FilePath = Path.Combine(Folder, "routes.json");
+        Load();
+    }
+
+    /// <summary>The routes folder (bind-mounted into the proxy).</summary>
+    public string Folder { get; }
+
+    /// <summary>The routes file.</summary>
+    public string FilePath { get; }
+
+    /// <summary>Where the operator reads the proxy's metrics, or null for an address that is not <c>[host]:port</c>.</summary>
+    public static IPEndPoint? MetricsEndPoint(string bindAddress)
+    {
+        var colon = bindAddress.LastIndexOf(':');
+        if (colon < 0 || !int.TryParse(bindAddress[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            return null;
+        }
+
+        var host = bindAddress[..colon].Trim('[', ']');
+        if (host.Length == 0 || host is "0.0.0.0" or "::")
+        {
+            return new IPEndPoint(IPAddress.Loopback, port);
+        }
+
+        return IPAddress.TryParse(host, out var ip) ? new IPEndPoint(ip, port) : null;
+    }
+
+    public StackRoutes Get(string stackKey)
+    {
+        lock (table)
+        {
+            return table.GetValueOrDefault(stackKey) ?? StackRoutes.None;
+        }
+    }
+
+    public async Task SetAsync(string stackKey, IReadOnlyList<StackRoute> routes, CancellationToken ct)
+    {
+        await writing.WaitAsync(ct);
+        try
+        {
+            List<ProxyListener> listeners;
+            lock (table)
+            {
+                var clash = table.Where(t => t.Key != stackKey)
+                    .SelectMany(t => t.Value.Routes.Select(r => (Stack: t.Key, r.Address)))
+                    .FirstOrDefault(o => routes.Any(r => r.Address == o.Address));
+                if (clash.Stack is not null)
+                {
+                    throw new InvalidOperationException(
+                        $"spec.app.ports: {clash.Address} is published by stack {clash.Stack} already; give this stack another hostPort or hostIP");
+                }
+
+                listeners = table.Where(t => t.Key != stackKey).SelectMany(t => ToListeners(t.Key, t.Value.Routes))
+                    .Concat(ToListeners(stackKey, routes)).ToList();
+            }
+
+            var file = new ProxyRoutes(ProxyRoutes.CurrentVersion, listeners);
+            Directory.CreateDirectory(Folder);
+            ProxyRoutes.Write(FilePath, file);
+            Interlocked.Exchange(ref written, file.Fingerprint);
+            lock (table)
+            {
+                if (routes.Count == 0)
+                {
+                    table.Remove(stackKey);
+                }
+                else
+                {
+                    table[stackKey] = new StackRoutes(routes, DateTimeOffset.UtcNow);
+                }
+            }
+
+            logger.LogInformation(
+                routes.Count == 0 ? "Proxy: {Stack} has no routes now" : "Proxy: {Stack} routes {Routes}",
+                stackKey, string.Join(", ", routes.Select(r => $"{r.Address} -> r{r.Revision} {r.Upstream}")));
+        }
+        finally
+        {
+            writing.Release();
+        }
+    }
+
+    public async Task<bool> AppliedAsync(CancellationToken ct) => await ServedVersionAsync(ct) == Interlocked.Read(ref written);
+
+    /// <summary>Keeps the proxy container running from the operator's image; every 10 s until <paramref name="ct"/> ends.</summary>
+    public async Task RunAsync(IContainerEngine engine, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await EnsureAsync(engine, ct);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                logger.LogWarning("Proxy: could not check the skiff_proxy container: {Error}; trying again in 10 s", e.Message);
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(10), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the proxy container runs the operator's image: starts it when it is missing or stopped, and replaces
+    /// one of another image (or settings) start-first.
+    /// </summary>
+    public async Task EnsureAsync(IContainerEngine engine, CancellationToken ct)
+    {
+        Directory.CreateDirectory(Folder);
+        var spec = Spec(Names[0]);
+        var hash = spec.Labels[SkiffLabels.SpecHash];
+        var proxies = await engine.ListContainersAsync(
+            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Component] = Component },
+            ct);
+        var current = proxies.Where(p => p.SpecHash == hash).OrderByDescending(p => p.Running).FirstOrDefault();
+        if (current is { Running: true })
+        {
+            foreach (var stale in proxies.Where(p => p != current))
+            {
+                await RetireAsync(engine, stale, ct);
+            }
+
+            return;
+        }
+
+        if (current is not null)
+        {
+            logger.LogInformation("Proxy: starting {Name} ({State})", current.Name, current.State);
+            await engine.StartContainerAsync(current.Id, ct);
+            return;
+        }
+
+        if (!await EnsureImageAsync(engine, ct))
+        {
+            return;
+        }
+
+        // Start-first: the new proxy binds beside the old one (SO_REUSEPORT) before the old one drains.
+        var name = Names.First(n => proxies.All(p => p.Name != n));
+        var old = proxies.Where(p => p.Running).ToList();
+        logger.LogInformation(old.Count == 0 ? "Proxy: starting {Name} from {Image}" : "Proxy: upgrading to {Image}: starting {Name} beside the running proxy", name, image);
+        var id = await engine.CreateContainerAsync(spec with { Name = name }, ct);
+        await engine.StartContainerAsync(id, ct);
+        if (old.Count > 0)
+        {
+            var deadline = DateTimeOffset.UtcNow + UpgradeTimeout;
+            while (DateTimeOffset.UtcNow < deadline && !await ServesAsync(engine, id, ct))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+            }
+        }
+
+        foreach (var stale in proxies)
+        {
+            await RetireAsync(engine, stale, ct);
+        }
+    }
+
+    /// <summary>The container the operator runs the proxy as (its labels carry the settings' hash).</summary>
+    public ContainerSpec Spec(string name)
+    {
+        IReadOnlyList<string> cmd = ["proxy", "--routes", "/routes/routes.json", "--metrics-bind-address", metricsBind];
+        var labels = new Dictionary<string, string>
+        {
+            [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue,
+            [SkiffLabels.Component] = Component,
+            [SkiffLabels.Node] = node,
+            [SkiffLabels.ImageRef] = image,
+        };
+        labels[SkiffLabels.SpecHash] = SpecHash.Compute(new { image, cmd, folder = Folder });
+        return new ContainerSpec
+        {
+            Name = name,
+            Image = image,
+            Cmd = cmd,
+            Labels = labels,
+            Network = "host",
+            Mounts = [new VolumeMount(Folder, "/routes", Bind: true, ReadOnly: true)],
+            // The proxy drains for 30 s on SIGTERM (its --drain-seconds): Docker waits a little longer before SIGKILL.
+            StopTimeout = TimeSpan.FromSeconds(35),
+        };
+    }
+
+    public void Dispose()
+    {
+        http.Dispose();
+        writing.Dispose();
+    }
+
+    private static IEnumerable<ProxyListener> ToListeners(string stack, IEnumerable<StackRoute> routes) =>
+        routes.Select(r => new ProxyListener(r.Address, r.Protocol == "tcp" ? ProxyProtocol.Tcp : ProxyProtocol.Http, stack, r.Port, r.Revision, r.Upstream));
+
+    private void Load()
+    {
+        ProxyRoutes file;
+        try
+        {
+            file = ProxyRoutes.Read(FilePath);
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+        catch (Exception e) when (e is ProxyRoutesException or IOException)
+        {
+            logger.LogWarning("Proxy: ignoring {File}: {Error}; every stack's routes are written again", FilePath, e.Message);
+            return;
+        }
+
+        var since = new DateTimeOffset(File.GetLastWriteTimeUtc(FilePath), TimeSpan.Zero);
+        foreach (var stack in file.Listeners.GroupBy(l => l.Stack, StringComparer.Ordinal))
+        {
+            table[stack.Key] = new StackRoutes(
+                stack.Select(l => new StackRoute(l.Address, l.Protocol == ProxyProtocol.Tcp ? "tcp" : "http", l.Port, l.Revision, l.Upstream)).ToList(),
+                since);
+        }
+
+        written = file.Fingerprint;
+    }
+
+    private async Task<bool> EnsureImageAsync(IContainerEngine engine, CancellationToken ct)
+    {
+        if (await engine.InspectImageAsync(image, ct) is not null)
+        {
+            return true;
+        }
+
+        try
+        {
+            logger.LogInformation("Proxy: pulling {Image}", image);
+            await engine.PullImageAsync(image, null, null, ct);
+            return true;
+        }
+        catch (ImageUnavailableException e)
+        {
+            logger.LogError("Proxy: --proxy-image {Image} cannot be pulled: {Error}; published ports are not served until it can", image, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>The new proxy serves the routes last written (it answers on the shared metrics port, where new connections go to the newest socket).</summary>
+    private async Task<bool> ServesAsync(IContainerEngine engine, string id, CancellationToken ct)
+    {
+        var c = await engine.InspectContainerAsync(id, ct);
+        if (c is not { Running: true })
+        {
+            return false;
+        }
+
+        var served = await ServedVersionAsync(ct);
+        var wanted = Interlocked.Read(ref written);
+        return served is not null && (served == wanted || wanted == 0) && c.StartedAt is { } started && DateTimeOffset.UtcNow - started > TimeSpan.FromSeconds(1);
+    }
+
+    private async Task RetireAsync(IContainerEngine engine, ObservedContainer old, CancellationToken ct)
+    {
+        logger.LogInformation("Proxy: stopping {Name} (it drains its connections first)", old.Name);
+        if (old.Running)
+        {
+            await engine.StopContainerAsync(old.Id, TimeSpan.FromSeconds(35), ct);
+        }
+
+        await engine.RemoveContainerAsync(old.Id, ct);
+    }
+
+    /// <summary>The proxy's <c>skiff_proxy_routes_version</c>, or null when it does not answer.</summary>
+    private async Task<long?> ServedVersionAsync(CancellationToken ct)
+    {
+        try
+        {
+            var host = metricsAt.Address.ToString();
+            host = metricsAt.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{host}]" : host;
+            var text = await http.GetStringAsync(new Uri($"http://{host}:{metricsAt.Port.ToString(CultureInfo.InvariantCulture)}/metrics"), ct);
+            foreach (var line in text.Split('\n'))
+            {
+                if (line.StartsWith("skiff_proxy_routes_version ", StringComparison.Ordinal)
+                    && double.TryParse(line.AsSpan("skiff_proxy_routes_version ".Length), NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
+                {
+                    return (long)v;
+                }
+            }
+
+            return null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>
+/// <c>--proxy-image</c> and <c>--proxy-metrics-bind-address</c>: the node proxy is run from that image (the operator's
+/// own), and the operator reads its metrics at that address.
+/// </summary>
+public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
+{
+    public NodeProxy Create(string stateRoot, string node, ILoggerFactory logging) =>
+        new(Image, MetricsBindAddress, stateRoot, node, logging.CreateLogger("Skiff.Proxy"));
+
+    /// <summary>Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.</summary>
+    public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, ILogger log, CancellationToken ct)
+    {
+        if (proxy is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await proxy.EnsureAsync(engine, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not EngineUnreachableException)
+        {
+            log.LogWarning("Proxy: could not start the skiff_proxy container: {Error}", e.Message);
+        }
+    }
+
+    /// <summary>The runnable that keeps the proxy running, when there is one.</summary>
+    public static IEnumerable<Runnable> Runnables(NodeProxy? proxy, IContainerEngine engine) =>
+        proxy is null ? [] : [new Runnable("node proxy", token => proxy.RunAsync(engine, token))];
+}
