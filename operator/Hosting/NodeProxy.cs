@@ -306,7 +306,10 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
     }
 
-    /// <summary>The new proxy serves the routes last written (it answers on the shared metrics port, where new connections go to the newest socket).</summary>
+    /// <summary>
+    /// The new proxy listens on every address of the routes: its log says so per listener ("ADDRESS: Http for STACK…").
+    /// Its metrics cannot tell: the old proxy answers on the same port with the same routes.
+    /// </summary>
     private async Task<bool> ServesAsync(IContainerEngine engine, string id, CancellationToken ct)
     {
         var c = await engine.InspectContainerAsync(id, ct);
@@ -315,9 +318,15 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             return false;
         }
 
-        var served = await ServedVersionAsync(ct);
-        var wanted = Interlocked.Read(ref written);
-        return served is not null && (served == wanted || wanted == 0) && c.StartedAt is { } started && DateTimeOffset.UtcNow - started > TimeSpan.FromSeconds(1);
+        List<string> addresses;
+        lock (table)
+        {
+            addresses = table.Values.SelectMany(t => t.Routes.Select(r => r.Address)).ToList();
+        }
+
+        var lines = (await engine.LogsAsync(id, 2000, ct)).Split('\n');
+        return lines.Any(l => l.Contains("Proxy following", StringComparison.Ordinal))
+            && addresses.All(address => lines.Any(l => l.Contains(address + ": ", StringComparison.Ordinal) && l.Contains(" for ", StringComparison.Ordinal)));
     }
 
     private async Task RetireAsync(IContainerEngine engine, ObservedContainer old, CancellationToken ct)

@@ -16,7 +16,7 @@ try
     var mode = args.Length > 0 ? args[0] : "serve";
     return mode switch
     {
-        "serve" => await new Server(settings).RunAsync(stopping.Token),
+        "serve" => await Serve(settings, stopping.Token),
         "migrate" => await Migration.RunAsync(settings, stopping.Token),
         "version" => PrintVersion(settings),
         _ => Usage(mode),
@@ -33,6 +33,14 @@ void Stop(PosixSignalContext context)
     context.Cancel = true;
     Log.Line($"{context.Signal} received, stopping");
     stopping.Cancel();
+}
+
+static async Task<int> Serve(Settings settings, CancellationToken ct)
+{
+    var tcp = settings.TcpPort is { } port ? TcpEcho.RunAsync(port, settings.Version, ct) : Task.CompletedTask;
+    var code = await new Server(settings).RunAsync(ct);
+    await tcp;
+    return code;
 }
 
 static int PrintVersion(Settings settings)

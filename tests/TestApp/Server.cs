@@ -60,8 +60,8 @@ internal sealed class Server(Settings settings)
             inFlight.Add(HandleAsync(context, backends, ct));
         }
 
-        // Give requests in flight a moment, then exit: a stop must not hang.
-        await Task.WhenAny(Task.WhenAll(inFlight), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        // Give requests in flight a moment (a /slow one its time), then exit: a stop must not hang.
+        await Task.WhenAny(Task.WhenAll(inFlight), Task.Delay(TimeSpan.FromSeconds(settings.StopGrace), CancellationToken.None));
         Log.Line("stopped");
         return 0;
     }
@@ -75,7 +75,9 @@ internal sealed class Server(Settings settings)
         int status;
         try
         {
-            (status, var contentType, var body) = await RespondAsync(request.HttpMethod, path, backends, ct);
+            (status, var contentType, var body) = path == "/slow"
+                ? await SlowAsync(request.QueryString["seconds"], ct)
+                : await RespondAsync(request.HttpMethod, path, backends, ct);
             var bytes = Encoding.UTF8.GetBytes(body);
             context.Response.StatusCode = status;
             context.Response.ContentType = contentType;
@@ -97,6 +99,19 @@ internal sealed class Server(Settings settings)
         }
 
         Log.Line($"{line} {status} {watch.ElapsedMilliseconds}ms");
+    }
+
+    /// <summary><c>GET /slow?seconds=N</c>: the version after N seconds (at most 60), a long request to be drained.</summary>
+    private async Task<(int Status, string ContentType, string Body)> SlowAsync(string? secondsText, CancellationToken ct)
+    {
+        if (!int.TryParse(secondsText, out var seconds) || seconds is < 0 or > 60)
+        {
+            return (400, "text/plain; charset=utf-8", "seconds: a whole number from 0 to 60\n");
+        }
+
+        // Not cancelled by SIGTERM: a request in flight finishes, as a drained app's would.
+        await Task.Delay(TimeSpan.FromSeconds(seconds), CancellationToken.None);
+        return (200, "application/json", Json(settings.Version, null, null) + "\n");
     }
 
     private async Task<(int Status, string ContentType, string Body)> RespondAsync(

@@ -38,6 +38,8 @@ internal sealed record Settings(
             MigrateDelay = Seconds("TESTAPP_MIGRATE_SECONDS"),
             HealthyAfter = Seconds("TESTAPP_HEALTHY_AFTER_SECONDS"),
             Control = Environment.GetEnvironmentVariable("TESTAPP_CONTROL") == "1",
+            TcpPort = int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_TCP_PORT"), out var tcp) && tcp is > 0 and < 65536 ? tcp : null,
+            StopGrace = int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_STOP_GRACE_SECONDS"), out var grace) && grace >= 0 ? grace : 2,
         };
     }
 
@@ -49,6 +51,12 @@ internal sealed record Settings(
 
     /// <summary>How long a migration works before it finishes (TESTAPP_MIGRATE_SECONDS): a long migration, to be interrupted.</summary>
     public TimeSpan MigrateDelay { get; init; }
+
+    /// <summary>TESTAPP_TCP_PORT: also a TCP echo server there (the version and a newline, then every byte back).</summary>
+    public int? TcpPort { get; init; }
+
+    /// <summary>TESTAPP_STOP_GRACE_SECONDS (default 2): how long requests in flight get after SIGTERM.</summary>
+    public int StopGrace { get; init; }
 
     /// <summary>TESTAPP_CONTROL=1: <c>GET /control/unhealthy</c> and <c>/control/healthy</c> turn the health check off and on.</summary>
     public bool Control { get; init; }
