@@ -65,19 +65,38 @@ public static class StatusCommand
         }
 
         var events = store.ReadEvents(ns, name);
+        var routes = ProxyRoutesOf(store, $"{ns}/{name}");
         switch (format)
         {
             case OutputFormat.Json or OutputFormat.Yaml:
                 var node = JsonSerializer.SerializeToNode(record, StateStore.Json)!.AsObject();
                 node["events"] = JsonSerializer.SerializeToNode(events, StateStore.Json);
+                if (routes is not null)
+                {
+                    node["routes"] = JsonSerializer.SerializeToNode(routes);
+                }
+
                 stdout.Write(format == OutputFormat.Json ? node.ToJsonString(StateStore.Json) + "\n" : YamlWriter.Write([node]));
                 break;
             default:
-                StatusDescription.Write(record, events, stdout, now);
+                StatusDescription.Write(record, events, stdout, now, routes);
                 break;
         }
 
         return IsReady(record) ? ExitCodes.Ok : ExitCodes.NotOk;
+    }
+
+    /// <summary>The stack's routes in the node proxy's file (the state folder's <c>proxy/routes.json</c>), or null without the proxy.</summary>
+    private static List<Proxy.ProxyListener>? ProxyRoutesOf(StateStore store, string stack)
+    {
+        try
+        {
+            return [.. Proxy.ProxyRoutes.Read(Path.Combine(store.Root, "proxy", "routes.json")).Listeners.Where(l => l.Stack == stack).OrderBy(l => l.Address, StringComparer.Ordinal)];
+        }
+        catch (Exception e) when (e is IOException or Proxy.ProxyRoutesException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static bool IsReady(StatusRecord record) => Reconcile.Conditions.IsTrue(record.Status, ConditionTypes.Ready);

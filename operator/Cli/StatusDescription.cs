@@ -7,7 +7,7 @@ namespace Skiff.Cli;
 /// <summary>One resource in full, laid out as <c>kubectl describe</c> does: fields, then conditions, history, components and events.</summary>
 public static class StatusDescription
 {
-    public static void Write(StatusRecord record, IReadOnlyList<StoredEvent> events, TextWriter output, DateTimeOffset now)
+    public static void Write(StatusRecord record, IReadOnlyList<StoredEvent> events, TextWriter output, DateTimeOffset now, IReadOnlyList<Proxy.ProxyListener>? routes = null)
     {
         var status = record.Status;
         Field(output, "", "Name", record.Name);
@@ -74,6 +74,16 @@ public static class StatusDescription
                 c.Name, c.State ?? "", c.Health ?? "", c.Restarts?.ToString(CultureInfo.InvariantCulture) ?? "", c.Image ?? "",
                 c.ContainerId is { Length: > 12 } id ? id[..12] : c.ContainerId ?? "",
             }));
+        if (routes is not null)
+        {
+            // With the node proxy: where each published port goes now.
+            Table(output, "Routes", ["ADDRESS", "PROTOCOL", "PORT", "REVISION", "UPSTREAM"],
+                routes.Select(r => new[]
+                {
+                    r.Address, r.Protocol == Proxy.ProxyProtocol.Tcp ? "tcp" : "http", r.Port, r.Revision.ToString(CultureInfo.InvariantCulture), r.Upstream,
+                }));
+        }
+
         // As kubectl describe: "5m (x3 over 20m)" for an event that happened again.
         Table(output, "Events", ["TYPE", "REASON", "AGE", "MESSAGE"],
             events.Select(e => new[]

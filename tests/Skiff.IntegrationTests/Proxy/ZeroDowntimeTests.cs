@@ -77,6 +77,11 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
         Assert.True(load.TcpAnswers > 100, $"{load.TcpAnswers} TCP exchanges");
         var app = Assert.Single(await w.ContainersAsync("web"), c => c.Component == StackNames.AppComponent);
         Assert.Equal(SkiffLabels.RoutingProxy, app.Label(SkiffLabels.Routing));
+
+        // skiff status shows where each port goes.
+        var status = await SkiffProcess.RunAsync(TimeSpan.FromSeconds(30), "status", "web", "-n", w.Namespace, "--state-dir", w.StateDir);
+        Assert.Matches($@"127\.0\.0\.1:{site.HttpPort}\s+http\s+http\s+{revision}\s", status.Stdout);
+        Assert.Matches($@"127\.0\.0\.1:{site.TcpPort}\s+tcp\s+echo\s+{revision}\s", status.Stdout);
         Assert.Contains("\"version\":\"v11\"", await http.GetStringAsync(new Uri($"http://127.0.0.1:{site.HttpPort}/")), StringComparison.Ordinal);
     }
 
