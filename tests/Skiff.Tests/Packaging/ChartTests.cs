@@ -405,15 +405,16 @@ public sealed partial class ChartTests
         var container = Container(chart);
         var args = container["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
         Assert.Equal("unix:///run/docker.sock", args[args.IndexOf("--docker-host") + 1]);
-        Assert.Equal("/var/lib/skiff", args[args.IndexOf("--state-dir") + 1]);
+        Assert.Equal("/srv/skiff-state", args[args.IndexOf("--state-dir") + 1]);
 
         var volumes = pod["volumes"]!.AsArray().ToDictionary(v => v!["name"]!.GetValue<string>(), v => v!);
         var mounts = container["volumeMounts"]!.AsArray().ToDictionary(m => m!["mountPath"]!.GetValue<string>(), m => m!);
         Assert.Equal("/run/docker.sock", volumes[mounts["/run/docker.sock"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
         Assert.Equal("/srv/docker", volumes[mounts["/srv/docker"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
         Assert.True(mounts["/srv/docker"]["readOnly"]!.GetValue<bool>());
-        // The state folder moves on the host; in the pod it stays where --state-dir points.
-        Assert.Equal("/srv/skiff-state", volumes[mounts["/var/lib/skiff"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
+        // The state folder is at the same path in the pod as on the host: the node proxy's container bind-mounts its
+        // proxy/ folder by the path the operator knows.
+        Assert.Equal("/srv/skiff-state", volumes[mounts["/srv/skiff-state"]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
         Assert.DoesNotContain("/var/run/docker.sock", mounts.Keys);
         Assert.DoesNotContain("/var/lib/docker", mounts.Keys);
     }
@@ -582,9 +583,10 @@ public sealed partial class ChartTests
 
     private static bool IsHistogramBase(string name) => ExportedMetrics().Contains(name);
 
-    /// <summary>The names SkiffMetrics creates, read from its source.</summary>
+    /// <summary>The names SkiffMetrics and the node proxy's metrics create, read from their sources.</summary>
     internal static HashSet<string> ExportedMetrics() =>
-        MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", "Observability", "SkiffMetrics.cs")))
+        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Proxy", "ProxyMetrics.cs") }
+            .SelectMany(f => MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", f))))
             .Select(m => m.Groups[1].Value)
             .ToHashSet(StringComparer.Ordinal);
 
