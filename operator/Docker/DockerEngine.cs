@@ -148,6 +148,13 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
             return true;
         });
 
+    public Task RenameContainerAsync(string id, string name, CancellationToken ct) =>
+        CallAsync("container_rename", async () =>
+        {
+            await client.Containers.RenameContainerAsync(id, new ContainerRenameParameters { NewName = name }, ct);
+            return true;
+        });
+
     /// <summary>The last lines of a container's output (stdout and stderr, interleaved).</summary>
     public Task<string> LogsAsync(string id, int tail, CancellationToken ct) =>
         CallAsync("container_logs", async () =>

@@ -184,6 +184,12 @@ public sealed class NodeProxy : IRouteTable, IDisposable
                 await RetireAsync(engine, stale, ct);
             }
 
+            if (current.Name != Names[0] && proxies.All(p => p == current || p.Name != Names[0]))
+            {
+                // An upgrade interrupted between the old proxy's removal and the rename.
+                await engine.RenameContainerAsync(current.Id, Names[0], ct);
+            }
+
             return;
         }
 
@@ -217,6 +223,12 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         foreach (var stale in proxies)
         {
             await RetireAsync(engine, stale, ct);
+        }
+
+        if (name != Names[0])
+        {
+            // The node's proxy is skiff_proxy again, as docker ps and the docs say.
+            await engine.RenameContainerAsync(id, Names[0], ct);
         }
     }
 

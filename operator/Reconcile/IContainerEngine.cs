@@ -38,6 +38,9 @@ public interface IContainerEngine
     /// <summary>Removes a container (with force) and its anonymous volumes.</summary>
     Task RemoveContainerAsync(string id, CancellationToken ct);
 
+    /// <summary>Gives a container another name (the node proxy takes back <c>skiff_proxy</c> after an upgrade).</summary>
+    Task RenameContainerAsync(string id, string name, CancellationToken ct);
+
     /// <summary>The last lines of a container's output (stdout and stderr).</summary>
     Task<string> LogsAsync(string id, int tail, CancellationToken ct);
 

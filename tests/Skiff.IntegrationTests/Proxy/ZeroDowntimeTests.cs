@@ -86,7 +86,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_operator_killed_mid_rollout_and_a_proxy_upgrade_lose_no_request()
+    public async Task An_operator_killed_mid_rollout_and_a_proxy_upgrade_lose_no_request_and_the_new_proxy_is_skiff_proxy()
     {
         await using var w = new FolderWorkspace();
         var site = new Site(w);
@@ -116,7 +116,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
             await Eventually.TrueAsync("the proxy runs skiff-test/skiff:next alone", async () =>
             {
                 var now = await ProxiesAsync();
-                return now.Count == 1 && now[0].Image == "skiff-test/skiff:next" && now[0].State == "running";
+                return now.Count == 1 && now[0].Image == "skiff-test/skiff:next" && now[0].State == "running" && now[0].Names.Contains("/skiff_proxy");
             }, TimeSpan.FromSeconds(90), () => run.Stderr);
             await Task.Delay(1000);
 

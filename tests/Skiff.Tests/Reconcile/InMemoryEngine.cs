@@ -142,6 +142,9 @@ public sealed class InMemoryEngine : IContainerEngine
         }
     });
 
+    public Task RenameContainerAsync(string id, string name, CancellationToken ct) =>
+        throw new NotSupportedException("the rollout never renames a container");
+
     public Task<string> LogsAsync(string id, int tail, CancellationToken ct) => Call("container_logs", () => $"log of {NameOf(id)}");
 
     public Task<string?> ReadFileAsync(string id, string path, CancellationToken ct) => Call("container_archive", () =>
