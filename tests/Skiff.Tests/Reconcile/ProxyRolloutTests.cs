@@ -79,12 +79,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true);
         var routes = rig.Routes!;
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
-        await rig.StepAsync();
-        await rig.StepAsync();
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync();
+        await StartRevision2Async(rig);
         rig.Clock.Advance(TimeSpan.FromSeconds(31));
 
         await rig.SettleAsync();
@@ -101,12 +96,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s => s.Rollout!.DrainSeconds = 5);
         var routes = rig.Routes!;
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
-        await rig.StepAsync();
-        await rig.StepAsync();
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync();
+        await StartRevision2Async(rig);
         routes.Applied = false;
         rig.Probe.Passing.Add(rig.App(2));
         await rig.StepAsync();
@@ -134,12 +124,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s => s.Rollout!.DrainSeconds = 10);
         var routes = rig.Routes!;
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
-        await rig.StepAsync();
-        await rig.StepAsync();
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync();
+        await StartRevision2Async(rig);
         rig.Probe.Passing.Add(rig.App(2));
         await rig.StepAsync();
 
@@ -212,5 +197,16 @@ public sealed class ProxyRolloutTests
 
         Assert.Equal(StackRoutes.None, routes.Get(Stack));
         Assert.Equal(Outcomes.Succeeded, rig.History(2)!.Outcome);
+    }
+
+    /// <summary>Revision 1 rolled out; revision 2 (acme/api:2) pulled, migrated and started beside it, not healthy yet.</summary>
+    private static async Task StartRevision2Async(RolloutMachineTests.Rig rig)
+    {
+        await rig.RollThroughAsync();
+        rig.Resource.Spec.App.Image = "acme/api:2";
+        await rig.StepAsync(); // the pull
+        await rig.StepAsync(); // the migration starts
+        rig.Engine.Exit(rig.Migration(2), 0);
+        await rig.StepAsync(); // revision 2 starts
     }
 }
