@@ -22,6 +22,13 @@ public sealed class GitCli(GitRemote remote, TimeSpan timeout)
     /// <summary>The executable (on PATH).</summary>
     public const string Executable = "git";
 
+    // What git adds after every failed SSH fetch: it would push the line that says why out of the message.
+    private static readonly HashSet<string> Boilerplate = new(StringComparer.Ordinal)
+    {
+        "Please make sure you have the correct access rights",
+        "and the repository exists.",
+    };
+
     /// <summary>Runs git with <paramref name="args"/>; returns its standard output (trimmed), throws <see cref="GitException"/> on failure.</summary>
     public async Task<string> RunAsync(IReadOnlyList<string> args, CancellationToken ct, string? workingDirectory = null)
     {
@@ -72,7 +79,7 @@ public sealed class GitCli(GitRemote remote, TimeSpan timeout)
     public string Describe(IReadOnlyList<string> args, int exitCode, string stderr)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(l => !l.StartsWith("hint:", StringComparison.Ordinal))
+            .Where(l => !l.StartsWith("hint:", StringComparison.Ordinal) && !Boilerplate.Contains(l))
             .TakeLast(3)
             .ToList();
         var said = lines.Count == 0 ? $"exit code {exitCode}" : string.Join("; ", lines);

@@ -101,5 +101,9 @@ public sealed class GitRemoteTests
         var said = cli.Describe(["fetch"], 128, "remote: tok-abcdef is invalid\nhint: try this\nfatal: Authentication failed for 'https://x:tok-abcdef@github.com/org/deploy.git/'\n");
 
         Assert.Equal("git fetch failed: remote: *** is invalid; fatal: Authentication failed for 'https://***@github.com/org/deploy.git/'", said);
+
+        // After an SSH failure git adds two lines of advice; the line that says why stays in.
+        var ssh = cli.Describe(["fetch"], 128, "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed.\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n");
+        Assert.Equal("git fetch failed: No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.; Host key verification failed.; fatal: Could not read from remote repository.", ssh);
     }
 }
