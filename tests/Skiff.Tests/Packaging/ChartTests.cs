@@ -582,9 +582,10 @@ public sealed partial class ChartTests
 
     private static bool IsHistogramBase(string name) => ExportedMetrics().Contains(name);
 
-    /// <summary>The names SkiffMetrics creates, read from its source.</summary>
+    /// <summary>The names the operator's /metrics exports (SkiffMetrics, and the Git source's), read from their source.</summary>
     internal static HashSet<string> ExportedMetrics() =>
-        MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", "Observability", "SkiffMetrics.cs")))
+        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Sources", "Git", "GitMetrics.cs") }
+            .SelectMany(file => MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", file))))
             .Select(m => m.Groups[1].Value)
             .ToHashSet(StringComparer.Ordinal);
 
