@@ -76,7 +76,7 @@ public static class DirectoryRunner
             if (git is { Commit: null })
             {
                 // run --once and no good commit at all: nothing to serve (serving nothing would prune).
-                return git.LastError?.Reason == GitSource.InvalidCommit ? ExitCodes.NotOk : ExitCodes.UsageOrIo;
+                return ct.IsCancellationRequested ? ExitCodes.Ok : git.LastError?.Reason == GitSource.InvalidCommit ? ExitCodes.NotOk : ExitCodes.UsageOrIo;
             }
 
             var source = new DirectorySource(git?.FolderPath ?? options.Path, logging.CreateLogger<DirectorySource>(), followLink: git is not null);

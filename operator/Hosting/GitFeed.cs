@@ -129,18 +129,33 @@ public static class GitFeed
             log.LogInformation("Git source {Url}: last good commit {Commit} from the state folder", plan.Remote.DisplayUrl, git.Commit);
         }
 
-        await git.SyncAsync(ct);
+        try
+        {
+            await git.SyncAsync(ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return git;
+        }
+
         if (once && git.LastError is { } first)
         {
             error.WriteLine($"skiff run: --url {plan.Remote.DisplayUrl}: {first.Message}");
         }
 
         var retry = plan.Options.Interval < TimeSpan.FromSeconds(30) ? plan.Options.Interval : TimeSpan.FromSeconds(30);
-        while (git.Commit is null && !once)
+        try
         {
-            log.LogWarning("Git source {Url}: no good commit yet; trying again in {Seconds} s", plan.Remote.DisplayUrl, retry.TotalSeconds);
-            await Task.Delay(retry, ct);
-            await git.SyncAsync(ct);
+            while (git.Commit is null && !once)
+            {
+                log.LogWarning("Git source {Url}: no good commit yet; trying again in {Seconds} s", plan.Remote.DisplayUrl, retry.TotalSeconds);
+                await Task.Delay(retry, ct);
+                await git.SyncAsync(ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped before a first good commit: nothing was served.
         }
 
         return git;

@@ -215,7 +215,17 @@ public sealed class GitSource
         }
 
         var previous = Commit;
-        checkout.Switch(head);
+        try
+        {
+            checkout.Switch(head);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            checkout.Discard(head);
+            Fail(new GitSourceError(InvalidCommit, $"commit {Short(head)} could not be switched to: {e.Message}; {Serving()}", head, now, []));
+            return false;
+        }
+
         var newSubject = Remote.Mask(await checkout.SubjectAsync(head, ct));
         lock (gate)
         {

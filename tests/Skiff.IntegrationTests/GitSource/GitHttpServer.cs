@@ -20,6 +20,8 @@ public sealed class GitHttpServer : IAsyncDisposable
     private readonly string? token;
     private HttpListener? listener;
     private Task? serving;
+    private int requests;
+    private int refused;
 
     public GitHttpServer(string projectRoot, string? token = null)
     {
@@ -32,11 +34,11 @@ public sealed class GitHttpServer : IAsyncDisposable
 
     public int Port { get; }
 
-    /// <summary>Requests answered, with their status, for a test that must know the remote was asked.</summary>
-    public int Requests { get; private set; }
+    /// <summary>Requests received, for a test that must know whether the remote was asked.</summary>
+    public int Requests => Volatile.Read(ref requests);
 
-    /// <summary>Authorization headers seen that were wrong (or missing).</summary>
-    public int Refused { get; private set; }
+    /// <summary>Requests refused for a wrong (or missing) token.</summary>
+    public int Refused => Volatile.Read(ref refused);
 
     public string UrlOf(string repository) => $"http://127.0.0.1:{Port}/{repository}";
 
@@ -86,10 +88,10 @@ public sealed class GitHttpServer : IAsyncDisposable
         var response = context.Response;
         try
         {
-            Requests++;
+            Interlocked.Increment(ref requests);
             if (token is not null && (request.Headers["Authorization"] is not { } auth || !Authorized(auth)))
             {
-                Refused++;
+                Interlocked.Increment(ref refused);
                 response.StatusCode = 401;
                 response.AddHeader("WWW-Authenticate", "Basic realm=\"git\"");
                 response.Close();
