@@ -77,7 +77,8 @@ public static class GitFeed
 
         foreach (var (flag, file) in new[] { ("--ssh-key", raw.SshKeyFile), ("--ssh-known-hosts", raw.KnownHostsFile) })
         {
-            if (file is not null && ReadFile(file, flag, error) is null)
+            // Only whether ssh will be able to read it: the key itself stays in its file.
+            if (file is not null && !CanRead(file, flag, error))
             {
                 return null;
             }
@@ -242,6 +243,20 @@ public static class GitFeed
         {
             error.WriteLine($"{flag}: cannot read {file}: {e.Message}");
             return null;
+        }
+    }
+
+    private static bool CanRead(string file, string flag, TextWriter error)
+    {
+        try
+        {
+            using var stream = File.OpenRead(file);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"{flag}: cannot read {file}: {e.Message}");
+            return false;
         }
     }
 

@@ -64,6 +64,10 @@ public sealed class GitFeedTests
         var (missing, missingError) = Plan(Options(token: "/nonexistent/token"));
         Assert.Null(missing);
         Assert.StartsWith("--token-file: cannot read /nonexistent/token", missingError, StringComparison.Ordinal);
+
+        var (noKey, noKeyError) = Plan(Options(url: "git@github.com:org/deploy.git", key: "/nonexistent/key"));
+        Assert.Null(noKey);
+        Assert.StartsWith("--ssh-key: cannot read /nonexistent/key", noKeyError, StringComparison.Ordinal);
     }
 
     [Fact]
