@@ -33,10 +33,10 @@ public sealed class GitSourceTests : IDisposable
     private static string App(string name, string image, string extra = "") =>
         $"apiVersion: skiff.dev/v1alpha1\nkind: AppDeployment\nmetadata: {{ name: {name}, namespace: gt }}\nspec:\n  node: local\n  app: {{ image: \"{image}\"{extra} }}\n";
 
-    private GitSource Source(string? branch = "main", string subPath = "deploy", string? url = null)
+    private GitSource Source(string? branch = "main", string subPath = "deploy", string? url = null, TimeSpan? interval = null)
     {
         var remote = GitRemote.Parse(url ?? repo.FileUrl, GitCredentials.None, out var problem) ?? throw new InvalidOperationException(problem);
-        return new GitSource(new GitSourceOptions(url ?? repo.FileUrl, branch, subPath, TimeSpan.FromHours(1)), remote, StateDir, NullLogger.Instance, new GitMetrics(registry));
+        return new GitSource(new GitSourceOptions(url ?? repo.FileUrl, branch, subPath, interval ?? TimeSpan.FromHours(1)), remote, StateDir, NullLogger.Instance, new GitMetrics(registry));
     }
 
     private static DirectorySource Folder(GitSource git)
@@ -221,5 +221,44 @@ public sealed class GitSourceTests : IDisposable
         await git.SyncAsync(CancellationToken.None);
 
         Assert.Equal(commit, git.Commit);
+    }
+
+    [Fact]
+    public async Task The_loop_fetches_every_interval_and_reports_each_switch()
+    {
+        repo.Write("deploy/web.yaml", App("web", "skiff-test/app:1"));
+        repo.Commit("first");
+        var git = Source(interval: TimeSpan.FromMilliseconds(200));
+        var switched = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var loop = git.RunAsync(switched.Enqueue, stop.Token);
+
+        var first = await Skiff.IntegrationTests.Infrastructure.Eventually.UntilAsync("the first commit is switched to", () => switched.ToArray(), s => s.Length == 1, TimeSpan.FromSeconds(30));
+        repo.Write("deploy/web.yaml", App("web", "skiff-test/app:2"));
+        var second = repo.Commit("second");
+        var both = await Skiff.IntegrationTests.Infrastructure.Eventually.UntilAsync("the pushed commit is switched to", () => switched.ToArray(), s => s.Length == 2, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(second, both[1]);
+        Assert.Equal(first[0], both[0]);
+        await stop.CancelAsync();
+        await loop;
+    }
+
+    [Fact]
+    public async Task With_an_hour_between_fetches_a_request_fetches_at_once()
+    {
+        repo.Write("deploy/web.yaml", App("web", "skiff-test/app:1"));
+        var first = repo.Commit("first");
+        var git = Source(interval: TimeSpan.FromHours(1));
+        var switched = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var loop = git.RunAsync(switched.Enqueue, stop.Token);
+
+        git.RequestSync("test");
+        var seen = await Skiff.IntegrationTests.Infrastructure.Eventually.UntilAsync("the requested sync switches", () => switched.ToArray(), s => s.Length == 1, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(first, seen[0]);
+        await stop.CancelAsync();
+        await loop;
     }
 }
