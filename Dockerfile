@@ -25,6 +25,9 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 ENV ASPNETCORE_HTTP_PORTS="" \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1
+# git (with ssh) for the Git source (`skiff run --source git`, docs/GIT.md).
+RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app ./
 # No USER line: the image runs as root, like the chart's pod. Skiff talks to the host's Docker

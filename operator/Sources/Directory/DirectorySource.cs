@@ -22,7 +22,13 @@ public sealed record FolderEntry(ObjectKey Key, AppDeployment? Resource, IReadOn
 /// pruned; a file that cannot be parsed, or holds a document whose kind Skiff cannot tell (a typo'd
 /// kind), keeps its previous documents alive, so a half-written file or a typo never prunes a running stack.
 /// </summary>
-public sealed class DirectorySource(string path, ILogger<DirectorySource> logger)
+/// <param name="path">The folder.</param>
+/// <param name="logger">Where skipped and invalid documents are said.</param>
+/// <param name="followLink">
+/// Keep <paramref name="path"/> as given (absolute) instead of resolving its links once: the Git source's folder is a
+/// link it switches from commit to commit, and each <see cref="Rescan"/> must read the commit it points to then.
+/// </param>
+public sealed class DirectorySource(string path, ILogger<DirectorySource> logger, bool followLink = false)
 {
     private readonly object gate = new();
     private Dictionary<ObjectKey, FolderEntry> apps = [];
@@ -33,8 +39,8 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
 
     private readonly HashSet<string> reportedSkips = new(StringComparer.Ordinal);
 
-    /// <summary>The folder's canonical real path (<see cref="FolderIdentity.CanonicalPath"/>).</summary>
-    public string Path { get; } = FolderIdentity.CanonicalPath(path);
+    /// <summary>The folder's canonical real path (<see cref="FolderIdentity.CanonicalPath"/>), or the absolute link to it with <c>followLink</c>.</summary>
+    public string Path { get; } = followLink ? System.IO.Path.GetFullPath(path) : FolderIdentity.CanonicalPath(path);
 
     public bool HasSynced { get; private set; }
 

@@ -583,10 +583,10 @@ public sealed partial class ChartTests
 
     private static bool IsHistogramBase(string name) => ExportedMetrics().Contains(name);
 
-    /// <summary>The names SkiffMetrics and the node proxy's metrics create, read from their sources.</summary>
+    /// <summary>The names the operator's /metrics (SkiffMetrics, the Git source's) and the node proxy's /metrics create, read from their sources.</summary>
     internal static HashSet<string> ExportedMetrics() =>
-        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Proxy", "ProxyMetrics.cs") }
-            .SelectMany(f => MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", f))))
+        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Sources", "Git", "GitMetrics.cs"), Path.Combine("Proxy", "ProxyMetrics.cs") }
+            .SelectMany(file => MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", file))))
             .Select(m => m.Groups[1].Value)
             .ToHashSet(StringComparer.Ordinal);
 

@@ -1,0 +1,45 @@
+using System.Runtime.CompilerServices;
+using Skiff.Api;
+using Skiff.Runtime;
+
+namespace Skiff.Sources.Git;
+
+/// <summary>
+/// The folder source's store (<see cref="Directory.FolderStackStore"/>) as the Git source serves it: the same specs,
+/// state records and prune, with <c>status.source</c> saying which commit the spec was read from (<c>git:URL@COMMIT</c>).
+/// </summary>
+public sealed class GitStackStore(IStackStore folder, GitSource git) : IStackStore
+{
+    private readonly ConditionalWeakTable<StoredStack, string> commits = [];
+
+    public async Task<StoredStack> ReadAsync(ObjectKey key, CancellationToken ct)
+    {
+        // The commit first: a switch after it can only make the spec newer than the commit named, never older.
+        var commit = git.Commit;
+        var stack = await folder.ReadAsync(key, ct);
+        if (commit is not null)
+        {
+            commits.AddOrUpdate(stack, commit);
+        }
+
+        return stack;
+    }
+
+    public Task EnsureFinalizerAsync(StoredStack stack, CancellationToken ct) => folder.EnsureFinalizerAsync(stack, ct);
+
+    public Task<bool> WriteStatusAsync(StoredStack stack, AppDeploymentStatus status, CancellationToken ct)
+    {
+        if (commits.TryGetValue(stack, out var commit))
+        {
+            status.Source = git.Describe(commit);
+        }
+
+        return folder.WriteStatusAsync(stack, status, ct);
+    }
+
+    public void Annotate(StoredStack stack, AppDeploymentStatus status) => folder.Annotate(stack, status);
+
+    public Task ReleaseAsync(StoredStack stack, CancellationToken ct) => folder.ReleaseAsync(stack, ct);
+
+    public void Forget(StoredStack stack) => folder.Forget(stack);
+}
