@@ -34,7 +34,8 @@ public sealed class HonestReadyTests
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.ConnectionClose = true;
         var series = $"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"web\"}}";
-        Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
+        // The metric follows the status file (both are written after each reconcile).
+        await Eventually.TrueAsync("the ready metric says 1", async () => (await http.GetStringAsync(metrics)).Contains(series + " 1", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
 
         // The new revision warms up for 5 s after the old one is stopped: nothing answers on the port meanwhile.
         w.Write("web.yaml", Api("v2"));
@@ -55,6 +56,6 @@ public sealed class HonestReadyTests
 
         // And Ready again once the new revision passes its health check.
         await Eventually.UntilAsync("web's revision 2 is Ready", () => Read()?.Status, s => s?.Revision == 2 && Conditions.IsTrue(s, ConditionTypes.Ready), TimeSpan.FromSeconds(60));
-        Assert.Contains(series + " 1", await http.GetStringAsync(metrics));
+        await Eventually.TrueAsync("the ready metric says 1 again", async () => (await http.GetStringAsync(metrics)).Contains(series + " 1", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
     }
 }

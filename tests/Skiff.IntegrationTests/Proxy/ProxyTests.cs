@@ -74,8 +74,8 @@ public sealed class ProxyTests : IDisposable
 
         var outcomes = loop.Outcomes;
         Assert.Empty(loop.Problems(routes, HttpAddress, TcpAddress, Names(a, b, c, ta, tb, tc)));
-        Assert.True(outcomes.Count(o => o.Kind == "http") > 1000, $"only {outcomes.Count(o => o.Kind == "http")} HTTP requests ran");
-        Assert.True(outcomes.Count(o => o.Kind == "tcp") > 200, $"only {outcomes.Count(o => o.Kind == "tcp")} TCP connections ran");
+        Assert.True(outcomes.Count(o => o.Kind == "http") > 300, $"only {outcomes.Count(o => o.Kind == "http")} HTTP requests ran");
+        Assert.True(outcomes.Count(o => o.Kind == "tcp") > 50, $"only {outcomes.Count(o => o.Kind == "tcp")} TCP connections ran");
 
         // Every upstream answered: the switches took effect.
         Assert.Equal(["http-a", "http-b", "http-c"], outcomes.Where(o => o.Kind == "http").Select(o => o.Upstream!).Distinct().Order());
@@ -157,7 +157,7 @@ public sealed class ProxyTests : IDisposable
         Assert.True(exit == 0, $"the first proxy exited {exit}:\n{first.Process.Stderr}");
         Assert.Equal("http-a", await longRequest);
         Assert.Empty(loop.Problems(routes, HttpAddress, TcpAddress, Names(a, ta)));
-        Assert.True(loop.Outcomes.Count > 1000, $"only {loop.Outcomes.Count} requests ran");
+        Assert.True(loop.Outcomes.Count > 300, $"only {loop.Outcomes.Count} requests ran");
         var metrics = await second.MetricsTextAsync();
         Assert.True(ProxyProcess.Value(metrics, "skiff_proxy_requests_total", $"listener=\"{HttpAddress}\",code=\"2xx\"") > 100, metrics);
         Assert.Contains("Proxy stopped", first.Process.Stderr, StringComparison.Ordinal);
