@@ -11,5 +11,7 @@ public static class DayTwo
         root.Subcommands.Add(ExecCommand.Build());
         root.Subcommands.Add(RunOnceCommand.Build());
         root.Subcommands.Add(WaitCommand.Build());
+        root.Subcommands.Add(RolloutCommands.BuildRollback());
+        root.Subcommands.Add(RolloutCommands.BuildRestart());
     }
 }

@@ -106,9 +106,11 @@ public static class WaitCommand
         {
             var record = store.Read(ns, name);
             // A CI job may start waiting before the operator has created its state folder: that is waiting too, and says where it looks.
-            var verdict = Directory.Exists(store.Root)
-                ? Judge(record, record?.File is { } file ? CurrentDocumentHash(file, ns, name) : null, image)
-                : new WaitVerdict(WaitState.Waiting, $"no state folder {store.Root} yet (is skiff run using it? --state-dir)");
+            var verdict = !Directory.Exists(store.Root)
+                ? new WaitVerdict(WaitState.Waiting, $"no state folder {store.Root} yet (is skiff run using it? --state-dir)")
+                : store.ReadRequest(ns, name) is { } request
+                ? new WaitVerdict(WaitState.Waiting, $"waiting for skiff run to take the {request.Action} request")
+                : Judge(record, record?.File is { } file ? CurrentDocumentHash(file, ns, name) : null, image);
             var elapsed = Durations.Format(DateTimeOffset.UtcNow - started);
             var line = $"{ns}/{name}: {verdict.Line}";
             if (terminal)
@@ -167,7 +169,9 @@ public static class WaitCommand
         var status = record.Status;
         var ready = Conditions.Get(status, ConditionTypes.Ready);
         var stalled = Conditions.Get(status, ConditionTypes.Stalled);
-        var shown = Conditions.IsTrue(status, ConditionTypes.Stalled) ? stalled : ready;
+        var shown = Conditions.IsTrue(status, ConditionTypes.Stalled) ? stalled
+            : Conditions.IsTrue(status, ConditionTypes.Reconciling) ? Conditions.Get(status, ConditionTypes.Reconciling)
+            : ready;
         var revision = status?.Revision is { } r ? $"revision {r.ToString(CultureInfo.InvariantCulture)}" : "no revision";
         var line = $"{status?.Phase ?? Phases.Pending}, {revision}" + (status?.Image is { } img ? $" ({img})" : "") +
             (shown is { Reason: { Length: > 0 } reason } ? $": {reason}" + (shown.Message is { Length: > 0 } m ? $": {m}" : "") : "");

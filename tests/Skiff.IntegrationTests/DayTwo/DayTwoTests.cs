@@ -64,11 +64,66 @@ public sealed class DayTwoTests
         });
         Assert.Empty(leftovers);
 
-        // wait on a rollout that fails: exit 1 with the reason, the operator still running.
-        w.Write("api.yaml", w.Api(image: TestImages.AppBadHealth));
+        // A new image, then rollback to the previous revision: a new revision with the old image, which the app serves.
+        w.Write("api.yaml", w.Api(image: TestImages.App2));
+        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        Assert.Equal("2", await ServedVersionAsync(w));
+        var rollback = await SkiffProcess.RunAsync(Timeout, Stack("rollback"));
+        Assert.True(rollback.Exit == 0, rollback.Stderr);
+        Assert.Contains("revision 1 (skiff-test/app:1)", rollback.Stdout);
+        var afterRollback = await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"));
+        Assert.True(afterRollback.Exit == 0, $"{afterRollback.Stderr}\n--- run:\n{run.Stderr}");
+        Assert.Equal("1", await ServedVersionAsync(w));
+        AssertHistory(w, (3, TestImages.App1, "Succeeded"));
+        Assert.Contains("RollbackRequested", (await SkiffProcess.RunAsync(Timeout, Stack("status"))).Stdout);
+
+        // wait on a rollout that fails: exit 1 with the reason, the operator still running (and revision 3 still serving).
+        w.Write("api.yaml", w.Api(image: TestImages.AppBadMigrate));
         var failed = await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"));
         Assert.True(failed.Exit == 1, $"wait exit {failed.Exit}\n{failed.Stderr}\n--- run:\n{run.Stderr}");
-        Assert.Contains("HealthCheckFailed", failed.Stderr);
+        Assert.Contains("MigrationFailed", failed.Stderr);
         Assert.False(run.HasExited);
+
+        // rollback to a named revision, from the failed state: revision 2's image serves again, as revision 5.
+        var named = await SkiffProcess.RunAsync(Timeout, [.. Stack("rollback"), "--to-revision", "2"]);
+        Assert.True(named.Exit == 0, named.Stderr);
+        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        Assert.Equal("2", await ServedVersionAsync(w));
+        AssertHistory(w, (4, TestImages.AppBadMigrate, "RolledBack"), (5, TestImages.App2, "Succeeded"));
+
+        // restart: a new app container (revision 6) of the same image.
+        var before = (await w.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
+        var restart = await SkiffProcess.RunAsync(Timeout, Stack("restart"));
+        Assert.True(restart.Exit == 0, restart.Stderr);
+        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        var after = (await w.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
+        Assert.NotEqual(before.Id, after.Id);
+        Assert.Equal(before.ImageId, after.ImageId);
+        Assert.Equal(6, after.Revision);
+        AssertHistory(w, (6, TestImages.App2, "Succeeded"));
+
+        // The next edit of the document wins over the rollback, as a new deploy does.
+        w.Write("api.yaml", w.Api(image: TestImages.App1));
+        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        Assert.Equal("1", await ServedVersionAsync(w));
+        Assert.False(run.HasExited);
+    }
+
+    /// <summary>The version the live app answers on / (over the stack's network, from the host).</summary>
+    private static async Task<string> ServedVersionAsync(FolderWorkspace w)
+    {
+        var app = (await w.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var body = await http.GetStringAsync(new Uri($"http://{app.NetworkIps.Values.First()}:8080/"));
+        return System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("version").GetString()!;
+    }
+
+    private static void AssertHistory(FolderWorkspace w, params (long Revision, string Image, string Outcome)[] expected)
+    {
+        var history = new Skiff.State.StateStore(w.StateDir).Read(w.Namespace, "api")?.Status?.History ?? [];
+        foreach (var (revision, image, outcome) in expected)
+        {
+            Assert.Contains(history, h => h.Revision == revision && h.Image == image && h.Outcome == outcome);
+        }
     }
 }
