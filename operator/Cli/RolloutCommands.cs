@@ -22,6 +22,17 @@ public static class RolloutCommands
         {
             Description = "The revision whose image to go back to (default: the last revision before the live one that succeeded with another image)",
             HelpName = "N",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1)
+                {
+                    return n;
+                }
+
+                result.AddError($"--to-revision {text}: want a revision number, 1 or more (skiff status NAME lists the history)");
+                return null;
+            },
         };
         var stateDir = CommonOptions.StateDir();
         var command = new Command("rollback", "Roll a stack back to an earlier revision's image (a new revision; the next edit of its document rolls forward again)")

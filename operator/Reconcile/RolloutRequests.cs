@@ -14,11 +14,50 @@ public static class RolloutRequests
     public const string RestartedAt = "skiff.dev/restartedAt";
     public const string RollbackTo = "skiff.dev/rollback-to";
 
-    /// <summary>What the revision hash adds for the resource's restartedAt (empty without it).</summary>
-    public static string HashSuffix(AppDeployment resource) =>
-        resource.Metadata?.Annotations?.TryGetValue(RestartedAt, out var at) == true && !string.IsNullOrWhiteSpace(at)
-            ? "-" + SpecHash.Compute(at)[..12]
-            : "";
+    /// <summary>What the revision hash adds for the resource's restartedAt and rollback-to (empty without them).</summary>
+    public static string HashSuffix(AppDeployment resource)
+    {
+        var restartedAt = Annotation(resource, RestartedAt);
+        var rollbackTo = Annotation(resource, RollbackTo);
+        return string.IsNullOrWhiteSpace(restartedAt) && string.IsNullOrWhiteSpace(rollbackTo)
+            ? ""
+            : "-" + SpecHash.Compute($"{restartedAt}|{rollbackTo}")[..12];
+    }
+
+    /// <summary>
+    /// The Kubernetes source's <c>skiff.dev/rollback-to: "N"</c>: the resource as the reconciler should see it (revision N's
+    /// image, from the status history), for as long as the annotation is there; the same resource without it. Null, with the
+    /// problem, when N is not a revision the history keeps.
+    /// </summary>
+    public static AppDeployment? ApplyRollbackAnnotation(AppDeployment resource, out string? problem)
+    {
+        problem = null;
+        if (Annotation(resource, RollbackTo) is not { Length: > 0 } text)
+        {
+            return resource;
+        }
+
+        if (!long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var revision))
+        {
+            problem = $"\"{text}\" is not a revision number; remove the annotation or name a revision of status.history";
+            return null;
+        }
+
+        if (Target(resource.Status, revision, out var notFound) is not { Image: { } image })
+        {
+            problem = $"{notFound}; remove the annotation (kubectl annotate appdeployment {resource.Metadata.Name} {RollbackTo}-) or name a revision it keeps";
+            return null;
+        }
+
+        return new AppDeployment
+        {
+            ApiVersion = resource.ApiVersion,
+            Kind = resource.Kind,
+            Metadata = resource.Metadata,
+            Spec = WithImage(resource.Spec, image),
+            Status = resource.Status,
+        };
+    }
 
     /// <summary>A copy of <paramref name="spec"/> whose app runs <paramref name="image"/>: the rolled-back-to revision's image.</summary>
     public static AppDeploymentSpec WithImage(AppDeploymentSpec spec, string image)
@@ -58,6 +97,9 @@ public static class RolloutRequests
 
         return previous;
     }
+
+    private static string? Annotation(AppDeployment resource, string key) =>
+        resource.Metadata?.Annotations is { } annotations && annotations.TryGetValue(key, out var value) ? value : null;
 
     private static string Kept(IReadOnlyList<RevisionRecord> history) =>
         history.Count == 0 ? "no revisions" : "revisions " + string.Join(", ", history.Select(h => h.Revision));
