@@ -98,6 +98,10 @@ public static class RolloutRequests
         return previous;
     }
 
+    /// <summary>Whether a restart or rollback annotation changed between two versions of a resource (annotations do not move the generation).</summary>
+    public static bool Changed(AppDeployment old, AppDeployment now) =>
+        Annotation(old, RestartedAt) != Annotation(now, RestartedAt) || Annotation(old, RollbackTo) != Annotation(now, RollbackTo);
+
     private static string? Annotation(AppDeployment resource, string key) =>
         resource.Metadata?.Annotations is { } annotations && annotations.TryGetValue(key, out var value) ? value : null;
 
