@@ -13,5 +13,6 @@ public static class DayTwo
         root.Subcommands.Add(WaitCommand.Build());
         root.Subcommands.Add(RolloutCommands.BuildRollback());
         root.Subcommands.Add(RolloutCommands.BuildRestart());
+        root.Subcommands.Add(CompletionCommand.Build());
     }
 }

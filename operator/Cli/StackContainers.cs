@@ -32,30 +32,40 @@ public static partial class StackContainers
     };
 
     /// <summary><c>-c/--component</c>: which container of the stack; a value outside them is a usage error naming them.</summary>
-    public static Option<string> Component(string fallback = "app") => new("--component", "-c")
+    public static Option<string> Component(string fallback = "app")
     {
-        Description = "Which container of the stack: app, database, cache or migration",
-        HelpName = "app|database|cache|migration",
-        DefaultValueFactory = _ => fallback,
-        CustomParser = result =>
+        var option = new Option<string>("--component", "-c")
         {
-            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
-            if (text == "migrate")
+            Description = "Which container of the stack: app, database, cache or migration",
+            HelpName = "app|database|cache|migration",
+            DefaultValueFactory = _ => fallback,
+            CustomParser = result =>
             {
-                return "migration";
-            }
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (text == "migrate")
+                {
+                    return "migration";
+                }
 
-            if (!Components.ContainsKey(text))
-            {
-                result.AddError($"--component {text}: unknown component; use app, database, cache or migration");
-            }
+                if (!Components.ContainsKey(text))
+                {
+                    result.AddError($"--component {text}: unknown component; use app, database, cache or migration");
+                }
 
-            return text;
-        },
-    };
+                return text;
+            },
+        };
+        option.CompletionSources.Add([.. Components.Keys]);
+        return option;
+    }
 
-    /// <summary>The stack's NAME argument (an option-looking word stays a usage error).</summary>
-    public static Argument<string> Name(string description) => new("NAME") { Description = description };
+    /// <summary>The stack's NAME argument (it completes to the stacks of the default state folder).</summary>
+    public static Argument<string> Name(string description)
+    {
+        var name = new Argument<string>("NAME") { Description = description };
+        CompletionCommand.StackNames(name);
+        return name;
+    }
 
     /// <summary>
     /// The container of <paramref name="component"/> of the stack: for the app, the live revision's (the state folder's

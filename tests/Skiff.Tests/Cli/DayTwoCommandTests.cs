@@ -319,6 +319,36 @@ public sealed class DayTwoCommandTests : IDisposable
         Assert.Equal("", stdout.ToString());
     }
 
+    [Theory]
+    [InlineData("bash", "complete -o default -F _skiff_complete skiff")]
+    [InlineData("zsh", "compdef _skiff skiff")]
+    public async Task Completion_prints_a_script_that_asks_skiff_what_fits(string shell, string registers)
+    {
+        var (exit, stdout, _) = await InvokeAsync("completion", shell);
+
+        Assert.Equal(ExitCodes.Ok, exit);
+        Assert.Contains(registers, stdout);
+        Assert.Contains("skiff \"[suggest:", stdout);
+    }
+
+    [Fact]
+    public async Task The_suggest_directive_completes_commands_flags_and_components()
+    {
+        Assert.Contains("rollback", (await InvokeAsync("[suggest:10]", "skiff roll")).Stdout.Split('\n'));
+        Assert.Contains("--previous", (await InvokeAsync("[suggest:17]", "skiff logs api --")).Stdout.Split('\n'));
+        var components = (await InvokeAsync("[suggest:19]", "skiff logs api -c d")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["database"], components);
+        Assert.Equal(ExitCodes.UsageOrIo, (await InvokeAsync("completion", "fish")).Exit);
+    }
+
+    private static async Task<(int Exit, string Stdout, string Stderr)> InvokeAsync(params string[] args)
+    {
+        using var stdout = new StringWriter { NewLine = "\n" };
+        using var stderr = new StringWriter { NewLine = "\n" };
+        var exit = await SkiffCommandLine.InvokeAsync(SkiffCommandLine.Build().Parse(args), stdout, stderr);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
     private static StatusRecord Record(long generation, long observed, bool ready)
     {
         var status = new AppDeploymentStatus
