@@ -12,7 +12,7 @@ namespace Skiff.Cli;
 /// folder's <c>requests/</c>; the operator takes it at once and rolls it out like any change (a new revision, history,
 /// Events). The Kubernetes source takes the same requests as annotations (<see cref="RolloutRequests"/>).
 /// </summary>
-public static class RolloutCommands
+public static partial class RolloutCommands
 {
     public static Command BuildRollback()
     {
@@ -39,10 +39,7 @@ public static class RolloutCommands
         {
             name, ns, to, stateDir,
         };
-        command.SetAction(parse => Request(
-            new StateStore(parse.GetValue(stateDir)!), parse.GetValue(ns)!, parse.GetValue(name)!, RolloutRequest.Rollback, parse.GetValue(to),
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, DateTimeOffset.UtcNow));
-        return command;
+        return WithSource(command, stateDir, ns, name, RolloutRequest.Rollback, parse => parse.GetValue(to));
     }
 
     public static Command BuildRestart()
@@ -54,9 +51,29 @@ public static class RolloutCommands
         {
             name, ns, stateDir,
         };
-        command.SetAction(parse => Request(
-            new StateStore(parse.GetValue(stateDir)!), parse.GetValue(ns)!, parse.GetValue(name)!, RolloutRequest.Restart, null,
-            parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, DateTimeOffset.UtcNow));
+        return WithSource(command, stateDir, ns, name, RolloutRequest.Restart, _ => null);
+    }
+
+    /// <summary>--source directory (a request in the state folder) or kubernetes (the annotation on the AppDeployment), and the action.</summary>
+    private static Command WithSource(Command command, Option<string> stateDir, Option<string> ns, Argument<string> name, string action, Func<ParseResult, long?> revision)
+    {
+        var source = new Option<string>("--source")
+        {
+            Description = "directory (default: a request in the state folder that skiff run takes) or kubernetes (the annotation on the AppDeployment)",
+            HelpName = "directory|kubernetes",
+            DefaultValueFactory = _ => "directory",
+        };
+        source.AcceptOnlyFromAmong("directory", "kubernetes");
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "kubeconfig file (--source kubernetes; default in-cluster, then $KUBECONFIG, then ~/.kube/config)" };
+        var context = new Option<string?>("--context") { Description = "kubeconfig context to use (--source kubernetes)" };
+        command.Options.Add(source);
+        command.Options.Add(kubeconfig);
+        command.Options.Add(context);
+        command.SetAction((parse, ct) => parse.GetValue(source) == "kubernetes"
+            ? AnnotateAsync(parse.GetValue(kubeconfig), parse.GetValue(context), parse.GetValue(ns)!, parse.GetValue(name)!, action, revision(parse),
+                parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, DateTimeOffset.UtcNow, ct)
+            : Task.FromResult(Request(new StateStore(parse.GetValue(stateDir)!), parse.GetValue(ns)!, parse.GetValue(name)!, action, revision(parse),
+                parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, DateTimeOffset.UtcNow)));
         return command;
     }
 
@@ -80,7 +97,7 @@ public static class RolloutCommands
 
         if (record.Source is not null)
         {
-            stderr.WriteLine($"{command}: {ns}/{name} comes from the Kubernetes source; annotate the AppDeployment instead: " +
+            stderr.WriteLine($"{command}: {ns}/{name} comes from the Kubernetes source; use {command} {name} -n {ns} --source kubernetes, or annotate the AppDeployment: " +
                 (action == RolloutRequest.Rollback
                     ? $"kubectl annotate appdeployment {name} -n {ns} {RolloutRequests.RollbackTo}=REVISION --overwrite"
                     : $"kubectl annotate appdeployment {name} -n {ns} {RolloutRequests.RestartedAt}={now:yyyy-MM-ddTHH:mm:ssZ} --overwrite"));

@@ -11,7 +11,7 @@ public sealed class KubernetesAnnotationTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
     [Fact]
-    public async Task Kubectl_annotate_rolls_back_to_a_revision_and_restarts()
+    public async Task Kubectl_annotate_and_skiff_restart_roll_back_to_a_revision_and_restart()
     {
         await using var h = await KubeHarness.StartAsync();
         var op = h.StartOperator();
@@ -28,8 +28,10 @@ public sealed class KubernetesAnnotationTests
         Assert.Contains(resource.Status!.History!, r => r.Revision == 3 && r.Image == TestImages.App1 && r.Outcome == Outcomes.Succeeded);
         var before = (await h.Workspace.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
 
-        annotate = await h.KubectlAsync("annotate", "appdeployment", "api", $"{RolloutRequests.RestartedAt}=2026-12-03T16:00:00Z");
-        Assert.True(annotate.ExitCode == 0, annotate.Stderr);
+        // skiff restart --source kubernetes patches skiff.dev/restartedAt, as kubectl annotate would.
+        var restart = await FolderSource.SkiffProcess.RunAsync(Timeout, "restart", "api", "-n", h.Namespace, "--source", "kubernetes", "--kubeconfig", h.Kubectl.Kubeconfig);
+        Assert.True(restart.Exit == 0, restart.Stderr);
+        Assert.Contains(RolloutRequests.RestartedAt, (await h.GetAsync("api"))!.Metadata.Annotations!.Keys);
         await ReadyAtAsync(h, revision: 4, TestImages.App1);
         var after = (await h.Workspace.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
         Assert.NotEqual(before.Id, after.Id);
