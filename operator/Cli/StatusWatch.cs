@@ -14,6 +14,7 @@ public static class StatusWatch
     {
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         var lastDraw = DateTimeOffset.MinValue;
+        var first = true;
         while (!ct.IsCancellationRequested)
         {
             var records = store.ReadAll()
@@ -34,6 +35,12 @@ public static class StatusWatch
             }
             else
             {
+                if (first && records.Count == 0)
+                {
+                    // Something to show that the watch runs: a state folder skiff run has not filled (or created) yet.
+                    stdout.WriteLine($"{now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} no resources in {store.Root} yet; watching");
+                }
+
                 foreach (var line in changed)
                 {
                     stdout.WriteLine($"{now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)} {line}");
@@ -42,6 +49,7 @@ public static class StatusWatch
                 stdout.Flush();
             }
 
+            first = false;
             foreach (var gone in seen.Keys.Except(records.Select(Key)).ToList())
             {
                 seen.Remove(gone);
