@@ -30,7 +30,7 @@ public static class GcCommand
         var stateDir = CommonOptions.StateDir();
         var policy = new Option<string?>("--policy") { Description = "An ImageGCPolicy YAML file (default: the built-in policy)" };
         var dryRun = new Option<bool>("--dry-run") { Description = "List every image with its decision and reason; remove nothing" };
-        var output = CommonOptions.Output(OutputFormat.Table, OutputFormat.Json);
+        var output = CommonOptions.Output(OutputFormat.Table, OutputFormat.Json, OutputFormat.Yaml);
         var command = new Command("gc", "Collect unused images on this node's Docker engine per the image GC policy")
         {
             node, dockerHost, stateDir, policy, dryRun, output,
@@ -185,7 +185,7 @@ public static class GcCommand
     private static void Print(GcPassResult result, OutputFormat format, TextWriter stdout)
     {
         var (plan, run) = (result.Plan, result.Run);
-        if (format == OutputFormat.Json)
+        if (format is OutputFormat.Json or OutputFormat.Yaml)
         {
             var doc = new JsonObject
             {
@@ -205,6 +205,12 @@ public static class GcCommand
                         .Concat(plan.Protected.Select(d => (JsonNode)Decision(d, "protect")))
                         .Concat(plan.Kept.Select(d => (JsonNode)Decision(d, "keep")))]),
             };
+            if (format == OutputFormat.Yaml)
+            {
+                stdout.Write(Crds.YamlWriter.Write([doc]));
+                return;
+            }
+
             stdout.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return;
         }

@@ -27,6 +27,7 @@ public static partial class SkiffCommandLine
         root.Subcommands.Add(CrdsCommand.Build());
         root.Subcommands.Add(VersionCommand.Build());
         root.Subcommands.Add(ProxyCommand.Build());
+        DayTwo.AddTo(root);
         return root;
     }
 

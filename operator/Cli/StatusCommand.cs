@@ -24,18 +24,22 @@ public static class StatusCommand
         var ns = new Option<string>("--namespace", "-n") { Description = "The namespace of NAME, or the only namespace listed (default: default with NAME, every namespace without)", HelpName = "namespace" };
         var stateDir = CommonOptions.StateDir();
         var output = CommonOptions.Output(OutputFormat.Table, OutputFormat.Json, OutputFormat.Yaml, OutputFormat.Wide);
+        var watch = new Option<bool>("--watch", "-w") { Description = "Keep watching (beside a running skiff run): the table redrawn on a terminal, one line per change otherwise; Ctrl+C ends it" };
         var command = new Command("status", "Show every resource's status from the state folder: NAMESPACE, NAME, NODE, READY, PHASE, IMAGE, REVISION, AGE (wide: REASON); or one resource with NAME")
         {
-            name, ns, stateDir, output,
+            name, ns, stateDir, output, watch,
         };
-        command.SetAction(parse => Run(
+        command.SetAction((parse, ct) => parse.GetValue(watch)
+            ? StatusWatch.RunAsync(new State.StateStore(parse.GetValue(stateDir)!), parse.GetValue(name), parse.GetValue(ns), parse.GetValue(output),
+                parse.InvocationConfiguration.Output, !Console.IsOutputRedirected, ct)
+            : Task.FromResult(Run(
             new State.StateStore(parse.GetValue(stateDir)!),
             parse.GetValue(name),
             parse.GetValue(ns),
             parse.GetValue(output),
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error,
-            DateTimeOffset.UtcNow));
+            DateTimeOffset.UtcNow)));
         return command;
     }
 

@@ -246,6 +246,7 @@ public static class DirectoryRunner
                     ? new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token))
                     : new Runnable("git sync", token => git.RunAsync(_ => QueueCommit(source, queue), token)),
                 new Runnable("appdeployment controller", controller.RunAsync),
+                new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
                 .. NodeProxySettings.Runnables(proxy, engine),
             ],

@@ -336,7 +336,8 @@ public static class KubernetesRunner
         {
             // Like controller-runtime's GenerationChangedPredicate: status writes do not trigger a reconcile.
             var specChanged = old.Metadata.Generation != obj.Metadata.Generation
-                || (old.Metadata.DeletionTimestamp is null) != (obj.Metadata.DeletionTimestamp is null);
+                || (old.Metadata.DeletionTimestamp is null) != (obj.Metadata.DeletionTimestamp is null)
+                || RolloutRequests.Changed(old, obj);
             if (specChanged)
             {
                 queue.Add(ObjectKey.From(obj));

@@ -28,7 +28,7 @@ public sealed class DesiredStack
         Spec = spec;
         Context = context;
         Names = new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name);
-        Hash = SpecHash.Compute(spec);
+        Hash = SpecHash.Compute(spec) + RolloutRequests.HashSuffix(resource);
     }
 
     public AppDeployment Resource { get; }

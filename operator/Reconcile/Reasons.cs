@@ -58,6 +58,10 @@ public static class Reasons
     public const string DatabaseStarted = "DatabaseStarted";
     public const string CacheStarted = "CacheStarted";
 
+    // Day-two requests (skiff restart, skiff rollback, or their annotations): Events when the operator takes one.
+    public const string RestartRequested = "RestartRequested";
+    public const string RollbackRequested = "RollbackRequested";
+
     /// <summary>Reasons of a healthy rollout's steps: shown while it runs, never a problem to troubleshoot.</summary>
     public static readonly IReadOnlySet<string> Internal = new HashSet<string>(StringComparer.Ordinal)
     {

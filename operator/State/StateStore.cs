@@ -55,6 +55,10 @@ public sealed class StatusRecord
 
     [JsonPropertyName("status")]
     public AppDeploymentStatus? Status { get; set; }
+
+    /// <summary>A restart or rollback the operator took from <c>skiff restart</c>/<c>skiff rollback</c> (StateStore.Requests.cs).</summary>
+    [JsonPropertyName("override")]
+    public RolloutOverride? Override { get; set; }
 }
 
 /// <summary>

@@ -82,6 +82,12 @@ public sealed class FolderStackStore(
             record.Spec = resource!.Spec;
         }
 
+        if (!blocking && resource is not null)
+        {
+            // skiff restart / skiff rollback: what the record keeps of them, and a request waiting in the state folder.
+            resource = FolderRequests.Apply(state, record, resource, entry.DocumentHash, time.GetUtcNow());
+        }
+
         resource ??= new AppDeployment { Spec = record.Spec ?? new AppDeploymentSpec { Node = context.Node, App = new AppSpec() } };
         resource.Metadata ??= new();
         resource.Metadata.Name = key.Name;

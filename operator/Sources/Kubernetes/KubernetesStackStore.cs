@@ -54,6 +54,19 @@ public sealed class KubernetesStackStore(IKubernetes client, IObjectCache<AppDep
             lastSpec[key] = resource.Spec;
         }
 
+        // skiff.dev/rollback-to: revision N's image for as long as the annotation is there (RolloutRequests).
+        if (mine && errors.Count == 0)
+        {
+            if (RolloutRequests.ApplyRollbackAnnotation(resource, out var rollbackProblem) is { } rolledBack)
+            {
+                resource = rolledBack;
+            }
+            else
+            {
+                errors = [new ValidationError($"metadata.annotations[{RolloutRequests.RollbackTo}]", rollbackProblem!)];
+            }
+        }
+
         return Task.FromResult(new StoredStack(key)
         {
             Resource = resource,

@@ -15,15 +15,15 @@ public sealed class CommandLineTests
     }
 
     [Theory]
-    [InlineData(new[] { "nosuch" }, "skiff: unknown command \"nosuch\"; the commands are run, plan, status, validate, gc, crds, version, proxy")]
+    [InlineData(new[] { "nosuch" }, "skiff: unknown command \"nosuch\"; the commands are run, plan, status, validate, gc, crds, version, proxy, logs, exec, run-once, wait, rollback, restart, completion")]
     [InlineData(new[] { "stauts" }, "skiff: unknown command \"stauts\"; did you mean \"status\"?")]
-    [InlineData(new string[0], "skiff: a command is required: run, plan, status, validate, gc, crds, version, proxy")]
+    [InlineData(new string[0], "skiff: a command is required: run, plan, status, validate, gc, crds, version, proxy, logs, exec, run-once, wait, rollback, restart, completion")]
     [InlineData(new[] { "status", "--no-such-flag" }, "skiff status: unknown option --no-such-flag")]
     [InlineData(new[] { "status", "--stat-dir", "/tmp" }, "skiff status: unknown option --stat-dir; did you mean \"--state-dir\"?")]
     [InlineData(new[] { "plan", "--node", "a" }, "skiff plan: --path is required")]
     [InlineData(new[] { "validate" }, "skiff validate: PATH is required")]
     [InlineData(new[] { "status", "-o", "xml" }, "skiff status: --output xml: unknown value; use table, json, yaml or wide")]
-    [InlineData(new[] { "gc", "-o", "yaml" }, "skiff gc: --output yaml: unknown value; use table or json")]
+    [InlineData(new[] { "gc", "-o", "wide" }, "skiff gc: --output wide: unknown value; use table, json or yaml")]
     [InlineData(new[] { "status", "--log-format", "xml" }, "skiff status: --log-format xml: unknown value; use auto, console or json")]
     [InlineData(new[] { "run", "--path", "/tmp", "--leader-election-retry-period", "soon" }, "skiff run: --leader-election-retry-period soon: want a whole number of seconds, at least 1")]
     [InlineData(new[] { "gc", "--docker-host", "bogus" }, "skiff gc: --docker-host bogus: not a Docker engine URI; use unix:///var/run/docker.sock (a local socket), tcp://HOST:PORT or http(s)://HOST:PORT")]
