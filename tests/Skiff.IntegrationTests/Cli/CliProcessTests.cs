@@ -61,7 +61,7 @@ public sealed class CliProcessTests : IDisposable
     [InlineData("unknown option --bogus", "status", "--bogus")]
     [InlineData("--path is required", "plan", "--node", "local")]
     [InlineData("PATH is required", "validate")]
-    [InlineData("--output yaml: unknown value; use table or json", "gc", "-o", "yaml")]
+    [InlineData("--output wide: unknown value; use table, json or yaml", "gc", "-o", "wide")]
     [InlineData("--output xml: unknown value; use table, json, yaml or wide", "status", "-o", "xml")]
     [InlineData("--docker-host bogus: not a Docker engine URI; use unix:///var/run/docker.sock (a local socket), tcp://HOST:PORT or http(s)://HOST:PORT", "gc", "--docker-host", "bogus")]
     [InlineData("--docker-host ssh://deploy@vps-1: ssh:// is not supported: use a local socket, or forward one with `ssh -L /tmp/docker.sock:/var/run/docker.sock host` and pass unix:///tmp/docker.sock", "gc", "--docker-host", "ssh://deploy@vps-1")]
