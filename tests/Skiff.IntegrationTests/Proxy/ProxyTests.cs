@@ -111,9 +111,10 @@ public sealed class ProxyTests : IDisposable
         await UntilAsync(() => proxy.Process.Stderr.Contains("is gone; keeping the last good routes", StringComparison.Ordinal), proxy);
         Assert.Equal("http-a", await Client.GetStringAsync(new Uri($"http://{HttpAddress}/")));
 
-        File.WriteAllText(routes.Path, "{\"version\": 1, \"listeners\": [{\"address\": ");
+        // Each bad file is put in place whole (as the operator writes), so the proxy never reads one half-written.
+        ReplaceWith(routes.Path, "{\"version\": 1, \"listeners\": [{\"address\": ");
         await UntilAsync(() => proxy.Process.Stderr.Contains("is refused (not JSON", StringComparison.Ordinal), proxy);
-        File.WriteAllText(routes.Path, "");
+        ReplaceWith(routes.Path, "");
         await UntilAsync(() => proxy.Process.Stderr.Contains("is refused (the file is empty)", StringComparison.Ordinal), proxy);
 
         // Three more checks of the same empty file say nothing more.
@@ -232,5 +233,12 @@ public sealed class ProxyTests : IDisposable
 
             await Task.Delay(100);
         }
+    }
+
+    private static void ReplaceWith(string path, string text)
+    {
+        var temporary = path + ".tmp";
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, path, overwrite: true);
     }
 }
