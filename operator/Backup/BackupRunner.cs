@@ -451,9 +451,10 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
     private async Task<BackupFile> CacheAsync(BackupJob job, DateTimeOffset now, CancellationToken ct)
     {
         var cache = job.PersistentCache!;
-        var before = await engine.ExecAsync(cache, ["redis-cli", "LASTSAVE"], ct);
+        // rdb_saves (Redis 7) counts snapshots: the BGSAVE asked for is done when it grew and none is in progress.
+        var before = Field(await PersistenceAsync(cache, ct), "rdb_saves");
         var save = await engine.ExecAsync(cache, ["redis-cli", "BGSAVE"], ct);
-        if (save.ExitCode != 0 || save.Stdout.Contains("ERR", StringComparison.Ordinal))
+        if (save.ExitCode != 0 || (save.Stdout.Contains("ERR", StringComparison.Ordinal) && !save.Stdout.Contains("in progress", StringComparison.Ordinal)))
         {
             throw new BackupException($"cache: BGSAVE failed: {Tail(save.Stdout + save.Stderr)}");
         }
@@ -461,13 +462,13 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
         var deadline = time.GetUtcNow() + TimeSpan.FromMinutes(10);
         while (true)
         {
-            var info = await engine.ExecAsync(cache, ["redis-cli", "INFO", "persistence"], ct);
-            var last = await engine.ExecAsync(cache, ["redis-cli", "LASTSAVE"], ct);
-            if (info.Stdout.Contains("rdb_bgsave_in_progress:0", StringComparison.Ordinal) && last.Stdout.Trim() != before.Stdout.Trim())
+            var info = await PersistenceAsync(cache, ct);
+            // Before Redis 7 (no rdb_saves): only "none in progress" can be told.
+            if (Field(info, "rdb_bgsave_in_progress") == 0 && (before < 0 || Field(info, "rdb_saves") > before))
             {
-                if (!info.Stdout.Contains("rdb_last_bgsave_status:ok", StringComparison.Ordinal))
+                if (!info.Contains("rdb_last_bgsave_status:ok", StringComparison.Ordinal))
                 {
-                    throw new BackupException("cache: BGSAVE failed (rdb_last_bgsave_status is not ok)");
+                    throw new BackupException("cache: BGSAVE failed (rdb_last_bgsave_status is not ok; the cache's logs say why)");
                 }
 
                 break;
@@ -523,6 +524,32 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
 
         BackupFiles.Complete(partial, final);
         return new BackupFile(final, now, size);
+    }
+
+    private async Task<string> PersistenceAsync(string cache, CancellationToken ct)
+    {
+        var info = await engine.ExecAsync(cache, ["redis-cli", "INFO", "persistence"], ct);
+        if (info.ExitCode != 0)
+        {
+            throw new BackupException($"cache: redis-cli INFO failed: {Tail(info.Stdout + info.Stderr)}");
+        }
+
+        return info.Stdout;
+    }
+
+    /// <summary>A numeric field of an INFO answer (<c>name:value</c> lines), or -1 when absent.</summary>
+    internal static long Field(string info, string name)
+    {
+        foreach (var line in info.Split('\n', StringSplitOptions.TrimEntries))
+        {
+            if (line.StartsWith(name + ":", StringComparison.Ordinal)
+                && long.TryParse(line[(name.Length + 1)..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+
+        return -1;
     }
 
     private async Task RemoveQuietlyAsync(string name)

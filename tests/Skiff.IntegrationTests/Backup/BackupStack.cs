@@ -54,6 +54,8 @@ public sealed class BackupStack : IAsyncLifetime
     {
         s.Database!.Image = Image;
         s.Database.Backup = new BackupSpec { Schedule = schedule, Retain = Retain, Path = Folder };
+        // A persistent Redis: each backup copies its RDB file beside the dump.
+        s.Cache = new CacheSpec { Image = TestImages.Redis, Persistence = PersistenceModes.Aof };
     });
 
     public async Task InitializeAsync()
@@ -82,9 +84,9 @@ public sealed class BackupStack : IAsyncLifetime
     /// <summary>Runs SQL in the live database (through its local socket, as the app's user).</summary>
     public Task<string> SqlAsync(string sql) => DockerAsync("exec", Database, "psql", "-X", "-q", "-At", "-U", "app", "-d", "app", "-c", sql);
 
-    /// <summary>The complete-looking files in the backup folder (anything but partials and markers).</summary>
-    public IReadOnlyList<string> Files() =>
-        [.. Directory.GetFiles(Folder).Select(Path.GetFileName).OfType<string>().Where(f => !f.StartsWith('.') && !f.StartsWith("fault-", StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+    /// <summary>The complete-looking files of one kind (<c>dump</c>, <c>rdb</c>) in the backup folder: partials and markers are not.</summary>
+    public IReadOnlyList<string> Files(string extension = "dump") =>
+        [.. Directory.GetFiles(Folder, "*." + extension).Select(Path.GetFileName).OfType<string>().Where(f => !f.StartsWith('.')).Order(StringComparer.Ordinal)];
 
     public static async Task<string> DockerAsync(params string[] args)
     {

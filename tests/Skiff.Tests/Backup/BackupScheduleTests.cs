@@ -233,3 +233,29 @@ public sealed class BackupScheduleTests
         public Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct) => Task.CompletedTask;
     }
 }
+
+/// <summary>The backup metrics, scraped as Prometheus sees them.</summary>
+public sealed class BackupMetricsTests
+{
+    [Fact]
+    public async Task A_good_backup_sets_the_stack_series_and_a_failed_one_leaves_them()
+    {
+        await using var server = await Skiff.Tests.Observability.TestServer.StartAsync();
+        var metrics = new Skiff.Observability.SkiffMetrics(server.Registry);
+        var at = new DateTimeOffset(2026, 1, 1, 3, 0, 0, TimeSpan.Zero);
+        metrics.BackupEnded("prod", "api", true, TimeSpan.FromSeconds(12), 4096, at);
+        metrics.BackupEnded("prod", "api", false, TimeSpan.FromSeconds(1), null, null);
+        metrics.SetBackupInterval("prod", "api", TimeSpan.FromDays(1));
+
+        var scrape = await server.ScrapeAsync();
+        var stack = new[] { ("namespace", "prod"), ("name", "api") };
+        Assert.Equal(at.ToUnixTimeSeconds(), scrape.Value("skiff_backup_last_success_timestamp_seconds", stack));
+        Assert.Equal(4096, scrape.Value("skiff_backup_bytes", stack));
+        Assert.Equal(86400, scrape.Value("skiff_backup_schedule_interval_seconds", stack));
+        Assert.Equal(1, scrape.Value("skiff_backups_total", ("result", "failure")));
+        Assert.Equal(1, scrape.Value("skiff_backup_duration_seconds_count", ("result", "success")));
+
+        metrics.ForgetAppDeployment("prod", "api");
+        Assert.Empty((await server.ScrapeAsync()).Find("skiff_backup_bytes"));
+    }
+}
