@@ -118,6 +118,8 @@ public sealed class BackupTests(BackupStack stack) : IClassFixture<BackupStack>
             Assert.Equal("True", Conditions.Get(status, ConditionTypes.Ready)?.Status);
             Assert.NotEqual("True", Conditions.Get(status, ConditionTypes.BackupFailed)?.Status);
             await run.UntilLoggedAsync("BackupSucceeded", Timeout);
+            var described = await SkiffProcess.RunAsync(Timeout, "status", "api", "-n", stack.Ns, "--state-dir", stack.Workspace.StateDir);
+            Assert.Contains("Last Backup:", described.Stdout, StringComparison.Ordinal);
             // SIGTERM, as a service manager stops it: the backup in flight (if any) cleans up after itself.
             using (var term = System.Diagnostics.Process.Start("kill", ["-TERM", run.Id.ToString(CultureInfo.InvariantCulture)]))
             {
