@@ -335,6 +335,34 @@ public sealed class DatabaseSpec
     /// <summary>Memory and CPU limits.</summary>
     [JsonPropertyName("resources")]
     public ResourceLimits? Resources { get; set; }
+
+    /// <summary>Scheduled backups of the database (pg_dump, verified by a restore) into a folder on the node; default off.</summary>
+    [JsonPropertyName("backup")]
+    public BackupSpec? Backup { get; set; }
+}
+
+/// <summary>
+/// Scheduled, verified backups into a folder on the node. Changing it never restarts anything: it is left out of the
+/// spec hash. No field has a schema default (the spec hash is computed over defaulted specs): defaults are read where used.
+/// </summary>
+public sealed class BackupSpec
+{
+    /// <summary>When to back up, in cron syntax (UTC): five fields (minute hour day-of-month month day-of-week, e.g. "0 3 * * *"), or six with seconds first.</summary>
+    [JsonPropertyName("schedule")]
+    [SchemaRequired]
+    [SchemaMaxLength(128)]
+    public string Schedule { get; set; } = "";
+
+    /// <summary>How many verified backups to keep, newest first (default 7).</summary>
+    [JsonPropertyName("retain")]
+    [SchemaRange(1, 1000)]
+    public int? Retain { get; set; }
+
+    /// <summary>The node-local folder the backups go to (default /var/backups/skiff); an absolute path.</summary>
+    [JsonPropertyName("path")]
+    [SchemaMaxLength(1024)]
+    [SchemaPattern("^/", "an absolute path starting with /")]
+    public string? Path { get; set; }
 }
 
 /// <summary>Supported engines.</summary>

@@ -14,7 +14,7 @@ public sealed class AppDeploymentStatus
     [SchemaEnum(Phases.Pending, Phases.Progressing, Phases.Ready, Phases.Degraded, Phases.Failed)]
     public string? Phase { get; set; }
 
-    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure.</summary>
+    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure, BackupFailed.</summary>
     [JsonPropertyName("conditions")]
     [ListMap("type")]
     [SchemaMaxItems(16)]
@@ -54,6 +54,30 @@ public sealed class AppDeploymentStatus
     /// <summary>Where the spec came from (a folder path, or the cluster).</summary>
     [JsonPropertyName("source")]
     public string? Source { get; set; }
+
+    /// <summary>The newest backup of the database (spec.database.backup).</summary>
+    [JsonPropertyName("lastBackup")]
+    public BackupRecord? LastBackup { get; set; }
+}
+
+/// <summary>One backup file.</summary>
+public sealed class BackupRecord
+{
+    /// <summary>When the backup was taken.</summary>
+    [JsonPropertyName("time")]
+    public DateTimeOffset? Time { get; set; }
+
+    /// <summary>The file's path on the node.</summary>
+    [JsonPropertyName("file")]
+    public string? File { get; set; }
+
+    /// <summary>Its size in bytes.</summary>
+    [JsonPropertyName("bytes")]
+    public long? Bytes { get; set; }
+
+    /// <summary>It was restored into a throw-away PostgreSQL and its tables counted.</summary>
+    [JsonPropertyName("verified")]
+    public bool? Verified { get; set; }
 }
 
 /// <summary>Resource phases.</summary>
@@ -179,4 +203,7 @@ public static class ConditionTypes
     public const string Migrated = "Migrated";
     public const string AppReady = "AppReady";
     public const string DiskPressure = "DiskPressure";
+
+    /// <summary>The last scheduled backup failed (the app stays Ready: a failed backup never touches the running database).</summary>
+    public const string BackupFailed = "BackupFailed";
 }

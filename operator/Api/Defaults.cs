@@ -51,6 +51,12 @@ public static class Defaults
     /// <summary>Not a schema default, like <see cref="DrainSeconds"/>.</summary>
     public const string PortProtocol = PortProtocols.Http;
 
+    /// <summary>database.backup.retain: not a schema default, like <see cref="DrainSeconds"/>.</summary>
+    public const int BackupRetain = 7;
+
+    /// <summary>database.backup.path: not a schema default, like <see cref="DrainSeconds"/>.</summary>
+    public const string BackupPath = "/var/backups/skiff";
+
     // ImageGCPolicy (also the built-in policy's settings)
 
     public const int HighThresholdPercent = 85;

@@ -27,6 +27,10 @@ public static partial class SkiffCommandLine
         root.Subcommands.Add(CrdsCommand.Build());
         root.Subcommands.Add(VersionCommand.Build());
         root.Subcommands.Add(ProxyCommand.Build());
+        foreach (var command in BackupCommands.Build())
+        {
+            root.Subcommands.Add(command);
+        }
         DayTwo.AddTo(root);
         return root;
     }

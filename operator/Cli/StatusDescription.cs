@@ -56,6 +56,11 @@ public static class StatusDescription
         Field(output, "  ", "Last Good Image", status?.LastGoodImage);
         Field(output, "  ", "Endpoint", status?.Endpoint);
         Field(output, "  ", "Source", status?.Source);
+        if (status?.LastBackup is { } backup)
+        {
+            Field(output, "  ", "Last Backup", $"{backup.Time?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)} {backup.File} " +
+                $"({backup.Bytes?.ToString(CultureInfo.InvariantCulture)} bytes{(backup.Verified == true ? ", verified" : "")})");
+        }
 
         Table(output, "Conditions", ["TYPE", "STATUS", "REASON", "MESSAGE", "AGE"],
             (status?.Conditions ?? []).Select(c => new[]

@@ -201,6 +201,17 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
             }
         });
 
+    public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) =>
+        CallAsync("container_exec", async () =>
+        {
+            var exec = await client.Exec.ExecCreateContainerAsync(
+                id, new ContainerExecCreateParameters { Cmd = command.ToList(), AttachStdout = true, AttachStderr = true }, ct);
+            using var stream = await client.Exec.StartAndAttachContainerExecAsync(exec.ID, tty: false, ct);
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
+            var inspect = await client.Exec.InspectContainerExecAsync(exec.ID, ct);
+            return new ExecResult(inspect.ExitCode, stdout, stderr);
+        });
+
     public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) =>
         CallAsync("network_inspect", async () =>
         {

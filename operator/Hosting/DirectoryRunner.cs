@@ -97,13 +97,15 @@ public static class DirectoryRunner
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
             var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
+            var secrets = new FolderSecretSource(state, source.GetSecret);
+            var backups = new NodeBackups();
             using var stacks = new StackReconciler(
                 engine,
-                new FolderSecretSource(state, source.GetSecret),
+                secrets,
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply });
             IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
                 git is null ? store : new GitStackStore(store, git),
@@ -134,7 +136,10 @@ public static class DirectoryRunner
                         queue.Add(new ObjectKey(record.Namespace, record.Name));
                     }
                 };
-                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, log, ct);
+                var backupRunnable = backups.Runnable(
+                    () => [.. source.Entries().Select(e => e.Resource).OfType<AppDeployment>()], secrets, context, engine, stacks.Events,
+                    names => queue.Add(new ObjectKey(names.Namespace, names.Name)), services);
+                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, backupRunnable, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -221,6 +226,7 @@ public static class DirectoryRunner
         OperatorServices services,
         DirectoryRunOptions options,
         NodeProxy? proxy,
+        Runnable backups,
         ILogger log,
         CancellationToken ct)
     {
@@ -248,6 +254,7 @@ public static class DirectoryRunner
                 new Runnable("appdeployment controller", controller.RunAsync),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
+                backups,
                 .. NodeProxySettings.Runnables(proxy, engine),
             ],
             lease: null,

@@ -145,13 +145,15 @@ public static class KubernetesRunner
                 () => requeueAll(),
                 ct);
 
+            var secrets = new KubernetesSecretSource(client);
+            var backups = new NodeBackups();
             using var stacks = new StackReconciler(
                 engine,
-                new KubernetesSecretSource(client),
+                secrets,
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply });
             var reconciler = new StackController(
                 new KubernetesStackStore(client, informer, stacks.Context),
                 stacks,
@@ -198,6 +200,10 @@ public static class KubernetesRunner
                     }
                 };
                 Connect(informer, controllerQueue);
+                informer.OnUpdate += backups.OnUpdate;
+                var backupRunnable = backups.Runnable(
+                    () => informer.List(), secrets, context, engine, stacks.Events,
+                    names => controllerQueue.Add(new ObjectKey(names.Namespace, names.Name)), services);
                 services.AddStandardChecks(() => informer.HasSynced, engine);
                 if (lease is not null)
                 {
@@ -249,6 +255,11 @@ public static class KubernetesRunner
                     {
                         await informer.WaitForSyncAsync(token);
                         await gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default);
+                    }),
+                    new Runnable(backupRunnable.Name, async token =>
+                    {
+                        await informer.WaitForSyncAsync(token);
+                        await backupRunnable.RunAsync(token);
                     }),
                     .. NodeProxySettings.Runnables(proxy, engine),
                 ];

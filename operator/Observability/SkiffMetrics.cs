@@ -59,6 +59,9 @@ public sealed partial class SkiffMetrics
     // A rollout pulls, migrates and waits for health: seconds to many minutes.
     private static readonly double[] RolloutBuckets = [1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800];
 
+    // A backup: a small database in seconds, a large one in many minutes.
+    private static readonly double[] BackupBuckets = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
+
     // A pull: a layer check in well under a second, a fresh database image in tens of seconds, a slow link in minutes.
     private static readonly double[] PullBuckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600];
 
@@ -92,6 +95,11 @@ public sealed partial class SkiffMetrics
     private readonly Gauge diskUsage;
     private readonly Counter dockerRequests;
     private readonly Histogram pullDuration;
+    private readonly Gauge backupLastSuccess;
+    private readonly Histogram backupDuration;
+    private readonly Gauge backupBytes;
+    private readonly Gauge backupInterval;
+    private readonly Counter backups;
 
     /// <summary>Creates every metric on <paramref name="registry"/>.</summary>
     /// <param name="registry">Where the metrics live; <c>/metrics</c> serves this registry.</param>
@@ -150,8 +158,42 @@ public sealed partial class SkiffMetrics
             "Image pulls, by result (success, not_found, failed, timeout): how long each took.",
             new HistogramConfiguration { LabelNames = ["result"], Buckets = PullBuckets });
 
+        backupLastSuccess = f.CreateGauge("skiff_backup_last_success_timestamp_seconds",
+            "When the stack's newest verified backup was taken (Unix seconds).", ["namespace", "name"]);
+        backupDuration = f.CreateHistogram("skiff_backup_duration_seconds", "Backups (dump, verification, retention), by result (success, failure): how long each took.",
+            new HistogramConfiguration { LabelNames = ["result"], Buckets = BackupBuckets });
+        backupBytes = f.CreateGauge("skiff_backup_bytes", "Size of the stack's newest verified backup.", ["namespace", "name"]);
+        backupInterval = f.CreateGauge("skiff_backup_schedule_interval_seconds",
+            "Seconds between two runs of the stack's backup schedule (the alert fires when the last success is older than twice this).", ["namespace", "name"]);
+        backups = f.CreateCounter("skiff_backups_total", "Backups that ended, by result (success, failure).", ["result"]);
+
         Docker = new DockerMetrics(this);
     }
+
+    /// <summary>A backup ended.</summary>
+    /// <param name="ns">The stack's namespace.</param>
+    /// <param name="name">The stack's name.</param>
+    /// <param name="ok">It was verified and kept.</param>
+    /// <param name="duration">How long it took.</param>
+    /// <param name="bytes">The dump's size, when ok.</param>
+    /// <param name="at">When it was taken, when ok.</param>
+    public void BackupEnded(string ns, string name, bool ok, TimeSpan duration, long? bytes, DateTimeOffset? at)
+    {
+        var result = ok ? "success" : "failure";
+        backups.WithLabels(result).Inc();
+        backupDuration.WithLabels(result).Observe(duration.TotalSeconds);
+        if (ok && bytes is { } b && at is { } t)
+        {
+            backupBytes.WithLabels(ns, name).Set(b);
+            backupLastSuccess.WithLabels(ns, name).Set(t.ToUnixTimeMilliseconds() / 1000.0);
+        }
+    }
+
+    /// <summary>The stack's backup schedule, as the time between two runs.</summary>
+    /// <param name="ns">The stack's namespace.</param>
+    /// <param name="name">The stack's name.</param>
+    /// <param name="interval">The time between two runs.</param>
+    public void SetBackupInterval(string ns, string name, TimeSpan interval) => backupInterval.WithLabels(ns, name).Set(interval.TotalSeconds);
 
     /// <summary>The results <c>skiff_image_pull_duration_seconds</c> reports as themselves; any other is <c>other</c>.</summary>
     public static readonly IReadOnlySet<string> PullResultLabels = new HashSet<string>(StringComparer.Ordinal) { "success", "not_found", "failed", "timeout" };
@@ -219,6 +261,10 @@ public sealed partial class SkiffMetrics
         {
             appPhase.RemoveLabelled(ns, name, p);
         }
+
+        backupLastSuccess.RemoveLabelled(ns, name);
+        backupBytes.RemoveLabelled(ns, name);
+        backupInterval.RemoveLabelled(ns, name);
     }
 
     /// <summary>An image GC run ended.</summary>

@@ -47,6 +47,12 @@ public interface IContainerEngine
     /// <summary>One small file from a container's filesystem (its volumes included); null when absent.</summary>
     Task<string?> ReadFileAsync(string id, string path, CancellationToken ct);
 
+    /// <summary>
+    /// Runs a command inside a running container and waits for it (the one call that waits: backups verify a dump this
+    /// way); its exit code and output, stdout and stderr apart.
+    /// </summary>
+    Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct);
+
     Task<bool> NetworkExistsAsync(string name, CancellationToken ct);
 
     /// <summary>Creates a bridge network; one that exists already is what was wanted.</summary>
@@ -80,3 +86,6 @@ public interface IAppProbe
     /// <summary>One GET; true for 2xx and 3xx.</summary>
     Task<bool> ProbeAsync(ObservedContainer container, int port, string path, CancellationToken ct);
 }
+
+/// <summary>What a command run inside a container answered.</summary>
+public sealed record ExecResult(long ExitCode, string Stdout, string Stderr);

@@ -77,6 +77,12 @@ public sealed record StackServices
     /// <summary>A revision failed (metrics).</summary>
     public Action<DesiredStack, RevisionRecord, string>? RolloutFailed { get; init; }
 
+    /// <summary>
+    /// Backups (<c>Skiff.Backup</c>) write what they know of the stack into its status on every reconcile
+    /// (<c>lastBackup</c>, the <c>BackupFailed</c> condition), as <see cref="DiskGuard"/> does for DiskPressure.
+    /// </summary>
+    public Action<StackNames, AppDeploymentStatus, long?>? ReportBackups { get; init; }
+
     /// <summary>Every secret value a stack uses, before anything could log one (log redaction).</summary>
     public Action<IEnumerable<string>>? SecretsResolved { get; init; }
 }

@@ -48,6 +48,10 @@ public static class Reasons
     public const string DiskPressure = "DiskPressure";
     public const string DiskSpaceAvailable = "DiskSpaceAvailable";
 
+    // Backups (spec.database.backup): the condition BackupFailed and its Events.
+    public const string BackupFailed = "BackupFailed";
+    public const string BackupSucceeded = "BackupSucceeded";
+
     // Events that are not a condition's reason.
     public const string RolloutStarted = "RolloutStarted";
     public const string RolloutSucceeded = "RolloutSucceeded";

@@ -22,7 +22,17 @@ public static class SpecHash
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static string Compute(AppDeploymentSpec spec) => Compute(JsonSerializer.SerializeToNode(Defaults.Apply(spec), Options));
+    public static string Compute(AppDeploymentSpec spec)
+    {
+        var defaulted = Defaults.Apply(spec);
+        if (defaulted.Database is { } db)
+        {
+            // Backups change no container: a new schedule must not roll out a new revision.
+            db.Backup = null;
+        }
+
+        return Compute(JsonSerializer.SerializeToNode(defaulted, Options));
+    }
 
     /// <summary>Hash of any JSON-serializable value, canonicalised the same way.</summary>
     public static string Compute<T>(T value) => Compute(JsonSerializer.SerializeToNode(value, Options));

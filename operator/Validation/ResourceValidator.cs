@@ -50,6 +50,7 @@ public static partial class ResourceValidator
 
         CheckAttributes(errors, "spec", spec);
         CheckAppSpec(errors, spec);
+        CheckBackup(errors, spec);
         return errors.List;
     }
 

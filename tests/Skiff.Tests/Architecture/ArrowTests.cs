@@ -26,8 +26,9 @@ public sealed partial class ArrowTests
         ["ImageGC"] = ["Api", "Validation", "Observability", "State", "Reconcile"],
         ["Docker"] = ["Api", "Validation", "Observability", "Reconcile", "ImageGC"],
         ["Sources"] = ["Api", "Validation", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC"],
-        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy"],
-        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting"],
+        ["Backup"] = ["Api", "Validation", "Runtime", "Observability", "State", "Reconcile"],
+        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup"],
+        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup"],
     };
 
     /// <summary>

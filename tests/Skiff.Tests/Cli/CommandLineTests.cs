@@ -15,9 +15,9 @@ public sealed class CommandLineTests
     }
 
     [Theory]
-    [InlineData(new[] { "nosuch" }, "skiff: unknown command \"nosuch\"; the commands are run, plan, status, validate, gc, crds, version, proxy, logs, exec, run-once, wait, rollback, restart, completion")]
+    [InlineData(new[] { "nosuch" }, "skiff: unknown command \"nosuch\"; the commands are run, plan, status, validate, gc, crds, version, proxy, backup, backups, restore, logs, exec, run-once, wait, rollback, restart, completion")]
     [InlineData(new[] { "stauts" }, "skiff: unknown command \"stauts\"; did you mean \"status\"?")]
-    [InlineData(new string[0], "skiff: a command is required: run, plan, status, validate, gc, crds, version, proxy, logs, exec, run-once, wait, rollback, restart, completion")]
+    [InlineData(new string[0], "skiff: a command is required: run, plan, status, validate, gc, crds, version, proxy, backup, backups, restore, logs, exec, run-once, wait, rollback, restart, completion")]
     [InlineData(new[] { "status", "--no-such-flag" }, "skiff status: unknown option --no-such-flag")]
     [InlineData(new[] { "status", "--stat-dir", "/tmp" }, "skiff status: unknown option --stat-dir; did you mean \"--state-dir\"?")]
     [InlineData(new[] { "plan", "--node", "a" }, "skiff plan: --path is required")]

@@ -156,6 +156,12 @@ public sealed class InMemoryEngine : IContainerEngine
         }
     });
 
+    /// <summary>What a command run in a container answers (<see cref="ExecAsync"/>); by default exit 0, no output.</summary>
+    public Func<string, IReadOnlyList<string>, ExecResult> Exec { get; set; } = (_, _) => new ExecResult(0, "", "");
+
+    public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) =>
+        Call("container_exec", () => Exec(id, command));
+
     public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => Call("network_inspect", () => networks.ContainsKey(name));
 
     public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
