@@ -79,7 +79,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true);
         var routes = rig.Routes!;
-        await StartRevision2Async(rig);
+        await rig.StartRevision2Async();
         rig.Clock.Advance(TimeSpan.FromSeconds(31));
 
         await rig.SettleAsync();
@@ -96,7 +96,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s => s.Rollout!.DrainSeconds = 5);
         var routes = rig.Routes!;
-        await StartRevision2Async(rig);
+        await rig.StartRevision2Async();
         routes.Applied = false;
         rig.Probe.Passing.Add(rig.App(2));
         await rig.StepAsync();
@@ -124,7 +124,7 @@ public sealed class ProxyRolloutTests
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s => s.Rollout!.DrainSeconds = 10);
         var routes = rig.Routes!;
-        await StartRevision2Async(rig);
+        await rig.StartRevision2Async();
         rig.Probe.Passing.Add(rig.App(2));
         await rig.StepAsync();
 
@@ -197,16 +197,5 @@ public sealed class ProxyRolloutTests
 
         Assert.Equal(StackRoutes.None, routes.Get(Stack));
         Assert.Equal(Outcomes.Succeeded, rig.History(2)!.Outcome);
-    }
-
-    /// <summary>Revision 1 rolled out; revision 2 (acme/api:2) pulled, migrated and started beside it, not healthy yet.</summary>
-    private static async Task StartRevision2Async(RolloutMachineTests.Rig rig)
-    {
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
-        await rig.StepAsync(); // the pull
-        await rig.StepAsync(); // the migration starts
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync(); // revision 2 starts
     }
 }

@@ -161,6 +161,17 @@ public sealed class RolloutMachineTests
 
         public void Dispose() => reconciler.Dispose();
 
+        /// <summary>Revision 1 rolled out; revision 2 (acme/api:2) pulled, migrated and started (beside revision 1 when nothing stops it first), not healthy yet.</summary>
+        public async Task StartRevision2Async()
+        {
+            await RollThroughAsync();
+            Resource.Spec.App.Image = "acme/api:2";
+            await StepAsync(); // the pull
+            await StepAsync(); // the migration starts
+            Engine.Exit(Migration(2), 0);
+            await StepAsync(); // revision 2 starts
+        }
+
         /// <summary>The resource was deleted: the stack is torn down (its data kept, per the default reclaim policy).</summary>
         public Task DeleteAsync() => reconciler.DeleteAsync(new StackNames("prod", "api"), Resource.Spec, CancellationToken.None);
 
@@ -237,13 +248,8 @@ public sealed class RolloutMachineTests
     public async Task A_new_image_rolls_out_stop_first_says_Replacing_and_removes_the_old_revision_when_the_new_one_is_ready()
     {
         using var rig = new Rig();
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
 
-        await rig.StepAsync(); // pull
-        await rig.StepAsync(); // migration
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync();
+        await rig.StartRevision2Async();
 
         // The old revision is stopped (it holds the host port), the new one starts: nothing serves meanwhile, and it says so.
         Assert.Equal("exited", rig.Engine.Find(rig.App(1))!.State);
@@ -332,12 +338,7 @@ public sealed class RolloutMachineTests
     public async Task A_revision_that_fails_is_rolled_back_and_its_spec_is_not_tried_again()
     {
         using var rig = new Rig();
-        await rig.RollThroughAsync();
-        rig.Resource.Spec.App.Image = "acme/api:2";
-        await rig.StepAsync();
-        await rig.StepAsync();
-        rig.Engine.Exit(rig.Migration(2), 0);
-        await rig.StepAsync();
+        await rig.StartRevision2Async();
         rig.Clock.Advance(TimeSpan.FromSeconds(31));
 
         await rig.SettleAsync();
