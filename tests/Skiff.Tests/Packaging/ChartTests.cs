@@ -420,6 +420,23 @@ public sealed partial class ChartTests
     }
 
     [Fact]
+    public void Backup_folders_are_host_folders_at_the_same_path_in_the_pod()
+    {
+        foreach (var (values, dirs) in new[] { ("", new[] { "/var/backups/skiff" }), ("backupDirs: [/srv/dumps, /mnt/nas/pg]\n", ["/srv/dumps", "/mnt/nas/pg"]) })
+        {
+            var chart = Render(values);
+            var volumes = chart.Single("DaemonSet").Object["spec"]!["template"]!["spec"]!["volumes"]!.AsArray()
+                .ToDictionary(v => v!["name"]!.GetValue<string>(), v => v!);
+            var mounts = Container(chart)["volumeMounts"]!.AsArray().ToDictionary(m => m!["mountPath"]!.GetValue<string>(), m => m!);
+            foreach (var dir in dirs)
+            {
+                // A backup written where no host folder is mounted would stay in the pod and go with it.
+                Assert.Equal(dir, volumes[mounts[dir]["name"]!.GetValue<string>()]["hostPath"]!["path"]!.GetValue<string>());
+            }
+        }
+    }
+
+    [Fact]
     public void Security_service_account_and_resource_values_reach_their_objects()
     {
         var pod = Render(NonRootValues).Single("DaemonSet").Object["spec"]!["template"]!["spec"]!;
