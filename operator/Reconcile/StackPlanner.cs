@@ -335,7 +335,8 @@ public static class StackPlanner
             return;
         }
 
-        if (now > live.Created + desired.ProgressDeadline)
+        // From the start, not the creation: an operator that died between the two left a container created long before.
+        if (now > (live.StartedAt ?? live.Created) + desired.ProgressDeadline)
         {
             var (reason, what) = desired.Health is { } hc
                 ? (Reasons.HealthCheckFailed, $"GET {hc.Path} on port {hc.Port} did not succeed within the progress deadline ({desired.ProgressDeadline.TotalSeconds:0}s)")
