@@ -85,7 +85,7 @@ public static class StatusDescription
             Table(output, "Routes", ["ADDRESS", "PROTOCOL", "PORT", "REVISION", "UPSTREAM"],
                 routes.Select(r => new[]
                 {
-                    r.Address, r.Protocol == Proxy.ProxyProtocol.Tcp ? "tcp" : "http", r.Port, r.Revision.ToString(CultureInfo.InvariantCulture), r.Upstream,
+                    r.Address, Proxy.ProxyProtocolNames.Name(r.Protocol), r.Port, r.Revision.ToString(CultureInfo.InvariantCulture), r.Upstream,
                 }));
         }
 

@@ -264,7 +264,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     }
 
     private static IEnumerable<ProxyListener> ToListeners(string stack, IEnumerable<StackRoute> routes) =>
-        routes.Select(r => new ProxyListener(r.Address, r.Protocol == "tcp" ? ProxyProtocol.Tcp : ProxyProtocol.Http, stack, r.Port, r.Revision, r.Upstream));
+        routes.Select(r => new ProxyListener(r.Address, ProxyProtocolNames.FromName(r.Protocol), stack, r.Port, r.Revision, r.Upstream));
 
     private void Load()
     {
@@ -291,7 +291,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         foreach (var stack in file.Listeners.GroupBy(l => l.Stack, StringComparer.Ordinal))
         {
             table[stack.Key] = new StackRoutes(
-                stack.Select(l => new StackRoute(l.Address, l.Protocol == ProxyProtocol.Tcp ? "tcp" : "http", l.Port, l.Revision, l.Upstream)).ToList(),
+                stack.Select(l => new StackRoute(l.Address, l.Protocol.Name(), l.Port, l.Revision, l.Upstream)).ToList(),
                 since);
         }
 

@@ -20,6 +20,16 @@ public enum ProxyProtocol
     Tcp,
 }
 
+/// <summary>The protocols by the names the routes file and a spec's <c>ports[].protocol</c> use.</summary>
+public static class ProxyProtocolNames
+{
+    /// <summary><c>http</c> or <c>tcp</c>.</summary>
+    public static string Name(this ProxyProtocol protocol) => protocol == ProxyProtocol.Tcp ? "tcp" : "http";
+
+    /// <summary><c>tcp</c> is TCP; anything else HTTP (the default).</summary>
+    public static ProxyProtocol FromName(string name) => name == "tcp" ? ProxyProtocol.Tcp : ProxyProtocol.Http;
+}
+
 /// <summary>
 /// One published port: where the proxy listens and where it forwards (the live revision's container).
 /// </summary>
