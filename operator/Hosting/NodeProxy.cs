@@ -211,13 +211,16 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         logger.LogInformation(old.Count == 0 ? "Proxy: starting {Name} from {Image}" : "Proxy: upgrading to {Image}: starting {Name} beside the running proxy", name, image);
         var id = await engine.CreateContainerAsync(spec with { Name = name }, ct);
         await engine.StartContainerAsync(id, ct);
-        if (old.Count > 0)
+        if (old.Count > 0 && !await WaitServingAsync(engine, id, ct))
         {
-            var deadline = DateTimeOffset.UtcNow + UpgradeTimeout;
-            while (DateTimeOffset.UtcNow < deadline && !await ServesAsync(engine, id, ct))
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
-            }
+            // Never retire the proxy that serves for one that does not: the published ports would go dark.
+            var logs = (await engine.LogsAsync(id, 20, ct)).Trim();
+            logger.LogError(
+                "Proxy: the new proxy ({Image}) did not listen on every route within {Timeout} s; the running proxy keeps serving, {Name} is removed and the upgrade tried again later. Its last log lines: {Logs}",
+                image, UpgradeTimeout.TotalSeconds, name, logs);
+            await engine.StopContainerAsync(id, TimeSpan.FromSeconds(5), ct);
+            await engine.RemoveContainerAsync(id, ct);
+            return;
         }
 
         foreach (var stale in proxies)
@@ -318,14 +321,39 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
     }
 
+    /// <summary>Waits up to <see cref="UpgradeTimeout"/> for the new proxy to serve; false when it did not (or exited).</summary>
+    private async Task<bool> WaitServingAsync(IContainerEngine engine, string id, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + UpgradeTimeout;
+        while (DateTimeOffset.UtcNow < deadline)
+        {
+            switch (await ServesAsync(engine, id, ct))
+            {
+                case true:
+                    return true;
+                case null:
+                    return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+        }
+
+        return false;
+    }
+
     /// <summary>
     /// The new proxy listens on every address of the routes: its log says so per listener ("ADDRESS: Http for STACK…").
-    /// Its metrics cannot tell: the old proxy answers on the same port with the same routes.
+    /// Its metrics cannot tell: the old proxy answers on the same port with the same routes. Null when it stopped.
     /// </summary>
-    private async Task<bool> ServesAsync(IContainerEngine engine, string id, CancellationToken ct)
+    private async Task<bool?> ServesAsync(IContainerEngine engine, string id, CancellationToken ct)
     {
         var c = await engine.InspectContainerAsync(id, ct);
-        if (c is not { Running: true })
+        if (c is null || c.State is "exited" or "dead")
+        {
+            return null;
+        }
+
+        if (!c.Running)
         {
             return false;
         }

@@ -20,6 +20,13 @@ public sealed class DayTwoTests
         await using var run = SkiffProcess.Start(w.RunArgs());
         string[] Stack(params string[] args) => [.. args, "api", "-n", w.Namespace, "--state-dir", w.StateDir];
 
+        // skiff wait exits 0; when it does not, the message shows what it and the operator said.
+        async Task WaitReadyAsync()
+        {
+            var result = await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"));
+            Assert.True(result.Exit == 0, $"wait exit {result.Exit}\n{result.Stdout}\n{result.Stderr}\n--- run:\n{run.Stderr}");
+        }
+
         // wait: exit 0 once Ready, while the running operator holds the state folder's lock.
         var wait = await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"));
         Assert.True(wait.Exit == 0, $"wait exit {wait.Exit}\n{wait.Stderr}\n--- run:\n{run.Stderr}");
@@ -66,7 +73,7 @@ public sealed class DayTwoTests
 
         // A new image, then rollback to the previous revision: a new revision with the old image, which the app serves.
         w.Write("api.yaml", w.Api(image: TestImages.App2));
-        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        await WaitReadyAsync();
         Assert.Equal("2", await ServedVersionAsync(w));
         var rollback = await SkiffProcess.RunAsync(Timeout, Stack("rollback"));
         Assert.True(rollback.Exit == 0, rollback.Stderr);
@@ -87,7 +94,7 @@ public sealed class DayTwoTests
         // rollback to a named revision, from the failed state: revision 2's image serves again, as revision 5.
         var named = await SkiffProcess.RunAsync(Timeout, [.. Stack("rollback"), "--to-revision", "2"]);
         Assert.True(named.Exit == 0, named.Stderr);
-        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        await WaitReadyAsync();
         Assert.Equal("2", await ServedVersionAsync(w));
         AssertHistory(w, (4, TestImages.AppBadMigrate, "RolledBack"), (5, TestImages.App2, "Succeeded"));
 
@@ -95,7 +102,7 @@ public sealed class DayTwoTests
         var before = (await w.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
         var restart = await SkiffProcess.RunAsync(Timeout, Stack("restart"));
         Assert.True(restart.Exit == 0, restart.Stderr);
-        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        await WaitReadyAsync();
         var after = (await w.ContainersAsync("api")).Single(c => c.Component == "app" && c.Running);
         Assert.NotEqual(before.Id, after.Id);
         Assert.Equal(before.ImageId, after.ImageId);
@@ -104,7 +111,7 @@ public sealed class DayTwoTests
 
         // The next edit of the document wins over the rollback, as a new deploy does.
         w.Write("api.yaml", w.Api(image: TestImages.App1));
-        Assert.Equal(0, (await SkiffProcess.RunAsync(Timeout, Stack("wait", "--timeout", "90s"))).Exit);
+        await WaitReadyAsync();
         Assert.Equal("1", await ServedVersionAsync(w));
         Assert.False(run.HasExited);
     }

@@ -379,7 +379,8 @@ public sealed class LoadLoop
 
     /// <summary>Runs HTTP workers against <paramref name="httpPort"/> and TCP workers against <paramref name="tcpPort"/> for <paramref name="duration"/>.</summary>
     /// <param name="generation">The routes generation now (read at each start and end).</param>
-    public async Task RunAsync(int httpPort, int? tcpPort, TimeSpan duration, Func<int> generation, int httpPerSecond = 300, int tcpPerSecond = 60)
+    /// <param name="stop">Ends the loop before <paramref name="duration"/> is up.</param>
+    public async Task RunAsync(int httpPort, int? tcpPort, TimeSpan duration, Func<int> generation, int httpPerSecond = 300, int tcpPerSecond = 60, CancellationToken stop = default)
     {
         using var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60) };
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
@@ -387,11 +388,11 @@ public sealed class LoadLoop
         const int httpWorkers = 6;
         const int tcpWorkers = 2;
         var workers = Enumerable.Range(0, httpWorkers)
-            .Select(_ => PacedAsync(end, httpPerSecond / (double)httpWorkers, () => HttpOnceAsync(client, httpPort, generation)))
+            .Select(_ => PacedAsync(end, stop, httpPerSecond / (double)httpWorkers, () => HttpOnceAsync(client, httpPort, generation)))
             .ToList();
         if (tcpPort is { } port)
         {
-            workers.AddRange(Enumerable.Range(0, tcpWorkers).Select(_ => PacedAsync(end, tcpPerSecond / (double)tcpWorkers, () => TcpOnceAsync(port, generation))));
+            workers.AddRange(Enumerable.Range(0, tcpWorkers).Select(_ => PacedAsync(end, stop, tcpPerSecond / (double)tcpWorkers, () => TcpOnceAsync(port, generation))));
         }
 
         await Task.WhenAll(workers);
@@ -431,11 +432,11 @@ public sealed class LoadLoop
         return problems;
     }
 
-    private static async Task PacedAsync(long end, double perSecond, Func<Task> once)
+    private static async Task PacedAsync(long end, CancellationToken stop, double perSecond, Func<Task> once)
     {
         var interval = (long)(Stopwatch.Frequency / perSecond);
         var next = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetTimestamp() < end)
+        while (Stopwatch.GetTimestamp() < end && !stop.IsCancellationRequested)
         {
             await once();
             next += interval;

@@ -50,8 +50,10 @@ public sealed class ProxyTests : IDisposable
         var longRequest = Client.GetStringAsync(new Uri($"http://{HttpAddress}/slow?seconds=5"));
         await Task.Delay(TimeSpan.FromMilliseconds(300));
 
+        // The loop runs through every switch and a second past the last, however slow the machine.
         var loop = new LoadLoop();
-        var running = loop.RunAsync(httpPort, tcpPort, TimeSpan.FromSeconds(11), () => routes.Generation);
+        using var stopLoop = new CancellationTokenSource();
+        var running = loop.RunAsync(httpPort, tcpPort, TimeSpan.FromMinutes(2), () => routes.Generation, stop: stopLoop.Token);
         for (var n = 1; n <= 10; n++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(600));
@@ -63,6 +65,8 @@ public sealed class ProxyTests : IDisposable
             }
         }
 
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await stopLoop.CancelAsync();
         await running;
         Assert.Equal("http-a", await longRequest);
         foreach (var client in open)
@@ -144,8 +148,10 @@ public sealed class ProxyTests : IDisposable
         var longRequest = ownClient.GetStringAsync(new Uri($"http://{HttpAddress}/slow?seconds=4"));
         await Task.Delay(TimeSpan.FromMilliseconds(300));
 
+        // The loop runs until the second proxy, alone, has answered 100 requests (however slow the machine).
         var loop = new LoadLoop();
-        var running = loop.RunAsync(httpPort, tcpPort, TimeSpan.FromSeconds(9), () => routes.Generation);
+        using var stopLoop = new CancellationTokenSource();
+        var running = loop.RunAsync(httpPort, tcpPort, TimeSpan.FromMinutes(2), () => routes.Generation, stop: stopLoop.Token);
         await Task.Delay(TimeSpan.FromSeconds(2));
         await using var second = await ProxyProcess.StartAsync(routes.Path);
         await second.WaitAppliedAsync(applied);
@@ -153,6 +159,14 @@ public sealed class ProxyTests : IDisposable
 
         first.Terminate();
         var exit = await first.Process.WaitAsync(TimeSpan.FromSeconds(30));
+        var servedBySecond = 0.0;
+        for (var i = 0; i < 300 && servedBySecond <= 100; i++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+            servedBySecond = ProxyProcess.Value(await second.MetricsTextAsync(), "skiff_proxy_requests_total", $"listener=\"{HttpAddress}\",code=\"2xx\"") ?? 0;
+        }
+
+        await stopLoop.CancelAsync();
         await running;
 
         Assert.True(exit == 0, $"the first proxy exited {exit}:\n{first.Process.Stderr}");

@@ -53,6 +53,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
             var bad = i == 6;
             // Revision 2's old revision drains for 6 s, long enough for the 5 s request; the others for 2 s.
             w.Write("web.yaml", site.Yaml($"v{i}", failHealth: bad, drain: i == 2 ? 6 : 2));
+            load.Mark($"v{i} written");
             if (bad)
             {
                 await Eventually.UntilAsync($"v{i} rolled back", site.Read, s => s?.Status?.History?.LastOrDefault()?.Outcome == Outcomes.RolledBack, TimeSpan.FromSeconds(90), () => run.Stderr);
@@ -71,7 +72,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
         load.Stop();
         await loop;
 
-        Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} failed of {load.Answers}: {string.Join("; ", load.Failures.Take(5))}");
+        Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} failed of {load.Answers}: {string.Join("; ", load.Failures.Take(5))}\n{load.Timeline()}");
         Assert.DoesNotContain("v6", load.Versions.Keys);
         Assert.True(load.Versions.Count >= 5, $"answers came from {string.Join(", ", load.Versions.Keys)}");
         Assert.True(load.TcpAnswers > 30, $"{load.TcpAnswers} TCP exchanges");
@@ -102,28 +103,37 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
             // SIGKILL while revision 2 is on its way (it warms up for 3 s), then a new operator finishes the rollout.
             w.Write("web.yaml", site.Yaml("v2", healthyAfter: 3));
             await Eventually.UntilAsync("revision 2 begins", site.Read, s => s?.Status?.History?.Any(h => h.Revision == 2) == true, TimeSpan.FromSeconds(30));
+            load.Mark("operator killed mid-rollout");
             run.Kill();
+            var log = run.Stderr;
             await run.DisposeAsync();
             run = SkiffProcess.Start(site.RunArgs(ProxyImage));
+            load.Mark("second operator started");
             await site.ReadyAsync(2, run);
+            load.Mark("revision 2 ready");
 
             // A new operator image: the proxy is replaced start-first, under the same load.
             await docker.Client.Images.TagImageAsync(ProxyImage, new global::Docker.DotNet.Models.ImageTagParameters { RepositoryName = "skiff-test/skiff", Tag = "next" });
             var before = await ProxiesAsync();
             run.Kill();
+            log += run.Stderr;
             await run.DisposeAsync();
             run = SkiffProcess.Start(site.RunArgs("skiff-test/skiff:next"));
+            load.Mark("operator of skiff:next started");
             await Eventually.TrueAsync("the proxy runs skiff-test/skiff:next alone", async () =>
             {
                 var now = await ProxiesAsync();
                 return now.Count == 1 && now[0].Image == "skiff-test/skiff:next" && now[0].State == "running" && now[0].Names.Contains("/skiff_proxy");
             }, TimeSpan.FromSeconds(90), () => run.Stderr);
+            load.Mark("skiff:next proxy alone");
             await Task.Delay(1000);
 
             load.Stop();
             await loop;
             Assert.Single(before);
-            Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} failed of {load.Answers}: {string.Join("; ", load.Failures.Take(5))}");
+            log += run.Stderr;
+            Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} failed of {load.Answers}: {string.Join("; ", load.Failures.Take(5))}\n{load.Timeline()}\n"
+                + string.Join('\n', log.Split('\n').Where(l => l.Contains("Proxy", StringComparison.Ordinal) || l.Contains("revision", StringComparison.Ordinal))));
             Assert.Equal(["v1", "v2"], load.Versions.Keys.Order(StringComparer.Ordinal));
         }
         finally
@@ -203,6 +213,8 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
     {
         private readonly CancellationTokenSource stop = new(TimeSpan.FromMinutes(5));
         private readonly HttpClient http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromSeconds(5) }) { Timeout = TimeSpan.FromSeconds(20) };
+        private readonly Stopwatch clock = Stopwatch.StartNew();
+        private readonly ConcurrentQueue<(TimeSpan At, string What)> events = new();
         private int answers;
         private int tcpAnswers;
 
@@ -219,6 +231,22 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
                 .Concat(Enumerable.Range(0, 2).Select(_ => Task.Run(TcpWorkerAsync))));
 
         public void Stop() => stop.Cancel();
+
+        /// <summary>Notes a step of the test on the loop's clock, for <see cref="Timeline"/>.</summary>
+        public void Mark(string what) => events.Enqueue((clock.Elapsed, "-- " + what));
+
+        /// <summary>The marks and the first few failures of each second, in time order: where an outage sits.</summary>
+        public string Timeline() => string.Join('\n', events
+            .GroupBy(e => e.What.StartsWith("-- ", StringComparison.Ordinal) ? e.What + e.At : ((int)e.At.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .SelectMany(g => g.Take(2))
+            .OrderBy(e => e.At)
+            .Select(e => $"{e.At.TotalSeconds,7:0.000}s {e.What}"));
+
+        private void Fail(string what)
+        {
+            Failures.Enqueue(what);
+            events.Enqueue((clock.Elapsed, what));
+        }
 
         public void Dispose()
         {
@@ -239,7 +267,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
                     var body = await response.Content.ReadAsStringAsync(CancellationToken.None);
                     if (response.StatusCode != HttpStatusCode.OK)
                     {
-                        Failures.Enqueue($"HTTP {(int)response.StatusCode}: {body.Trim()}");
+                        Fail($"HTTP {(int)response.StatusCode}: {body.Trim()}");
                     }
                     else
                     {
@@ -250,7 +278,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
                 }
                 catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or IOException)
                 {
-                    Failures.Enqueue($"HTTP {e.GetType().Name}: {e.Message}");
+                    Fail($"HTTP {e.GetType().Name}: {e.Message}");
                 }
 
                 var left = TimeSpan.FromMilliseconds(12) - Stopwatch.GetElapsedTime(started);
@@ -271,20 +299,20 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
                     using var client = await EchoClient.ConnectAsync(tcpPort, timeout.Token);
                     if (await client.EchoAsync("ping", timeout.Token) != "ping")
                     {
-                        Failures.Enqueue($"TCP: wrong echo from {client.Upstream}");
+                        Fail($"TCP: wrong echo from {client.Upstream}");
                     }
 
                     await client.CloseAsync(timeout.Token);
                     if (client.Upstream == "v6")
                     {
-                        Failures.Enqueue("TCP: the failing revision v6 answered");
+                        Fail("TCP: the failing revision v6 answered");
                     }
 
                     Interlocked.Increment(ref tcpAnswers);
                 }
                 catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
                 {
-                    Failures.Enqueue($"TCP {e.GetType().Name}: {e.Message}");
+                    Fail($"TCP {e.GetType().Name}: {e.Message}");
                 }
 
                 await Task.Delay(20, CancellationToken.None);

@@ -142,10 +142,24 @@ public sealed class InMemoryEngine : IContainerEngine
         }
     });
 
-    public Task RenameContainerAsync(string id, string name, CancellationToken ct) =>
-        throw new NotSupportedException("the rollout never renames a container");
+    public Task RenameContainerAsync(string id, string name, CancellationToken ct) => Call("container_rename " + NameOf(id) + " " + name, () =>
+    {
+        lock (gate)
+        {
+            if (containers.Values.Any(b => b.Spec.Name == name))
+            {
+                throw new InvalidOperationException($"Conflict. The container name \"/{name}\" is already in use");
+            }
 
-    public Task<string> LogsAsync(string id, int tail, CancellationToken ct) => Call("container_logs", () => $"log of {NameOf(id)}");
+            containers[id].Spec = containers[id].Spec with { Name = name };
+            return true;
+        }
+    });
+
+    /// <summary>What a container's log holds, by container name (the node proxy's upgrade reads it).</summary>
+    public Func<string, string> Logs { get; set; } = name => $"log of {name}";
+
+    public Task<string> LogsAsync(string id, int tail, CancellationToken ct) => Call("container_logs", () => Logs(NameOf(id)));
 
     public Task<string?> ReadFileAsync(string id, string path, CancellationToken ct) => Call("container_archive", () =>
     {
@@ -240,7 +254,7 @@ public sealed class InMemoryEngine : IContainerEngine
 
     private sealed class Box(string id, ContainerSpec spec, DateTimeOffset created)
     {
-        public ContainerSpec Spec { get; } = spec;
+        public ContainerSpec Spec { get; set; } = spec;
 
         public string State { get; set; } = "created";
 
