@@ -61,7 +61,6 @@ public static class RunCommand
     {
         Description = "age identity file (age-keygen -o FILE) that decrypts the *.age files Secret documents name (directory and git sources; env SKIFF_AGE_KEY_FILE)",
         HelpName = "file",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } file ? file : null,
     };
 
     public static Option<string?> Kubeconfig { get; } = new("--kubeconfig")
@@ -240,7 +239,7 @@ public static class RunCommand
                             Console = console,
                             Git = plan,
                             Proxy = proxy,
-                            AgeKeyFile = parse.GetValue(AgeKeyFile),
+                            AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -267,7 +266,7 @@ public static class RunCommand
                             PullTimeout = pullTimeout,
                             Console = console,
                             Proxy = proxy,
-                            AgeKeyFile = parse.GetValue(AgeKeyFile),
+                            AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -318,6 +317,10 @@ public static class RunCommand
         });
         return command;
     }
+
+    /// <summary><c>--age-key-file</c>, else <c>SKIFF_AGE_KEY_FILE</c> (read here, not as the option's default, so that the kubernetes source ignores the variable).</summary>
+    private static string? AgeKeyFileOrEnvironment(ParseResult parse) =>
+        parse.GetValue(AgeKeyFile) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } file ? file : null);
 
     /// <summary>The first flag given that only the git source takes, or null.</summary>
     private static string? GitOnly(ParseResult parse)

@@ -61,13 +61,13 @@ public sealed class SecretFiles(AgeCli? age)
         foreach (var (k, v) in secret.Data ?? new Dictionary<string, byte[]>())
         {
             values[k] = v;
-            from[k] = "data";
+            from[k] = "the document's data/stringData";
         }
 
         foreach (var (k, v) in secret.StringData ?? new Dictionary<string, string>())
         {
             values[k] = Encoding.UTF8.GetBytes(v);
-            from[k] = "stringData";
+            from[k] = "the document's data/stringData";
         }
 
         var annotations = secret.Metadata.Annotations ?? new Dictionary<string, string>();
