@@ -68,14 +68,24 @@ public sealed class AgeSecretTests
     }
 
     [Fact]
-    public async Task A_key_file_that_does_not_exist_is_a_usage_error_before_anything_runs()
+    public async Task A_key_file_that_does_not_exist_given_by_flag_or_SKIFF_AGE_KEY_FILE_is_a_usage_error_and_the_kubernetes_source_refuses_the_flag()
     {
         await using var w = new FolderWorkspace();
         var missing = Path.Combine(w.Root, "nope.key");
 
         var (exit, _, stderr) = await SkiffProcess.RunAsync(Timeout, [.. w.RunOnceArgs(), "--age-key-file", missing]);
-
         Assert.Equal(2, exit);
         Assert.Contains($"--age-key-file: {missing} does not exist: create it with age-keygen -o {missing}", stderr, StringComparison.Ordinal);
+
+        await using (var fromEnvironment = SkiffProcess.StartWith(new Dictionary<string, string> { ["SKIFF_AGE_KEY_FILE"] = missing }, w.RunOnceArgs()))
+        {
+            Assert.Equal(2, await fromEnvironment.WaitAsync(Timeout));
+            Assert.Contains($"--age-key-file: {missing} does not exist", fromEnvironment.Stderr, StringComparison.Ordinal);
+        }
+
+        var kube = await SkiffProcess.RunAsync(Timeout, "run", "--source", "kubernetes", "--node", "local", "--age-key-file", missing);
+        Assert.Equal(2, kube.Exit);
+        Assert.Contains("--age-key-file: only with the directory and git sources", kube.Stderr, StringComparison.Ordinal);
+        Assert.Empty(await w.ContainersAsync());
     }
 }

@@ -1,10 +1,13 @@
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using Prometheus;
 using Skiff.IntegrationTests.FolderSource;
+using Skiff.IntegrationTests.GitSource;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.Sources.Directory;
+using Skiff.Sources.Git;
 
 namespace Skiff.Tests.Sources;
 
@@ -225,5 +228,33 @@ public sealed class SecretFilesTests : IDisposable
         (_, problem) = await new AgeCli(garbage, TimeSpan.FromSeconds(30)).RecipientAsync(CancellationToken.None);
         Assert.Equal($"{garbage} is not an age identity file (AGE-SECRET-KEY-1… lines, as age-keygen writes): check the file", problem);
         Assert.DoesNotContain("NOTAKEY", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_git_source_decrypts_the_commits_age_file_follows_a_new_one_and_keeps_files_inside_its_path()
+    {
+        using var repo = new LocalRepository(Path.Combine(root, "repo"));
+        var (age, recipient) = Key();
+        Directory.CreateDirectory(Path.Combine(repo.Work, "deploy"));
+        AgeFiles.Encrypt(recipient, "token=one\n", Path.Combine(repo.Work, "deploy", "bot.env.age"));
+        AgeFiles.Encrypt(recipient, "token=" + Token + "\n", Path.Combine(repo.Work, "other.env.age"));
+        repo.Write("deploy/bot.yaml", Secret("bot", "    skiff.dev/from-env-file: bot.env.age"));
+        repo.Write("deploy/escape.yaml", Secret("escape", "    skiff.dev/from-env-file: ../other.env.age"));
+        repo.Commit("bot token, encrypted");
+        var remote = GitRemote.Parse(repo.FileUrl, GitCredentials.None, out var problem) ?? throw new InvalidOperationException(problem);
+        var git = new GitSource(new GitSourceOptions(repo.FileUrl, "main", "deploy", TimeSpan.FromHours(1)), remote, Path.Combine(root, "state"), NullLogger.Instance, new GitMetrics(Metrics.NewCustomRegistry()));
+        Assert.True(await git.SyncAsync(CancellationToken.None));
+        var folder = new DirectorySource(git.FolderPath, NullLogger<DirectorySource>.Instance, followLink: true, age);
+        folder.Rescan();
+
+        Assert.Equal("one", Value(folder.GetSecret("default", "bot")!, "token"));
+        // The repository outside --path is not the folder: a Secret cannot reach into it.
+        Assert.Contains("is outside the folder Skiff reads", Unreadable(folder, "escape").Message, StringComparison.Ordinal);
+
+        AgeFiles.Encrypt(recipient, "token=two\n", Path.Combine(repo.Work, "deploy", "bot.env.age"));
+        repo.Commit("new bot token");
+        Assert.True(await git.SyncAsync(CancellationToken.None));
+        folder.Rescan();
+        Assert.Equal("two", Value(folder.GetSecret("default", "bot")!, "token"));
     }
 }
