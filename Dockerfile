@@ -25,8 +25,9 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 ENV ASPNETCORE_HTTP_PORTS="" \
     DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1
-# git (with ssh) for the Git source (`skiff run --source git`, docs/GIT.md).
-RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+# git (with ssh) for the Git source (`skiff run --source git`, docs/GIT.md); age for the encrypted
+# Secret files of the folder and Git sources (--age-key-file).
+RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates age \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app ./

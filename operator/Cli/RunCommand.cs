@@ -57,6 +57,12 @@ public static class RunCommand
         Description = "Name of this folder source, instead of the folder's real path: keeps its stacks when the folder moves (directory source)",
     };
 
+    public static Option<string?> AgeKeyFile { get; } = new("--age-key-file")
+    {
+        Description = "age identity file (age-keygen -o FILE) that decrypts the *.age files Secret documents name (directory and git sources; env SKIFF_AGE_KEY_FILE)",
+        HelpName = "file",
+    };
+
     public static Option<string?> Kubeconfig { get; } = new("--kubeconfig")
     {
         Description = "kubeconfig file (kubernetes source; default in-cluster, then $KUBECONFIG, then ~/.kube/config)",
@@ -143,7 +149,7 @@ public static class RunCommand
         var stateDir = CommonOptions.StateDir();
         var command = new Command("run", "Run the operator: reconcile AppDeployments from a folder or a Kubernetes API into containers on this node's Docker engine")
         {
-            Source, PathOption, SourceName, Url, Branch, Interval, SshKey, SshKnownHosts, TokenFile, WebhookSecretFile,
+            Source, PathOption, SourceName, Url, Branch, Interval, SshKey, SshKnownHosts, TokenFile, WebhookSecretFile, AgeKeyFile,
             Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
             LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress,
@@ -233,6 +239,7 @@ public static class RunCommand
                             Console = console,
                             Git = plan,
                             Proxy = proxy,
+                            AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -259,6 +266,7 @@ public static class RunCommand
                             PullTimeout = pullTimeout,
                             Console = console,
                             Proxy = proxy,
+                            AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
                         Console.Out,
@@ -268,6 +276,12 @@ public static class RunCommand
                     if (parse.GetValue(SourceName) is not null)
                     {
                         Console.Error.WriteLine("--source-name: only with the directory source (--path): the kubernetes source is the cluster");
+                        return ExitCodes.UsageOrIo;
+                    }
+
+                    if (parse.GetResult(AgeKeyFile) is { Implicit: false })
+                    {
+                        Console.Error.WriteLine("--age-key-file: only with the directory and git sources: the kubernetes source reads Secrets from the API as they are");
                         return ExitCodes.UsageOrIo;
                     }
 
@@ -303,6 +317,10 @@ public static class RunCommand
         });
         return command;
     }
+
+    /// <summary><c>--age-key-file</c>, else <c>SKIFF_AGE_KEY_FILE</c> (read here, not as the option's default, so that the kubernetes source ignores the variable).</summary>
+    private static string? AgeKeyFileOrEnvironment(ParseResult parse) =>
+        parse.GetValue(AgeKeyFile) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } file ? file : null);
 
     /// <summary>The first flag given that only the git source takes, or null.</summary>
     private static string? GitOnly(ParseResult parse)

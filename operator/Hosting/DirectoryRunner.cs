@@ -33,6 +33,9 @@ public sealed record DirectoryRunOptions(
 
     /// <summary>The Git source in front of the folder logic (<c>--source git</c>); then <see cref="Path"/> is unused.</summary>
     public GitFeedPlan? Git { get; init; }
+
+    /// <summary>The age identity file that decrypts Secret values kept in <c>*.age</c> files (<c>--age-key-file</c>), or null.</summary>
+    public string? AgeKeyFile { get; init; }
 }
 
 /// <summary>
@@ -59,6 +62,21 @@ public static class DirectoryRunner
             return ExitCodes.UsageOrIo;
         }
 
+        AgeCli? age = null;
+        if (options.AgeKeyFile is { } keyFile)
+        {
+            age = new AgeCli(Path.GetFullPath(keyFile), TimeSpan.FromSeconds(30));
+            var (recipient, keyProblem) = await age.RecipientAsync(ct);
+            if (keyProblem is not null)
+            {
+                error.WriteLine($"--age-key-file: {keyProblem}");
+                return ExitCodes.UsageOrIo;
+            }
+
+            // The path and the public key only: never the file's content.
+            log.LogInformation("Decrypting *.age Secret files with the key in {AgeKeyFile} (recipient {Recipient})", age.KeyFile, recipient);
+        }
+
         var state = new StateStore(options.StateDir);
         var purpose = options.Git is { } plan ? $"skiff run --source git --url {plan.Remote.DisplayUrl}" : $"skiff run --path {FolderIdentity.CanonicalPath(options.Path)}";
         var stateLock = Preflight.LockState(state, purpose, error, out var lockExit);
@@ -82,7 +100,7 @@ public static class DirectoryRunner
                 return ct.IsCancellationRequested ? ExitCodes.Ok : git.LastError?.Reason == GitSource.InvalidCommit ? ExitCodes.NotOk : ExitCodes.UsageOrIo;
             }
 
-            var source = new DirectorySource(git?.FolderPath ?? options.Path, logging.CreateLogger<DirectorySource>(), followLink: git is not null);
+            var source = new DirectorySource(git?.FolderPath ?? options.Path, logging.CreateLogger<DirectorySource>(), followLink: git is not null, age);
             var scan = Task.Run(source.Rescan, CancellationToken.None);
             var answers = await Preflight.EngineAnswersAsync(engine, log, error, ct);
             await scan;

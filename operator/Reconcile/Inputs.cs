@@ -25,6 +25,16 @@ public interface ISecretSource
     Task DeleteDatabaseCredentialsAsync(StackNames names, CancellationToken ct);
 }
 
+/// <summary>
+/// A Secret exists but its values cannot be read (the folder source: an <c>age</c> file without the key, a file it names
+/// that is missing). <see cref="ISecretSource"/> throws it; the stacks that use the Secret are Stalled with
+/// <see cref="Reason"/> and the message, which names the file and the fix and holds no value.
+/// </summary>
+public sealed class SecretUnreadableException(string reason, string message) : Exception(message)
+{
+    public string Reason { get; } = reason;
+}
+
 /// <summary>Where the stack is deployed from and to.</summary>
 /// <param name="Node">This instance's node.</param>
 /// <param name="SourceId">The value of the dev.skiff.source label: which source instance owns the objects.</param>

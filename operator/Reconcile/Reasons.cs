@@ -22,6 +22,7 @@ public static class Reasons
     // The spec or its inputs: nothing moves until someone changes something (Stalled=True).
     public const string InvalidSpec = "InvalidSpec";
     public const string SecretNotFound = "SecretNotFound";
+    public const string SecretNotDecrypted = "SecretNotDecrypted";
     public const string InvalidPullSecret = "InvalidPullSecret";
     public const string RuntimeNotSupported = "RuntimeNotSupported";
     public const string VolumeNotFound = "VolumeNotFound";

@@ -179,6 +179,19 @@ public sealed partial class StackReconciler(
     private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveInputsAsync(
         AppDeployment resource, CancellationToken ct, bool readOnly = false)
     {
+        try
+        {
+            return await ResolveSecretInputsAsync(resource, ct, readOnly);
+        }
+        catch (SecretUnreadableException e)
+        {
+            return (null, (e.Reason, e.Message));
+        }
+    }
+
+    private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveSecretInputsAsync(
+        AppDeployment resource, CancellationToken ct, bool readOnly)
+    {
         var ns = resource.Metadata.NamespaceProperty ?? "default";
         var names = new StackNames(ns, resource.Metadata.Name);
         var spec = Defaults.Apply(resource.Spec);

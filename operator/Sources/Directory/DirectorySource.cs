@@ -28,11 +28,17 @@ public sealed record FolderEntry(ObjectKey Key, AppDeployment? Resource, IReadOn
 /// Keep <paramref name="path"/> as given (absolute) instead of resolving its links once: the Git source's folder is a
 /// link it switches from commit to commit, and each <see cref="Rescan"/> must read the commit it points to then.
 /// </param>
-public sealed class DirectorySource(string path, ILogger<DirectorySource> logger, bool followLink = false)
+/// <param name="age">
+/// The key for Secret values kept in <c>*.age</c> files (<c>--age-key-file</c>), or null: such Secrets are then
+/// unreadable (<see cref="Reasons.SecretNotDecrypted"/>) for the stacks that use them, and only for those.
+/// </param>
+public sealed class DirectorySource(string path, ILogger<DirectorySource> logger, bool followLink = false, AgeCli? age = null)
 {
     private readonly object gate = new();
+    private readonly SecretFiles secretFiles = new(age);
     private Dictionary<ObjectKey, FolderEntry> apps = [];
-    private Dictionary<(string, string), V1Secret> secrets = [];
+    private Dictionary<(string, string), FolderSecret> secrets = [];
+    private HashSet<string> secretProblems = new(StringComparer.Ordinal);
     private List<ImageGCPolicy> policies = [];
     private List<string> problems = [];
     private HashSet<string> broken = new(StringComparer.Ordinal);
@@ -89,6 +95,10 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         }
     }
 
+    /// <summary>
+    /// A Secret document's values (its files read and decrypted, <see cref="SecretFiles"/>), or null when the folder has
+    /// none; throws <see cref="SecretUnreadableException"/> when it has one whose files cannot be read or decrypted.
+    /// </summary>
     public IReadOnlyDictionary<string, byte[]>? GetSecret(string ns, string name)
     {
         lock (gate)
@@ -98,18 +108,12 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
                 return null;
             }
 
-            var data = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            foreach (var (k, v) in secret.Data ?? new Dictionary<string, byte[]>())
+            if (secret.Data is null)
             {
-                data[k] = v;
+                throw new SecretUnreadableException(secret.Reason!, secret.Problem!);
             }
 
-            foreach (var (k, v) in secret.StringData ?? new Dictionary<string, string>())
-            {
-                data[k] = System.Text.Encoding.UTF8.GetBytes(v);
-            }
-
-            return data;
+            return new Dictionary<string, byte[]>(secret.Data, StringComparer.Ordinal);
         }
     }
 
@@ -118,7 +122,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
     {
         var result = ResourceLoader.LoadPaths([Path]);
         var newApps = new Dictionary<ObjectKey, FolderEntry>();
-        var newSecrets = new Dictionary<(string, string), V1Secret>();
+        var newSecrets = new Dictionary<(string, string), FolderSecret>();
         var newProblems = result.Unreadable.Select(u => $"{u.Path}: {u.Message}").ToList();
         var brokenFiles = new HashSet<string>(StringComparer.Ordinal);
 
@@ -172,7 +176,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             switch (doc.Resource)
             {
                 case V1Secret secret:
-                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secret;
+                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secretFiles.Resolve(secret, doc.File, location, Path);
                     break;
             }
         }
@@ -182,7 +186,10 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             brokenFiles.Add(file);
         }
 
+        secretFiles.Sweep();
+        var newSecretProblems = newSecrets.Values.Select(v => v.Problem).OfType<string>().ToHashSet(StringComparer.Ordinal);
         List<ObjectKey> changed;
+        HashSet<string> oldSecretProblems;
         lock (gate)
         {
             // A file that could not be read whole keeps its previous stacks: it is probably being written.
@@ -202,6 +209,8 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
                 .ToList();
             apps = newApps;
             secrets = newSecrets;
+            oldSecretProblems = secretProblems;
+            secretProblems = newSecretProblems;
             policies = result.Documents.Where(d => d.IsValid).Select(d => d.Resource).OfType<ImageGCPolicy>().ToList();
             problems = newProblems;
             broken = brokenFiles;
@@ -211,6 +220,12 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         foreach (var problem in newProblems)
         {
             logger.LogWarning("Ignoring an invalid document: {Problem}", problem);
+        }
+
+        // Said once per change (the stacks using the Secret say it too, as their condition); the message holds no value.
+        foreach (var problem in newSecretProblems.Except(oldSecretProblems).Order(StringComparer.Ordinal))
+        {
+            logger.LogWarning("{Problem}", problem);
         }
 
         return changed;
@@ -257,12 +272,12 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
     private static bool IsDuplicate(LoadedDocument doc) =>
         doc.Errors.Any(e => e.Message.Contains("duplicate", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("defined again", StringComparison.OrdinalIgnoreCase));
 
-    private static bool SameSecrets(Dictionary<(string, string), V1Secret> a, Dictionary<(string, string), V1Secret> b) =>
+    private static bool SameSecrets(Dictionary<(string, string), FolderSecret> a, Dictionary<(string, string), FolderSecret> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var other) && Fingerprint(kv.Value) == Fingerprint(other));
 
-    private static string Fingerprint(V1Secret s) =>
+    private static string Fingerprint(FolderSecret s) =>
         string.Join(";", (s.Data ?? new Dictionary<string, byte[]>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + Convert.ToBase64String(kv.Value)))
-        + "|" + string.Join(";", (s.StringData ?? new Dictionary<string, string>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value));
+        + "|" + s.Reason + "|" + s.Problem;
 
     private string Relative(string file) => System.IO.Path.GetRelativePath(Path, file);
 }
