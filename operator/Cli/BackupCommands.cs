@@ -30,14 +30,15 @@ public static class BackupCommands
 
     private sealed record Target(StackOptions Options, Argument<string> Name, Option<string> Namespace);
 
-    private sealed record StackOptions(Option<string> Path, Option<string?> Node, Option<string?> DockerHost, Option<string> StateDir, Option<string?> SourceName);
+    private sealed record StackOptions(Option<string> Path, Option<string?> Node, Option<string?> DockerHost, Option<string> StateDir, Option<string?> SourceName, Option<string?> AgeKeyFile);
 
     private static StackOptions Options() => new(
         new Option<string>("--path") { Description = "Folder of resources (the one skiff run --path serves)", Required = true },
         CommonOptions.Node(),
         CommonOptions.DockerHost(),
         CommonOptions.StateDir(),
-        new Option<string?>("--source-name") { Description = "The folder source's name, when skiff run is given one (--source-name)" });
+        new Option<string?>("--source-name") { Description = "The folder source's name, when skiff run is given one (--source-name)" },
+        CommonOptions.AgeKeyFile());
 
     private static Target AddTarget(Command command)
     {
@@ -51,6 +52,7 @@ public static class BackupCommands
         command.Options.Add(options.DockerHost);
         command.Options.Add(options.StateDir);
         command.Options.Add(options.SourceName);
+        command.Options.Add(options.AgeKeyFile);
         return new Target(options, name, ns);
     }
 
@@ -281,7 +283,7 @@ public static class BackupCommands
             return null;
         }
 
-        var source = new DirectorySource(path, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance);
+        var source = new DirectorySource(path, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance, age: CommonOptions.Age(parse, target.Options.AgeKeyFile));
         source.Rescan();
         var key = new ObjectKey(parse.GetValue(target.Namespace) ?? "default", parse.GetValue(target.Name)!);
         var entry = source.Get(key);

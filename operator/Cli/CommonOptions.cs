@@ -59,6 +59,19 @@ public static class CommonOptions
         },
     };
 
+    /// <summary><c>--age-key-file</c> for the commands that read a folder's Secret documents (plan, backup, restore).</summary>
+    public static Option<string?> AgeKeyFile() => new("--age-key-file")
+    {
+        Description = "age identity file that decrypts the *.age files Secret documents name, as given to skiff run (env SKIFF_AGE_KEY_FILE)",
+        HelpName = "file",
+    };
+
+    /// <summary>The key <paramref name="option"/> (else <c>SKIFF_AGE_KEY_FILE</c>) names, or null; a bad file shows as SecretNotDecrypted on the stacks that need it.</summary>
+    public static Sources.Directory.AgeCli? Age(ParseResult parse, Option<string?> option) =>
+        (parse.GetValue(option) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } env ? env : null)) is { } file
+            ? new Sources.Directory.AgeCli(Path.GetFullPath(file), TimeSpan.FromSeconds(30))
+            : null;
+
     public static Option<string> StateDir() => new("--state-dir")
     {
         Description = "State folder (default /var/lib/skiff for root, else ~/.local/state/skiff)",

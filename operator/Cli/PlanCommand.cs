@@ -21,9 +21,10 @@ public static class PlanCommand
         {
             Description = "The folder source's name, when skiff run is given one (--source-name): plan as that source",
         };
+        var ageKeyFile = CommonOptions.AgeKeyFile();
         var command = new Command("plan", "Print the actions the planner would take for each stack on this node; changes nothing")
         {
-            path, node, dockerHost, stateDir, sourceName,
+            path, node, dockerHost, stateDir, sourceName, ageKeyFile,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -42,16 +43,16 @@ public static class PlanCommand
             }
 
             return await PlanAsync(folder, nodeName, parse.GetValue(dockerHost), parse.GetValue(stateDir)!, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct,
-                parse.GetValue(sourceName));
+                parse.GetValue(sourceName), CommonOptions.Age(parse, ageKeyFile));
         });
         return command;
     }
 
     /// <summary>Exit 0 planned; 1 an invalid document, or no document names <paramref name="node"/>; 3 engine unreachable.</summary>
     public static async Task<int> PlanAsync(
-        string folder, string node, string? dockerHost, string stateDir, TextWriter output, TextWriter error, CancellationToken ct, string? sourceName = null)
+        string folder, string node, string? dockerHost, string stateDir, TextWriter output, TextWriter error, CancellationToken ct, string? sourceName = null, AgeCli? age = null)
     {
-        var source = new DirectorySource(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance);
+        var source = new DirectorySource(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger<DirectorySource>.Instance, age: age);
         source.Rescan();
         // Read-only: the state folder is only read (no lock: planning is safe beside a running skiff).
         var state = new StateStore(stateDir);

@@ -282,7 +282,7 @@ public sealed class SecretFiles(AgeCli? age)
 
         if (age is null)
         {
-            return (null, Reasons.SecretNotDecrypted, "is encrypted with age and Skiff has no key: pass --age-key-file KEYFILE (or set SKIFF_AGE_KEY_FILE) to skiff run");
+            return (null, Reasons.SecretNotDecrypted, "is encrypted with age and Skiff has no key: pass --age-key-file KEYFILE (or set SKIFF_AGE_KEY_FILE) to skiff run, plan, backup or restore");
         }
 
         var result = Decrypt(bytes);

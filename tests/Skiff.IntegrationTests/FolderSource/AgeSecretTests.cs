@@ -52,6 +52,17 @@ public sealed class AgeSecretTests
         Assert.Empty(await w.ContainersAsync("bot"));
         Assert.Single(await w.ContainersAsync("web"));
 
+        // skiff plan reads the file too: blocked without the key, planned with it (the same flag).
+        string[] plan = ["plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir];
+        var blocked = await SkiffProcess.RunAsync(Timeout, plan);
+        Assert.Contains("blocked: ", blocked.Stdout, StringComparison.Ordinal);
+        Assert.Contains("is encrypted with age and Skiff has no key", blocked.Stdout, StringComparison.Ordinal);
+        var planned = await SkiffProcess.RunAsync(Timeout, [.. plan, "--age-key-file", keyFile]);
+        Assert.True(planned.Exit == 0, planned.Stdout + planned.Stderr);
+        Assert.DoesNotContain("blocked", planned.Stdout, StringComparison.Ordinal);
+        Assert.Contains("roll out revision 1 (", planned.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(Stacks.BotToken, planned.Stdout + planned.Stderr, StringComparison.Ordinal);
+
         // With the key: decrypted, the value reaches the app's environment, and no output holds it.
         (exit, stdout, stderr) = await SkiffProcess.RunAsync(Timeout, [.. w.RunOnceArgs().Select(a => a == "warning" ? "information" : a), "--age-key-file", keyFile]);
 

@@ -163,7 +163,7 @@ public sealed class SecretFilesTests : IDisposable
 
         Assert.Equal(Reasons.SecretNotDecrypted, e.Reason);
         Assert.Equal(
-            "Secret \"bot\" (bot.yaml:1): skiff.dev/from-env-file \"bot.env.age\": is encrypted with age and Skiff has no key: pass --age-key-file KEYFILE (or set SKIFF_AGE_KEY_FILE) to skiff run",
+            "Secret \"bot\" (bot.yaml:1): skiff.dev/from-env-file \"bot.env.age\": is encrypted with age and Skiff has no key: pass --age-key-file KEYFILE (or set SKIFF_AGE_KEY_FILE) to skiff run, plan, backup or restore",
             e.Message);
         Assert.Equal("fine", Value(source.GetSecret("default", "plain")!, "key"));
         Assert.Null(source.GetSecret("default", "absent"));
