@@ -40,7 +40,8 @@ public sealed class BackupException(string message) : Exception(message);
 /// - A crash or a kill at any point leaves no file with a final name that is not complete and verified; partial files
 ///   are removed by the next backup of the stack.
 /// - A failed backup never touches the running database: it is only read (pg_dump, and one statistics query).
-/// - A backup that would push the backup folder's filesystem over <see cref="HighThresholdPercent"/> is refused.
+/// - A backup that would push the backup folder's filesystem over <see cref="HighThresholdPercent"/> (the node's image GC
+///   policy's high threshold, read at each backup) is refused.
 /// </remarks>
 public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimeProvider? timeProvider = null)
 {
@@ -49,8 +50,8 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
     private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> locks = new(StringComparer.Ordinal);
 
-    /// <summary>Disk usage (percent of the backup folder's filesystem) above which a backup is refused: image GC's high threshold.</summary>
-    public int HighThresholdPercent { get; init; } = Api.Defaults.HighThresholdPercent;
+    /// <summary>Disk usage (percent of the backup folder's filesystem) above which a backup is refused: the node's image GC policy's high threshold.</summary>
+    public Func<int> HighThresholdPercent { get; init; } = () => Api.Defaults.HighThresholdPercent;
 
     /// <summary>How long pg_dump may run.</summary>
     public TimeSpan DumpTimeout { get; init; } = TimeSpan.FromHours(2);
@@ -263,11 +264,12 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
 
         var previous = BackupFiles.List(job.Folder, job.Names).FirstOrDefault()?.Bytes ?? 0;
         var after = (used + previous) * 100.0 / total;
-        if (after > HighThresholdPercent)
+        var high = HighThresholdPercent();
+        if (after > high)
         {
             throw new BackupException(
                 $"refused: the backup folder's disk is {(used * 100.0 / total).ToString("0.0", CultureInfo.InvariantCulture)} % full and another dump " +
-                $"(about {previous.ToString(CultureInfo.InvariantCulture)} bytes, the size of the last) would take it over the {HighThresholdPercent} % high threshold; " +
+                $"(about {previous.ToString(CultureInfo.InvariantCulture)} bytes, the size of the last) would take it over the {high} % high threshold (the node's ImageGCPolicy); " +
                 $"free space in {job.Folder}, lower retain, or move backup.path to a larger disk");
         }
     }

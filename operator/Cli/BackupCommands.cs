@@ -6,6 +6,7 @@ using Skiff.Api;
 using Skiff.Backup;
 using Skiff.Docker;
 using Skiff.Hosting;
+using Skiff.ImageGC;
 using Skiff.Reconcile;
 using Skiff.Runtime;
 using Skiff.Sources.Directory;
@@ -69,7 +70,7 @@ public static class BackupCommands
             }
 
             using var engine = new DockerEngine(stack.DockerHost);
-            var runner = new BackupRunner(engine, CliContext.Logging.CreateLogger<BackupRunner>());
+            var runner = stack.Runner(engine);
             try
             {
                 var job = await stack.JobAsync(ct);
@@ -184,7 +185,7 @@ public static class BackupCommands
             }
 
             using var engine = new DockerEngine(stack.DockerHost);
-            var runner = new BackupRunner(engine, CliContext.Logging.CreateLogger<BackupRunner>());
+            var runner = stack.Runner(engine);
             try
             {
                 var job = await stack.JobAsync(ct);
@@ -250,6 +251,13 @@ public static class BackupCommands
         public required StackContext Context { get; init; }
 
         public string? DockerHost { get; init; }
+
+        /// <summary>The node's image GC high threshold, from the folder's ImageGCPolicies (as skiff run reads it).</summary>
+        public int HighThresholdPercent { get; init; } = Defaults.HighThresholdPercent;
+
+        /// <summary>A runner that refuses a backup over <see cref="HighThresholdPercent"/>.</summary>
+        public BackupRunner Runner(IContainerEngine engine) =>
+            new(engine, CliContext.Logging.CreateLogger<BackupRunner>()) { HighThresholdPercent = () => HighThresholdPercent };
 
         public string Folder => Resource.Spec.Database?.Backup?.Path ?? Defaults.BackupPath;
 
@@ -322,6 +330,7 @@ public static class BackupCommands
             Secrets = new FolderSecretSource(state, source.GetSecret),
             Context = new StackContext(node, FolderIdentity.SourceId(source.Path, parse.GetValue(target.Options.SourceName)), source.Path),
             DockerHost = parse.GetValue(target.Options.DockerHost),
+            HighThresholdPercent = ImageGcPlanner.ResolvePolicy(source.Policies(), node, out _).HighThresholdPercent,
         };
     }
 }

@@ -156,7 +156,8 @@ public static class DirectoryRunner
                 };
                 var backupRunnable = backups.Runnable(
                     () => [.. source.Entries().Select(e => e.Resource).OfType<AppDeployment>()], secrets, context, engine, stacks.Events,
-                    names => queue.Add(new ObjectKey(names.Namespace, names.Name)), services);
+                    names => queue.Add(new ObjectKey(names.Namespace, names.Name)), services,
+                    () => ImageGcPlanner.ResolvePolicy(source.Policies(), options.Node, out _).HighThresholdPercent);
                 return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, backupRunnable, log, ct);
             }
             catch (EngineUnreachableException e)

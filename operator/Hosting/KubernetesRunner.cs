@@ -203,7 +203,8 @@ public static class KubernetesRunner
                 informer.OnUpdate += backups.OnUpdate;
                 var backupRunnable = backups.Runnable(
                     () => informer.List(), secrets, context, engine, stacks.Events,
-                    names => controllerQueue.Add(new ObjectKey(names.Namespace, names.Name)), services);
+                    names => controllerQueue.Add(new ObjectKey(names.Namespace, names.Name)), services,
+                    () => policy.Policy.HighThresholdPercent);
                 services.AddStandardChecks(() => informer.HasSynced, engine);
                 if (lease is not null)
                 {

@@ -20,13 +20,17 @@ public sealed class NodeBackups
     /// <summary>The scheduler, once <see cref="Runnable"/> made it.</summary>
     public BackupScheduler? Scheduler { get; private set; }
 
-    /// <summary>The scheduler as one of the operator's runnables.</summary>
+    /// <summary>
+    /// The scheduler as one of the operator's runnables; <c>highThresholdPercent</c> is the node's image GC high threshold
+    /// now: a backup that would take the disk over it is refused.
+    /// </summary>
     public Runnable Runnable(
         Func<IReadOnlyList<AppDeployment>> stacks, ISecretSource secrets, StackContext context, IContainerEngine engine, IEventSink events,
-        Action<StackNames> requeue, OperatorServices services)
+        Action<StackNames> requeue, OperatorServices services, Func<int> highThresholdPercent)
     {
         var log = services.Logging.CreateLogger<BackupScheduler>();
-        Scheduler = new BackupScheduler(stacks, secrets, context, new BackupRunner(engine, log), Ledger, events, requeue, services.Metrics, log);
+        var runner = new BackupRunner(engine, log) { HighThresholdPercent = highThresholdPercent };
+        Scheduler = new BackupScheduler(stacks, secrets, context, runner, Ledger, events, requeue, services.Metrics, log);
         return new Runnable("backups", Scheduler.RunAsync);
     }
 

@@ -214,10 +214,5 @@ public sealed class GitHttpServer : IAsyncDisposable
         return lines;
     }
 
-    public static int FreePort()
-    {
-        using var socket = new TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        return ((IPEndPoint)socket.LocalEndpoint).Port;
-    }
+    public static int FreePort() => Infrastructure.DockerFixture.FreeTcpPort();
 }

@@ -195,12 +195,38 @@ public sealed class DockerFixture : IAsyncLifetime
         await IgnoreNotFoundAsync(() => Client.Containers.RemoveContainerAsync(
             id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, ct));
 
-    /// <summary>A TCP port on 127.0.0.1 that was free a moment ago (for publishing container ports).</summary>
+    private const int FirstTestPort = 20000;
+    private const int TestPorts = 12000;
+    private static int portsGiven = Random.Shared.Next(TestPorts);
+
+    /// <summary>
+    /// A TCP port on 127.0.0.1 that is free now and was never given out before in this run (for publishing container
+    /// ports and proxy listeners).
+    /// </summary>
+    /// <remarks>
+    /// The ports come from 20000-31999, below the kernel's ephemeral range (32768-60999): the kernel never gives one of
+    /// them to a bind(0) or to an outgoing connection, so a port a test was handed cannot be taken by another test's
+    /// client between the moment it is handed out and the moment it is bound. The proxy binds with SO_REUSEPORT: a
+    /// second listener on the same port would join its group silently rather than fail.
+    /// </remarks>
     public static int FreeTcpPort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var i = 0; i < TestPorts; i++)
+        {
+            var port = FirstTestPort + (Interlocked.Increment(ref portsGiven) % TestPorts);
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // In use (by something outside the tests): the next one.
+            }
+        }
+
+        throw new InvalidOperationException($"no free TCP port in {FirstTestPort}-{FirstTestPort + TestPorts - 1}");
     }
 
     /// <summary>How often to retry what starts a container or a process per try (docker exec, docker run): less often than <see cref="Eventually.DefaultInterval"/>.</summary>

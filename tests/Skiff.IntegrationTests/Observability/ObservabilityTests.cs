@@ -14,12 +14,7 @@ public sealed class ObservabilityTests
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Infrastructure.DockerFixture.FreeTcpPort();
 
     private static async Task<(int Code, string Body)> GetAsync(string url)
     {

@@ -127,10 +127,5 @@ public sealed class LocalRegistry : IAsyncDisposable
         Directory.Delete(root, recursive: true);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => Infrastructure.DockerFixture.FreeTcpPort();
 }

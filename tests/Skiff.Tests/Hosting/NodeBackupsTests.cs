@@ -20,7 +20,7 @@ public sealed class NodeBackupsTests
         var backups = new NodeBackups();
         var plain = Resource(null);
         var runnable = backups.Runnable(() => [plain], new Secrets(), new StackContext("local", "src", "kubernetes"), engine,
-            new Sink(events), _ => { }, services);
+            new Sink(events), _ => { }, services, () => 85);
         using var stop = new CancellationTokenSource();
         var running = runnable.RunAsync(stop.Token);
 
