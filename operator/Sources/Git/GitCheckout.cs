@@ -121,6 +121,31 @@ public sealed partial class GitCheckout(string root, GitRemote remote, string? b
         return folder;
     }
 
+    /// <summary>
+    /// The id of the tree at <paramref name="path"/> in <paramref name="commit"/> (<c>.</c> or empty: the root), read
+    /// from the repository itself, so a switch that deletes the commit's folder meanwhile does not matter.
+    /// </summary>
+    public Task<string> TreeIdAsync(string commit, string path, CancellationToken ct) =>
+        git.RunAsync(["--git-dir", Repository, "rev-parse", "--verify", "--quiet", TreeIsh(commit, path) + "^{tree}"], ct);
+
+    /// <summary>The tree at <paramref name="path"/> in <paramref name="commit"/> as a tar (its root the folder), written to <paramref name="target"/>.</summary>
+    public Task ArchiveAsync(string commit, string path, Stream target, CancellationToken ct) =>
+        git.StreamAsync(
+            ["--git-dir", Repository, "archive", "--format=tar", TreeIsh(commit, path)],
+            (stream, token) => stream.CopyToAsync(target, token),
+            ct);
+
+    private static string TreeIsh(string commit, string path)
+    {
+        var folder = path.Trim('/');
+        while (folder.StartsWith("./", StringComparison.Ordinal))
+        {
+            folder = folder[2..].TrimStart('/');
+        }
+
+        return folder is "" or "." ? commit : $"{commit}:{folder}";
+    }
+
     /// <summary>Points <c>current</c> to the commit's folder with one rename, then deletes every other commit's folder.</summary>
     public void Switch(string commit)
     {
