@@ -30,7 +30,7 @@ public sealed class GitBuildTests
         s.App.ImagePullPolicy = null;
         s.App.Build = new BuildSpec { Context = "app", Args = [new BuildArg { Name = "FLAVOUR", Value = "plain" }] };
         s.App.Ports = [new PortSpec { Name = "http", ContainerPort = 8080, HostPort = port, HostIP = "127.0.0.1" }];
-        s.Rollout = new RolloutSpec { RevisionHistoryLimit = 2 };
+        s.Rollout = new RolloutSpec { RevisionHistoryLimit = 1 };
     }));
 
     private static string Dockerfile(string version) => $"FROM {TestImages.App1}\nARG FLAVOUR\nENV APP_VERSION={version}-$FLAVOUR\n";
@@ -61,7 +61,7 @@ public sealed class GitBuildTests
             var tag1 = $"{repository}:{c1[..12]}";
             Assert.Equal(tag1, Record(w)!.Status!.Image);
             Assert.Equal("built-1-plain", await VersionAsync(port));
-            Assert.Contains($"build {tag1}: Step 3/3 : ENV APP_VERSION=built-1-$FLAVOUR", stderr, StringComparison.Ordinal);
+            Assert.True(stderr.Contains($"build {tag1}: Step 3/6 : ENV APP_VERSION=built-1-$FLAVOUR", StringComparison.Ordinal), stderr);
             var image1 = await w.Engine.Client.Images.InspectImageAsync(tag1);
             Assert.Equal(c1, image1.Config.Labels[GitBuilds.CommitLabel]);
 
@@ -84,7 +84,7 @@ public sealed class GitBuildTests
             Assert.Equal(tag2, Record(w)!.Status!.Image);
             Assert.Equal(2, Record(w)!.Status!.Revision);
             Assert.Equal($"git:{repo.FileUrl}@{c3}", Record(w)!.Status!.Source);
-            await Assert.ThrowsAsync<Docker.DotNet.DockerImageNotFoundException>(() => w.Engine.Client.Images.InspectImageAsync($"{repository}:{c3[..12]}"));
+            await Assert.ThrowsAsync<global::Docker.DotNet.DockerImageNotFoundException>(() => w.Engine.Client.Images.InspectImageAsync($"{repository}:{c3[..12]}"));
 
             // A broken Dockerfile: BuildFailed with the build's output, a Warning Event, and revision 2 keeps serving.
             repo.Write("app/Dockerfile", $"FROM {TestImages.App1}\nCOPY missing.txt /missing.txt\n");
@@ -93,10 +93,11 @@ public sealed class GitBuildTests
             Assert.True(exit == 1, stdout + stderr);
             var failed = Record(w)!.Status!;
             var stalled = Conditions.Get(failed, ConditionTypes.Stalled);
+            var message = stalled?.Message ?? "";
             Assert.True(stalled is { Status: "True", Reason: Reasons.BuildFailed }, Dump(w));
-            Assert.Contains($"building {repository}:{c4[..12]} from commit {c4[..12]} failed", stalled!.Message, StringComparison.Ordinal);
-            Assert.Contains("Step 2/2 : COPY missing.txt /missing.txt", stalled.Message, StringComparison.Ordinal);
-            Assert.Contains("missing.txt", stalled.Message.Split('\n')[0], StringComparison.Ordinal);
+            Assert.Contains($"building {repository}:{c4[..12]} from commit {c4[..12]} failed", message, StringComparison.Ordinal);
+            Assert.Contains("Step 2/5 : COPY missing.txt /missing.txt", message, StringComparison.Ordinal);
+            Assert.Contains("missing.txt", message.Split('\n')[0], StringComparison.Ordinal);
             Assert.Equal(tag2, failed.Image);
             Assert.Equal(2, failed.Revision);
             Assert.Equal("built-2-plain", await VersionAsync(port));
@@ -112,8 +113,8 @@ public sealed class GitBuildTests
             Assert.Equal(3, Record(w)!.Status!.Revision);
             Assert.Equal("built-3-plain", await VersionAsync(port));
 
-            // Image GC with a policy that would remove every unused image: of the three builds, the last
-            // revisionHistoryLimit (2) are protected by the history (rollback targets), the oldest goes.
+            // Image GC with a policy that would remove every unused image: of the three builds, the running one and the
+            // last revisionHistoryLimit (1) before it are protected (the rollback target), the oldest goes.
             var policy = Path.Combine(w.Root, "gc-policy.yaml");
             await File.WriteAllTextAsync(policy, """
                 apiVersion: skiff.dev/v1alpha1
@@ -127,8 +128,10 @@ public sealed class GitBuildTests
             Assert.True(gc.Exit is 0 or 1, gc.Stderr);
             var decisions = JsonNode.Parse(gc.Stdout)!["images"]!.AsArray();
             string Action(string reference) => (string?)decisions.Single(d => (string?)d!["reference"] == reference)!["action"] ?? "";
-            Assert.Equal("delete", Action(tag1));
+            Assert.True(Action(tag1) == "delete", gc.Stdout);
+            string Reason(string reference) => (string?)decisions.Single(d => (string?)d!["reference"] == reference)!["reason"] ?? "";
             Assert.Equal("protect", Action(tag2));
+            Assert.Equal("DeploymentHistory", Reason(tag2));
             Assert.Equal("protect", Action(tag5));
         }
         finally
