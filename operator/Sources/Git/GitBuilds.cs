@@ -153,7 +153,7 @@ public sealed class GitBuilds(GitSource git, IImageBuilder builder, string node,
                     [CommitLabel] = commit,
                     ["dev.skiff.managed-by"] = "skiff",
                 });
-            await builder.BuildAsync(request, upload, line => logger.LogInformation("{Stack}: build {Image}: {Line}", key, tag, Masked(line)), ct);
+            await builder.BuildAsync(request, upload, line => Progress(key, tag, line), ct);
         }
         catch (Exception e) when (e is ImageBuildException or GitException or IOException or UnauthorizedAccessException)
         {
@@ -171,6 +171,18 @@ public sealed class GitBuilds(GitSource git, IImageBuilder builder, string node,
 
         logger.LogInformation("{Stack}: built {Image} in {Seconds:0.0}s", key, tag, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
         return tag;
+    }
+
+    /// <summary>One line per step (<c>Step 2/5 : COPY . .</c>) and the result at Information; the steps' own output at Debug (a failure's status has its tail).</summary>
+    private void Progress(string key, string tag, string line)
+    {
+        var level = line.StartsWith("Step ", StringComparison.Ordinal) || line.StartsWith("Successfully ", StringComparison.Ordinal)
+            ? LogLevel.Information
+            : LogLevel.Debug;
+        if (logger.IsEnabled(level))
+        {
+            logger.Log(level, "{Stack}: build {Image}: {Line}", key, tag, Masked(line));
+        }
     }
 
     /// <summary>A copy of the resource whose spec runs <paramref name="image"/> instead of building: never pulled, it exists only here.</summary>

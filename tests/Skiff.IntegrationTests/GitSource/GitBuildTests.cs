@@ -147,4 +147,21 @@ public sealed class GitBuildTests
             }
         }
     }
+
+    [Fact]
+    public async Task The_folder_source_refuses_a_build_naming_the_field_and_the_fix_and_builds_nothing()
+    {
+        await using var w = new FolderWorkspace();
+        w.Write("web.yaml", Web(w, DockerFixture.FreeTcpPort()));
+        var (exit, stdout, stderr) = await SkiffProcess.RunAsync(Timeout, w.RunOnceArgs());
+        Assert.True(exit == 1, stdout + stderr);
+        var stalled = Conditions.Get(Record(w)!.Status!, ConditionTypes.Stalled);
+        Assert.True(stalled is { Status: "True", Reason: Reasons.InvalidSpec }, Dump(w));
+        Assert.StartsWith("spec.app.build: builds need the Git source (skiff run --source git --url URL)", stalled!.Message, StringComparison.Ordinal);
+        Assert.Empty(await w.ContainersAsync("web"));
+        Assert.Empty(await w.Engine.Client.Images.ListImagesAsync(new ImagesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [GitBuilds.Repository(w.Namespace, "web")] = true } },
+        }));
+    }
 }
