@@ -23,7 +23,7 @@ namespace Skiff.Sources.Git;
 /// - A new build is tagged <c>skiff.local/NAMESPACE/NAME:COMMIT12</c>, the served commit's id, and is never pulled
 ///   (<c>imagePullPolicy: Never</c>): it exists only on this node.
 /// - A failed build applies nothing: the running revision stays, the status says <c>BuildFailed</c> with the tail of
-///   the build's output (masked), and the same commit is not built again; the next commit is.
+///   the build's output (masked), and the same commit is not built again while the process runs; the next commit is.
 /// - One build at a time on the node: builds are CPU-heavy and the hosts are small.
 /// </remarks>
 public sealed class GitBuilds(GitSource git, IImageBuilder builder, string node, ILogger<GitBuilds> logger)
@@ -158,7 +158,7 @@ public sealed class GitBuilds(GitSource git, IImageBuilder builder, string node,
         catch (Exception e) when (e is ImageBuildException or GitException or IOException or UnauthorizedAccessException)
         {
             var log = e is ImageBuildException b ? b.Log : "";
-            var message = Masked($"building {tag} from commit {Short(commit)} failed: {e.Message.Trim()}; the running revision is left as it is, and this commit is not built again"
+            var message = Masked($"building {tag} from commit {Short(commit)} failed: {e.Message.Trim()}; nothing is rolled out (a running revision keeps serving), and this commit is not built again"
                 + (log.Length == 0 ? "" : "\n" + Tail(log)));
             failed[key] = new Failed(commit, inputs, message);
             logger.LogWarning("{Stack}: build of {Image} failed: {Error}", key, tag, Masked(e.Message.Trim()));

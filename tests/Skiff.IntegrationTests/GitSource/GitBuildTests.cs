@@ -149,7 +149,7 @@ public sealed class GitBuildTests
     }
 
     [Fact]
-    public async Task The_folder_source_refuses_a_build_naming_the_field_and_the_fix_and_builds_nothing()
+    public async Task The_folder_source_and_plan_refuse_a_build_naming_the_field_and_the_fix_and_build_nothing()
     {
         await using var w = new FolderWorkspace();
         w.Write("web.yaml", Web(w, DockerFixture.FreeTcpPort()));
@@ -159,6 +159,11 @@ public sealed class GitBuildTests
         Assert.True(stalled is { Status: "True", Reason: Reasons.InvalidSpec }, Dump(w));
         Assert.StartsWith("spec.app.build: builds need the Git source (skiff run --source git --url URL)", stalled!.Message, StringComparison.Ordinal);
         Assert.Empty(await w.ContainersAsync("web"));
+
+        // skiff plan reads a folder too: the same problem, with the document's place.
+        var plan = await SkiffProcess.RunAsync(Timeout, "plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir);
+        Assert.True(plan.Exit == 1, plan.Stdout + plan.Stderr);
+        Assert.Contains("web.yaml:1: spec.app.build: builds need the Git source", plan.Stdout, StringComparison.Ordinal);
         Assert.Empty(await w.Engine.Client.Images.ListImagesAsync(new ImagesListParameters
         {
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["reference"] = new Dictionary<string, bool> { [GitBuilds.Repository(w.Namespace, "web")] = true } },

@@ -139,7 +139,7 @@ public sealed class GitBuildsTests : IDisposable
         var failed = await builds.ResolveAsync(Stack(), c1, CancellationToken.None);
         Assert.Equal(Reasons.BuildFailed, failed.Failure?.Reason);
         var lines = failed.Failure!.Message.Split('\n');
-        Assert.Equal($"building {GitBuilds.Tag("gb", "web", c1)} from commit {c1[..12]} failed: COPY failed: file not found in build context; the running revision is left as it is, and this commit is not built again", lines[0]);
+        Assert.Equal($"building {GitBuilds.Tag("gb", "web", c1)} from commit {c1[..12]} failed: COPY failed: file not found in build context; nothing is rolled out (a running revision keeps serving), and this commit is not built again", lines[0]);
         Assert.Equal(1 + GitBuilds.TailLines, lines.Length);
         Assert.Equal("line 12", lines[1]);
         Assert.Equal($"token {SecretMasker.Mask} leaked", lines[^1]);
