@@ -73,13 +73,22 @@ public static class Runtimes
 [CelRule("!has(self.healthCheck) || type(self.healthCheck.http.port) == int || (has(self.ports) && self.ports.exists(p, has(p.name) && p.name == self.healthCheck.http.port))",
     "healthCheck.http.port must be a port number or the name of one of the app's ports",
     FieldPath = ".healthCheck.http.port", Reason = "FieldValueInvalid", Twin = CelTwins.HealthCheckPortExists)]
+[CelRule("has(self.image) != has(self.build)",
+    "set exactly one of image (an image from a registry) and build (an image built on the node from the Git source's commit)",
+    Reason = "FieldValueInvalid", Twin = CelTwins.ImageXorBuild)]
 public sealed class AppSpec
 {
-    /// <summary>The image, by tag (registry/repo:tag) or digest (registry/repo@sha256:...).</summary>
+    /// <summary>The image, by tag (registry/repo:tag) or digest (registry/repo@sha256:...). Exactly one of image and build.</summary>
     [JsonPropertyName("image")]
-    [SchemaRequired]
     [SchemaMaxLength(512)]
     public string Image { get; set; } = "";
+
+    /// <summary>
+    /// Instead of image, with the Git source only (skiff run --source git): the node builds the image from the served
+    /// commit's tree through the Docker engine and runs it, tagged skiff.local/NAMESPACE/NAME:COMMIT12.
+    /// </summary>
+    [JsonPropertyName("build")]
+    public BuildSpec? Build { get; set; }
 
     /// <summary>When to pull the image: IfNotPresent (default), Always or Never.</summary>
     [JsonPropertyName("imagePullPolicy")]
@@ -125,6 +134,44 @@ public sealed class AppSpec
     /// <summary>Memory and CPU limits.</summary>
     [JsonPropertyName("resources")]
     public ResourceLimits? Resources { get; set; }
+}
+
+/// <summary>An image built on the node from the Git source's commit (<c>docker build</c> through the engine's API).</summary>
+public sealed class BuildSpec
+{
+    /// <summary>The build context: a folder of the repository, relative to its root (not to --path); default the whole tree.</summary>
+    [JsonPropertyName("context")]
+    [SchemaMaxLength(512)]
+    [SchemaDefault(Defaults.BuildContext)]
+    public string? Context { get; set; }
+
+    /// <summary>The Dockerfile, relative to the context.</summary>
+    [JsonPropertyName("dockerfile")]
+    [SchemaMaxLength(512)]
+    [SchemaDefault(Defaults.BuildDockerfile)]
+    public string? Dockerfile { get; set; }
+
+    /// <summary>Build arguments (ARG), each a name and a value. Not for secrets: they are kept in the image's history.</summary>
+    [JsonPropertyName("args")]
+    [ListMap("name")]
+    [SchemaMaxItems(64)]
+    public List<BuildArg>? Args { get; set; }
+}
+
+/// <summary>A build argument (<c>--build-arg NAME=VALUE</c>).</summary>
+public sealed class BuildArg
+{
+    /// <summary>The ARG's name.</summary>
+    [JsonPropertyName("name")]
+    [SchemaRequired]
+    [SchemaMaxLength(128)]
+    [SchemaPattern(Patterns.EnvVarName, Patterns.EnvVarNameText)]
+    public string Name { get; set; } = "";
+
+    /// <summary>Its value.</summary>
+    [JsonPropertyName("value")]
+    [SchemaMaxLength(4096)]
+    public string? Value { get; set; }
 }
 
 /// <summary>Image pull policies.</summary>

@@ -57,6 +57,12 @@ public static class Defaults
     /// <summary>database.backup.path: not a schema default, like <see cref="DrainSeconds"/>.</summary>
     public const string BackupPath = "/var/backups/skiff";
 
+    /// <summary>spec.app.build.context: the repository's whole tree.</summary>
+    public const string BuildContext = ".";
+
+    /// <summary>spec.app.build.dockerfile, relative to the context.</summary>
+    public const string BuildDockerfile = "Dockerfile";
+
     // ImageGCPolicy (also the built-in policy's settings)
 
     public const int HighThresholdPercent = 85;

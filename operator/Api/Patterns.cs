@@ -54,4 +54,5 @@ public static class CelTwins
     public const string EnvValueXorValueFrom = "EnvValueXorValueFrom";
     public const string RevisionHistoryLimitAtLeastOne = "RevisionHistoryLimitAtLeastOne";
     public const string LowBelowHigh = "LowBelowHigh";
+    public const string ImageXorBuild = "ImageXorBuild";
 }

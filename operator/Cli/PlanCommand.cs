@@ -4,6 +4,7 @@ using Skiff.Reconcile;
 using Skiff.Sources;
 using Skiff.Sources.Directory;
 using Skiff.State;
+using Skiff.Validation;
 using Skiff.Hosting;
 
 namespace Skiff.Cli;
@@ -82,6 +83,15 @@ public static class PlanCommand
 
                 if (entry.Resource.Spec.Node != node)
                 {
+                    continue;
+                }
+
+                if (ResourceValidator.BuildNeedsGitSource(entry.Resource.Spec) is { } needsGit)
+                {
+                    // skiff plan reads a folder, which does not build (skiff run --source git does): as `run --path` would say.
+                    invalid = true;
+                    output.WriteLine($"{entry.Key}: invalid, nothing would change:");
+                    output.WriteLine($"  {entry.Location}: {needsGit}");
                     continue;
                 }
 

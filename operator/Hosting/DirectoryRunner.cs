@@ -126,7 +126,7 @@ public static class DirectoryRunner
                 services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply });
             IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
-                git is null ? store : new GitStackStore(store, git),
+                git is null ? store : new GitStackStore(store, git, new GitBuilds(git, new ImageBuilder(engine), options.Node, logging.CreateLogger<GitBuilds>())),
                 stacks,
                 services.Report,
                 logging.CreateLogger<StackController>());

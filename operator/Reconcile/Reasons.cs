@@ -31,6 +31,7 @@ public static class Reasons
     public const string DatabaseNotReady = "DatabaseNotReady";
     public const string CacheNotReady = "CacheNotReady";
     public const string ImagePullFailed = "ImagePullFailed";
+    public const string BuildFailed = "BuildFailed";
 
     // A revision that failed (and was rolled back when it could be).
     public const string ImageNotFound = "ImageNotFound";

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Reconcile;
 using Skiff.Runtime;
+using Skiff.Validation;
 
 namespace Skiff.Sources;
 
@@ -36,9 +37,18 @@ public sealed record StoredStack(ObjectKey Key)
     /// <summary>It names another node, but moving would leave its data behind (refused, as the API server's CEL rule refuses it).</summary>
     public bool RefusedMove { get; init; }
 
+    /// <summary>
+    /// The source could not turn the spec into one the reconciler can run (an image build failed): nothing is applied,
+    /// the running stack is left as it is, and the status says why (Stalled, with this reason and message).
+    /// </summary>
+    public SourceFailure? Failure { get; init; }
+
     /// <summary>What the source keeps beside the resource for its own writes (the folder's state record).</summary>
     public object? SourceState { get; init; }
 }
+
+/// <summary>Why a source could not produce a runnable spec: a condition reason and a message (masked).</summary>
+public sealed record SourceFailure(string Reason, string Message);
 
 /// <summary>
 /// Where a source's AppDeployments come from, where their status goes, and how their deletion is signalled: the only
@@ -134,6 +144,20 @@ public sealed class StackController(
             return ReconcileResult.Done;
         }
 
+        if (stored.Failure is { } failure)
+        {
+            logger.LogWarning("{Stack}: {Reason}, the running stack (if any) is left as it is: {Message}", stored.Key, failure.Reason, failure.Message);
+            await WriteAsync(stored, Stalled(stored, failure.Reason, failure.Message), cancellationToken);
+            return ReconcileResult.Done;
+        }
+
+        if (ResourceValidator.BuildNeedsGitSource(resource.Spec) is { } needsGit)
+        {
+            // A source that does not build (its store left spec.app.build as it is).
+            await WriteAsync(stored, InvalidSpec(stored with { Problems = [needsGit.ToString()] }), cancellationToken);
+            return ReconcileResult.Done;
+        }
+
         try
         {
             var result = await stacks.ReconcileAsync(resource, (status, ct) => WriteAsync(stored, status, ct), cancellationToken);
@@ -190,14 +214,20 @@ public sealed class StackController(
 
     private AppDeploymentStatus InvalidSpec(StoredStack stored)
     {
-        var resource = stored.Resource!;
-        var status = StackReconciler.CloneStatus(resource.Status);
         var message = string.Join("\n", stored.Problems);
         logger.LogWarning("{Stack}: invalid spec, the running stack (if any) is left as it is:\n{Problems}", stored.Key, message);
+        return Stalled(stored, Reasons.InvalidSpec, message);
+    }
+
+    /// <summary>The status of a spec that is not applied: the running stack is left as it is; Stalled says why.</summary>
+    private AppDeploymentStatus Stalled(StoredStack stored, string reason, string message)
+    {
+        var resource = stored.Resource!;
+        var status = StackReconciler.CloneStatus(resource.Status);
         status.ObservedGeneration = resource.Metadata.Generation;
         status.Phase = Phases.Failed;
         status.Source = stacks.Context.SourceDescription;
-        Conditions.Summarize(status, Summary.Stalled, Reasons.InvalidSpec, message, resource.Metadata.Generation, time.GetUtcNow());
+        Conditions.Summarize(status, Summary.Stalled, reason, message, resource.Metadata.Generation, time.GetUtcNow());
         return status;
     }
 

@@ -44,6 +44,7 @@ public static partial class ResourceValidator
             HostPortsUnique(errors, app);
             PortNamesUnique(errors, app);
             HealthCheckPortExists(errors, app);
+            ImageXorBuild(errors, app);
         }
 
         RevisionHistoryLimitAtLeastOne(errors, spec);
@@ -199,6 +200,30 @@ public static partial class ResourceValidator
         }
     }
 
+    internal static void ImageXorBuild(Errors errors, AppSpec app)
+    {
+        if (string.IsNullOrEmpty(app.Image) && app.Build is null)
+        {
+            errors.Add("spec.app.image", "required: set image (an image from a registry), or build (an image built on the node, with the Git source)");
+        }
+        else if (!string.IsNullOrEmpty(app.Image) && app.Build is not null)
+        {
+            errors.Add("spec.app.build", "set exactly one of image and build: remove image to build from the Git source's commit, or remove build to run the image");
+        }
+    }
+
+    /// <summary>
+    /// spec.app.build is for the Git source only, which builds from the commit it serves: the error any other source
+    /// gives (the folder source has no commit to name the image after, the Kubernetes source no tree to build from).
+    /// </summary>
+    public static ValidationError? BuildNeedsGitSource(AppDeploymentSpec spec) =>
+        spec.App?.Build is null
+            ? null
+            : new ValidationError(
+                "spec.app.build",
+                "builds need the Git source (skiff run --source git --url URL), which builds the image from the commit it serves: "
+                + "with this source, build and push the image in CI and set spec.app.image instead (examples/ci/)");
+
     internal static void LowBelowHigh(Errors errors, ImageGCPolicySpec spec)
     {
         var low = spec.LowThresholdPercent ?? Defaults.LowThresholdPercent;
@@ -219,6 +244,7 @@ public static partial class ResourceValidator
         }
 
         CheckImage(errors, "spec.app.image", app.Image);
+        CheckBuild(errors, app.Build);
         for (var i = 0; i < (app.Env?.Count ?? 0); i++)
         {
             var name = app.Env![i]?.Name;
@@ -270,6 +296,44 @@ public static partial class ResourceValidator
         {
             CheckImage(errors, "spec.cache.image", cacheImage);
         }
+    }
+
+    private static void CheckBuild(Errors errors, BuildSpec? build)
+    {
+        if (build is null)
+        {
+            return;
+        }
+
+        if (RelativePathProblem(build.Context ?? Defaults.BuildContext) is { } context)
+        {
+            errors.Add("spec.app.build.context", $"{context}: give a folder of the repository relative to its root, such as . or app");
+        }
+
+        if (build.Dockerfile is { } dockerfile && (dockerfile.Length == 0 || RelativePathProblem(dockerfile) is not null))
+        {
+            errors.Add("spec.app.build.dockerfile", $"{RelativePathProblem(dockerfile) ?? "must not be empty"}: give a file relative to the context, such as Dockerfile");
+        }
+
+        for (var i = 0; i < (build.Args?.Count ?? 0); i++)
+        {
+            var name = build.Args![i]?.Name;
+            if (!string.IsNullOrEmpty(name) && build.Args.FindIndex(a => a?.Name == name) < i)
+            {
+                errors.Add($"spec.app.build.args[{i}].name", $"duplicate argument {Text.Quote(name)}: each argument may appear once");
+            }
+        }
+    }
+
+    /// <summary>Why <paramref name="path"/> is not a path inside a tree (absolute, or climbing out with ..), or null.</summary>
+    private static string? RelativePathProblem(string path)
+    {
+        if (path.StartsWith('/') || path.Contains('\\'))
+        {
+            return $"must be a relative path with '/' separators, got {Text.Quote(path)}";
+        }
+
+        return path.Split('/').Any(part => part == "..") ? $"must stay inside the repository (no '..'), got {Text.Quote(path)}" : null;
     }
 
     private static void CheckImage(Errors errors, string path, string? image)

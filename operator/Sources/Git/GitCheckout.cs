@@ -121,6 +121,42 @@ public sealed partial class GitCheckout(string root, GitRemote remote, string? b
         return folder;
     }
 
+    /// <summary>
+    /// The id of the tree at <paramref name="path"/> in <paramref name="commit"/> (<c>.</c> or empty: the root), read
+    /// from the repository itself, so a switch that deletes the commit's folder meanwhile does not matter.
+    /// </summary>
+    public async Task<string> TreeIdAsync(string commit, string path, CancellationToken ct)
+    {
+        var folder = Folder(path);
+        if (folder.Length == 0)
+        {
+            return await git.RunAsync(["--git-dir", Repository, "rev-parse", "--verify", "--quiet", commit + "^{tree}"], ct);
+        }
+
+        // "040000 tree ID\tPATH" when the commit has that folder; nothing otherwise (a file is a blob, not a tree).
+        var entry = await git.RunAsync(["--git-dir", Repository, "ls-tree", "-d", commit, "--", folder], ct);
+        var fields = entry.Split('\t')[0].Split(' ');
+        return fields is [_, "tree", var id] && entry.EndsWith("\t" + folder, StringComparison.Ordinal)
+            ? id
+            : throw new GitException($"commit {commit} has no folder {folder}", 0);
+    }
+
+    /// <summary>The tree at <paramref name="path"/> in <paramref name="commit"/> as a tar (its root the folder), written to <paramref name="target"/>.</summary>
+    public Task ArchiveAsync(string commit, string path, Stream target, CancellationToken ct) =>
+        git.StreamAsync(
+            ["--git-dir", Repository, "archive", "--format=tar", TreeIsh(commit, path)],
+            (stream, token) => stream.CopyToAsync(target, token),
+            ct);
+
+    private static string TreeIsh(string commit, string path) => Folder(path) is { Length: > 0 } folder ? $"{commit}:{folder}" : commit;
+
+    /// <summary>A folder of the tree as Git names it: no leading <c>./</c>, no surrounding slashes; empty for the root.</summary>
+    private static string Folder(string path)
+    {
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
+        return string.Join('/', parts);
+    }
+
     /// <summary>Points <c>current</c> to the commit's folder with one rename, then deletes every other commit's folder.</summary>
     public void Switch(string commit)
     {

@@ -84,6 +84,9 @@ public sealed class GitSource
 
     public GitRemote Remote { get; }
 
+    /// <summary>The clone in the state folder (builds read commits' trees from it).</summary>
+    internal GitCheckout Checkout => checkout;
+
     /// <summary>The commit served (the last good one), or null before the first.</summary>
     public string? Commit { get; private set; }
 

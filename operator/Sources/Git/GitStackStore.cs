@@ -8,7 +8,8 @@ namespace Skiff.Sources.Git;
 /// The folder source's store (<see cref="Directory.FolderStackStore"/>) as the Git source serves it: the same specs,
 /// state records and prune, with <c>status.source</c> saying which commit the spec was read from (<c>git:URL@COMMIT</c>).
 /// </summary>
-public sealed class GitStackStore(IStackStore folder, GitSource git) : IStackStore
+/// <remarks>With <paramref name="builds"/>, a stack's <c>spec.app.build</c> becomes the image built from its commit before the reconciler sees it (<see cref="GitBuilds"/>).</remarks>
+public sealed class GitStackStore(IStackStore folder, GitSource git, GitBuilds? builds = null) : IStackStore
 {
     private readonly ConditionalWeakTable<StoredStack, string> commits = [];
 
@@ -17,8 +18,20 @@ public sealed class GitStackStore(IStackStore folder, GitSource git) : IStackSto
         // The commit first: a switch after it can only make the spec newer than the commit named, never older.
         var commit = git.Commit;
         var stack = await folder.ReadAsync(key, ct);
+        if (builds is not null && git.Commit is { } now && now != commit)
+        {
+            // Switched while reading: read again, so that a build reads the tree of the commit the spec came from.
+            commit = now;
+            stack = await folder.ReadAsync(key, ct);
+        }
+
         if (commit is not null)
         {
+            if (builds is not null)
+            {
+                stack = await builds.ResolveAsync(stack, commit, ct);
+            }
+
             commits.AddOrUpdate(stack, commit);
         }
 

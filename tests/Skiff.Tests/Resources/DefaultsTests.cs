@@ -93,7 +93,7 @@ public class DefaultsTests
     public void Apply_produces_exactly_the_defaulted_spec_the_hash_is_computed_over()
     {
         Assert.Equal(
-            """{"runtime":"docker","app":{"image":"","imagePullPolicy":"IfNotPresent","healthCheck":{"http":{"path":"/","port":8080},"periodSeconds":5,"failureThreshold":3},"migrate":{"command":[],"timeoutSeconds":300},"resources":{}},"database":{"engine":"postgres","image":"postgres:16","name":"app","user":"app","storage":{"reclaimPolicy":"Retain"},"resources":{},"backup":{"schedule":""}},"cache":{"engine":"redis","image":"redis:7","persistence":"none","storage":{"reclaimPolicy":"Retain"},"resources":{}},"rollout":{"progressDeadlineSeconds":120,"minReadySeconds":5,"autoRollback":true,"revisionHistoryLimit":3}}""",
+            """{"runtime":"docker","app":{"image":"","build":{"context":".","dockerfile":"Dockerfile"},"imagePullPolicy":"IfNotPresent","healthCheck":{"http":{"path":"/","port":8080},"periodSeconds":5,"failureThreshold":3},"migrate":{"command":[],"timeoutSeconds":300},"resources":{}},"database":{"engine":"postgres","image":"postgres:16","name":"app","user":"app","storage":{"reclaimPolicy":"Retain"},"resources":{},"backup":{"schedule":""}},"cache":{"engine":"redis","image":"redis:7","persistence":"none","storage":{"reclaimPolicy":"Retain"},"resources":{}},"rollout":{"progressDeadlineSeconds":120,"minReadySeconds":5,"autoRollback":true,"revisionHistoryLimit":3}}""",
             JsonSerializer.Serialize(Defaults.Apply(Full<AppDeploymentSpec>(lists: false)), Json));
         Assert.Equal(
             """{"runtime":"docker","app":{"image":"x","imagePullPolicy":"IfNotPresent"},"rollout":{"progressDeadlineSeconds":120,"minReadySeconds":5,"autoRollback":true,"revisionHistoryLimit":3}}""",

@@ -66,6 +66,10 @@ public class ResourceValidatorTests
             "spec.app.env[0]: set either value or valueFrom, not both"
         },
         {
+            CelTwins.ImageXorBuild, a => a.Spec.App.Build = new BuildSpec { Context = "app" },
+            "spec.app.build: set exactly one of image and build: remove image to build from the Git source's commit, or remove build to run the image"
+        },
+        {
             CelTwins.RevisionHistoryLimitAtLeastOne, a => a.Spec.Rollout = new RolloutSpec { RevisionHistoryLimit = 0 },
             "spec.rollout.revisionHistoryLimit: must be at least 1 (the running revision is always kept), got 0"
         },
@@ -140,7 +144,7 @@ public class ResourceValidatorTests
         { a => a.Metadata.Name = null, "metadata.name: required" },
         { a => a.Metadata.NamespaceProperty = "Prod", "metadata.namespace: must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit), got \"Prod\"" },
         { a => a.Spec.Runtime = "podman", "spec.runtime: must be one of docker, kubernetes, got \"podman\"" },
-        { a => a.Spec.App.Image = "", "spec.app.image: required" },
+        { a => a.Spec.App.Image = "", "spec.app.image: required: set image (an image from a registry), or build (an image built on the node, with the Git source)" },
         { a => a.Spec.App.Image = "acme/api:1.0@sha256:abc", "spec.app.image: the digest must be sha256: followed by 64 lowercase hex digits, got \"sha256:abc\"" },
         { a => a.Spec.App.Image = "acme/API:1", "spec.app.image: repository names must be lowercase, got \"acme/API:1\"" },
         { a => a.Spec.App.Image = "acme/api:", "spec.app.image: must be an image reference such as registry.example.com/team/app:1.4.2 or team/app@sha256:<64 hex digits>, got \"acme/api:\"" },
