@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Prometheus;
 using Skiff.Acme;
+using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.Tests.Acme;
 
@@ -110,6 +111,32 @@ public sealed class CertificateManagerTests : IDisposable
         Assert.Equal(["new.example.com"], manager.States.Keys);
         Assert.Null(Gauge("old.example.com"));
         Assert.True(File.Exists(CertificateFiles.Certificate(state, "old.example.com")), "the files of a domain no longer wanted stay");
+    }
+
+    [Fact]
+    public async Task RunAsync_passes_on_a_nudge_with_the_new_domains_and_again_once_a_retry_is_due()
+    {
+        using var manager = Manager();
+        IReadOnlyCollection<string> wanted = ["a.example.com"];
+        using var stop = new CancellationTokenSource();
+        var run = manager.RunAsync(() => wanted, stop.Token);
+
+        await Eventually.TrueAsync("the first pass", () => manager.States.ContainsKey("a.example.com"), TimeSpan.FromSeconds(30));
+        var first = manager.States["a.example.com"];
+        Assert.Equal("IssueFailed", first.Reason);
+
+        wanted = ["a.example.com", "b.example.com"];
+        manager.Nudge();
+        await Eventually.TrueAsync("a pass with b.example.com", () => manager.States.ContainsKey("b.example.com"), TimeSpan.FromSeconds(30));
+        Assert.Equal(first, manager.States["a.example.com"]);
+
+        // The clock reaches a's retry: the loop, waiting on that clock, tries a again.
+        clock.SetUtcNow(first.NextAttempt!.Value);
+        await Eventually.TrueAsync("a retried", () => manager.States["a.example.com"].NextAttempt > first.NextAttempt, TimeSpan.FromSeconds(30),
+            () => $"{manager.States["a.example.com"]}");
+
+        await stop.CancelAsync();
+        await run;
     }
 
     [Theory]
