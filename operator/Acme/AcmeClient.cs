@@ -15,8 +15,9 @@ namespace Skiff.Acme;
 /// </summary>
 /// <remarks>
 /// Why hand-written: NuGet (the only package registry the build uses) serves no ACME client, and the protocol
-/// subset is small: JWS with one ECDSA key, JSON, polling. Debian 12 does package <c>lego</c> 4.9.1 (a binary;
-/// the Go library <c>golang-github-go-acme-lego-dev</c> is not packaged), but driving it would add a second
+/// subset is small: JWS with one ECDSA key, JSON, polling. Debian 12 does package the <c>lego</c> binary
+/// (<c>apt-cache policy lego</c>: 4.9.1-1 in bookworm main, from 2022; <c>golang-github-go-acme-lego-dev</c>, the
+/// library, has no candidate), but driving it would add a second
 /// program to the operator's image, a file layout of its own to translate into the proxy's
 /// (<c>certificates/DOMAIN.crt</c>, accounts per e-mail) and the CA's errors only as the text of its stderr;
 /// here the CA's problem documents, the renewal decisions and the metrics stay in one process.

@@ -39,6 +39,7 @@ public sealed class CertificateIssuanceTests(Pebble pebble) : IClassFixture<Pebb
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
         }
 
+        Assert.Equal([crt, key], Directory.GetFiles(CertificateFiles.CertificatesDir(state)).Order(StringComparer.Ordinal));
         Assert.StartsWith("-----BEGIN PRIVATE KEY-----", await File.ReadAllTextAsync(key), StringComparison.Ordinal);
         Assert.StartsWith($"https://127.0.0.1:{pebble.Directory.Port}/", await File.ReadAllTextAsync(CertificateFiles.AccountUrl(state)), StringComparison.Ordinal);
 
