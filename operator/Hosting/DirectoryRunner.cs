@@ -34,6 +34,9 @@ public sealed record DirectoryRunOptions(
     /// <summary>The Git source in front of the folder logic (<c>--source git</c>); then <see cref="Path"/> is unused.</summary>
     public GitFeedPlan? Git { get; init; }
 
+    /// <summary>Where certificates for the stacks' domains come from (<c>--acme-directory</c>, <c>--acme-email</c>).</summary>
+    public Acme.AcmeOptions Acme { get; init; } = new();
+
     /// <summary>The age identity file that decrypts Secret values kept in <c>*.age</c> files (<c>--age-key-file</c>), or null.</summary>
     public string? AgeKeyFile { get; init; }
 }

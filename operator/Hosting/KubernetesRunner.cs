@@ -44,6 +44,9 @@ public sealed record KubernetesRunOptions(
 
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
+
+    /// <summary>Where certificates for the stacks' domains come from (<c>--acme-directory</c>, <c>--acme-email</c>).</summary>
+    public Acme.AcmeOptions Acme { get; init; } = new();
 }
 
 /// <summary>

@@ -27,8 +27,9 @@ public sealed partial class ArrowTests
         ["Docker"] = ["Api", "Validation", "Observability", "Reconcile", "ImageGC"],
         ["Sources"] = ["Api", "Validation", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC"],
         ["Backup"] = ["Api", "Validation", "Runtime", "Observability", "State", "Reconcile"],
-        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup"],
-        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup"],
+        ["Acme"] = ["State"],
+        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme"],
+        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme"],
     };
 
     /// <summary>

@@ -600,9 +600,9 @@ public sealed partial class ChartTests
 
     private static bool IsHistogramBase(string name) => ExportedMetrics().Contains(name);
 
-    /// <summary>The names the operator's /metrics (SkiffMetrics, the Git source's) and the node proxy's /metrics create, read from their sources.</summary>
+    /// <summary>The names the operator's /metrics (SkiffMetrics, the Git source's, the certificates') and the node proxy's /metrics create, read from their sources.</summary>
     internal static HashSet<string> ExportedMetrics() =>
-        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Sources", "Git", "GitMetrics.cs"), Path.Combine("Proxy", "ProxyMetrics.cs") }
+        new[] { Path.Combine("Observability", "SkiffMetrics.cs"), Path.Combine("Sources", "Git", "GitMetrics.cs"), Path.Combine("Proxy", "ProxyMetrics.cs"), Path.Combine("Acme", "CertificateMetrics.cs") }
             .SelectMany(file => MetricDefinition().Matches(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", file))))
             .Select(m => m.Groups[1].Value)
             .ToHashSet(StringComparer.Ordinal);
