@@ -248,7 +248,7 @@ public sealed record DomainState(
 
             try
             {
-                using var leaf = X509Certificate2.CreateFromPemFile(crt);
+                using var leaf = X509Certificate2.CreateFromPem(File.ReadAllText(crt));
                 var notAfter = new DateTimeOffset(leaf.NotAfter.ToUniversalTime(), TimeSpan.Zero);
                 return new DomainState(d.Domain, d.Tls, d.Port, d.Revision, d.Upstream, notAfter <= now ? "expired" : "served", notAfter);
             }
