@@ -158,7 +158,7 @@ public sealed record ProxyRoutes(
             var canonical = this with
             {
                 Listeners = [.. Listeners.OrderBy(l => l.Address, StringComparer.Ordinal)],
-                Domains = Domains is null ? null : [.. Domains.OrderBy(d => d.Domain, StringComparer.Ordinal)],
+                Domains = Domains is not { Count: > 0 } ? null : [.. Domains.OrderBy(d => d.Domain, StringComparer.Ordinal)],
             };
             var hash = SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(canonical));
             return (long)(BinaryPrimitives.ReadUInt64BigEndian(hash) >> 16);
@@ -250,7 +250,7 @@ public sealed record ProxyRoutes(
             }
 
             var (shared, domains) = ParseDomains(root, listeners);
-            return new ProxyRoutes(v, listeners) { Shared = shared, Domains = domains };
+            return new ProxyRoutes(v, listeners) { Shared = shared, Domains = domains is { Count: > 0 } ? domains : null };
         }
     }
 

@@ -57,6 +57,10 @@ public sealed class DomainRoutingTests : IDisposable
         Assert.DoesNotContain("domains", json, StringComparison.Ordinal);
         Assert.Equal(new ProxyRoutes(1, listeners).Fingerprint, plain.Fingerprint);
 
+        // A version 2 file without domains reads back with the fingerprint it was written with (what the operator waits for).
+        var v2 = new ProxyRoutes(2, listeners);
+        Assert.Equal(v2.Fingerprint, ProxyRoutes.Parse(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(v2)).Fingerprint);
+
         var withDomain = ProxyRoutes.For(listeners, shared, [Api]);
         Assert.Equal(2, withDomain.Version);
         Assert.NotEqual(plain.Fingerprint, withDomain.Fingerprint);
