@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -117,7 +118,7 @@ internal sealed class DomainListener
         var started = Stopwatch.GetTimestamp();
         var request = http.Request;
         var decision = DomainRouting.Decide(Https, request.Headers.Host.ToString(), request.Path.ToUriComponent() + request.QueryString.ToUriComponent(),
-            router.Table, router.Certificates.Has, router.HttpsPort);
+            router.Table, router.Certificates.Has, router.HttpsPort, Https ? http.Features.Get<ITlsHandshakeFeature>()?.HostName : null);
         switch (decision)
         {
             case DomainDecision.Forward forward:
@@ -132,6 +133,9 @@ internal sealed class DomainListener
                 break;
             case DomainDecision.NotFound notFound:
                 await TextAsync(http, StatusCodes.Status404NotFound, notFound.Text);
+                break;
+            case DomainDecision.Misdirected misdirected:
+                await TextAsync(http, StatusCodes.Status421MisdirectedRequest, misdirected.Text);
                 break;
         }
 

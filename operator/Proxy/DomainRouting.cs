@@ -65,6 +65,9 @@ public abstract record DomainDecision
 
     /// <summary>404 with a short text.</summary>
     public sealed record NotFound(string Text) : DomainDecision;
+
+    /// <summary>421: over HTTPS, the Host names another domain than the TLS handshake did (SNI).</summary>
+    public sealed record Misdirected(string Text) : DomainDecision;
 }
 
 /// <summary>
@@ -77,7 +80,8 @@ public abstract record DomainDecision
 ///   token that is not base64url is a 404, never a file path. A known domain with <c>tls</c> and a certificate
 ///   redirects (308, same host, path and query) to HTTPS; without a certificate yet, or without <c>tls</c>, it is
 ///   forwarded: the route never goes down for want of a certificate. An unknown host is a 404.
-/// - HTTPS: a known domain is forwarded; an unknown host (a Host header that differs from every domain) is a 404.
+/// - HTTPS: a known domain is forwarded when it is the name the handshake asked for (SNI); another domain of the
+///   node is a 421 (the certificate was not its), an unknown host a 404.
 /// </remarks>
 public static class DomainRouting
 {
@@ -91,7 +95,8 @@ public static class DomainRouting
     /// <param name="table">The domains now.</param>
     /// <param name="hasCertificate">Whether a certificate is served for a domain now.</param>
     /// <param name="httpsPort">The HTTPS listener's port (left out of the redirect when 443).</param>
-    public static DomainDecision Decide(bool https, string? host, string pathAndQuery, DomainTable table, Func<string, bool> hasCertificate, int httpsPort)
+    /// <param name="serverName">Over HTTPS: the name the TLS handshake asked for (SNI).</param>
+    public static DomainDecision Decide(bool https, string? host, string pathAndQuery, DomainTable table, Func<string, bool> hasCertificate, int httpsPort, string? serverName = null)
     {
         if (!https && pathAndQuery.StartsWith(ChallengePrefix, StringComparison.Ordinal))
         {
@@ -105,6 +110,11 @@ public static class DomainRouting
         {
             var shown = DomainTable.Normalize(host) ?? "(none)";
             return new DomainDecision.NotFound($"no site is served here for host {Printable(shown)}\n");
+        }
+
+        if (https && serverName is not null && DomainTable.Normalize(serverName) != domain.Domain)
+        {
+            return new DomainDecision.Misdirected($"this connection is for {Printable(DomainTable.Normalize(serverName)!)}, not {domain.Domain}: open a new one\n");
         }
 
         if (!https && domain.Tls && hasCertificate(domain.Domain))

@@ -53,6 +53,10 @@ public sealed class DomainProxyTests : IDisposable
         Assert.Contains("X-Forwarded-Proto: https", headers.Body, StringComparison.Ordinal);
         Assert.Contains($"X-Forwarded-Host: {A}:{httpsPort}", headers.Body, StringComparison.Ordinal);
 
+        // A's handshake cannot carry B's requests: 421, never B's site behind A's certificate.
+        var fronted = await client.GetAsync(Https(A, "/"), host: B);
+        Assert.Equal(HttpStatusCode.MisdirectedRequest, fronted.Status);
+
         // No default certificate: a name the node does not serve fails the handshake.
         var unknown = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync(Https("c.example.test", "/")));
         // The proxy closes the connection during the handshake: the client sees no certificate and no answer.
@@ -232,10 +236,15 @@ public sealed class DomainProxyTests : IDisposable
         }
 
         /// <summary>GET; an https:// URI goes over the TLS of the connect callback (the request line stays HTTP/1.1 on it).</summary>
-        public async Task<Answer> GetAsync(Uri uri)
+        public async Task<Answer> GetAsync(Uri uri, string? host = null)
         {
             var plain = uri.Scheme == Uri.UriSchemeHttps ? new UriBuilder(uri) { Scheme = Uri.UriSchemeHttp, Port = uri.Port }.Uri : uri;
             using var request = new HttpRequestMessage(HttpMethod.Get, plain);
+            if (host is not null)
+            {
+                request.Headers.Host = host;
+            }
+
             using var response = await client.SendAsync(request);
             var body = await response.Content.ReadAsStringAsync();
             request.Options.TryGetValue(Served, out var certificate);

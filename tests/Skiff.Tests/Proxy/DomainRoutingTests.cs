@@ -129,6 +129,14 @@ public sealed class DomainRoutingTests : IDisposable
     }
 
     [Fact]
+    public void Https_answers_421_when_the_host_is_another_domain_than_the_handshake_named()
+    {
+        Assert.Equal(new DomainDecision.Forward(Api), DomainRouting.Decide(true, "api.example.com:443", "/", Table, _ => true, 443, "API.example.com"));
+        var other = Assert.IsType<DomainDecision.Misdirected>(DomainRouting.Decide(true, "shop.example.com", "/", Table, _ => true, 443, "api.example.com"));
+        Assert.Equal("this connection is for api.example.com, not shop.example.com: open a new one\n", other.Text);
+    }
+
+    [Fact]
     public void An_acme_challenge_is_answered_on_http_for_any_host_and_never_redirected()
     {
         Assert.Equal(
