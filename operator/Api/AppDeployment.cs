@@ -264,6 +264,24 @@ public sealed class PortSpec
     [JsonPropertyName("protocol")]
     [SchemaEnum(PortProtocols.Http, PortProtocols.Tcp)]
     public string? Protocol { get; set; }
+
+    /// <summary>
+    /// Domain names (lowercase DNS names such as api.example.com; no wildcards) the node proxy serves this port on,
+    /// by Host header and TLS SNI on the node's shared HTTP and HTTPS ports (skiff run --proxy-http-port, default 80,
+    /// and --proxy-https-port, default 443). Only on protocol http; no hostPort needed. One domain belongs to one stack per node.
+    /// </summary>
+    [JsonPropertyName("domains")]
+    [SchemaMaxItems(16)]
+    [SchemaItemsMaxLength(253)]
+    [ListSet]
+    public List<string>? Domains { get; set; }
+
+    /// <summary>
+    /// Serve the domains over HTTPS with a certificate from the state folder (proxy/certs), HTTP redirecting to it once
+    /// one is there; false serves them over HTTP only. Default true when domains are set.
+    /// </summary>
+    [JsonPropertyName("tls")]
+    public bool? Tls { get; set; }
 }
 
 /// <summary>How the node proxy forwards a published port.</summary>

@@ -51,6 +51,9 @@ public static class Defaults
     /// <summary>Not a schema default, like <see cref="DrainSeconds"/>.</summary>
     public const string PortProtocol = PortProtocols.Http;
 
+    /// <summary>ports[].tls when the port has domains: not a schema default, like <see cref="DrainSeconds"/>.</summary>
+    public const bool PortTls = true;
+
     /// <summary>database.backup.retain: not a schema default, like <see cref="DrainSeconds"/>.</summary>
     public const int BackupRetain = 7;
 

@@ -35,6 +35,7 @@ public static class FolderChecks
         }
 
         CheckHostPorts(apps, problems);
+        CheckDomains(apps, problems);
         CheckOperatorPorts(apps, metrics, probes, problems);
         return problems;
     }
@@ -121,6 +122,32 @@ public static class FolderChecks
                 }
 
                 published.Add((node, ip, hostPort, shown, document, key));
+            }
+        }
+    }
+
+    private static void CheckDomains(List<(LoadedDocument Document, AppDeployment App)> apps, List<FolderProblem> problems)
+    {
+        var claimed = new Dictionary<(string Node, string Domain), (string Key, LoadedDocument Document)>();
+        foreach (var (document, app) in apps.Where(a => IsDocker(a.App) && a.App.Spec.Node is not null))
+        {
+            var node = app.Spec.Node!;
+            var key = $"{document.Namespace ?? "default"}/{app.Metadata.Name}";
+            foreach (var (port, i) in (app.Spec.App.Ports ?? []).Select((p, i) => (p, i)))
+            {
+                foreach (var (domain, d) in (port.Domains ?? []).Select((name, d) => (name, d)))
+                {
+                    // Within one stack the resource's own validation reports duplicates; here only other stacks count.
+                    if (claimed.TryGetValue((node, domain), out var owner) && owner.Key != key)
+                    {
+                        problems.Add(new(document, new($"spec.app.ports[{i}].domains[{d}]",
+                            $"\"{domain}\" is already served by {owner.Key} ({owner.Document}) on node {node}: one domain routes to one stack on a node; " +
+                            "remove it from one of them, or use another name such as staging." + domain)));
+                        continue;
+                    }
+
+                    claimed.TryAdd((node, domain), (key, document));
+                }
             }
         }
     }

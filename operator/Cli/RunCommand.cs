@@ -142,6 +142,23 @@ public static class RunCommand
         DefaultValueFactory = _ => ":9090",
     };
 
+    public static Option<int> ProxyHttpPort { get; } = new("--proxy-http-port")
+    {
+        Description = "The node's shared HTTP port where the node proxy serves every stack's domains (ports[].domains) by Host header, " +
+            "answers ACME challenges and redirects to HTTPS",
+        HelpName = "port",
+        DefaultValueFactory = _ => 80,
+        CustomParser = result => PortNumber(result, "--proxy-http-port", 80),
+    };
+
+    public static Option<int> ProxyHttpsPort { get; } = new("--proxy-https-port")
+    {
+        Description = "The node's shared HTTPS port where the node proxy serves every stack's domains by SNI with the certificates of the state folder's proxy/certs",
+        HelpName = "port",
+        DefaultValueFactory = _ => 443,
+        CustomParser = result => PortNumber(result, "--proxy-https-port", 443),
+    };
+
     public static Option<string> AcmeDirectory { get; } = new("--acme-directory")
     {
         Description = "The ACME CA's directory URL that certificates for spec.app.ports[].domains come from",
@@ -165,7 +182,7 @@ public static class RunCommand
             Source, PathOption, SourceName, Url, Branch, Interval, SshKey, SshKnownHosts, TokenFile, WebhookSecretFile, AgeKeyFile,
             Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
-            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress,
+            LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress, ProxyHttpPort, ProxyHttpsPort,
             AcmeDirectory, AcmeEmail,
         };
         command.SetAction(async (parse, ct) =>
@@ -208,7 +225,15 @@ public static class RunCommand
                     return ExitCodes.UsageOrIo;
                 }
 
-                proxy = new Hosting.NodeProxySettings(proxyImage, metricsAddress);
+                var httpPort = parse.GetValue(ProxyHttpPort);
+                var httpsPort = parse.GetValue(ProxyHttpsPort);
+                if (httpPort == httpsPort)
+                {
+                    Console.Error.WriteLine($"--proxy-https-port: {httpsPort} is also --proxy-http-port; HTTP and HTTPS need their own ports (80 and 443)");
+                    return ExitCodes.UsageOrIo;
+                }
+
+                proxy = new Hosting.NodeProxySettings(proxyImage, metricsAddress) { HttpPort = httpPort, HttpsPort = httpsPort };
             }
 
             var acmeDirectory = parse.GetValue(AcmeDirectory)!;
@@ -367,5 +392,17 @@ public static class RunCommand
         }
 
         return parse.GetResult(Interval) is { Implicit: false } ? Interval.Name : null;
+    }
+
+    private static int PortNumber(System.CommandLine.Parsing.ArgumentResult result, string option, int fallback)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is >= 1 and <= 65535)
+        {
+            return port;
+        }
+
+        result.AddError($"{option} {text}: want a port number from 1 to 65535");
+        return fallback;
     }
 }

@@ -69,7 +69,9 @@ public static class StatusCommand
         }
 
         var events = store.ReadEvents(ns, name);
-        var routes = ProxyRoutesOf(store, $"{ns}/{name}");
+        var file = ProxyRoutesFile(store);
+        var routes = file?.Listeners.Where(l => l.Stack == $"{ns}/{name}").OrderBy(l => l.Address, StringComparer.Ordinal).ToList();
+        var domains = file is null ? null : Proxy.DomainState.Of(file, $"{ns}/{name}", Path.Combine(store.Root, "proxy", "certs"), now);
         switch (format)
         {
             case OutputFormat.Json or OutputFormat.Yaml:
@@ -80,22 +82,27 @@ public static class StatusCommand
                     node["routes"] = JsonSerializer.SerializeToNode(routes);
                 }
 
+                if (domains is { Count: > 0 })
+                {
+                    node["domains"] = JsonSerializer.SerializeToNode(domains);
+                }
+
                 stdout.Write(format == OutputFormat.Json ? node.ToJsonString(StateStore.Json) + "\n" : YamlWriter.Write([node]));
                 break;
             default:
-                StatusDescription.Write(record, events, stdout, now, routes);
+                StatusDescription.Write(record, events, stdout, now, routes, domains);
                 break;
         }
 
         return IsReady(record) ? ExitCodes.Ok : ExitCodes.NotOk;
     }
 
-    /// <summary>The stack's routes in the node proxy's file (the state folder's <c>proxy/routes.json</c>), or null without the proxy.</summary>
-    private static List<Proxy.ProxyListener>? ProxyRoutesOf(StateStore store, string stack)
+    /// <summary>The node proxy's routes file (the state folder's <c>proxy/routes.json</c>), or null without the proxy.</summary>
+    private static Proxy.ProxyRoutes? ProxyRoutesFile(StateStore store)
     {
         try
         {
-            return [.. Proxy.ProxyRoutes.Read(Path.Combine(store.Root, "proxy", "routes.json")).Listeners.Where(l => l.Stack == stack).OrderBy(l => l.Address, StringComparer.Ordinal)];
+            return Proxy.ProxyRoutes.Read(Path.Combine(store.Root, "proxy", "routes.json"));
         }
         catch (Exception e) when (e is IOException or Proxy.ProxyRoutesException or UnauthorizedAccessException)
         {

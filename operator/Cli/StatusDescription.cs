@@ -7,7 +7,8 @@ namespace Skiff.Cli;
 /// <summary>One resource in full, laid out as <c>kubectl describe</c> does: fields, then conditions, history, components and events.</summary>
 public static class StatusDescription
 {
-    public static void Write(StatusRecord record, IReadOnlyList<StoredEvent> events, TextWriter output, DateTimeOffset now, IReadOnlyList<Proxy.ProxyListener>? routes = null)
+    public static void Write(StatusRecord record, IReadOnlyList<StoredEvent> events, TextWriter output, DateTimeOffset now, IReadOnlyList<Proxy.ProxyListener>? routes = null,
+        IReadOnlyList<Proxy.DomainState>? domains = null)
     {
         var status = record.Status;
         Field(output, "", "Name", record.Name);
@@ -89,6 +90,24 @@ public static class StatusDescription
                 }));
         }
 
+        if (domains is { Count: > 0 })
+        {
+            // Served on the node's shared HTTP/HTTPS ports; the certificate as the proxy finds it in proxy/certs.
+            Table(output, "Domains", ["DOMAIN", "TLS", "PORT", "REVISION", "UPSTREAM", "CERTIFICATE"],
+                domains.Select(d => new[]
+                {
+                    d.Domain, d.Tls ? "yes" : "no", d.Port, d.Revision.ToString(CultureInfo.InvariantCulture), d.Upstream,
+                    d.Certificate switch
+                    {
+                        "served" => $"served, expires {d.NotAfter!.Value.UtcDateTime.ToString("yyyy-MM-dd HH:mm'Z'", CultureInfo.InvariantCulture)} (in {StatusTable.Age(d.NotAfter.Value - now)})",
+                        "expired" => $"EXPIRED {d.NotAfter!.Value.UtcDateTime.ToString("yyyy-MM-dd HH:mm'Z'", CultureInfo.InvariantCulture)}",
+                        "none" => "none yet (served over HTTP)",
+                        "unreadable" => "unreadable (served over HTTP or the last good one)",
+                        _ => "not used (tls: false)",
+                    },
+                }));
+        }
+
         // As kubectl describe: "5m (x3 over 20m)" for an event that happened again.
         Table(output, "Events", ["TYPE", "REASON", "AGE", "MESSAGE"],
             events.Select(e => new[]
@@ -102,7 +121,10 @@ public static class StatusDescription
     private static string Port(PortSpec p)
     {
         var inside = p.Name is { Length: > 0 } name ? $"{name} {p.ContainerPort}" : p.ContainerPort.ToString(CultureInfo.InvariantCulture);
-        return p.HostPort is { } hostPort ? $"{inside} -> {p.HostIP ?? "0.0.0.0"}:{hostPort}" : inside;
+        var published = p.HostPort is { } hostPort ? $"{inside} -> {p.HostIP ?? "0.0.0.0"}:{hostPort}" : inside;
+        return p.Domains is { Count: > 0 } domains
+            ? $"{published} -> {string.Join(" ", domains)} ({((p.Tls ?? Defaults.PortTls) ? "https" : "http")})"
+            : published;
     }
 
     private static void Field(TextWriter output, string indent, string label, string? value) =>

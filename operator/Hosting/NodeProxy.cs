@@ -46,9 +46,12 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     /// <param name="stateRoot">The state folder: the routes are in its <c>proxy/</c> folder.</param>
     /// <param name="node">The node's name, for the container's labels.</param>
     /// <param name="logger">Where switches and upgrades are told.</param>
-    public NodeProxy(string image, string metricsBindAddress, string stateRoot, string node, ILogger logger)
+    /// <param name="httpPort">The node's shared HTTP port for domains (<c>--proxy-http-port</c>).</param>
+    /// <param name="httpsPort">The node's shared HTTPS port for domains (<c>--proxy-https-port</c>).</param>
+    public NodeProxy(string image, string metricsBindAddress, string stateRoot, string node, ILogger logger, int httpPort = 80, int httpsPort = 443)
     {
         this.image = image;
+        Shared = new ProxySharedListeners($"0.0.0.0:{httpPort.ToString(CultureInfo.InvariantCulture)}", $"0.0.0.0:{httpsPort.ToString(CultureInfo.InvariantCulture)}");
         this.node = node;
         this.logger = logger;
         metricsBind = metricsBindAddress;
@@ -57,6 +60,15 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         FilePath = Path.Combine(Folder, "routes.json");
         Load();
     }
+
+    /// <summary>Where the proxy serves every domain: the node's shared HTTP and HTTPS addresses.</summary>
+    public ProxySharedListeners Shared { get; }
+
+    /// <summary>The certificates the proxy serves (<c>DOMAIN.crt</c>, <c>DOMAIN.key</c>), written by the certificate manager.</summary>
+    public string CertsFolder => Path.Combine(Folder, "certs");
+
+    /// <summary>The ACME HTTP-01 challenge files (one per token) the proxy answers on the shared HTTP port.</summary>
+    public string ChallengeFolder => Path.Combine(Folder, "acme");
 
     /// <summary>The routes folder (bind-mounted into the proxy).</summary>
     public string Folder { get; }
@@ -96,22 +108,47 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         try
         {
             List<ProxyListener> listeners;
+            List<ProxyDomain> domains;
             lock (table)
             {
-                var clash = table.Where(t => t.Key != stackKey)
-                    .SelectMany(t => t.Value.Routes.Select(r => (Stack: t.Key, r.Address)))
-                    .FirstOrDefault(o => routes.Any(r => r.Address == o.Address));
+                var others = table.Where(t => t.Key != stackKey).ToList();
+                var clash = others
+                    .SelectMany(t => t.Value.Routes.Where(r => r.Domain is null).Select(r => (Stack: t.Key, r.Address)))
+                    .FirstOrDefault(o => routes.Any(r => r.Domain is null && r.Address == o.Address));
                 if (clash.Stack is not null)
                 {
                     throw new InvalidOperationException(
                         $"spec.app.ports: {clash.Address} is published by stack {clash.Stack} already; give this stack another hostPort or hostIP");
                 }
 
-                listeners = table.Where(t => t.Key != stackKey).SelectMany(t => ToListeners(t.Key, t.Value.Routes))
-                    .Concat(ToListeners(stackKey, routes)).ToList();
+                var taken = others
+                    .SelectMany(t => t.Value.Routes.Where(r => r.Domain is not null).Select(r => (Stack: t.Key, r.Domain)))
+                    .FirstOrDefault(o => routes.Any(r => r.Domain == o.Domain));
+                if (taken.Stack is not null)
+                {
+                    throw new InvalidOperationException(
+                        $"spec.app.ports[].domains: {taken.Domain} is served by stack {taken.Stack} on this node already; one domain routes to one stack, remove it from one of them");
+                }
+
+                var all = others.SelectMany(t => t.Value.Routes).Concat(routes).ToList();
+                if (all.Any(r => r.Domain is not null) && routes.FirstOrDefault(r => r.Domain is null && OnSharedPort(r.Address)) is { } onShared)
+                {
+                    throw new InvalidOperationException(
+                        $"spec.app.ports: {onShared.Address} takes the node's shared HTTP/HTTPS port ({Shared.Http}, {Shared.Https}: skiff run --proxy-http-port and --proxy-https-port), where the proxy serves domains; give the port domains instead of a hostPort, or choose another hostPort");
+                }
+
+                if (routes.Any(r => r.Domain is not null)
+                    && others.SelectMany(t => t.Value.Routes.Where(r => r.Domain is null && OnSharedPort(r.Address)).Select(r => (Stack: t.Key, r.Address))).FirstOrDefault() is { Stack: not null } holder)
+                {
+                    throw new InvalidOperationException(
+                        $"spec.app.ports[].domains: stack {holder.Stack} publishes {holder.Address}, the node's shared HTTP/HTTPS port where domains are served; move its hostPort, or run skiff with other --proxy-http-port/--proxy-https-port");
+                }
+
+                listeners = others.SelectMany(t => ToListeners(t.Key, t.Value.Routes)).Concat(ToListeners(stackKey, routes)).ToList();
+                domains = others.SelectMany(t => ToDomains(t.Key, t.Value.Routes)).Concat(ToDomains(stackKey, routes)).ToList();
             }
 
-            var file = new ProxyRoutes(ProxyRoutes.CurrentVersion, listeners);
+            var file = ProxyRoutes.For(listeners, Shared, domains);
             Directory.CreateDirectory(Folder);
             ProxyRoutes.Write(FilePath, file);
             Interlocked.Exchange(ref written, file.Fingerprint);
@@ -129,7 +166,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
 
             logger.LogInformation(
                 routes.Count == 0 ? "Proxy: {Stack} has no routes now" : "Proxy: {Stack} routes {Routes}",
-                stackKey, string.Join(", ", routes.Select(r => $"{r.Address} -> r{r.Revision} {r.Upstream}")));
+                stackKey, string.Join(", ", routes.Select(r => $"{(r.Domain is null ? r.Address : r.Domain)} -> r{r.Revision} {r.Upstream}")));
         }
         finally
         {
@@ -267,7 +304,15 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     }
 
     private static IEnumerable<ProxyListener> ToListeners(string stack, IEnumerable<StackRoute> routes) =>
-        routes.Select(r => new ProxyListener(r.Address, ProxyProtocolNames.FromName(r.Protocol), stack, r.Port, r.Revision, r.Upstream));
+        routes.Where(r => r.Domain is null).Select(r => new ProxyListener(r.Address, ProxyProtocolNames.FromName(r.Protocol), stack, r.Port, r.Revision, r.Upstream));
+
+    private static IEnumerable<ProxyDomain> ToDomains(string stack, IEnumerable<StackRoute> routes) =>
+        routes.Where(r => r.Domain is not null).Select(r => new ProxyDomain(r.Domain!, r.Tls, stack, r.Port, r.Revision, r.Upstream));
+
+    /// <summary>Whether a published address takes the port of a shared listener (on an overlapping IP).</summary>
+    private bool OnSharedPort(string address) =>
+        IPEndPoint.TryParse(address, out var at)
+        && new[] { Shared.HttpEndPoint, Shared.HttpsEndPoint }.Any(s => s.Port == at.Port && ProxyRoutes.Overlap(s.Address, at.Address));
 
     private void Load()
     {
@@ -291,11 +336,11 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
 
         var since = new DateTimeOffset(File.GetLastWriteTimeUtc(FilePath), TimeSpan.Zero);
-        foreach (var stack in file.Listeners.GroupBy(l => l.Stack, StringComparer.Ordinal))
+        var restored = file.Listeners.Select(l => (l.Stack, Route: new StackRoute(l.Address, l.Protocol.Name(), l.Port, l.Revision, l.Upstream)))
+            .Concat((file.Domains ?? []).Select(d => (d.Stack, Route: new StackRoute("", "http", d.Port, d.Revision, d.Upstream, d.Domain, d.Tls))));
+        foreach (var stack in restored.GroupBy(l => l.Stack, StringComparer.Ordinal))
         {
-            table[stack.Key] = new StackRoutes(
-                stack.Select(l => new StackRoute(l.Address, l.Protocol.Name(), l.Port, l.Revision, l.Upstream)).ToList(),
-                since);
+            table[stack.Key] = new StackRoutes(stack.Select(l => l.Route).ToList(), since);
         }
 
         written = file.Fingerprint;
@@ -361,7 +406,11 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         List<string> addresses;
         lock (table)
         {
-            addresses = table.Values.SelectMany(t => t.Routes.Select(r => r.Address)).ToList();
+            addresses = table.Values.SelectMany(t => t.Routes.Where(r => r.Domain is null).Select(r => r.Address)).ToList();
+            if (table.Values.Any(t => t.Routes.Any(r => r.Domain is not null)))
+            {
+                addresses.AddRange([Shared.Http, Shared.Https]);
+            }
         }
 
         var lines = (await engine.LogsAsync(id, 2000, ct)).Split('\n');
@@ -412,8 +461,14 @@ public sealed class NodeProxy : IRouteTable, IDisposable
 /// </summary>
 public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
 {
+    /// <summary>The node's shared HTTP port for domains (<c>--proxy-http-port</c>).</summary>
+    public int HttpPort { get; init; } = 80;
+
+    /// <summary>The node's shared HTTPS port for domains (<c>--proxy-https-port</c>).</summary>
+    public int HttpsPort { get; init; } = 443;
+
     public NodeProxy Create(string stateRoot, string node, ILoggerFactory logging) =>
-        new(Image, MetricsBindAddress, stateRoot, node, logging.CreateLogger("Skiff.Proxy"));
+        new(Image, MetricsBindAddress, stateRoot, node, logging.CreateLogger("Skiff.Proxy"), HttpPort, HttpsPort);
 
     /// <summary>Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.</summary>
     public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, ILogger log, CancellationToken ct)

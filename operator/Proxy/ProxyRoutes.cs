@@ -53,6 +53,40 @@ public sealed record ProxyListener(
 }
 
 /// <summary>
+/// A domain served on the node's shared HTTP and HTTPS listeners: requests whose <c>Host</c> (and, over HTTPS, whose
+/// TLS SNI) is <paramref name="Domain"/> go to <paramref name="Upstream"/>.
+/// </summary>
+/// <param name="Domain">The lowercase DNS name (no wildcard). Unique in a file.</param>
+/// <param name="Tls">Served over HTTPS with the certificate of <c>certs/DOMAIN.crt</c>; HTTP redirects there once it exists.</param>
+/// <param name="Stack">The stack it belongs to, <c>namespace/name</c>.</param>
+/// <param name="Port">The port's name in the stack's spec.</param>
+/// <param name="Revision">The revision <paramref name="Upstream"/> runs.</param>
+/// <param name="Upstream">Where to forward: <c>IP:port</c> of the revision's container.</param>
+public sealed record ProxyDomain(
+    [property: JsonPropertyName("domain")] string Domain,
+    [property: JsonPropertyName("tls")] bool Tls,
+    [property: JsonPropertyName("stack")] string Stack,
+    [property: JsonPropertyName("port")] string Port,
+    [property: JsonPropertyName("revision")] long Revision,
+    [property: JsonPropertyName("upstream")] string Upstream);
+
+/// <summary>The node's shared listeners, where every domain is served by Host header and SNI.</summary>
+/// <param name="Http">Plain HTTP (<c>0.0.0.0:80</c>): ACME challenges, redirects to HTTPS, domains without a certificate.</param>
+/// <param name="Https">HTTPS (<c>0.0.0.0:443</c>): the certificate chosen by SNI.</param>
+public sealed record ProxySharedListeners(
+    [property: JsonPropertyName("http")] string Http,
+    [property: JsonPropertyName("https")] string Https)
+{
+    /// <summary>The HTTP address, parsed.</summary>
+    [JsonIgnore]
+    public IPEndPoint HttpEndPoint => IPEndPoint.Parse(Http);
+
+    /// <summary>The HTTPS address, parsed.</summary>
+    [JsonIgnore]
+    public IPEndPoint HttpsEndPoint => IPEndPoint.Parse(Https);
+}
+
+/// <summary>
 /// The proxy's routes file (<c>routes.json</c> in the state folder): written by the operator, read by
 /// <c>skiff proxy</c>. Both sides use this one definition.
 /// </summary>
@@ -60,24 +94,51 @@ public sealed record ProxyListener(
 /// # Guarantees
 /// - <see cref="Write"/> is atomic (a temporary file in the same folder, flushed, then renamed over the
 ///   old one): the proxy sees the old routes or the new ones, never half a file.
-/// - <see cref="Read"/> and <see cref="Parse"/> accept only a complete, valid file: <c>version</c> 1, every
-///   field of every listener present and well formed, no address twice. Anything else throws
+/// - <see cref="Read"/> and <see cref="Parse"/> accept only a complete, valid file: <c>version</c> 1 or 2, every
+///   field of every listener and domain present and well formed, no address or domain twice, no listener on a shared
+///   listener's port. Anything else throws
 ///   <see cref="ProxyRoutesException"/> naming the field; addresses come back normalized
 ///   (<c>127.0.0.1:3000</c>, <c>[::1]:80</c>).
 /// - <see cref="Fingerprint"/> identifies the routes (the proxy exports the applied one as
 ///   <c>skiff_proxy_routes_version</c>), so the operator can tell when a switch is live.
 ///
+/// - <see cref="For"/> writes version 1 (the format of proxies before domains, whose fingerprint it keeps) while no
+///   domain is routed, and version 2 (with <c>shared</c> and <c>domains</c>) once one is: a proxy too old for domains
+///   refuses such a file and keeps its last good routes rather than silently dropping the domains.
+///
 /// # Caveats
 /// Unknown fields are ignored, so an older proxy can read a newer operator's file that only adds fields.
 /// </remarks>
-/// <param name="Version">The format version; only <see cref="CurrentVersion"/> is understood.</param>
+/// <param name="Version">The format version: 1 (listeners only) or <see cref="CurrentVersion"/> (with domains).</param>
 /// <param name="Listeners">Every published port of the node.</param>
 public sealed record ProxyRoutes(
     [property: JsonPropertyName("version")] int Version,
     [property: JsonPropertyName("listeners")] IReadOnlyList<ProxyListener> Listeners)
 {
-    /// <summary>The only format version this build reads and writes.</summary>
-    public const int CurrentVersion = 1;
+    /// <summary>The newest format version this build reads and writes (2: shared listeners and domains).</summary>
+    public const int CurrentVersion = 2;
+
+    /// <summary>The format without domains, which proxies before version 2 read.</summary>
+    public const int ListenersOnlyVersion = 1;
+
+    /// <summary>The shared HTTP and HTTPS listeners (version 2); null without domains.</summary>
+    [JsonPropertyName("shared")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ProxySharedListeners? Shared { get; init; }
+
+    /// <summary>The domains served on <see cref="Shared"/> (version 2); null without domains.</summary>
+    [JsonPropertyName("domains")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ProxyDomain>? Domains { get; init; }
+
+    /// <summary>
+    /// The routes to write: version 1 without domains (so a proxy that predates them reads the file, and the
+    /// fingerprint stays what it was), version 2 with <paramref name="shared"/> and <paramref name="domains"/> otherwise.
+    /// </summary>
+    public static ProxyRoutes For(IReadOnlyList<ProxyListener> listeners, ProxySharedListeners? shared, IReadOnlyList<ProxyDomain> domains) =>
+        domains.Count == 0 || shared is null
+            ? new ProxyRoutes(ListenersOnlyVersion, listeners)
+            : new ProxyRoutes(CurrentVersion, listeners) { Shared = shared, Domains = domains };
 
     private static readonly JsonSerializerOptions WriteOptions = new() { WriteIndented = true };
 
@@ -94,7 +155,11 @@ public sealed record ProxyRoutes(
         get
         {
             // Over the canonical form: the same routes give the same number whatever the listener order.
-            var canonical = this with { Listeners = [.. Listeners.OrderBy(l => l.Address, StringComparer.Ordinal)] };
+            var canonical = this with
+            {
+                Listeners = [.. Listeners.OrderBy(l => l.Address, StringComparer.Ordinal)],
+                Domains = Domains is not { Count: > 0 } ? null : [.. Domains.OrderBy(d => d.Domain, StringComparer.Ordinal)],
+            };
             var hash = SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(canonical));
             return (long)(BinaryPrimitives.ReadUInt64BigEndian(hash) >> 16);
         }
@@ -153,9 +218,9 @@ public sealed record ProxyRoutes(
                 throw new ProxyRoutesException("version: required, a whole number");
             }
 
-            if (v != CurrentVersion)
+            if (v is not (ListenersOnlyVersion or CurrentVersion))
             {
-                throw new ProxyRoutesException($"version: {v} is not understood by this proxy (it reads version {CurrentVersion}); upgrade the proxy");
+                throw new ProxyRoutesException($"version: {v} is not understood by this proxy (it reads versions {ListenersOnlyVersion} and {CurrentVersion}); upgrade the proxy");
             }
 
             if (!root.TryGetProperty("listeners", out var items) || items.ValueKind != JsonValueKind.Array)
@@ -179,7 +244,13 @@ public sealed record ProxyRoutes(
                 i++;
             }
 
-            return new ProxyRoutes(v, listeners);
+            if (v == ListenersOnlyVersion)
+            {
+                return new ProxyRoutes(v, listeners);
+            }
+
+            var (shared, domains) = ParseDomains(root, listeners);
+            return new ProxyRoutes(v, listeners) { Shared = shared, Domains = domains is { Count: > 0 } ? domains : null };
         }
     }
 
@@ -211,27 +282,102 @@ public sealed record ProxyRoutes(
         }
     }
 
-    private static ProxyListener ParseListener(JsonElement item, string at)
+    private static (ProxySharedListeners? Shared, IReadOnlyList<ProxyDomain>? Domains) ParseDomains(JsonElement root, List<ProxyListener> listeners)
+    {
+        var domains = new List<ProxyDomain>();
+        if (root.TryGetProperty("domains", out var items) && items.ValueKind != JsonValueKind.Null)
+        {
+            if (items.ValueKind != JsonValueKind.Array)
+            {
+                throw new ProxyRoutesException("domains: a list");
+            }
+
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+            var i = 0;
+            foreach (var item in items.EnumerateArray())
+            {
+                var domain = ParseDomain(item, $"domains[{i}]");
+                if (seen.TryGetValue(domain.Domain, out var first))
+                {
+                    throw new ProxyRoutesException($"domains[{i}].domain: {domain.Domain} is already domains[{first}]'s; each domain once");
+                }
+
+                seen[domain.Domain] = i;
+                domains.Add(domain);
+                i++;
+            }
+        }
+
+        if (!root.TryGetProperty("shared", out var sharedElement) || sharedElement.ValueKind == JsonValueKind.Null)
+        {
+            return domains.Count == 0 ? (null, domains) : throw new ProxyRoutesException("shared: required with domains, {\"http\": \"0.0.0.0:80\", \"https\": \"0.0.0.0:443\"}");
+        }
+
+        if (sharedElement.ValueKind != JsonValueKind.Object)
+        {
+            throw new ProxyRoutesException("shared: want an object {\"http\": \"0.0.0.0:80\", \"https\": \"0.0.0.0:443\"}");
+        }
+
+        var http = ParseAddress(RequiredString(sharedElement, "shared", "http"), "shared.http");
+        var https = ParseAddress(RequiredString(sharedElement, "shared", "https"), "shared.https");
+        if (http.Port == https.Port && Overlap(http.Address, https.Address))
+        {
+            throw new ProxyRoutesException($"shared.https: {https} takes the port of shared.http {http}; give HTTP and HTTPS their own ports");
+        }
+
+        for (var i = 0; i < listeners.Count; i++)
+        {
+            var at = listeners[i].EndPoint;
+            foreach (var (name, shared) in new[] { ("http", http), ("https", https) })
+            {
+                if (at.Port == shared.Port && Overlap(at.Address, shared.Address))
+                {
+                    throw new ProxyRoutesException($"listeners[{i}].address: {at} takes the port of the shared {name} listener {shared}; a published port cannot share it");
+                }
+            }
+        }
+
+        return (new ProxySharedListeners(http.ToString(), https.ToString()), domains);
+    }
+
+    private static ProxyDomain ParseDomain(JsonElement item, string at)
     {
         if (item.ValueKind != JsonValueKind.Object)
         {
-            throw new ProxyRoutesException($"{at}: want an object with address, protocol, stack, port, revision and upstream");
+            throw new ProxyRoutesException($"{at}: want an object with domain, tls, stack, port, revision and upstream");
         }
 
-        var addressText = RequiredString(item, at, "address");
+        var domain = RequiredString(item, at, "domain");
+        if (Validation.DomainName.Problem(domain) is { } problem)
+        {
+            throw new ProxyRoutesException($"{at}.domain: {problem}");
+        }
+
+        if (!item.TryGetProperty("tls", out var tls) || tls.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            throw new ProxyRoutesException($"{at}.tls: required, true or false");
+        }
+
+        var (stack, port, revision, upstream) = ParseTarget(item, at);
+        return new ProxyDomain(domain, tls.GetBoolean(), stack, port, revision, upstream);
+    }
+
+    /// <summary>Whether two listen addresses on one port collide: the same address, or either is every address.</summary>
+    internal static bool Overlap(IPAddress a, IPAddress b) =>
+        a.Equals(b) || a.Equals(IPAddress.Any) || b.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any) || b.Equals(IPAddress.IPv6Any);
+
+    private static IPEndPoint ParseAddress(string addressText, string at)
+    {
         if (!IPEndPoint.TryParse(addressText, out var address) || address.Port == 0 || !addressText.Contains(':', StringComparison.Ordinal))
         {
-            throw new ProxyRoutesException($"{at}.address: \"{addressText}\" is not IP:port (127.0.0.1:3000, 0.0.0.0:80, [::]:80) with a port from 1 to 65535");
+            throw new ProxyRoutesException($"{at}: \"{addressText}\" is not IP:port (127.0.0.1:3000, 0.0.0.0:80, [::]:80) with a port from 1 to 65535");
         }
 
-        var protocolText = RequiredString(item, at, "protocol");
-        var protocol = protocolText switch
-        {
-            "http" => ProxyProtocol.Http,
-            "tcp" => ProxyProtocol.Tcp,
-            _ => throw new ProxyRoutesException($"{at}.protocol: \"{protocolText}\" is not http or tcp"),
-        };
+        return address;
+    }
 
+    private static (string Stack, string Port, long Revision, string Upstream) ParseTarget(JsonElement item, string at)
+    {
         var stack = RequiredString(item, at, "stack");
         var port = RequiredString(item, at, "port");
         if (!item.TryGetProperty("revision", out var revisionElement) || revisionElement.ValueKind != JsonValueKind.Number
@@ -246,6 +392,27 @@ public sealed record ProxyRoutes(
             throw new ProxyRoutesException($"{at}.upstream: \"{upstream}\" is not host:port (172.18.0.5:8080) with a port from 1 to 65535");
         }
 
+        return (stack, port, revision, upstream);
+    }
+
+    private static ProxyListener ParseListener(JsonElement item, string at)
+    {
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            throw new ProxyRoutesException($"{at}: want an object with address, protocol, stack, port, revision and upstream");
+        }
+
+        var address = ParseAddress(RequiredString(item, at, "address"), $"{at}.address");
+
+        var protocolText = RequiredString(item, at, "protocol");
+        var protocol = protocolText switch
+        {
+            "http" => ProxyProtocol.Http,
+            "tcp" => ProxyProtocol.Tcp,
+            _ => throw new ProxyRoutesException($"{at}.protocol: \"{protocolText}\" is not http or tcp"),
+        };
+
+        var (stack, port, revision, upstream) = ParseTarget(item, at);
         return new ProxyListener(address.ToString(), protocol, stack, port, revision, upstream);
     }
 

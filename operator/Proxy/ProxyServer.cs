@@ -14,6 +14,15 @@ internal sealed record ProxyOptions(string RoutesPath, IPEndPoint? MetricsAt, Ti
 {
     /// <summary>How often the routes file is read even without a change event.</summary>
     public TimeSpan CheckPeriod { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often the certs folder is read for new or renewed certificates.</summary>
+    public TimeSpan CertificatePeriod { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The certificates (<c>DOMAIN.crt</c>, <c>DOMAIN.key</c>): <c>certs/</c> beside the routes file.</summary>
+    public string CertsFolder => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(RoutesPath))!, "certs");
+
+    /// <summary>The ACME HTTP-01 challenges (one file per token): <c>acme/</c> beside the routes file.</summary>
+    public string ChallengeFolder => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(RoutesPath))!, "acme");
 }
 
 /// <summary>
@@ -39,6 +48,9 @@ internal sealed class ProxyServer
     private readonly Dictionary<string, IProxyListener> running = new(StringComparer.Ordinal);
     private readonly List<(Task Task, ProxyListener Route)> draining = [];
     private readonly Dictionary<string, (ProxyListener Route, string Reason)> startErrors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DomainListener> shared = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> sharedErrors = new(StringComparer.Ordinal);
+    private readonly DomainRouter router;
 
     // Null until the first good routes file: then the proxy serves nothing and exports version 0.
     private ProxyRoutes? wanted;
@@ -48,6 +60,7 @@ internal sealed class ProxyServer
         this.options = options;
         this.loggerFactory = loggerFactory;
         logger = loggerFactory.CreateLogger("Skiff.Proxy");
+        router = new DomainRouter(new CertificateStore(options.CertsFolder, logger), options.ChallengeFolder);
     }
 
     /// <summary>Where the metrics server listens, once started (the real port when 0 was asked for).</summary>
@@ -61,6 +74,8 @@ internal sealed class ProxyServer
         using var forwarding = new HttpForwarding(loggerFactory);
         using var file = new RoutesFile(options.RoutesPath, logger);
         logger.LogInformation("Proxy following {Routes}; metrics on {Metrics}", file.Path, MetricsEndPoint?.ToString() ?? "(disabled)");
+        router.Certificates.Refresh();
+        var certificates = FollowCertificatesAsync(stop);
         while (!stop.IsCancellationRequested)
         {
             if (file.ReadGood() is { } routes)
@@ -72,10 +87,11 @@ internal sealed class ProxyServer
             await file.WaitAsync(options.CheckPeriod, stop);
         }
 
-        logger.LogInformation("Stopping: {Count} listeners stop accepting and drain for up to {Drain} s", running.Count, options.Drain.TotalSeconds);
-        var stopping = running.Values.Select(l => l.StopAsync(options.Drain)).ToList();
+        logger.LogInformation("Stopping: {Count} listeners stop accepting and drain for up to {Drain} s", running.Count + shared.Count, options.Drain.TotalSeconds);
+        var stopping = running.Values.Select(l => l.StopAsync(options.Drain)).Concat(shared.Values.Select(l => l.StopAsync(options.Drain))).ToList();
         running.Clear();
-        await Task.WhenAll(stopping.Concat(draining.Select(d => d.Task)));
+        shared.Clear();
+        await Task.WhenAll(stopping.Concat(draining.Select(d => d.Task)).Append(certificates));
         if (metricsServer is not null)
         {
             await metricsServer.StopAsync(TimeSpan.FromSeconds(1));
@@ -157,26 +173,130 @@ internal sealed class ProxyServer
             ForgetUnlessRunning(failed.Route);
         }
 
+        await ApplySharedAsync(forwarding, stop);
         metrics.RoutesApplied(wanted.Fingerprint);
+    }
+
+    /// <summary>
+    /// The shared HTTP and HTTPS listeners: up while the routes have domains, on the addresses of <c>shared</c>; the
+    /// domain table is swapped whole, so a domain's switch, like a listener's, moves new requests only.
+    /// </summary>
+    private async Task ApplySharedAsync(HttpForwarding forwarding, CancellationToken stop)
+    {
+        var domains = wanted!.Domains ?? [];
+        var want = new Dictionary<string, bool>(StringComparer.Ordinal);
+        if (domains.Count > 0 && wanted.Shared is { } addresses)
+        {
+            want[addresses.Http] = false;
+            want[addresses.Https] = true;
+            router.HttpsPort = addresses.HttpsEndPoint.Port;
+        }
+
+        var before = router.Table;
+        router.Table = DomainTable.From(domains);
+        foreach (var domain in domains)
+        {
+            if (before.Find(domain.Domain) is not { } was)
+            {
+                logger.LogInformation("{Domain}: for {Stack} {Port} to {Upstream} (revision {Revision}, tls {Tls})", domain.Domain, domain.Stack, domain.Port, domain.Upstream, domain.Revision, domain.Tls);
+            }
+            else if (was != domain)
+            {
+                foreach (var address in shared.Keys)
+                {
+                    metrics.Switched(address);
+                }
+
+                logger.LogInformation("{Domain}: {Stack} {Port} now goes to {Upstream} (revision {Revision}); was {OldUpstream} (revision {OldRevision})",
+                    domain.Domain, domain.Stack, domain.Port, domain.Upstream, domain.Revision, was.Upstream, was.Revision);
+            }
+        }
+
+        foreach (var gone in before.Domains.Where(d => router.Table.Find(d.Domain) is null))
+        {
+            logger.LogInformation("{Domain}: removed ({Stack} {Port})", gone.Domain, gone.Stack, gone.Port);
+        }
+
+        foreach (var (address, listener) in shared.Where(l => !want.TryGetValue(l.Key, out var https) || https != l.Value.Https).ToList())
+        {
+            shared.Remove(address);
+            logger.LogInformation("{Listener}: shared {Scheme} listener removed; draining for up to {Drain} s", address, listener.Https ? "HTTPS" : "HTTP", options.Drain.TotalSeconds);
+            var route = new ProxyListener(address, ProxyProtocol.Http, "(shared)", listener.Https ? "https" : "http", 0, "0.0.0.0:1");
+            draining.Add((DrainAsync(listener.StopAsync, address), route));
+        }
+
+        foreach (var (address, https) in want.Where(w => !shared.ContainsKey(w.Key)))
+        {
+            if (stop.IsCancellationRequested)
+            {
+                break;
+            }
+
+            var listener = new DomainListener(address, https, router, forwarding, metrics.For(address, ProxyProtocol.Http), options.Drain, loggerFactory);
+            try
+            {
+                await listener.StartAsync(stop);
+                shared[address] = listener;
+                sharedErrors.Remove(address);
+                logger.LogInformation("{Listener}: shared {Scheme} for {Count} domains", address, https ? "HTTPS" : "HTTP", domains.Count);
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                await listener.StopAsync(TimeSpan.Zero);
+                var reason = e.GetBaseException().Message;
+                if (!sharedErrors.TryGetValue(address, out var last) || last != reason)
+                {
+                    sharedErrors[address] = reason;
+                    logger.LogWarning("{Listener}: cannot listen for the domains over {Scheme} ({Reason}); trying again every {Period} s",
+                        address, https ? "HTTPS" : "HTTP", reason, options.CheckPeriod.TotalSeconds);
+                }
+            }
+        }
+
+        foreach (var address in sharedErrors.Keys.Where(a => !want.ContainsKey(a)).ToList())
+        {
+            sharedErrors.Remove(address);
+            if (!running.ContainsKey(address))
+            {
+                metrics.Forget(address, ProxyProtocol.Http);
+            }
+        }
+    }
+
+    private async Task FollowCertificatesAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(options.CertificatePeriod);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                router.Certificates.Refresh();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private void ForgetUnlessRunning(ProxyListener route)
     {
-        if (!running.ContainsKey(route.Address))
+        if (!running.ContainsKey(route.Address) && !shared.ContainsKey(route.Address))
         {
             metrics.Forget(route.Address, route.Protocol);
         }
     }
 
-    private async Task DrainAsync(IProxyListener listener)
+    private Task DrainAsync(IProxyListener listener) => DrainAsync(listener.StopAsync, listener.Route.Address);
+
+    private async Task DrainAsync(Func<TimeSpan, Task> stopListener, string address = "")
     {
         try
         {
-            await listener.StopAsync(options.Drain);
+            await stopListener(options.Drain);
         }
         catch (Exception e)
         {
-            logger.LogWarning("{Listener}: draining failed: {Reason}", listener.Route.Address, e.Message);
+            logger.LogWarning("{Listener}: draining failed: {Reason}", address, e.Message);
         }
     }
 

@@ -56,8 +56,11 @@ public sealed class DesiredStack
     /// <summary>The app has ports published on the node.</summary>
     public bool HasHostPorts => Spec.App.Ports?.Any(p => p.HostPort is not null) == true;
 
-    /// <summary>The node proxy publishes the app's host ports and routes them to the live revision (DESIGN §7).</summary>
-    public bool Proxied => Context.Proxy && HasHostPorts;
+    /// <summary>The app has ports served by domain on the node's shared HTTP and HTTPS ports (only through the node proxy).</summary>
+    public bool HasDomains => Spec.App.Ports?.Any(p => p.Domains is { Count: > 0 }) == true;
+
+    /// <summary>The node proxy publishes the app's host ports and domains and routes them to the live revision (DESIGN §7).</summary>
+    public bool Proxied => Context.Proxy && (HasHostPorts || HasDomains);
 
     /// <summary>
     /// Without the node proxy, an app that publishes a host port is replaced stop-first: Docker cannot move a published
@@ -66,7 +69,7 @@ public sealed class DesiredStack
     public bool StopFirst => HasHostPorts && !Proxied;
 
     /// <summary>Who publishes the app's host ports (<see cref="SkiffLabels.Routing"/>), or null without host ports.</summary>
-    public string? Routing => !HasHostPorts ? null : Proxied ? SkiffLabels.RoutingProxy : SkiffLabels.RoutingDirect;
+    public string? Routing => Proxied ? SkiffLabels.RoutingProxy : HasHostPorts ? SkiffLabels.RoutingDirect : null;
 
     /// <summary>Whether an app container publishes its ports the way this spec wants (a container without the label published them itself).</summary>
     public bool RoutedAsWanted(ObservedContainer app) =>
@@ -87,7 +90,8 @@ public sealed class DesiredStack
         }
 
         var host = ip.Contains(':', StringComparison.Ordinal) ? $"[{ip}]" : ip;
-        return (Spec.App.Ports ?? []).Where(p => p.HostPort is not null).Select(p =>
+        var ports = Spec.App.Ports ?? [];
+        var published = ports.Where(p => p.HostPort is not null).Select(p =>
         {
             var bind = p.HostIP ?? "0.0.0.0";
             bind = bind.Contains(':', StringComparison.Ordinal) ? $"[{bind}]" : bind;
@@ -97,7 +101,18 @@ public sealed class DesiredStack
                 p.Name ?? p.ContainerPort.ToString(CultureInfo.InvariantCulture),
                 revision,
                 $"{host}:{p.ContainerPort.ToString(CultureInfo.InvariantCulture)}");
-        }).ToList();
+        });
+
+        // Domains switch with the host ports, in the same route switch: start-first, then the old revision drains.
+        var byDomain = ports.SelectMany(p => (p.Domains ?? []).Select(domain => new StackRoute(
+            "",
+            PortProtocols.Http,
+            p.Name ?? p.ContainerPort.ToString(CultureInfo.InvariantCulture),
+            revision,
+            $"{host}:{p.ContainerPort.ToString(CultureInfo.InvariantCulture)}",
+            domain,
+            p.Tls ?? Defaults.PortTls)));
+        return [.. published, .. byDomain];
     }
 
     public TimeSpan ProgressDeadline => TimeSpan.FromSeconds(Spec.Rollout!.ProgressDeadlineSeconds!.Value);
@@ -127,11 +142,13 @@ public sealed class DesiredStack
         }
     }
 
-    /// <summary>http://NODE:PORT from the node name and the first published port.</summary>
+    /// <summary>https://DOMAIN (http:// without tls) from the first domain when the proxy serves it, else http://NODE:PORT from the node name and the first published port.</summary>
     public string? Endpoint =>
-        Spec.App.Ports?.FirstOrDefault(p => p.HostPort is not null) is { } p
-            ? $"http://{Context.Node}:{p.HostPort!.Value.ToString(CultureInfo.InvariantCulture)}"
-            : null;
+        Proxied && Spec.App.Ports?.FirstOrDefault(p => p.Domains is { Count: > 0 }) is { } d
+            ? $"{((d.Tls ?? Defaults.PortTls) ? "https" : "http")}://{d.Domains![0]}"
+            : Spec.App.Ports?.FirstOrDefault(p => p.HostPort is not null) is { } p
+                ? $"http://{Context.Node}:{p.HostPort!.Value.ToString(CultureInfo.InvariantCulture)}"
+                : null;
 
     /// <summary>Every secret value the stack knows, for masking log excerpts.</summary>
     public IEnumerable<string> SecretValues

@@ -4,12 +4,14 @@ namespace Skiff.Reconcile;
 /// One published port of a stack as the node proxy routes it: where it listens and which revision's container gets
 /// the traffic (DESIGN §7, docs/PROXY.md).
 /// </summary>
-/// <param name="Address">The <c>hostIP:hostPort</c> the proxy listens on.</param>
+/// <param name="Address">The <c>hostIP:hostPort</c> the proxy listens on; empty for a domain (served on the node's shared ports).</param>
 /// <param name="Protocol">http or tcp.</param>
 /// <param name="Port">The port's name in the spec (its container port when unnamed).</param>
 /// <param name="Revision">The revision <paramref name="Upstream"/> runs.</param>
 /// <param name="Upstream">The container's <c>IP:port</c> on the stack network.</param>
-public sealed record StackRoute(string Address, string Protocol, string Port, long Revision, string Upstream);
+/// <param name="Domain">For a route by domain (<c>ports[].domains</c>): the domain; null for a published host port.</param>
+/// <param name="Tls">For a domain: served over HTTPS once a certificate is there (<c>ports[].tls</c>).</param>
+public sealed record StackRoute(string Address, string Protocol, string Port, long Revision, string Upstream, string? Domain = null, bool Tls = false);
 
 /// <summary>The routes of a stack and when they last changed.</summary>
 /// <param name="Routes">Every published port of the stack; empty when the proxy routes nothing to it.</param>

@@ -272,6 +272,8 @@ public static partial class ResourceValidator
             {
                 errors.Add($"spec.app.ports[{i}].hostIP", $"must be {Patterns.IPAddressText}, got {Text.Quote(ip)}");
             }
+
+            CheckDomains(errors, app, i);
         }
 
         if (app.HealthCheck?.Http?.Port is { IsInt: true, IntValue: var port2 } && port2 is < 1 or > 65535)
@@ -484,6 +486,54 @@ public static partial class ResourceValidator
                 case var item:
                     CheckAttributes(errors, itemPath, item);
                     break;
+            }
+        }
+    }
+
+    /// <summary>ports[i].domains: DNS names, each once across the stack's ports, on an http port; tls only with domains.</summary>
+    private static void CheckDomains(Errors errors, AppSpec app, int i)
+    {
+        var port = app.Ports![i];
+        var at = $"spec.app.ports[{i}]";
+        if (port.Domains is not { } domains)
+        {
+            if (port.Tls is not null)
+            {
+                errors.Add($"{at}.tls", "only applies to a port with domains: add domains: [api.example.com] or remove tls");
+            }
+
+            return;
+        }
+
+        if (domains.Count == 0)
+        {
+            errors.Add($"{at}.domains", "must not be empty: list the names to serve (api.example.com) or remove domains");
+            return;
+        }
+
+        if ((port.Protocol ?? Defaults.PortProtocol) != PortProtocols.Http)
+        {
+            errors.Add($"{at}.domains", $"domains are routed by HTTP Host header and TLS SNI, so only a port with protocol: http can have them (this one is {port.Protocol}); remove domains or use protocol: http");
+        }
+
+        for (var d = 0; d < domains.Count; d++)
+        {
+            if (domains[d] is not { } domain)
+            {
+                continue;
+            }
+
+            if (DomainName.Problem(domain) is { } problem)
+            {
+                errors.Add($"{at}.domains[{d}]", problem);
+                continue;
+            }
+
+            var first = app.Ports.Select((p, n) => (p, n)).SelectMany(x => (x.p?.Domains ?? []).Select((name, k) => (Port: x.n, Index: k, Name: name)))
+                .First(x => x.Name == domain);
+            if (first.Port != i || first.Index != d)
+            {
+                errors.Add($"{at}.domains[{d}]", $"{Text.Quote(domain)} is already spec.app.ports[{first.Port}].domains[{first.Index}]: a domain goes to one port; remove one");
             }
         }
     }

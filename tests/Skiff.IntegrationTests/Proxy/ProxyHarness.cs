@@ -341,7 +341,8 @@ public sealed class RoutesUnderTest : IDisposable
 
     public ProxyRoutes Write(params ProxyListener[] listeners)
     {
-        var routes = new ProxyRoutes(ProxyRoutes.CurrentVersion, listeners);
+        // As the operator writes routes without domains: version 1, which every proxy image reads.
+        var routes = ProxyRoutes.For(listeners, null, []);
         lock (gate)
         {
             history.Add(routes);

@@ -26,6 +26,8 @@ public sealed class CommandLineTests
     [InlineData(new[] { "gc", "-o", "wide" }, "skiff gc: --output wide: unknown value; use table, json or yaml")]
     [InlineData(new[] { "status", "--log-format", "xml" }, "skiff status: --log-format xml: unknown value; use auto, console or json")]
     [InlineData(new[] { "run", "--path", "/tmp", "--leader-election-retry-period", "soon" }, "skiff run: --leader-election-retry-period soon: want a whole number of seconds, at least 1")]
+    [InlineData(new[] { "run", "--path", "/tmp", "--proxy-http-port", "http" }, "skiff run: --proxy-http-port http: want a port number from 1 to 65535")]
+    [InlineData(new[] { "run", "--path", "/tmp", "--proxy-https-port", "70000" }, "skiff run: --proxy-https-port 70000: want a port number from 1 to 65535")]
     [InlineData(new[] { "gc", "--docker-host", "bogus" }, "skiff gc: --docker-host bogus: not a Docker engine URI; use unix:///var/run/docker.sock (a local socket), tcp://HOST:PORT or http(s)://HOST:PORT")]
     [InlineData(new[] { "validate", "x.yaml", "--metrics-bind-address", "8080" }, "skiff validate: --metrics-bind-address 8080: bind address \"8080\": want [host]:port, or \"0\" to disable")]
     public async Task A_usage_error_exits_2_with_one_line_naming_the_problem_and_how_to_get_help(string[] args, string expected)

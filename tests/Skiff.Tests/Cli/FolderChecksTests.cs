@@ -114,4 +114,19 @@ public sealed class FolderChecksTests
         Assert.Empty(Check(metrics: BindAddress.Parse(":9090"), documents: App("api", ports: "      - { containerPort: 3000, hostPort: 8080 }\n")));
         Assert.Empty(Check(metrics: BindAddress.Parse("127.0.0.1:8080"), documents: App("api", ports: "      - { containerPort: 3000, hostPort: 8080, hostIP: 10.0.0.5 }\n")));
     }
+
+    [Fact]
+    public void Two_stacks_of_one_node_claiming_one_domain_are_refused_for_the_second()
+    {
+        const string Api = "      - { containerPort: 3000, domains: [api.example.com, www.example.com] }\n";
+        const string Other = "      - { containerPort: 8080, domains: [shop.example.com, www.example.com] }\n";
+
+        var problem = Assert.Single(Check(documents: [App("api", ports: Api), App("shop", ports: Other)]));
+        Assert.Equal("f.yaml:2: spec.app.ports[0].domains[1]: \"www.example.com\" is already served by prod/api (f.yaml:1) on node vps-1: " +
+            "one domain routes to one stack on a node; remove it from one of them, or use another name such as staging.www.example.com", problem);
+
+        // On another node the same name is another site (its own DNS), and distinct names share a node.
+        Assert.Empty(Check(documents: [App("api", ports: Api), App("shop", node: "vps-2", ports: Other)]));
+        Assert.Empty(Check(documents: [App("api", ports: Api), App("shop", ports: "      - { containerPort: 8080, domains: [shop.example.com] }\n")]));
+    }
 }

@@ -137,4 +137,31 @@ public sealed class StatusOutputTests : IDisposable
         Assert.Equal("", stdout);
         Assert.StartsWith($"skiff status: no AppDeployment default/bot in the state folder {store.Root}; there is chat/bot (-n NAMESPACE)", stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Name_shows_the_stacks_domains_and_whether_a_certificate_is_served()
+    {
+        var proxy = Path.Combine(root, "proxy");
+        Directory.CreateDirectory(proxy);
+        var shared = new Skiff.Proxy.ProxySharedListeners("0.0.0.0:80", "0.0.0.0:443");
+        Skiff.Proxy.ProxyRoutes.Write(Path.Combine(proxy, "routes.json"), Skiff.Proxy.ProxyRoutes.For([], shared,
+        [
+            new("api.example.com", true, "prod/api", "http", 2, "172.18.0.5:3000"),
+            new("www.example.com", true, "prod/api", "http", 2, "172.18.0.5:3000"),
+            new("bot.example.com", true, "chat/bot", "http", 1, "172.19.0.5:3000"),
+        ]));
+        using var ca = new Skiff.Tests.Proxy.TestCertificates();
+        var leaf = ca.WritePair(Path.Combine(proxy, "certs"), "api.example.com");
+
+        var (_, stdout, _) = Status("api", "prod");
+        var expires = leaf.NotAfter.ToUniversalTime().ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Matches(@"Domains:\n  DOMAIN\s+TLS\s+PORT\s+REVISION\s+UPSTREAM\s+CERTIFICATE\n" +
+            $@"  api\.example\.com\s+yes\s+http\s+2\s+172\.18\.0\.5:3000\s+served, expires {expires}Z \(in \S+\)\n" +
+            @"  www\.example\.com\s+yes\s+http\s+2\s+172\.18\.0\.5:3000\s+none yet \(served over HTTP\)\n", stdout);
+        Assert.DoesNotContain("bot.example.com", stdout, StringComparison.Ordinal);
+
+        var (_, json, _) = Status("api", "prod", OutputFormat.Json);
+        var domains = System.Text.Json.Nodes.JsonNode.Parse(json)!["domains"]!.AsArray();
+        Assert.Equal(["served", "none"], domains.Select(d => (string?)d!["certificate"]));
+    }
 }

@@ -65,6 +65,40 @@ public sealed class NodeProxyTests : IDisposable
         Assert.DoesNotContain("container_stop skiff_proxy", engine.Calls);
     }
 
+    [Fact]
+    public async Task Domains_are_written_as_a_version_2_file_with_the_shared_ports_and_a_second_stack_claiming_one_is_refused()
+    {
+        using var proxy = new NodeProxy("skiff:1", "127.0.0.1:19090", state, "node-a", NullLogger.Instance, 8080, 8443);
+        await proxy.SetAsync("ns/web", [new StackRoute(Route, "http", "http", 1, "10.0.0.2:8080"), new StackRoute("", "http", "http", 1, "10.0.0.2:8080", "web.example.com", true)], CancellationToken.None);
+        await proxy.SetAsync("ns/shop", [new StackRoute("", "http", "web", 3, "10.0.1.2:3000", "shop.example.com", false)], CancellationToken.None);
+
+        var file = Skiff.Proxy.ProxyRoutes.Read(proxy.FilePath);
+        Assert.Equal(2, file.Version);
+        Assert.Equal(new Skiff.Proxy.ProxySharedListeners("0.0.0.0:8080", "0.0.0.0:8443"), file.Shared);
+        Assert.Equal(
+            [new Skiff.Proxy.ProxyDomain("shop.example.com", false, "ns/shop", "web", 3, "10.0.1.2:3000"), new Skiff.Proxy.ProxyDomain("web.example.com", true, "ns/web", "http", 1, "10.0.0.2:8080")],
+            file.Domains!.OrderBy(d => d.Domain, StringComparer.Ordinal));
+        Assert.Equal(Route, Assert.Single(file.Listeners).Address);
+
+        var clash = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            proxy.SetAsync("ns/other", [new StackRoute("", "http", "http", 1, "10.0.2.2:80", "web.example.com", true)], CancellationToken.None));
+        Assert.Equal("spec.app.ports[].domains: web.example.com is served by stack ns/web on this node already; one domain routes to one stack, remove it from one of them", clash.Message);
+
+        var onShared = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            proxy.SetAsync("ns/other", [new StackRoute("0.0.0.0:8443", "tcp", "tls", 1, "10.0.2.2:443")], CancellationToken.None));
+        Assert.StartsWith("spec.app.ports: 0.0.0.0:8443 takes the node's shared HTTP/HTTPS port", onShared.Message, StringComparison.Ordinal);
+
+        // The file keeps what it had; a restarted operator reads the domains back.
+        using var restarted = new NodeProxy("skiff:1", "127.0.0.1:19090", state, "node-a", NullLogger.Instance, 8080, 8443);
+        Assert.Contains(new StackRoute("", "http", "web", 3, "10.0.1.2:3000", "shop.example.com", false), restarted.Get("ns/shop").Routes);
+        Assert.Equal(2, restarted.Get("ns/web").Routes.Count);
+
+        // Without domains the file is version 1 again, as proxies before domains read it.
+        await proxy.SetAsync("ns/shop", [], CancellationToken.None);
+        await proxy.SetAsync("ns/web", [new StackRoute(Route, "http", "http", 2, "10.0.0.3:8080")], CancellationToken.None);
+        Assert.Equal(1, Skiff.Proxy.ProxyRoutes.Read(proxy.FilePath).Version);
+    }
+
     private async Task StartFirstProxyAsync()
     {
         using var first = Proxy("skiff:1");

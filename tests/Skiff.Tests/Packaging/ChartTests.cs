@@ -65,6 +65,7 @@ public sealed partial class ChartTests
         leaderElection: { leaseDuration: 20, renewDeadline: 15, retryPeriod: 3 }
         metrics: { port: 9180 }
         health: { port: 9181 }
+        proxy: { httpPort: 8880, httpsPort: 8443 }
         """;
 
     private const string HostPathValues = """
@@ -384,6 +385,8 @@ public sealed partial class ChartTests
         Assert.Equal("3", args[args.IndexOf("--leader-election-retry-period") + 1]);
         Assert.Equal(":9180", args[args.IndexOf("--metrics-bind-address") + 1]);
         Assert.Equal(":9181", args[args.IndexOf("--health-probe-bind-address") + 1]);
+        Assert.Equal("8880", args[args.IndexOf("--proxy-http-port") + 1]);
+        Assert.Equal("8443", args[args.IndexOf("--proxy-https-port") + 1]);
         var parse = SkiffCommandLine.Build().Parse(args);
         Assert.True(parse.Errors.Count == 0, string.Join("; ", parse.Errors.Select(e => e.Message)));
 

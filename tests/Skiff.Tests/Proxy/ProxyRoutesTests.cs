@@ -40,7 +40,7 @@ public sealed class ProxyRoutesTests : IDisposable
     [InlineData("{\"version\": 1, \"listeners\": [", "not JSON")]
     [InlineData("[]", "want an object")]
     [InlineData("{\"listeners\": []}", "version: required")]
-    [InlineData("{\"version\": 2, \"listeners\": []}", "version: 2 is not understood")]
+    [InlineData("{\"version\": 3, \"listeners\": []}", "version: 3 is not understood")]
     [InlineData("{\"version\": 1}", "listeners: required")]
     [InlineData("{\"version\": 1, \"listeners\": [1]}", "listeners[0]: want an object")]
     [InlineData("{\"version\": 1, \"listeners\": [{\"protocol\": \"http\", \"stack\": \"a/b\", \"port\": \"http\", \"revision\": 1, \"upstream\": \"10.0.0.2:80\"}]}", "listeners[0].address: required")]

@@ -29,6 +29,44 @@ public sealed class ProxyRolloutTests
     }
 
     [Fact]
+    public async Task A_port_with_domains_and_no_hostPort_is_routed_by_domain_and_switches_start_first_like_a_host_port()
+    {
+        using var rig = new RolloutMachineTests.Rig(proxy: true, change: s =>
+        {
+            s.App.Ports![0].HostPort = null;
+            s.App.Ports![0].HostIP = null;
+            s.App.Ports![0].Domains = ["api.example.com", "www.example.com"];
+            s.Rollout!.DrainSeconds = 5;
+        });
+        var routes = rig.Routes!;
+        await rig.RollThroughAsync();
+
+        var app1 = rig.Engine.Find(rig.App(1))!;
+        Assert.Equal(SkiffLabels.RoutingProxy, app1.Label(SkiffLabels.Routing));
+        var upstream1 = $"{app1.NetworkIps["skiff_prod_api"]}:3000";
+        Assert.Equal(
+            [new StackRoute("", "http", "http", 1, upstream1, "api.example.com", Tls: true), new StackRoute("", "http", "http", 1, upstream1, "www.example.com", Tls: true)],
+            routes.Get(Stack).Routes);
+
+        rig.Resource.Spec.App.Image = "acme/api:2";
+        await rig.StepAsync(); // pull
+        await rig.StepAsync(); // migration
+        rig.Engine.Exit(rig.Migration(2), 0);
+        await rig.StepAsync();
+        Assert.Equal("running", rig.Engine.Find(rig.App(2))!.State);
+        Assert.All(routes.Get(Stack).Routes, r => Assert.Equal(1, r.Revision));
+
+        rig.Probe.Passing.Add(rig.App(2));
+        await rig.StepAsync();
+        Assert.All(routes.Get(Stack).Routes, r => Assert.Equal(2, r.Revision));
+        Assert.Equal("running", rig.Engine.Find(rig.App(1))!.State);
+        rig.Clock.Advance(TimeSpan.FromSeconds(6));
+        await rig.StepAsync();
+        Assert.Null(rig.Engine.Find(rig.App(1)));
+        Assert.Equal("https://api.example.com", rig.Stored!.Endpoint);
+    }
+
+    [Fact]
     public async Task A_new_revision_starts_beside_the_old_one_takes_the_route_when_healthy_and_the_old_one_drains_then_goes()
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s => s.Rollout!.DrainSeconds = 20);

@@ -164,7 +164,27 @@ public class ResourceValidatorTests
         { a => a.Spec.Cache = new CacheSpec { Engine = "memcached" }, "spec.cache.engine: must be one of redis, got \"memcached\"" },
         { a => (a.Spec.App.Ports, a.Spec.App.HealthCheck) = ([.. Enumerable.Range(1, 33).Select(i => new PortSpec { ContainerPort = i })], null), "spec.app.ports: must have at most 32 items, got 33" },
         { a => a.Spec.Rollout = new RolloutSpec { ProgressDeadlineSeconds = 0 }, "spec.rollout.progressDeadlineSeconds: must be between 1 and 86400, got 0" },
+        { a => a.Spec.App.Ports![0].Domains = ["*.example.com"], "spec.app.ports[0].domains[0]: \"*.example.com\": wildcard domains are not supported (an HTTP-01 certificate cannot cover them); list each name, such as www.example.com" },
+        { a => a.Spec.App.Ports![0].Domains = ["Api.Example.com"], "spec.app.ports[0].domains[0]: \"Api.Example.com\": must be lowercase, as api.example.com" },
+        { a => a.Spec.App.Ports![0].Domains = ["api.example.com."], "spec.app.ports[0].domains[0]: \"api.example.com.\": write it without the trailing dot, as api.example.com" },
+        { a => a.Spec.App.Ports![0].Domains = ["localhost"], "spec.app.ports[0].domains[0]: \"localhost\": want a full domain name with at least one dot, such as localhost.example.com" },
+        { a => a.Spec.App.Ports![0].Domains = ["10.0.0.1"], "spec.app.ports[0].domains[0]: \"10.0.0.1\" is an IP address, not a domain: give the DNS name that points to the node" },
+        { a => a.Spec.App.Ports![0].Domains = ["api_v1.example.com"], "spec.app.ports[0].domains[0]: \"api_v1.example.com\" is not a DNS name: each dot-separated label has 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'" },
+        { a => a.Spec.App.Ports![0].Domains = ["../../etc"], "spec.app.ports[0].domains[0]: \"../../etc\" is not a DNS name: each dot-separated label has 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'" },
+        { a => a.Spec.App.Ports![0].Domains = [], "spec.app.ports[0].domains: must not be empty: list the names to serve (api.example.com) or remove domains" },
+        { a => a.Spec.App.Ports![0].Tls = false, "spec.app.ports[0].tls: only applies to a port with domains: add domains: [api.example.com] or remove tls" },
+        { a => (a.Spec.App.Ports![0].Domains, a.Spec.App.Ports![0].Protocol) = (["db.example.com"], "tcp"), "spec.app.ports[0].domains: domains are routed by HTTP Host header and TLS SNI, so only a port with protocol: http can have them (this one is tcp); remove domains or use protocol: http" },
+        { a => a.Spec.App.Ports = [new PortSpec { Name = "http", ContainerPort = 3000, Domains = ["api.example.com"] }, new PortSpec { ContainerPort = 3001, Domains = ["api.example.com"] }], "spec.app.ports[1].domains[0]: \"api.example.com\" is already spec.app.ports[0].domains[0]: a domain goes to one port; remove one" },
     };
+
+    [Fact]
+    public void A_port_with_domains_and_no_hostPort_is_valid()
+    {
+        var app = ValidApp();
+        app.Spec.App.Ports = [new PortSpec { Name = "http", ContainerPort = 3000, Domains = ["api.example.com", "www.example.com"] }, new PortSpec { Name = "admin", ContainerPort = 3001, Domains = ["admin.example.com"], Tls = false }];
+
+        Assert.Empty(ResourceValidator.Validate(app));
+    }
 
     [Theory]
     [MemberData(nameof(AppCases))]
