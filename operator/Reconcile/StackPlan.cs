@@ -174,10 +174,12 @@ public sealed record DrainWait(long Revision, DateTimeOffset Until, bool ProxyBe
     public override TimeSpan RequeueAfter => TimeSpan.FromMilliseconds(250);
 
     public override string Waiting => ProxyBehind
-        ? $"revision {Revision.ToString(CultureInfo.InvariantCulture)} is routed; waiting for the node proxy to apply the routes before the old revision drains"
+        ? $"revision {Revision.ToString(CultureInfo.InvariantCulture)} is routed; waiting for the node proxy to apply the routes (before an old revision drains)"
         : $"revision {Revision.ToString(CultureInfo.InvariantCulture)} is routed; the old revision drains until {Until:HH:mm:ss}";
 
-    public override string Describe() => $"let the old revision drain until {Until:HH:mm:ss} (rollout.drainSeconds)";
+    public override string Describe() => ProxyBehind
+        ? "wait for the node proxy to serve the new routes"
+        : $"let the old revision drain until {Until:HH:mm:ss} (rollout.drainSeconds)";
 }
 
 /// <summary>The new revision is live: remove the old app containers and the migration container.</summary>

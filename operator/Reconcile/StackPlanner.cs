@@ -371,17 +371,15 @@ public static class StackPlanner
         if (!observed.Routes.Match(routes))
         {
             actions.Add(new SwitchRoutes(revision, routes, "it passed its health check"));
-            if (serving)
-            {
-                actions.Add(new DrainWait(revision, now + desired.Drain, ProxyBehind: false));
-            }
-
+            // With nothing serving before, the revision is not Ready until the proxy listens for it (a first deploy, a
+            // proxy that just started): Ready means its ports answer.
+            actions.Add(serving ? new DrainWait(revision, now + desired.Drain, ProxyBehind: false) : new DrainWait(revision, now, ProxyBehind: true));
             actions.Add(new CompleteRollout(revision, others));
             return;
         }
 
-        var until = observed.Routes.Switched + desired.Drain;
-        if (serving && (now < until || (!observed.RoutesApplied && now < until + ProxyApplyBackstop)))
+        var until = serving ? observed.Routes.Switched + desired.Drain : observed.Routes.Switched;
+        if ((serving && now < until) || (!observed.RoutesApplied && now < until + ProxyApplyBackstop))
         {
             actions.Add(new DrainWait(revision, until, ProxyBehind: now >= until));
         }

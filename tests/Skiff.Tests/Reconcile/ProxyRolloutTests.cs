@@ -29,6 +29,36 @@ public sealed class ProxyRolloutTests
     }
 
     [Fact]
+    public async Task A_first_revision_is_not_Ready_until_the_proxy_serves_its_routes_bounded_by_the_backstop()
+    {
+        using var rig = new RolloutMachineTests.Rig(proxy: true);
+        var routes = rig.Routes!;
+        routes.Applied = false;
+
+        // The proxy has not read the routes yet (it is still starting): routed, but the ports would refuse connections.
+        await rig.RollThroughAsync(steps: 8).ContinueWith(_ => { }, TaskScheduler.Default);
+        Assert.Equal([(Stack, 1L)], routes.Writes);
+        Assert.True(Conditions.RolloutInProgress(rig.Stored));
+        Assert.NotEqual(Outcomes.Succeeded, rig.History(1)!.Outcome);
+        Assert.Contains("waiting for the node proxy to apply the routes", rig.Waiting, StringComparison.Ordinal);
+
+        routes.Applied = true;
+        await rig.StepAsync();
+        Assert.False(Conditions.RolloutInProgress(rig.Stored));
+        Assert.Equal(Outcomes.Succeeded, rig.History(1)!.Outcome);
+
+        // A proxy that never confirms (not running): the backstop completes the rollout.
+        rig.Resource.Spec.App.Image = "acme/api:2";
+        routes.Applied = false;
+        await rig.RollThroughAsync(steps: 8).ContinueWith(_ => { }, TaskScheduler.Default);
+        Assert.True(Conditions.RolloutInProgress(rig.Stored));
+        rig.Clock.Advance(StackPlanner.ProxyApplyBackstop + TimeSpan.FromSeconds(31));
+        await rig.StepAsync();
+        Assert.False(Conditions.RolloutInProgress(rig.Stored));
+        Assert.Equal(Outcomes.Succeeded, rig.History(2)!.Outcome);
+    }
+
+    [Fact]
     public async Task A_port_with_domains_and_no_hostPort_is_routed_by_domain_and_switches_start_first_like_a_host_port()
     {
         using var rig = new RolloutMachineTests.Rig(proxy: true, change: s =>
