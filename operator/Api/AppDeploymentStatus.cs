@@ -14,7 +14,7 @@ public sealed class AppDeploymentStatus
     [SchemaEnum(Phases.Pending, Phases.Progressing, Phases.Ready, Phases.Degraded, Phases.Failed)]
     public string? Phase { get; set; }
 
-    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure, BackupFailed.</summary>
+    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure, BackupFailed, CertificateNotReady.</summary>
     [JsonPropertyName("conditions")]
     [ListMap("type")]
     [SchemaMaxItems(16)]
@@ -206,4 +206,7 @@ public static class ConditionTypes
 
     /// <summary>The last scheduled backup failed (the app stays Ready: a failed backup never touches the running database).</summary>
     public const string BackupFailed = "BackupFailed";
+
+    /// <summary>A domain with <c>tls</c> has no certificate yet (it is served over HTTP meanwhile; the route never goes down).</summary>
+    public const string CertificateNotReady = "CertificateNotReady";
 }

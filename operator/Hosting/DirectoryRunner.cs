@@ -126,7 +126,7 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates });
             IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
                 git is null ? store : new GitStackStore(store, git, new GitBuilds(git, new ImageBuilder(engine), options.Node, logging.CreateLogger<GitBuilds>())),
@@ -277,7 +277,7 @@ public static class DirectoryRunner
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
                 backups,
-                .. NodeProxySettings.Runnables(proxy, engine),
+                .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
             ],
             lease: null,
             lost,

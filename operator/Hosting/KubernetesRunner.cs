@@ -156,7 +156,7 @@ public static class KubernetesRunner
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates });
             var reconciler = new StackController(
                 new KubernetesStackStore(client, informer, stacks.Context),
                 stacks,
@@ -265,7 +265,7 @@ public static class KubernetesRunner
                         await informer.WaitForSyncAsync(token);
                         await backupRunnable.RunAsync(token);
                     }),
-                    .. NodeProxySettings.Runnables(proxy, engine),
+                    .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
                 ];
             }
 

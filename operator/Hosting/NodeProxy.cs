@@ -172,7 +172,60 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         {
             writing.Release();
         }
+
+        if (routes.Any(r => r.Domain is not null && r.Tls))
+        {
+            TlsDomainsChanged?.Invoke();
+        }
     }
+
+    /// <summary>The domains the routes serve with <c>tls</c>: the ones that need a certificate (<see cref="Acme.CertificateManager"/>).</summary>
+    public IReadOnlyCollection<string> TlsDomains
+    {
+        get
+        {
+            lock (table)
+            {
+                return [.. table.Values.SelectMany(t => t.Routes).Where(r => r.Domain is not null && r.Tls).Select(r => r.Domain!).Distinct(StringComparer.Ordinal)];
+            }
+        }
+    }
+
+    /// <summary>The certificate manager of the TLS domains, once the runnables made it (its states feed the stacks' status).</summary>
+    public Acme.CertificateManager? Certificates { get; set; }
+
+    /// <summary>
+    /// The condition <c>CertificateNotReady</c> of a stack: True naming each of its TLS domains whose certificate is not
+    /// issued (and why; the domain is served over HTTP meanwhile), False once every one is, absent for a stack without any.
+    /// </summary>
+    public void ReportCertificates(StackNames names, Api.AppDeploymentStatus status, long? generation)
+    {
+        var states = Certificates?.States;
+        var domains = Get(names.Key).Routes.Where(r => r.Domain is not null && r.Tls).Select(r => r.Domain!).Distinct(StringComparer.Ordinal).ToList();
+        if (states is null || domains.Count == 0)
+        {
+            return;
+        }
+
+        var missing = domains.Select(d => (Domain: d, State: states.GetValueOrDefault(d)))
+            .Where(d => d.State is { Ready: false })
+            .Select(d => $"{d.Domain}: {d.State!.Message}{(d.State.NextAttempt is { } next ? $" (next try at {next:u})" : "")}")
+            .ToList();
+        var now = DateTimeOffset.UtcNow;
+        if (missing.Count > 0)
+        {
+            Conditions.Set(status, Api.ConditionTypes.CertificateNotReady, true, Reasons.CertificateNotReady,
+                $"served over HTTP until a certificate is issued: {string.Join("; ", missing)}", generation, now);
+        }
+        else if (Conditions.Get(status, Api.ConditionTypes.CertificateNotReady) is not null && domains.All(d => states.GetValueOrDefault(d) is { Ready: true }))
+        {
+            Conditions.Set(status, Api.ConditionTypes.CertificateNotReady, false, Reasons.CertificatesReady,
+                $"certificates issued for {string.Join(", ", domains)}", generation, now);
+        }
+    }
+
+    /// <summary>Called after a stack's routes with a TLS domain were written (the certificate manager looks at once).</summary>
+    public Action? TlsDomainsChanged { get; set; }
 
     public async Task<bool> AppliedAsync(CancellationToken ct) => await ServedVersionAsync(ct) == Interlocked.Read(ref written);
 
@@ -488,7 +541,31 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
         }
     }
 
-    /// <summary>The runnable that keeps the proxy running, when there is one.</summary>
-    public static IEnumerable<Runnable> Runnables(NodeProxy? proxy, IContainerEngine engine) =>
-        proxy is null ? [] : [new Runnable("node proxy", token => proxy.RunAsync(engine, token))];
+    /// <summary>
+    /// The runnables that keep the proxy running and, with it, the certificates of its TLS domains issued and renewed
+    /// from the ACME CA of <paramref name="acme"/> (files in the state folder the proxy reads; docs/PROXY.md).
+    /// </summary>
+    public static IEnumerable<Runnable> Runnables(NodeProxy? proxy, IContainerEngine engine, Acme.AcmeOptions acme, string stateRoot, OperatorServices services)
+    {
+        if (proxy is null)
+        {
+            return [];
+        }
+
+        var certificates = new Acme.CertificateManager(
+            stateRoot, acme, new Acme.CertificateMetrics(services.Registry), services.Logging.CreateLogger<Acme.CertificateManager>());
+        proxy.TlsDomainsChanged = certificates.Nudge;
+        proxy.Certificates = certificates;
+        return
+        [
+            new Runnable("node proxy", token => proxy.RunAsync(engine, token)),
+            new Runnable("certificates", async token =>
+            {
+                using (certificates)
+                {
+                    await certificates.RunAsync(() => proxy.TlsDomains, token);
+                }
+            }),
+        ];
+    }
 }

@@ -162,7 +162,7 @@ public sealed class CertificateStore
 
             var extension = Path.GetExtension(name);
             var domain = Path.GetFileNameWithoutExtension(name);
-            if (extension is not (".crt" or ".key") || Validation.DomainName.Problem(domain) is not null)
+            if (extension is not (".crt" or ".key") || DomainName.Problem(domain) is not null)
             {
                 continue;
             }

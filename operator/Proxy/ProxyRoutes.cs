@@ -348,7 +348,7 @@ public sealed record ProxyRoutes(
         }
 
         var domain = RequiredString(item, at, "domain");
-        if (Validation.DomainName.Problem(domain) is { } problem)
+        if (DomainName.Problem(domain) is { } problem)
         {
             throw new ProxyRoutesException($"{at}.domain: {problem}");
         }

@@ -93,6 +93,9 @@ public sealed record StackServices
     /// </summary>
     public Action<StackNames, AppDeploymentStatus, long?>? ReportBackups { get; init; }
 
+    /// <summary>Writes the certificate state of the stack's TLS domains into each status (the node proxy's ACME), when there is one.</summary>
+    public Action<StackNames, AppDeploymentStatus, long?>? ReportCertificates { get; init; }
+
     /// <summary>Every secret value a stack uses, before anything could log one (log redaction).</summary>
     public Action<IEnumerable<string>>? SecretsResolved { get; init; }
 }

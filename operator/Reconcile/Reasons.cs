@@ -54,6 +54,10 @@ public static class Reasons
     public const string BackupFailed = "BackupFailed";
     public const string BackupSucceeded = "BackupSucceeded";
 
+    // Certificates of spec.app.ports[].domains (the node proxy's ACME): the condition CertificateNotReady and its Events.
+    public const string CertificateNotReady = "CertificateNotReady";
+    public const string CertificatesReady = "CertificatesReady";
+
     // Events that are not a condition's reason.
     public const string RolloutStarted = "RolloutStarted";
     public const string RolloutSucceeded = "RolloutSucceeded";

@@ -64,6 +64,7 @@ public sealed partial class StackReconciler(
         var result = await ReconcileStackAsync(resource, publish, ct);
         ApplyDiskPressure(result.Status, resource.Metadata.Generation);
         services.ReportBackups?.Invoke(new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name), result.Status, resource.Metadata.Generation);
+        services.ReportCertificates?.Invoke(new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name), result.Status, resource.Metadata.Generation);
         return result;
     }
 

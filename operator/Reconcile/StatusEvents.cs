@@ -143,5 +143,12 @@ public static class StatusEvents
                 Add(EventKind.Normal, Reasons.DiskSpaceAvailable, pressure.Message ?? "");
             }
         }
+
+        var certificateBefore = Conditions.Get(before, ConditionTypes.CertificateNotReady);
+        var certificate = Conditions.Get(after, ConditionTypes.CertificateNotReady);
+        if (certificate is not null && (certificateBefore?.Status ?? "False") != certificate.Status)
+        {
+            Add(certificate.Status == "True" ? EventKind.Warning : EventKind.Normal, certificate.Reason ?? Reasons.CertificateNotReady, certificate.Message ?? "");
+        }
     }
 }

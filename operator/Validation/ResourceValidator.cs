@@ -523,7 +523,7 @@ public static partial class ResourceValidator
                 continue;
             }
 
-            if (DomainName.Problem(domain) is { } problem)
+            if (Proxy.DomainName.Problem(domain) is { } problem)
             {
                 errors.Add($"{at}.domains[{d}]", problem);
                 continue;

@@ -17,7 +17,7 @@ public sealed partial class ArrowTests
         ["Api"] = [],
         ["Runtime"] = [],
         ["Proxy"] = [],
-        ["Validation"] = ["Api"],
+        ["Validation"] = ["Api", "Proxy"],
         ["Crds"] = ["Api", "Validation"],
         ["Yaml"] = ["Api", "Validation", "Crds"],
         ["Observability"] = ["Api", "Runtime"],

@@ -1,4 +1,8 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.Acme;
+using Skiff.Api;
 using Skiff.Hosting;
 using Skiff.Reconcile;
 using Skiff.Tests.Reconcile;
@@ -97,6 +101,55 @@ public sealed class NodeProxyTests : IDisposable
         await proxy.SetAsync("ns/shop", [], CancellationToken.None);
         await proxy.SetAsync("ns/web", [new StackRoute(Route, "http", "http", 2, "10.0.0.3:8080")], CancellationToken.None);
         Assert.Equal(1, Skiff.Proxy.ProxyRoutes.Read(proxy.FilePath).Version);
+    }
+
+    [Fact]
+    public async Task A_stack_whose_TLS_domain_has_no_certificate_is_CertificateNotReady_and_False_once_it_has_one()
+    {
+        using var proxy = Proxy("skiff:1");
+        var names = new StackNames("ns", "web");
+        // web has its certificate on disk; api has none, and the CA does not answer (nothing listens on port 1).
+        await proxy.SetAsync(names.Key, [Domain("web.example.com"), Domain("api.example.com")], CancellationToken.None);
+        var acme = new AcmeOptions { Directory = new Uri("http://127.0.0.1:1/directory") };
+        using var manager = new CertificateManager(state, acme, null, NullLogger<CertificateManager>.Instance);
+        proxy.Certificates = manager;
+        WriteCertificate("web.example.com");
+
+        await manager.ReconcileAsync(proxy.TlsDomains, CancellationToken.None);
+        var status = new AppDeploymentStatus();
+        proxy.ReportCertificates(names, status, 3);
+
+        var notReady = Conditions.Get(status, ConditionTypes.CertificateNotReady)!;
+        Assert.Equal(("True", Reasons.CertificateNotReady), (notReady.Status, notReady.Reason));
+        Assert.Contains("api.example.com: ", notReady.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("web.example.com", notReady.Message, StringComparison.Ordinal);
+
+        // The domain without a certificate goes: every TLS domain left has its certificate.
+        await proxy.SetAsync(names.Key, [Domain("web.example.com")], CancellationToken.None);
+        await manager.ReconcileAsync(proxy.TlsDomains, CancellationToken.None);
+        proxy.ReportCertificates(names, status, 4);
+        var ready = Conditions.Get(status, ConditionTypes.CertificateNotReady)!;
+        Assert.Equal(("False", Reasons.CertificatesReady), (ready.Status, ready.Reason));
+
+        // A stack without TLS domains gets no such condition.
+        var other = new AppDeploymentStatus();
+        proxy.ReportCertificates(new StackNames("ns", "plain"), other, 1);
+        Assert.Null(Conditions.Get(other, ConditionTypes.CertificateNotReady));
+    }
+
+    private static StackRoute Domain(string domain) => new("", "http", "http", 1, "10.0.0.2:8080", domain, Tls: true);
+
+    private void WriteCertificate(string domain)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={domain}", key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName(domain);
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(80));
+        Directory.CreateDirectory(CertificateFiles.CertificatesDir(state));
+        File.WriteAllText(CertificateFiles.Key(state, domain), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(CertificateFiles.Certificate(state, domain), certificate.ExportCertificatePem());
     }
 
     private async Task StartFirstProxyAsync()

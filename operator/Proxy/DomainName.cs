@@ -1,4 +1,4 @@
-namespace Skiff.Validation;
+namespace Skiff.Proxy;
 
 /// <summary>
 /// The domain names a port may claim (<c>spec.app.ports[].domains</c>) and the routes file may carry: lowercase DNS
