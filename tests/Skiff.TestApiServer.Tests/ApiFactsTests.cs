@@ -304,7 +304,7 @@ public sealed class ApiFactsTests : IAsyncLifetime
     {
         var body = JsonNode.Parse("""
             {"apiVersion":"skiff.dev/v1alpha1","kind":"AppDeployment","metadata":{"name":"shop"},
-             "spec":{"runtime":"podman","app":{"ports":[{"containerPort":"http"}],"command":[]}}}
+             "spec":{"runtime":"podman","app":{"image":"shop:1","ports":[{"containerPort":"http"}],"command":[],"migrate":{}}}}
             """)!.AsObject();
         body["spec"]!["app"]!["command"] = new JsonArray(Enumerable.Range(0, 65).Select(i => (JsonNode?)JsonValue.Create($"a{i}")).ToArray());
 
@@ -316,7 +316,7 @@ public sealed class ApiFactsTests : IAsyncLifetime
         Assert.Contains("spec.runtime: Unsupported value: \"podman\": supported values: \"docker\", \"kubernetes\"", message);
         Assert.Contains("spec.app.ports[0].containerPort: Invalid value: \"http\": spec.app.ports[0].containerPort in body must be of type integer: \"string\"", message);
         Assert.Contains("spec.app.command: Too many: 65: must have at most 64 items", message);
-        Assert.Contains("spec.app.image: Required value", message);
+        Assert.Contains("spec.app.migrate.command: Required value", message);
         var reasons = status["details"]!["causes"]!.AsArray().Select(c => c!["reason"]!.GetValue<string>()).ToHashSet();
         Assert.Equal(["FieldValueNotSupported", "FieldValueInvalid", "FieldValueTooMany", "FieldValueRequired"], reasons);
     }

@@ -241,6 +241,7 @@ public sealed partial class ChartTests
         Assert.Equal("skiff_appdeployment_ready == 0", alerts["SkiffAppDeploymentNotReady"]["expr"]!.GetValue<string>());
         Assert.Equal("10m", alerts["SkiffAppDeploymentNotReady"]["for"]!.GetValue<string>());
         Assert.Equal("skiff_disk_usage_ratio > 0.85", alerts["SkiffDiskPressure"]["expr"]!.GetValue<string>());
+        Assert.Equal("skiff_certificate_expiry_timestamp_seconds - time() < 14 * 86400", alerts["SkiffCertificateExpiringSoon"]["expr"]!.GetValue<string>());
         Assert.Contains("controller_runtime_reconcile_errors_total", alerts["SkiffReconcileErrors"]["expr"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Contains("skiff_image_gc_runs_total{result=\"error\"}", alerts["SkiffImageGCFailing"]["expr"]!.GetValue<string>(), StringComparison.Ordinal);
         // Prometheus's own templates survive Helm's: {{ $labels.x }} reaches Prometheus as it is.
