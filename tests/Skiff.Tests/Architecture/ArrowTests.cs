@@ -28,8 +28,9 @@ public sealed partial class ArrowTests
         ["Sources"] = ["Api", "Validation", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC"],
         ["Backup"] = ["Api", "Validation", "Runtime", "Observability", "State", "Reconcile"],
         ["Acme"] = ["State"],
-        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme"],
-        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme"],
+        ["KubeRender"] = ["Api", "Validation", "Reconcile"],
+        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme", "KubeRender"],
+        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme", "KubeRender"],
     };
 
     /// <summary>
