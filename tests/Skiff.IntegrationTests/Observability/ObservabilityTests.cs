@@ -132,7 +132,7 @@ public sealed class ObservabilityTests
             var m = (await GetAsync($"http://127.0.0.1:{metricsPort}/metrics")).Body;
             return m.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"api\"}} 1", StringComparison.Ordinal)
                 && m.Contains($"skiff_appdeployment_ready{{namespace=\"{w.Namespace}\",name=\"bot\"}} 1", StringComparison.Ordinal);
-        }, TimeSpan.FromSeconds(120), () => run.Stderr);
+        }, TimeSpan.FromSeconds(180), () => run.Stderr);
         // A failing migration copies the app's log lines into status: they are masked too.
         w.Write("api.yaml", w.Api(image: "skiff-test/app:bad-migrate"));
         await Eventually.UntilAsync("api's status says MigrationFailed", () => File.ReadAllText(Path.Combine(w.StateDir, "status", $"{w.Namespace}_api.json")),
