@@ -322,19 +322,9 @@ public static class KubeRenderer
                 return null;
             }
 
-            // The same redis-server arguments as the Docker target (DesiredStack.BuildCache).
+            // The same redis-server arguments as the Docker target.
             var persistent = cache.Persistence is PersistenceModes.Aof or PersistenceModes.Rdb;
-            var args = new List<string> { "redis-server", "--protected-mode", "no" };
-            args.AddRange(cache.Persistence switch
-            {
-                PersistenceModes.Aof => ["--appendonly", "yes", "--dir", "/data"],
-                PersistenceModes.Rdb => ["--appendonly", "no", "--save", "60 1", "--dir", "/data"],
-                _ => ["--appendonly", "no", "--save", ""],
-            });
-            if (Quantity.MaxMemoryBytes(cache.MaxMemory) is { } maxMemory)
-            {
-                args.AddRange(["--maxmemory", maxMemory.ToString(CultureInfo.InvariantCulture), "--maxmemory-policy", "allkeys-lru"]);
-            }
+            var args = DesiredStack.RedisCommand(cache);
 
             var container = new V1Container
             {

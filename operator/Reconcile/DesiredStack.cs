@@ -329,14 +329,9 @@ public sealed class DesiredStack
         return new DataComponent(StackNames.DatabaseComponent, container, configHash, volume, adopted, null);
     }
 
-    private DataComponent? BuildCache()
+    /// <summary>The redis-server command line of a cache (persistence, memory cap): the same on Docker and on Kubernetes.</summary>
+    public static List<string> RedisCommand(CacheSpec cache)
     {
-        if (Spec.Cache is not { } cache)
-        {
-            return null;
-        }
-
-        var persistent = cache.Persistence is PersistenceModes.Aof or PersistenceModes.Rdb;
         var cmd = new List<string> { "redis-server", "--protected-mode", "no" };
         cmd.AddRange(cache.Persistence switch
         {
@@ -348,6 +343,19 @@ public sealed class DesiredStack
         {
             cmd.AddRange(["--maxmemory", maxMemory.ToString(CultureInfo.InvariantCulture), "--maxmemory-policy", "allkeys-lru"]);
         }
+
+        return cmd;
+    }
+
+    private DataComponent? BuildCache()
+    {
+        if (Spec.Cache is not { } cache)
+        {
+            return null;
+        }
+
+        var persistent = cache.Persistence is PersistenceModes.Aof or PersistenceModes.Rdb;
+        var cmd = RedisCommand(cache);
 
         var configHash = SpecHash.Compute(new { cache.Engine, cache.Image, cache.Persistence, cache.MaxMemory, cache.Resources, layout = 1 });
         var labels = Labels(StackNames.CacheComponent);

@@ -150,7 +150,7 @@ public sealed class StatusOutputTests : IDisposable
             new("www.example.com", true, "prod/api", "http", 2, "172.18.0.5:3000"),
             new("bot.example.com", true, "chat/bot", "http", 1, "172.19.0.5:3000"),
         ]));
-        using var ca = new Skiff.Tests.Proxy.TestCertificates();
+        using var ca = new Skiff.IntegrationTests.Proxy.TestCertificates();
         var leaf = ca.WritePair(Path.Combine(proxy, "certs"), "api.example.com");
 
         var (_, stdout, _) = Status("api", "prod");

@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Skiff.IntegrationTests.Proxy;
 using Skiff.Proxy;
 using Skiff.Tests.Runtime;
 
