@@ -68,9 +68,11 @@ public static class CommonOptions
 
     /// <summary>The key <paramref name="option"/> (else <c>SKIFF_AGE_KEY_FILE</c>) names, or null; a bad file shows as SecretNotDecrypted on the stacks that need it.</summary>
     public static Sources.Directory.AgeCli? Age(ParseResult parse, Option<string?> option) =>
-        (parse.GetValue(option) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } env ? env : null)) is { } file
-            ? new Sources.Directory.AgeCli(Path.GetFullPath(file), TimeSpan.FromSeconds(30))
-            : null;
+        AgeKeyFileOrEnvironment(parse, option) is { } file ? new Sources.Directory.AgeCli(Path.GetFullPath(file), TimeSpan.FromSeconds(30)) : null;
+
+    /// <summary><paramref name="option"/>'s value, else <c>SKIFF_AGE_KEY_FILE</c> (read here, not as the option's default, so that the kubernetes source ignores the variable).</summary>
+    public static string? AgeKeyFileOrEnvironment(ParseResult parse, Option<string?> option) =>
+        parse.GetValue(option) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } env ? env : null);
 
     public static Option<string> StateDir() => new("--state-dir")
     {

@@ -376,9 +376,7 @@ public static class RunCommand
         return command;
     }
 
-    /// <summary><c>--age-key-file</c>, else <c>SKIFF_AGE_KEY_FILE</c> (read here, not as the option's default, so that the kubernetes source ignores the variable).</summary>
-    private static string? AgeKeyFileOrEnvironment(ParseResult parse) =>
-        parse.GetValue(AgeKeyFile) ?? (Environment.GetEnvironmentVariable("SKIFF_AGE_KEY_FILE") is { Length: > 0 } file ? file : null);
+    private static string? AgeKeyFileOrEnvironment(ParseResult parse) => CommonOptions.AgeKeyFileOrEnvironment(parse, AgeKeyFile);
 
     /// <summary>The first flag given that only the git source takes, or null.</summary>
     private static string? GitOnly(ParseResult parse)

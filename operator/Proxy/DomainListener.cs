@@ -101,17 +101,7 @@ internal sealed class DomainListener
 
     public Task StartAsync(CancellationToken ct) => app.StartAsync(ct);
 
-    public async Task StopAsync(TimeSpan drain)
-    {
-        try
-        {
-            await app.StopAsync(drain);
-        }
-        finally
-        {
-            await app.DisposeAsync();
-        }
-    }
+    public Task StopAsync(TimeSpan drain) => app.StopAndDisposeAsync(drain);
 
     private async Task HandleAsync(HttpContext http)
     {

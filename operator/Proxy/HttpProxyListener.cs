@@ -68,17 +68,7 @@ internal sealed class HttpProxyListener : IProxyListener
 
     public void SwitchTo(ProxyListener route) => target = new Target(route);
 
-    public async Task StopAsync(TimeSpan drain)
-    {
-        try
-        {
-            await app.StopAsync(drain);
-        }
-        finally
-        {
-            await app.DisposeAsync();
-        }
-    }
+    public Task StopAsync(TimeSpan drain) => app.StopAndDisposeAsync(drain);
 
     private async Task ForwardAsync(HttpContext http)
     {

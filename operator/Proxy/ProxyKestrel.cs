@@ -101,6 +101,19 @@ internal static class ProxyKestrel
             await Web.StopAsync(deadline.Token);
         }
 
+        /// <summary>Graceful stop (<see cref="StopAsync"/>), then the server is disposed whatever happened.</summary>
+        public async Task StopAndDisposeAsync(TimeSpan drain)
+        {
+            try
+            {
+                await StopAsync(drain);
+            }
+            finally
+            {
+                await DisposeAsync();
+            }
+        }
+
         public ValueTask DisposeAsync() => Web.DisposeAsync();
     }
 
