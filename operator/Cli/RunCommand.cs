@@ -234,9 +234,10 @@ public static class RunCommand
                 return ExitCodes.UsageOrIo;
             }
 
+            // The two flags are judged together: a prefix only makes sense within its pool.
             if (Docker.NetworkPool.Create(parse.GetValue(NetworkPoolOption)!, parse.GetValue(NetworkPrefix), out var networkProblem) is not { } networkPool)
             {
-                Console.Error.WriteLine(networkProblem);
+                parse.InvocationConfiguration.Error.WriteLine(networkProblem);
                 return ExitCodes.UsageOrIo;
             }
 
