@@ -305,16 +305,17 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
 
     private NetworkPoolExhaustedException Exhausted(IList<NetworkResponse> networks, IReadOnlyList<IPNetwork> taken)
     {
-        var stacks = networks
+        string N(long n) => n.ToString(CultureInfo.InvariantCulture);
+        var byStacks = NetworkPool.CountTaken(networks
             .Where(n => n.Labels is { } l && l.TryGetValue(SkiffLabels.ManagedBy, out var by) && by == SkiffLabels.ManagedByValue)
-            .Count(n => Subnets(n).Any(NetworkPool.Holds));
+            .SelectMany(Subnets));
         var inUse = NetworkPool.CountTaken(taken);
+        var longer = NetworkPool.Prefix < NetworkPool.LongestPrefix ? $" or a longer --network-prefix (up to {N(NetworkPool.LongestPrefix)})" : "";
         return new NetworkPoolExhaustedException(
-            $"no free subnet in the network pool: {inUse.ToString(CultureInfo.InvariantCulture)} of its {NetworkPool.Count.ToString(CultureInfo.InvariantCulture)} " +
-            $"/{NetworkPool.Prefix.ToString(CultureInfo.InvariantCulture)} subnets (--network-pool {NetworkPool.Pool} --network-prefix {NetworkPool.Prefix.ToString(CultureInfo.InvariantCulture)}) are in use, " +
-            $"{stacks.ToString(CultureInfo.InvariantCulture)} by Skiff stack networks, the rest by other Docker networks or the host's routes; " +
-            $"start skiff run with a larger --network-pool or a longer --network-prefix (up to {NetworkPool.LongestPrefix.ToString(CultureInfo.InvariantCulture)}), " +
-            "or remove stacks or Docker networks no longer used; Skiff tries again by itself");
+            $"no free subnet in the network pool: {N(inUse)} of its {N(NetworkPool.Count)} /{N(NetworkPool.Prefix)} subnets " +
+            $"(--network-pool {NetworkPool.Pool} --network-prefix {N(NetworkPool.Prefix)}) are in use, {N(byStacks)} by Skiff stack networks and " +
+            $"{N(inUse - byStacks)} by other Docker networks or the host's routes; start skiff run with a larger --network-pool{longer}, " +
+            "or remove stacks or Docker networks no longer used (Skiff tries again by itself)");
     }
 
     /// <summary>Docker refused the subnet because another network has it ("Pool overlaps with other one on this address space").</summary>
