@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Docker.DotNet.Models;
 using Skiff.Docker;
+using Skiff.IntegrationTests.Infrastructure;
 using Skiff.Reconcile;
 
 namespace Skiff.IntegrationTests.DockerTarget;
@@ -13,11 +14,11 @@ namespace Skiff.IntegrationTests.DockerTarget;
 /// </summary>
 public sealed class NetworkPoolTests : IAsyncLifetime
 {
-    private const string RunLabel = "dev.skiff.test-network-pool";
-    private readonly string run = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+    /// <summary>The value of <see cref="DockerFixture.RunLabel"/> on this test's networks: scripts/test.sh removes them after an interrupted run too.</summary>
+    private readonly string run = $"{TestRun.Id}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
     private readonly DockerEngine docker = new(Environment.GetEnvironmentVariable("DOCKER_HOST"));
 
-    private Dictionary<string, string> Labels => new() { [RunLabel] = run };
+    private Dictionary<string, string> Labels => new() { [DockerFixture.RunLabel] = run };
 
     private string Name(int i) => $"skiff-it-netpool-{run}-{i}";
 
@@ -25,7 +26,7 @@ public sealed class NetworkPoolTests : IAsyncLifetime
     private async Task<IList<NetworkResponse>> NetworksAsync() =>
         await docker.Client.Networks.ListNetworksAsync(new NetworksListParameters
         {
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{RunLabel}={run}"] = true } },
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerFixture.RunLabel}={run}"] = true } },
         });
 
     private static IPNetwork Subnet(NetworkResponse n) => IPNetwork.Parse(n.IPAM.Config.Single().Subnet);
