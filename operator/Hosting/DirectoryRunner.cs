@@ -28,6 +28,9 @@ public sealed record DirectoryRunOptions(
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>The subnets of stack networks (<c>--network-pool</c>, <c>--network-prefix</c>).</summary>
+    public NetworkPool NetworkPool { get; init; } = NetworkPool.Default;
+
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
 
@@ -90,7 +93,7 @@ public static class DirectoryRunner
 
         await using var services = new OperatorServices(logging);
         using (stateLock)
-        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
+        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker) { NetworkPool = options.NetworkPool })
         {
             // Reading and validating the folder and the engine's first answer are both mostly one-time JIT
             // work at start-up: on another core, the first overlaps the second (about 0.1 s per start).

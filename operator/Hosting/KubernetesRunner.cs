@@ -42,6 +42,9 @@ public sealed record KubernetesRunOptions(
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>The subnets of stack networks (<c>--network-pool</c>, <c>--network-prefix</c>).</summary>
+    public NetworkPool NetworkPool { get; init; } = NetworkPool.Default;
+
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
 
@@ -88,7 +91,7 @@ public static class KubernetesRunner
         await using var services = new OperatorServices(logging);
         using (stateLock)
         using (var client = new k8s.Kubernetes(config, new RestClientMetricsHandler(services.Metrics)))
-        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
+        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker) { NetworkPool = options.NetworkPool })
         {
             try
             {

@@ -33,6 +33,9 @@ public static class Reasons
     public const string ImagePullFailed = "ImagePullFailed";
     public const string BuildFailed = "BuildFailed";
 
+    // The node: no subnet left in the operator's network pool (--network-pool, --network-prefix) for the stack's network.
+    public const string NetworkPoolExhausted = "NetworkPoolExhausted";
+
     // A revision that failed (and was rolled back when it could be).
     public const string ImageNotFound = "ImageNotFound";
     public const string MigrationFailed = "MigrationFailed";
