@@ -325,6 +325,34 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Leaving proxy mode: an operator started without <c>--proxy-image</c> stops and removes the node proxy an earlier
+    /// start left running (it holds the ports the apps now publish themselves). The apps are then recreated with their
+    /// ports published, stop-first: the ports do not answer between the proxy's stop and each app's start.
+    /// </summary>
+    /// <returns>How many proxy containers were removed.</returns>
+    public static async Task<int> RemoveLeftoverAsync(IContainerEngine engine, ILogger log, CancellationToken ct)
+    {
+        var proxies = await engine.ListContainersAsync(
+            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Component] = Component },
+            ct);
+        foreach (var proxy in proxies)
+        {
+            log.LogWarning(
+                "Proxy: this operator runs without --proxy-image, but the node proxy {Name} of an earlier start is still there; it is stopped and removed, "
+                + "and the apps publish their ports themselves again (each is recreated, stop-first). Start with --proxy-image to keep the proxy",
+                proxy.Name);
+            if (proxy.Running)
+            {
+                await engine.StopContainerAsync(proxy.Id, TimeSpan.FromSeconds(35), ct);
+            }
+
+            await engine.RemoveContainerAsync(proxy.Id, ct);
+        }
+
+        return proxies.Count;
+    }
+
     /// <summary>The container the operator runs the proxy as (its labels carry the settings' hash).</summary>
     public ContainerSpec Spec(string name)
     {
@@ -523,11 +551,23 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
     public NodeProxy Create(string stateRoot, string node, ILoggerFactory logging) =>
         new(Image, MetricsBindAddress, stateRoot, node, logging.CreateLogger("Skiff.Proxy"), HttpPort, HttpsPort);
 
-    /// <summary>Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.</summary>
+    /// <summary>
+    /// Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.
+    /// Without a proxy (no <c>--proxy-image</c>), a node proxy left by an earlier start with one is removed (<see cref="NodeProxy.RemoveLeftoverAsync"/>).
+    /// </summary>
     public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, ILogger log, CancellationToken ct)
     {
         if (proxy is null)
         {
+            try
+            {
+                await NodeProxy.RemoveLeftoverAsync(engine, log, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not EngineUnreachableException)
+            {
+                log.LogWarning("Proxy: could not remove the node proxy left from a start with --proxy-image: {Error}; remove it with docker rm -f skiff_proxy", e.Message);
+            }
+
             return;
         }
 

@@ -46,6 +46,27 @@ public sealed class NodeProxyTests : IDisposable
     }
 
     [Fact]
+    public async Task An_operator_started_without_a_proxy_image_removes_the_proxy_an_earlier_start_left_and_nothing_else()
+    {
+        await StartFirstProxyAsync();
+        var app = await engine.CreateContainerAsync(
+            new ContainerSpec { Name = "skiff_ns_web_app_1", Image = "skiff:1", Network = "skiff_ns_web", Labels = new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue } },
+            CancellationToken.None);
+        await engine.StartContainerAsync(app, CancellationToken.None);
+
+        await NodeProxySettings.StartAsync(null, engine, NullLogger.Instance, CancellationToken.None);
+
+        var left = Assert.Single(engine.All);
+        Assert.Equal("skiff_ns_web_app_1", left.Name);
+        Assert.True(left.Running);
+        var calls = engine.Calls.ToList();
+        Assert.True(calls.IndexOf("container_stop skiff_proxy") < calls.IndexOf("container_remove skiff_proxy"), string.Join(", ", calls));
+
+        // Nothing left to remove: a second start changes nothing.
+        Assert.Equal(0, await NodeProxy.RemoveLeftoverAsync(engine, NullLogger.Instance, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_new_proxy_that_exits_before_listening_is_removed_and_the_running_one_keeps_serving()
     {
         await StartFirstProxyAsync();
