@@ -21,6 +21,9 @@ public sealed class KubernetesSecretSource(IKubernetes client) : ISecretSource
         return secret is null ? null : Data(secret);
     }
 
+    public async Task<string?> GetSecretTypeAsync(string @namespace, string name, CancellationToken ct) =>
+        (await ReadAsync(@namespace, name, ct)) is { } secret ? secret.Type ?? "Opaque" : null;
+
     public async Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct)
     {
         var existing = await ReadAsync(names.Namespace, names.DatabaseSecret, ct);
