@@ -2,8 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Skiff.Api;
-using Skiff.Reconcile;
 
 namespace Skiff.Acme;
 
@@ -18,8 +16,8 @@ public sealed record SecretCertificate(string Domain, string Field, string Secre
 }
 
 /// <summary>
-/// Reads the certificates of a stack's ports that name a <c>tlsSecret</c> (for users with their own CA): no ACME order
-/// for their domains; the node proxy serves what the Secret holds once it is checked here.
+/// Checks the certificate of a <c>tlsSecret</c> (for users with their own CA; <c>Hosting.TlsSecrets</c> reads the Secrets):
+/// no ACME order for its domains; the node proxy serves what the Secret holds once it is checked here.
 /// </summary>
 /// <remarks>
 /// # Guarantees
@@ -33,32 +31,6 @@ public static class SecretCertificates
     public const string SecretType = "kubernetes.io/tls";
     public const string CertificateKey = "tls.crt";
     public const string PrivateKeyKey = "tls.key";
-
-    /// <summary>The certificate of each domain of the ports with a <c>tlsSecret</c> (and <c>tls</c> not false) of <paramref name="spec"/>.</summary>
-    public static async Task<IReadOnlyList<SecretCertificate>> ResolveAsync(
-        string @namespace, AppDeploymentSpec spec, ISecretSource secrets, DateTimeOffset now, CancellationToken ct)
-    {
-        var found = new List<SecretCertificate>();
-        var ports = spec.App?.Ports ?? [];
-        for (var i = 0; i < ports.Count; i++)
-        {
-            if (ports[i] is not { TlsSecret: { Length: > 0 } name, Domains: { Count: > 0 } domains } port || port.Tls == false)
-            {
-                continue;
-            }
-
-            var field = $"spec.app.ports[{i}].tlsSecret";
-            var (pem, problem) = await ReadAsync(@namespace, name, field, secrets, ct);
-            foreach (var domain in domains.Where(d => !string.IsNullOrEmpty(d)).Distinct(StringComparer.Ordinal))
-            {
-                found.Add(problem is not null
-                    ? new SecretCertificate(domain, field, name, null, null, null, problem)
-                    : Check(domain, field, name, pem!.Value.Certificate, pem.Value.Key, now));
-            }
-        }
-
-        return found;
-    }
 
     /// <summary>
     /// Checks tls.crt and tls.key for <paramref name="domain"/>: the leaf is the certificate of the key, unexpired at
@@ -127,43 +99,6 @@ public static class SecretCertificates
                 c.Dispose();
             }
         }
-    }
-
-    private static async Task<((string Certificate, string Key)? Pem, string? Problem)> ReadAsync(
-        string @namespace, string name, string field, ISecretSource secrets, CancellationToken ct)
-    {
-        var create = $"kubectl create secret tls {name} --cert=FILE --key=FILE -n {@namespace}, or a Secret document of type {SecretType} in the folder";
-        IReadOnlyDictionary<string, byte[]>? data;
-        string? type;
-        try
-        {
-            data = await secrets.GetSecretAsync(@namespace, name, ct);
-            type = data is null ? null : await secrets.GetSecretTypeAsync(@namespace, name, ct);
-        }
-        catch (SecretUnreadableException e)
-        {
-            return (null, $"{field}: {e.Message}");
-        }
-
-        if (data is null)
-        {
-            return (null, $"{field}: Secret \"{name}\" not found in namespace \"{@namespace}\"; create it ({create}); Skiff retries by itself");
-        }
-
-        if (type is not null && type != SecretType)
-        {
-            return (null, $"{field}: Secret \"{name}\" is of type {type}, not {SecretType}; create it again as one ({create})");
-        }
-
-        foreach (var key in new[] { CertificateKey, PrivateKeyKey })
-        {
-            if (!data.TryGetValue(key, out var value) || value.Length == 0)
-            {
-                return (null, $"{field}: Secret \"{name}\" has no key \"{key}\"; a {SecretType} Secret holds {CertificateKey} and {PrivateKeyKey} ({create})");
-            }
-        }
-
-        return ((Encoding.UTF8.GetString(data[CertificateKey]), Encoding.UTF8.GetString(data[PrivateKeyKey])), null);
     }
 
     /// <summary>The private key of the PEM (PKCS#8, PKCS#1 RSA or SEC1 EC), or null when it holds none Skiff can use.</summary>

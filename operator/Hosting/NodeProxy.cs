@@ -208,7 +208,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     public Acme.CertificateMetrics? CertificateMetrics { get; set; }
 
     /// <summary>
-    /// Reads the certificates of the stack's <c>spec.app.ports[].tlsSecret</c>s (<see cref="Acme.SecretCertificates"/>) and
+    /// Reads the certificates of the stack's <c>spec.app.ports[].tlsSecret</c>s (<see cref="TlsSecrets"/>) and
     /// writes each usable one where the proxy reads it (<c>certs/DOMAIN.key</c> then <c>.crt</c>, 0600, only when it changed);
     /// a problem keeps the files there were and becomes the domain's <c>CertificateNotReady</c> message. Called at every
     /// reconcile before the routes are set, so the ACME manager never orders a certificate for those domains.
@@ -216,7 +216,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     public async Task ProvideCertificatesAsync(StackNames names, Api.AppDeploymentSpec spec, ISecretSource secrets, CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
-        var found = await Acme.SecretCertificates.ResolveAsync(names.Namespace, spec, secrets, now, ct);
+        var found = await TlsSecrets.ResolveAsync(names.Namespace, spec, secrets, now, ct);
         var states = new Dictionary<string, Acme.CertificateState>(StringComparer.Ordinal);
         foreach (var certificate in found)
         {

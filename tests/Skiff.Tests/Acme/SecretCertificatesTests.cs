@@ -126,14 +126,14 @@ public sealed class SecretCertificatesTests : IDisposable
             },
         };
 
-        Assert.Empty(await SecretCertificates.ResolveAsync("prod", spec, secrets, Now, CancellationToken.None));
+        Assert.Empty(await Skiff.Hosting.TlsSecrets.ResolveAsync("prod", spec, secrets, Now, CancellationToken.None));
     }
 
     private static AppDeploymentSpec Port(List<string> domains, string secret) =>
         new() { App = new AppSpec { Ports = [new PortSpec { Name = "http", ContainerPort = 3000, Domains = domains, TlsSecret = secret }] } };
 
     private Task<IReadOnlyList<SecretCertificate>> Resolve(AppDeploymentSpec spec) =>
-        SecretCertificates.ResolveAsync("prod", spec, secrets, Now, CancellationToken.None);
+        Skiff.Hosting.TlsSecrets.ResolveAsync("prod", spec, secrets, Now, CancellationToken.None);
 
     private X509Certificate2 Both(string a, string b, out string keyPem)
     {
