@@ -185,7 +185,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             switch (doc.Resource)
             {
                 case V1Secret secret:
-                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secretFiles.Resolve(secret, doc.File, location, Path) with { Type = secret.Type ?? "Opaque" };
+                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secretFiles.Resolve(secret, doc.File, location, Path) with { Type = string.IsNullOrEmpty(secret.Type) ? "Opaque" : secret.Type };
                     break;
             }
         }
