@@ -163,7 +163,13 @@ public sealed class NodeProxy : IRouteTable, IDisposable
                 if (routes.Count == 0)
                 {
                     table.Remove(stackKey);
-                    fromSecrets.Remove(stackKey);
+                    if (fromSecrets.Remove(stackKey, out var gone))
+                    {
+                        foreach (var domain in gone.Keys)
+                        {
+                            CertificateMetrics?.Forget(domain);
+                        }
+                    }
                 }
                 else
                 {
@@ -229,9 +235,10 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
 
         bool changed;
+        IReadOnlyDictionary<string, Acme.CertificateState>? before;
         lock (table)
         {
-            var before = fromSecrets.GetValueOrDefault(names.Key);
+            before = fromSecrets.GetValueOrDefault(names.Key);
             changed = restored.Remove(names.Key) || (before?.Count ?? 0) != states.Count || (before is not null && !states.Keys.All(before.ContainsKey));
             if (states.Count == 0)
             {
@@ -241,6 +248,12 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             {
                 fromSecrets[names.Key] = states;
             }
+        }
+
+        foreach (var gone in (before?.Keys ?? []).Except(states.Keys))
+        {
+            // Back to ACME or gone: the manager sets the series again when it has a certificate for it.
+            CertificateMetrics?.Forget(gone);
         }
 
         if (changed)

@@ -214,6 +214,29 @@ public sealed class NodeProxyTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tlsSecret_certificate_has_its_expiry_series_until_its_stack_goes()
+    {
+        using var ca = new Skiff.IntegrationTests.Proxy.TestCertificates();
+        var secrets = new Skiff.Tests.Acme.SecretCertificatesTests.TypedSecrets();
+        var (crt, key, leaf) = ca.Issue("own.example.com");
+        secrets.Add("own-tls", crt, key, ns: "ns");
+        var registry = Prometheus.Metrics.NewCustomRegistry();
+        using var proxy = Proxy("skiff:1");
+        proxy.CertificateMetrics = new CertificateMetrics(registry);
+        var spec = new AppDeploymentSpec { App = new AppSpec { Ports = [new PortSpec { ContainerPort = 80, Domains = ["own.example.com"], TlsSecret = "own-tls" }] } };
+
+        await proxy.ProvideCertificatesAsync(new StackNames("ns", "web"), spec, secrets, CancellationToken.None);
+        await proxy.SetAsync("ns/web", [Domain("own.example.com")], CancellationToken.None);
+
+        var series = "skiff_certificate_expiry_timestamp_seconds{domain=\"own.example.com\"} ";
+        var line = (await ExportAsync(registry)).Split('\n').Single(l => l.StartsWith(series, StringComparison.Ordinal));
+        Assert.Equal(new DateTimeOffset(leaf.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(), double.Parse(line[series.Length..], System.Globalization.CultureInfo.InvariantCulture));
+
+        await proxy.SetAsync("ns/web", [], CancellationToken.None);
+        Assert.DoesNotContain(series, await ExportAsync(registry), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_stack_read_back_from_the_routes_file_is_not_ordered_from_ACME_before_a_reconcile_looked_at_its_tlsSecret()
     {
         using (var first = Proxy("skiff:1"))
@@ -229,6 +252,13 @@ public sealed class NodeProxyTests : IDisposable
         var spec = new AppDeploymentSpec { App = new AppSpec { Ports = [new PortSpec { ContainerPort = 80, Domains = ["own.example.com"] }] } };
         await restarted.ProvideCertificatesAsync(new StackNames("ns", "web"), spec, new Skiff.Tests.Acme.SecretCertificatesTests.TypedSecrets(), CancellationToken.None);
         Assert.Equal(["own.example.com"], restarted.TlsDomains);
+    }
+
+    private static async Task<string> ExportAsync(Prometheus.CollectorRegistry registry)
+    {
+        using var stream = new MemoryStream();
+        await registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
     private static StackRoute Domain(string domain) => new("", "http", "http", 1, "10.0.0.2:8080", domain, Tls: true);
