@@ -121,7 +121,7 @@ public static class DirectoryRunner
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
             var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
-            var secrets = new FolderSecretSource(state, source.GetSecret);
+            var secrets = new FolderSecretSource(state, source.GetSecret, source.GetSecretType);
             var backups = new NodeBackups();
             using var stacks = new StackReconciler(
                 engine,
@@ -129,7 +129,7 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates, ProvideCertificates = proxy is null ? null : proxy.ProvideCertificatesAsync });
             IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
                 git is null ? store : new GitStackStore(store, git, new GitBuilds(git, new ImageBuilder(engine), options.Node, logging.CreateLogger<GitBuilds>())),

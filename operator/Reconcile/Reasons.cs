@@ -61,6 +61,9 @@ public static class Reasons
     public const string CertificateNotReady = "CertificateNotReady";
     public const string CertificatesReady = "CertificatesReady";
 
+    // spec.app.ports[].domains on a node whose operator runs no node proxy: the condition DomainsNotServed and its Event.
+    public const string ProxyRequired = "ProxyRequired";
+
     // Events that are not a condition's reason.
     public const string RolloutStarted = "RolloutStarted";
     public const string RolloutSucceeded = "RolloutSucceeded";
