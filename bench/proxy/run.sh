@@ -16,7 +16,7 @@
 #          RATE             target requests/s of the paced run (default 1000)
 #          CONNECTIONS      connections of the paced run (default 20)
 #          MAX_CONNECTIONS  connections of the max run (default 32)
-#          ROUNDS           rounds (default 2)
+#          ROUNDS           rounds (default 3)
 #          SKIFF_DLL        skiff to run (default operator/bin/Release/net10.0/skiff.dll, built if missing)
 #          RESULTS_DIR      where the report goes (default bench/proxy/results)
 # Output:  a table on stdout and in RESULTS_DIR/<stamp>.txt, with the raw wrk output beside it.
@@ -30,7 +30,7 @@ duration=${DURATION:-20}
 rate=${RATE:-1000}
 connections=${CONNECTIONS:-20}
 max_connections=${MAX_CONNECTIONS:-32}
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-3}
 skiff_dll=${SKIFF_DLL:-$repo/operator/bin/Release/net10.0/skiff.dll}
 results=${RESULTS_DIR:-$here/results}
 image=skiff-test/app:1
@@ -89,10 +89,12 @@ wait_ok "$proxied"
 # wrk's latency figures ("812.00us", "1.23ms", "2.01s") in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
 
-# measure LABEL URL CONNECTIONS DELAY_MS: one wrk run; prints "p50 p90 p99 rps errors".
+# measure LABEL URL CONNECTIONS DELAY_MS: one wrk run; prints "p50 p90 p99 rps errors". The paced run uses one
+# wrk thread (plenty for 1,000 requests/s; a second would only take CPU from the app and the proxy), the max run two.
 measure() {
-    local label="$1" url="$2" conns="$3" delay="$4" out
-    out=$(WRK_DELAY_MS="$delay" wrk -t2 -c"$conns" -d"${duration}s" --latency -s "$here/pace.lua" "$url")
+    local label="$1" url="$2" conns="$3" delay="$4" out threads=2
+    [[ $delay == 0 ]] || threads=1
+    out=$(WRK_DELAY_MS="$delay" wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$here/pace.lua" "$url")
     { echo "== $label ($url, $conns connections, ${delay} ms pacing)"; echo "$out"; } >> "$raw"
     local p50 p90 p99 rps errors
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -104,8 +106,8 @@ measure() {
 }
 
 delay=$((connections * 1000 / rate))
-for target in direct proxied; do   # warm-up: JIT, connection pools
-    WRK_DELAY_MS=0 wrk -t2 -c"$connections" -d5s "${!target}" >/dev/null
+for target in direct proxied; do   # warm-up: connection pools, and the JIT's tiers (about 15 s of load on 2 cores)
+    WRK_DELAY_MS=0 wrk -t2 -c"$connections" -d15s "${!target}" >/dev/null
 done
 
 {
