@@ -168,12 +168,4 @@ public sealed class CertificateIssuanceTests(Pebble pebble) : IClassFixture<Pebb
         await registry.CollectAndExportAsTextAsync(stream);
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
-
-    /// <summary>The manager's clock, moved by the test (the CA keeps real time).</summary>
-    private sealed class ManualClock(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
 }

@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Skiff.IntegrationTests.Infrastructure;
 using Skiff.Proxy;
@@ -172,87 +170,4 @@ public sealed class DomainProxyTests : IDisposable
         ProxyRoutes.Write(RoutesPath, routes);
         return routes;
     }
-
-    /// <summary>
-    /// An HTTP client for the domains: every name resolves to 127.0.0.1 (the connection goes there, SNI and Host stay the
-    /// domain's), TLS is done in the connect callback with the domain as SNI and only the test CA trusted, so the
-    /// certificate served is known per connection; each request has a connection of its own; redirects are not followed.
-    /// </summary>
-    private sealed class DomainClient : IDisposable
-    {
-        private static readonly HttpRequestOptionsKey<string> Served = new("served-certificate");
-        private readonly HttpClient client;
-
-        public DomainClient(TestCertificates ca, int httpsPort)
-        {
-            var handler = new SocketsHttpHandler
-            {
-                UseProxy = false,
-                AllowAutoRedirect = false,
-                PooledConnectionLifetime = TimeSpan.Zero,
-                ConnectCallback = async (context, ct) =>
-                {
-                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                    try
-                    {
-                        await socket.ConnectAsync(IPAddress.Loopback, context.DnsEndPoint.Port, ct);
-                        var stream = new NetworkStream(socket, ownsSocket: true);
-                        if (context.DnsEndPoint.Port != httpsPort)
-                        {
-                            return stream;
-                        }
-
-                        var tls = new SslStream(stream, leaveInnerStreamOpen: false);
-                        string? served = null;
-                        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                        {
-                            TargetHost = context.DnsEndPoint.Host,
-                            ApplicationProtocols = [SslApplicationProtocol.Http11],
-                            RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                            {
-                                if (certificate is null)
-                                {
-                                    return false;
-                                }
-
-                                using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-                                served = leaf.Thumbprint;
-
-                                // The name must match; the chain must lead to the test CA (which the system does not trust).
-                                return (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None && ca.Trusts(leaf);
-                            },
-                        }, ct);
-                        context.InitialRequestMessage.Options.Set(Served, served!);
-                        return tls;
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            };
-            client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
-        }
-
-        /// <summary>GET; an https:// URI goes over the TLS of the connect callback (the request line stays HTTP/1.1 on it).</summary>
-        public async Task<Answer> GetAsync(Uri uri, string? host = null)
-        {
-            var plain = uri.Scheme == Uri.UriSchemeHttps ? new UriBuilder(uri) { Scheme = Uri.UriSchemeHttp, Port = uri.Port }.Uri : uri;
-            using var request = new HttpRequestMessage(HttpMethod.Get, plain);
-            if (host is not null)
-            {
-                request.Headers.Host = host;
-            }
-
-            using var response = await client.SendAsync(request);
-            var body = await response.Content.ReadAsStringAsync();
-            request.Options.TryGetValue(Served, out var certificate);
-            return new Answer(response.StatusCode, body, response.Headers.Location, response.Content.Headers.ContentType?.MediaType, certificate);
-        }
-
-        public void Dispose() => client.Dispose();
-    }
-
-    private sealed record Answer(HttpStatusCode Status, string Body, Uri? Location, string? MediaType, string? Certificate);
 }
