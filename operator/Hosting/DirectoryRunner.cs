@@ -142,7 +142,7 @@ public static class DirectoryRunner
 
             try
             {
-                await NodeProxySettings.StartAsync(proxy, engine, log, ct);
+                await NodeProxySettings.StartAsync(proxy, engine, state.Root, log, ct);
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
                 if (options.Once)
                 {

@@ -190,7 +190,7 @@ public static class KubernetesRunner
             {
                 once = async token =>
                 {
-                    await NodeProxySettings.StartAsync(proxy, engine, log, token);
+                    await NodeProxySettings.StartAsync(proxy, engine, state.Root, log, token);
                     return await RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
                 };
             }

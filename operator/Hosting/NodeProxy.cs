@@ -409,14 +409,21 @@ public sealed class NodeProxy : IRouteTable, IDisposable
 
     /// <summary>
     /// Leaving proxy mode: an operator started without <c>--proxy-image</c> stops and removes the node proxy an earlier
-    /// start left running (it holds the ports the apps now publish themselves). The apps are then recreated with their
-    /// ports published, stop-first: the ports do not answer between the proxy's stop and each app's start.
+    /// start with the same state folder left running (it holds the ports the apps now publish themselves). The apps are
+    /// then recreated with their ports published, stop-first: the ports do not answer between the proxy's stop and each
+    /// app's start. A proxy of another state folder (another operator on the engine, a <c>skiff run --once</c> beside the
+    /// daemon) is not this operator's to remove.
     /// </summary>
     /// <returns>How many proxy containers were removed.</returns>
-    public static async Task<int> RemoveLeftoverAsync(IContainerEngine engine, ILogger log, CancellationToken ct)
+    public static async Task<int> RemoveLeftoverAsync(IContainerEngine engine, string stateRoot, ILogger log, CancellationToken ct)
     {
         var proxies = await engine.ListContainersAsync(
-            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Component] = Component },
+            new Dictionary<string, string>
+            {
+                [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue,
+                [SkiffLabels.Component] = Component,
+                [SkiffLabels.ProxyRoutes] = Path.Combine(stateRoot, "proxy"),
+            },
             ct);
         foreach (var proxy in proxies)
         {
@@ -445,6 +452,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             [SkiffLabels.Component] = Component,
             [SkiffLabels.Node] = node,
             [SkiffLabels.ImageRef] = image,
+            [SkiffLabels.ProxyRoutes] = Folder,
         };
         labels[SkiffLabels.SpecHash] = SpecHash.Compute(new { image, cmd, folder = Folder });
         return new ContainerSpec
@@ -687,13 +695,13 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
     /// Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.
     /// Without a proxy (no <c>--proxy-image</c>), a node proxy left by an earlier start with one is removed (<see cref="NodeProxy.RemoveLeftoverAsync"/>).
     /// </summary>
-    public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, ILogger log, CancellationToken ct)
+    public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, string stateRoot, ILogger log, CancellationToken ct)
     {
         if (proxy is null)
         {
             try
             {
-                await NodeProxy.RemoveLeftoverAsync(engine, log, ct);
+                await NodeProxy.RemoveLeftoverAsync(engine, stateRoot, log, ct);
             }
             catch (Exception e) when (e is not OperationCanceledException and not EngineUnreachableException)
             {

@@ -52,6 +52,9 @@ public static class SkiffLabels
     public const string Revision = "dev.skiff.revision";
     public const string SpecHash = "dev.skiff.spec-hash";
     public const string Node = "dev.skiff.node";
+
+    /// <summary>On the node proxy's container: the routes folder it follows (the state folder's <c>proxy/</c>).</summary>
+    public const string ProxyRoutes = "dev.skiff.proxy-routes";
     public const string Source = "dev.skiff.source";
 
     /// <summary>The image reference the app container was created from, as the spec wrote it.</summary>

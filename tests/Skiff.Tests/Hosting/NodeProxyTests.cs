@@ -54,16 +54,22 @@ public sealed class NodeProxyTests : IDisposable
             CancellationToken.None);
         await engine.StartContainerAsync(app, CancellationToken.None);
 
-        await NodeProxySettings.StartAsync(null, engine, NullLogger.Instance, CancellationToken.None);
+        // Another operator's proxy on the same engine (another state folder) is not this one's to remove.
+        using (var other = new NodeProxy("skiff:1", "127.0.0.1:19091", Path.Combine(state, "other"), "node-1", NullLogger.Instance))
+        {
+            var id = await engine.CreateContainerAsync(other.Spec("skiff_proxy_other"), CancellationToken.None);
+            await engine.StartContainerAsync(id, CancellationToken.None);
+        }
 
-        var left = Assert.Single(engine.All);
-        Assert.Equal("skiff_ns_web_app_1", left.Name);
-        Assert.True(left.Running);
+        await NodeProxySettings.StartAsync(null, engine, state, NullLogger.Instance, CancellationToken.None);
+
+        Assert.Equal(["skiff_ns_web_app_1", "skiff_proxy_other"], engine.All.Where(c => c.Running).Select(c => c.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(2, engine.All.Count);
         var calls = engine.Calls.ToList();
         Assert.True(calls.IndexOf("container_stop skiff_proxy") < calls.IndexOf("container_remove skiff_proxy"), string.Join(", ", calls));
 
         // Nothing left to remove: a second start changes nothing.
-        Assert.Equal(0, await NodeProxy.RemoveLeftoverAsync(engine, NullLogger.Instance, CancellationToken.None));
+        Assert.Equal(0, await NodeProxy.RemoveLeftoverAsync(engine, state, NullLogger.Instance, CancellationToken.None));
     }
 
     [Fact]
