@@ -33,6 +33,9 @@ public static class Reasons
     public const string ImagePullFailed = "ImagePullFailed";
     public const string BuildFailed = "BuildFailed";
 
+    // runtime: kubernetes: server-side apply refused because another field manager owns fields Skiff sets (Stalled=True).
+    public const string FieldConflict = "FieldConflict";
+
     // A revision that failed (and was rolled back when it could be).
     public const string ImageNotFound = "ImageNotFound";
     public const string MigrationFailed = "MigrationFailed";
