@@ -212,6 +212,10 @@ public sealed class WorkloadTests : IAsyncLifetime
         var changed = await _client.CoreV1.PatchNamespacedServiceAsync(new V1Patch(svc, V1Patch.PatchType.ApplyPatch), "shop", "default", fieldManager: "skiff");
         Assert.Equal(created.Spec.ClusterIP, changed.Spec.ClusterIP);
         Assert.Equal(8080, changed.Spec.Ports.Single().Port);
+
+        // A Service's delete answers with the deleted Service, as its registry does (a Deployment's with a Status).
+        var deleted = await _client.CoreV1.DeleteNamespacedServiceAsync("shop", "default");
+        Assert.Equal(created.Metadata.Uid, deleted.Metadata.Uid);
     }
 
     [Fact]

@@ -338,7 +338,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
                 store.Remove(type, current);
             }
 
-            return SuccessStatus(type, current);
+            return type.ReturnDeletedObject ? current : SuccessStatus(type, current);
         }
     }
 

@@ -39,6 +39,9 @@ internal sealed class ResourceType
     /// <summary>The structural openAPIV3Schema of a custom resource; null for built-in kinds, which are stored as given.</summary>
     public JsonObject? Schema { get; init; }
 
+    /// <summary>A delete answers with the deleted object instead of a Status (the registries of Services and claims do).</summary>
+    public bool ReturnDeletedObject { get; init; }
+
     /// <summary>For a built-in kind: the list semantics server-side apply merges by (the kind's x-kubernetes-list-type/map-keys), with no validation.</summary>
     public JsonObject? MergeSchema { get; init; }
 

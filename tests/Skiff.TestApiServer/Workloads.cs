@@ -103,7 +103,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "Service", Plural = "services", Singular = "service", ShortNames = ["svc"], Categories = ["all"],
-            Namespaced = true, HasStatus = true,
+            Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
             MergeSchema = Obj(new() { ["spec"] = Obj(new() { ["ports"] = MapList(null, "port", "protocol") }) }),
             Columns =
             [
@@ -116,7 +116,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", Singular = "persistentvolumeclaim",
-            ShortNames = ["pvc"], Namespaced = true, HasStatus = true,
+            ShortNames = ["pvc"], Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
             Columns =
             [
                 new("Status", "string", ".status.phase", "", "The phase of the claim."),
