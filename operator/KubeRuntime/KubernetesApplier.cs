@@ -25,6 +25,17 @@ public sealed class FieldConflictException(string kind, string @namespace, strin
     public IReadOnlyList<FieldConflict> Conflicts { get; } = conflicts;
 }
 
+/// <summary>The API server refused an apply as invalid (422): typically a field Kubernetes does not let change, such as a StatefulSet's claim size.</summary>
+public sealed class ApplyRefusedException(string kind, string @namespace, string name, string reason)
+    : Exception($"{kind} {@namespace}/{name}: the API server refused the change: {reason}")
+{
+    public string Kind { get; } = kind;
+
+    public string Namespace { get; } = @namespace;
+
+    public string Name { get; } = name;
+}
+
 /// <summary>
 /// Applies rendered objects with server-side apply as the field manager <c>skiff</c>, lists a stack's objects by its
 /// labels and deletes them.
@@ -64,6 +75,23 @@ public sealed partial class KubernetesApplier(IKubernetes client)
             }
 
             throw new FieldConflictException(obj.Kind, obj.Metadata.NamespaceProperty ?? "", obj.Metadata.Name, conflicts);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == HttpStatusCode.UnprocessableEntity)
+        {
+            throw new ApplyRefusedException(obj.Kind, obj.Metadata.NamespaceProperty ?? "", obj.Metadata.Name, StatusMessage(e.Response.Content));
+        }
+    }
+
+    /// <summary>The message of a Status body, or the body itself.</summary>
+    private static string StatusMessage(string? body)
+    {
+        try
+        {
+            return JsonNode.Parse(body ?? "")?["message"]?.GetValue<string>() ?? body ?? "";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return body ?? "";
         }
     }
 

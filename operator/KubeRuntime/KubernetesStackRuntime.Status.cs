@@ -46,7 +46,7 @@ public sealed partial class KubernetesStackRuntime
         return new StackResult(status, wait.RequeueAfter);
     }
 
-    private void Complete(AppDeploymentStatus status, KubeDesired desired, long revision, int historyLimit, long? generation)
+    private void Complete(StackNames names, AppDeploymentStatus status, KubeDesired desired, long revision, int historyLimit, long? generation)
     {
         var record = status.History?.LastOrDefault(h => h.Revision == revision);
         if (record is not { Outcome: Outcomes.Progressing })
@@ -61,11 +61,11 @@ public sealed partial class KubernetesStackRuntime
         status.Image = record.Image;
         TrimHistory(status, historyLimit);
         status.ObservedGeneration = generation;
-        logger.LogInformation("Revision {Revision} ({Image}) rolled out", revision, desired.Image);
+        logger.LogInformation("{Stack}: revision {Revision} ({Image}) rolled out", names.Key, revision, desired.Image);
     }
 
     /// <summary>As the Docker target's failed rollout: the record RolledBack (autoRollback with a last good revision) or Failed, Stalled with the reason.</summary>
-    private void Fail(AppDeploymentStatus status, KubeDesired desired, FailRollout failure, int historyLimit, long? generation)
+    private void Fail(StackNames names, AppDeploymentStatus status, KubeDesired desired, FailRollout failure, int historyLimit, long? generation)
     {
         var now = time.GetUtcNow();
         var lastGood = status.History?.LastOrDefault(h => h.Outcome == Outcomes.Succeeded);
@@ -101,7 +101,7 @@ public sealed partial class KubernetesStackRuntime
             Conditions.Set(status, ConditionTypes.AppReady, false, failure.Reason, failure.Message, generation, now);
         }
 
-        logger.LogWarning("Rollout of revision {Revision} failed ({Reason}): {Message}", failure.Revision, failure.Reason, failure.Message);
+        logger.LogWarning("{Stack}: rollout of revision {Revision} failed ({Reason}): {Message}", names.Key, failure.Revision, failure.Reason, failure.Message);
     }
 
     private StackResult Stalled(AppDeploymentStatus status, long? generation, string reason, string message, TimeSpan? requeue)

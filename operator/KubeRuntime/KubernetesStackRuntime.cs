@@ -59,6 +59,11 @@ public sealed partial class KubernetesStackRuntime(
                 "spec.app.build is not supported with runtime: kubernetes: set spec.app.image to an image in a registry the cluster can pull from", null);
         }
 
+        if (await MissingSecretAsync(names.Namespace, spec, ct) is { } missing)
+        {
+            return Stalled(status, generation, Reasons.SecretNotFound, missing, TimeSpan.FromSeconds(30));
+        }
+
         DatabaseCredentials? creds = null;
         if (spec.Database is { } db)
         {
@@ -94,6 +99,12 @@ public sealed partial class KubernetesStackRuntime(
         {
             logger.LogWarning("{Stack}: server-side apply refused, fields owned by another manager: {Conflict}", names.Key, e.Message);
             return Conflict(status, generation, e);
+        }
+        catch (ApplyRefusedException e)
+        {
+            logger.LogWarning("{Stack}: {Refusal}", names.Key, e.Message);
+            return Stalled(status, generation, Reasons.InvalidSpec,
+                e.Message + "; Kubernetes does not let this field change on a live object: change the AppDeployment back, or delete the object for Skiff to create it again", ResyncInterval);
         }
 
         return new StackResult(status, KubeRolloutPlanner.PollInterval);
@@ -141,10 +152,10 @@ public sealed partial class KubernetesStackRuntime(
                     case WaitDeploymentRollout w:
                         return (owner.Waiting(status, desired, w, generation), false);
                     case CompleteRollout c:
-                        owner.Complete(status, desired, c.Revision, spec.Rollout!.RevisionHistoryLimit!.Value, generation);
+                        owner.Complete(names, status, desired, c.Revision, spec.Rollout!.RevisionHistoryLimit!.Value, generation);
                         break;
                     case FailRollout f:
-                        owner.Fail(status, desired, f, spec.Rollout!.RevisionHistoryLimit!.Value, generation);
+                        owner.Fail(names, status, desired, f, spec.Rollout!.RevisionHistoryLimit!.Value, generation);
                         return (null, true);
                     case PruneObjects:
                         await owner.PruneAsync(resource, names, Render(1, desired.Image), observed, ct);
@@ -170,7 +181,7 @@ public sealed partial class KubernetesStackRuntime(
             }
 
             status.ObservedGeneration = generation;
-            if (observed.State.Deployment is { RolledOut: true } || record?.Outcome == Outcomes.Succeeded && observed.Deployment is null)
+            if (observed.State.Deployment is { RolledOut: true })
             {
                 var message = $"revision {record?.Revision.ToString(CultureInfo.InvariantCulture)} is available ({desired.Image})";
                 status.Phase = Phases.Ready;
@@ -243,6 +254,40 @@ public sealed partial class KubernetesStackRuntime(
                     ready ? $"StatefulSet {sts} has a ready pod" : $"StatefulSet {sts} has no ready pod yet", generation, now);
             }
         }
+    }
+
+    /// <summary>
+    /// A Secret the pods would reference and that does not exist, in the Docker target's words: the stack stalls at once
+    /// rather than leave a migration Job or a Deployment waiting on a pod that cannot start.
+    /// </summary>
+    private async Task<string?> MissingSecretAsync(string ns, AppDeploymentSpec spec, CancellationToken ct)
+    {
+        var env = spec.App.Env ?? [];
+        for (var i = 0; i < env.Count; i++)
+        {
+            if (env[i].ValueFrom?.SecretKeyRef is not { } reference)
+            {
+                continue;
+            }
+
+            var secret = await secrets.GetSecretAsync(ns, reference.Name, ct);
+            if (secret is null)
+            {
+                return $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)";
+            }
+
+            if (!secret.ContainsKey(reference.Key))
+            {
+                return $"spec.app.env[{i}].valueFrom.secretKeyRef: Secret \"{reference.Name}\" has no key \"{reference.Key}\"";
+            }
+        }
+
+        if (!string.IsNullOrEmpty(spec.App.ImagePullSecret) && await secrets.GetSecretAsync(ns, spec.App.ImagePullSecret, ct) is null)
+        {
+            return $"spec.app.imagePullSecret: Secret \"{spec.App.ImagePullSecret}\" not found in namespace \"{ns}\"; create it (Skiff retries by itself)";
+        }
+
+        return null;
     }
 
     private static V1PodTemplateSpec? Deserialize(string json)

@@ -408,4 +408,32 @@ public sealed class KubernetesStackRuntimeTests : IAsyncLifetime
         Assert.True(await ExistsAsync(() => _client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("shop-extra", Ns)));
         Assert.True(await ExistsAsync(() => _client.CoreV1.ReadNamespacedSecretAsync("shop-db", Ns)));
     }
+
+    [Fact]
+    public async Task A_missing_Secret_stalls_the_stack_before_anything_is_applied()
+    {
+        _shop.Spec.App.Env!.Add(new EnvVar { Name = "TOKEN", ValueFrom = new EnvVarSource { SecretKeyRef = new SecretKeySelector { Name = "shop-token", Key = "token" } } });
+
+        var result = await ReconcileAsync();
+
+        var stalled = Cond(result.Status, ConditionTypes.Stalled);
+        Assert.Equal(("True", Reasons.SecretNotFound), (stalled.Status, stalled.Reason));
+        Assert.Contains("spec.app.env[1].valueFrom.secretKeyRef: Secret \"shop-token\" not found", stalled.Message, StringComparison.Ordinal);
+        Assert.Empty((await _client.AppsV1.ListNamespacedStatefulSetAsync(Ns)).Items);
+    }
+
+    [Fact]
+    public async Task A_change_Kubernetes_refuses_on_a_live_object_stalls_with_the_API_servers_words()
+    {
+        await DeployAsync();
+
+        Change(s => s.Database!.Storage!.Size = "5Gi");
+        var result = await ReconcileAsync();
+
+        var stalled = Cond(result.Status, ConditionTypes.Stalled);
+        Assert.Equal(("True", Reasons.InvalidSpec), (stalled.Status, stalled.Reason));
+        Assert.Contains("StatefulSet default/shop-database", stalled.Message, StringComparison.Ordinal);
+        Assert.Contains("updates to statefulset spec for fields other than", stalled.Message, StringComparison.Ordinal);
+        Assert.Equal("1Gi", (await _client.AppsV1.ReadNamespacedStatefulSetAsync("shop-database", Ns)).Spec.VolumeClaimTemplates.Single().Spec.Resources.Requests["storage"].ToString());
+    }
 }
