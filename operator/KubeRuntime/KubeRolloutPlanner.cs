@@ -74,6 +74,13 @@ public sealed record ApplyMigrationJob(long Revision) : StackAction
     public override string Describe() => $"create the migration Job of revision {Revision.ToString(CultureInfo.InvariantCulture)}";
 }
 
+/// <summary>Delete migration Jobs of superseded revisions that still run: two migrations never run against one database.</summary>
+public sealed record StopStaleMigrations(IReadOnlyList<long> Revisions) : StackAction
+{
+    public override string Describe() =>
+        $"delete the running migration Job of superseded revision {string.Join(", ", Revisions.Select(r => r.ToString(CultureInfo.InvariantCulture)))}";
+}
+
 /// <summary>The revision's migration Job runs; the Deployment is not touched meanwhile.</summary>
 public sealed record WaitMigrationJob(long Revision) : StackAction
 {
@@ -178,6 +185,12 @@ public static class KubeRolloutPlanner
             var job = observed.Jobs.FirstOrDefault(j => j.Revision == revision);
             if (job is null)
             {
+                var stale = observed.Jobs.Where(j => j.Revision != revision && !j.Finished).Select(j => j.Revision).ToList();
+                if (stale.Count > 0)
+                {
+                    actions.Add(new StopStaleMigrations(stale));
+                }
+
                 actions.Add(new ApplyMigrationJob(revision));
                 actions.Add(new WaitMigrationJob(revision));
                 return new StackPlan(actions);

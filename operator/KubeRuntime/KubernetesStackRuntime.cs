@@ -140,6 +140,13 @@ public sealed partial class KubernetesStackRuntime(
                     case WaitDataReady w:
                         SetDataConditions(observed.State);
                         return (owner.Waiting(status, desired, w, generation), false);
+                    case StopStaleMigrations stale:
+                        foreach (var r in stale.Revisions)
+                        {
+                            await owner.applier.DeleteAsync("Job", names.Namespace, KubeRenderer.MigrationJobName(names.Name, r), ct);
+                        }
+
+                        break;
                     case ApplyMigrationJob j:
                         await owner.applier.ApplyAsync(Render(j.Revision, desired.Image).MigrationJob!, force: true, ct);
                         break;

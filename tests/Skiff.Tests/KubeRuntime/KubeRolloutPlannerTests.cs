@@ -30,6 +30,7 @@ public sealed class KubeRolloutPlannerTests
         ApplyStackObjects => "objects",
         BeginRollout b => $"begin r{b.Revision}",
         WaitDataReady => "wait data",
+        StopStaleMigrations s => $"stop job r{string.Join(",", s.Revisions)}",
         ApplyMigrationJob j => $"job r{j.Revision}",
         WaitMigrationJob j => $"wait job r{j.Revision}",
         ApplyAppDeployment d => d.Rollback ? $"rollback to r{d.Revision} ({d.Image})" : $"deployment r{d.Revision}",
@@ -59,6 +60,12 @@ public sealed class KubeRolloutPlannerTests
             Observed(Deployment(1)),
             [Good(1)],
             "objects > begin r2 > job r2 > wait job r2"
+        },
+        {
+            "the spec changed while a migration ran: that Job goes before the new one starts",
+            Observed(Deployment(1), new ObservedJob(2, Complete: false, Failure: null), new ObservedJob(1, Complete: true, Failure: null)),
+            [Good(1), Record(2, Outcomes.Progressing, hash: "h-superseded")],
+            "objects > begin r3 > stop job r2 > job r3 > wait job r3"
         },
         {
             "the Job runs: wait, the Deployment untouched",

@@ -436,4 +436,21 @@ public sealed class KubernetesStackRuntimeTests : IAsyncLifetime
         Assert.Contains("updates to statefulset spec for fields other than", stalled.Message, StringComparison.Ordinal);
         Assert.Equal("1Gi", (await _client.AppsV1.ReadNamespacedStatefulSetAsync("shop-database", Ns)).Spec.VolumeClaimTemplates.Single().Spec.Resources.Requests["storage"].ToString());
     }
+
+    [Fact]
+    public async Task Kubectl_lists_the_stacks_workloads_by_its_labels()
+    {
+        await DeployAsync();
+        using var kubectl = new Skiff.TestApiServer.Kubectl(_server);
+
+        var r = await kubectl.RunAsync("get", "deployments,statefulsets,jobs,services,networkpolicies", "-l", "dev.skiff.app=shop", "-o", "name");
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        string[] expected =
+        [
+            "deployment.apps/shop", "statefulset.apps/shop-database", "job.batch/shop-migrate-r1", "service/shop", "service/shop-database",
+            "networkpolicy.networking.k8s.io/shop-database",
+        ];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+    }
 }
