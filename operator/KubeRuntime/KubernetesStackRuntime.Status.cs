@@ -11,12 +11,13 @@ namespace Skiff.KubeRuntime;
 /// </summary>
 public sealed partial class KubernetesStackRuntime
 {
-    private void Begin(AppDeploymentStatus status, BeginRollout begin, long? generation)
+    /// <summary>Records a rollout that begins; false when it is on record already.</summary>
+    private bool Begin(AppDeploymentStatus status, BeginRollout begin, long? generation)
     {
         status.History ??= [];
         if (status.History.LastOrDefault(h => h.Revision == begin.Revision && h.SpecHash == begin.Hash) is { Outcome: Outcomes.Progressing })
         {
-            return;
+            return false;
         }
 
         var now = time.GetUtcNow();
@@ -31,6 +32,7 @@ public sealed partial class KubernetesStackRuntime
         status.ObservedGeneration = generation;
         status.Phase = Phases.Progressing;
         Conditions.Summarize(status, Summary.Progressing, Reasons.RolloutInProgress, $"Rolling out revision {begin.Revision} ({begin.Image})", generation, now);
+        return true;
     }
 
     private StackResult Waiting(AppDeploymentStatus status, KubeDesired desired, StackAction wait, long? generation)

@@ -44,10 +44,15 @@ public sealed partial class KubernetesStackRuntime(
     private readonly KubernetesApplier applier = new(client);
     private readonly TimeProvider time = timeProvider ?? TimeProvider.System;
 
-    public KubernetesApplier Applier => applier;
-
     /// <summary>Brings the stack's workloads to its spec; the caller writes the returned status (through /status) and requeues.</summary>
-    public async Task<StackResult> ReconcileAsync(AppDeployment resource, CancellationToken ct)
+    public Task<StackResult> ReconcileAsync(AppDeployment resource, CancellationToken ct) => ReconcileAsync(resource, null, ct);
+
+    /// <summary>
+    /// As <see cref="ReconcileAsync(AppDeployment, CancellationToken)"/>, with <paramref name="publish"/> called with the
+    /// status as a rollout begins, before its Job or template is applied (as <see cref="StackReconciler"/> does), so that
+    /// a crash mid-rollout leaves the revision on record and the next reconcile goes on with it instead of a new one.
+    /// </summary>
+    public async Task<StackResult> ReconcileAsync(AppDeployment resource, Func<AppDeploymentStatus, CancellationToken, Task>? publish, CancellationToken ct)
     {
         var status = CloneStatus(resource.Status);
         var generation = resource.Metadata.Generation;
@@ -76,7 +81,7 @@ public sealed partial class KubernetesStackRuntime(
             spec.App.Migrate is not null,
             spec.Rollout!.AutoRollback!.Value,
             new[] { spec.Database is null ? null : StackNames.DatabaseComponent, spec.Cache is null ? null : StackNames.CacheComponent }.OfType<string>().ToList());
-        var run = new Run(this, resource, spec, names, desired, creds, status, generation);
+        var run = new Run(this, resource, spec, names, desired, creds, status, generation, publish);
         try
         {
             for (var round = 0; round < MaxPlanRounds; round++)
@@ -119,11 +124,12 @@ public sealed partial class KubernetesStackRuntime(
         KubeDesired desired,
         DatabaseCredentials? creds,
         AppDeploymentStatus status,
-        long? generation)
+        long? generation,
+        Func<AppDeploymentStatus, CancellationToken, Task>? publish)
     {
         private KubeObjects? rendered;
 
-        /// <summary>Runs the plan until a wait (the reconcile ends) or a failure or completion (plan again).</summary>
+        /// <summary>Runs the plan until a wait (the reconcile ends), its end, or a failure (plan again: the rollback).</summary>
         public async Task<(StackResult? Stop, bool Replan)> ExecuteAsync(StackPlan plan, Observed observed, CancellationToken ct)
         {
             foreach (var action in plan.Actions)
@@ -135,7 +141,11 @@ public sealed partial class KubernetesStackRuntime(
                         await ApplyStackObjectsAsync(ct);
                         break;
                     case BeginRollout b:
-                        owner.Begin(status, b, generation);
+                        if (owner.Begin(status, b, generation) && publish is not null)
+                        {
+                            await publish(status, ct);
+                        }
+
                         break;
                     case WaitDataReady w:
                         SetDataConditions(observed.State);

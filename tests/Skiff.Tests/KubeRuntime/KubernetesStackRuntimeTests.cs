@@ -453,4 +453,23 @@ public sealed class KubernetesStackRuntimeTests : IAsyncLifetime
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
     }
+
+    [Fact]
+    public async Task A_rollout_that_begins_is_published_before_its_Job_exists()
+    {
+        await DeployAsync();
+        Change(s => s.App.Image = "skiff-test/app:2");
+        var published = new List<(long Revision, string? Outcome, bool JobExists)>();
+
+        var result = await _runtime.ReconcileAsync(_shop, async (status, ct) =>
+        {
+            var record = status.History!.Last();
+            var jobs = await _client.BatchV1.ListNamespacedJobAsync(Ns, cancellationToken: ct);
+            published.Add((record.Revision, record.Outcome, jobs.Items.Any(j => j.Metadata.Name == "shop-migrate-r2")));
+        }, CancellationToken.None);
+
+        Assert.Equal([(2L, Outcomes.Progressing, false)], published);
+        Assert.Equal(Outcomes.Progressing, result.Status.History!.Last().Outcome);
+        Assert.True(await ExistsAsync(() => _client.BatchV1.ReadNamespacedJobAsync("shop-migrate-r2", Ns)));
+    }
 }
