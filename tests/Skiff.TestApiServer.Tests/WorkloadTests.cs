@@ -244,4 +244,35 @@ public sealed class WorkloadTests : IAsyncLifetime
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Matches(@"shop\s+1/1\s+1\s+1\s+", r.Stdout);
     }
+
+    [Fact]
+    public async Task Kubectl_server_side_applies_a_deployment_and_reports_a_conflict_with_skiff()
+    {
+        await ApplyAsync(Deployment("shop:1", replicas: 1));
+        using var kubectl = new Kubectl(_server);
+        var file = kubectl.WriteFile("shop.yaml", """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: shop
+            spec:
+              replicas: 2
+              selector:
+                matchLabels: { app: shop }
+              template:
+                metadata:
+                  labels: { app: shop }
+                spec:
+                  containers: [{ name: app, image: "shop:1" }]
+            """);
+
+        var refused = await kubectl.RunAsync("apply", "--server-side", "-f", file);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("conflict with \"skiff\"", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains(".spec.replicas", refused.Stderr, StringComparison.Ordinal);
+
+        var forced = await kubectl.RunAsync("apply", "--server-side", "--force-conflicts", "-f", file);
+        Assert.True(forced.ExitCode == 0, forced.ToString());
+        Assert.Equal(2, (await _client.AppsV1.ReadNamespacedDeploymentAsync("shop", "default")).Spec.Replicas);
+    }
 }
