@@ -37,7 +37,7 @@ public sealed record KubeObjects(
 
 /// <summary>
 /// Renders an AppDeployment with <c>runtime: kubernetes</c> into native Kubernetes objects (DESIGN §8): pure, no I/O,
-/// the same input always gives the same objects. Applying them is not built yet (docs/KUBERNETES-RUNTIME.md).
+/// the same input always gives the same objects. <c>Skiff.KubeRuntime</c> applies them (docs/KUBERNETES-RUNTIME.md).
 /// </summary>
 /// <remarks>
 /// Environment, probes, images and ports follow <see cref="DesiredStack"/> (the Docker target), with Kubernetes'

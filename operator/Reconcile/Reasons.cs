@@ -36,6 +36,9 @@ public static class Reasons
     // The node: no subnet left in the operator's network pool (--network-pool, --network-prefix) for the stack's network.
     public const string NetworkPoolExhausted = "NetworkPoolExhausted";
 
+    // runtime: kubernetes: server-side apply refused because another field manager owns fields Skiff sets (Stalled=True).
+    public const string FieldConflict = "FieldConflict";
+
     // A revision that failed (and was rolled back when it could be).
     public const string ImageNotFound = "ImageNotFound";
     public const string MigrationFailed = "MigrationFailed";

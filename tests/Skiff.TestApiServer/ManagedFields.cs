@@ -34,7 +34,7 @@ internal static class ManagedFields
     public static void RecordUpdate(JsonObject? oldObj, JsonObject newObj, string manager, string apiVersion, string? subresource, ResourceType type, DateTimeOffset now)
     {
         var entries = Entries(oldObj);
-        var (changed, removed) = Diff(Strip(oldObj, type, subresource), Strip(newObj, type, subresource), type.Schema);
+        var (changed, removed) = Diff(Strip(oldObj, type, subresource), Strip(newObj, type, subresource), type.ApplySchema);
         if (changed.Count == 0 && removed.Count == 0 && oldObj is not null)
         {
             Json.Metadata(newObj)["managedFields"] = ToJson(entries);
@@ -67,14 +67,14 @@ internal static class ManagedFields
     {
         var entries = Entries(live);
         var applied = Strip(config, type, subresource);
-        var appliedFields = Diff(null, applied, type.Schema).Changed;
+        var appliedFields = Diff(null, applied, type.ApplySchema).Changed;
         var current = live is null ? new JsonObject() : Json.Clone(live);
         var conflicts = new List<(string Manager, string Path)>();
         foreach (var e in entries.Where(e => !(e.Manager == manager && e.Operation == "Apply" && e.Subresource == subresource)))
         {
             foreach (var path in e.Fields.Where(appliedFields.Contains))
             {
-                if (!IsElement(path) && !JsonNode.DeepEquals(ValueAt(current, path, type.Schema), ValueAt(applied, path, type.Schema)))
+                if (!IsElement(path) && !JsonNode.DeepEquals(ValueAt(current, path, type.ApplySchema), ValueAt(applied, path, type.ApplySchema)))
                 {
                     conflicts.Add((e.Encoded, path));
                 }
@@ -95,9 +95,11 @@ internal static class ManagedFields
         var others = entries.Where(e => e != mine).SelectMany(e => e.Fields).ToHashSet();
         if (mine is not null)
         {
-            foreach (var path in mine.Fields.Where(p => !appliedFields.Contains(p) && !others.Any(o => IsUnder(o, p))).OrderByDescending(p => p.Length))
+            var dropped = mine.Fields.Where(p => !appliedFields.Contains(p) && !others.Any(o => IsUnder(o, p))).ToHashSet();
+            // A dropped list element goes whole: removing its key fields first would leave it unfindable by its key.
+            foreach (var path in dropped.Where(p => !dropped.Any(d => d != p && IsUnder(p, d))).OrderByDescending(p => p.Length))
             {
-                RemoveAt(current, path, type.Schema);
+                RemoveAt(current, path, type.ApplySchema);
             }
         }
         else
@@ -106,7 +108,7 @@ internal static class ManagedFields
             entries.Add(mine);
         }
 
-        Merge(current, applied, type.Schema);
+        Merge(current, applied, type.ApplySchema);
         foreach (var key in new[] { "apiVersion", "kind" })
         {
             if (config[key] is { } v)
@@ -155,7 +157,7 @@ internal static class ManagedFields
                 return false;
             }
 
-            var allowed = Diff(null, Strip(lastApplied, type, null), type.Schema).Changed;
+            var allowed = Diff(null, Strip(lastApplied, type, null), type.ApplySchema).Changed;
             return conflicts.All(c => allowed.Contains(c.Path));
         }
         catch (System.Text.Json.JsonException)

@@ -29,7 +29,16 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
         Group = "", Version = "v1", Kind = "Namespace", Plural = "namespaces", Singular = "namespace", Namespaced = false,
     };
 
+    /// <summary>Cluster IPs handed out to Services, from 10.96.0.1 (the default service CIDR).</summary>
+    private int _clusterIps;
+
     public ObjectStore Store => store;
+
+    private string NextClusterIp()
+    {
+        var n = Interlocked.Increment(ref _clusterIps);
+        return $"10.96.{(n / 250).ToString(CultureInfo.InvariantCulture)}.{(n % 250 + 1).ToString(CultureInfo.InvariantCulture)}";
+    }
 
     private string Now() => clock.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
@@ -103,13 +112,14 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
                 meta["generation"] = 1;
             }
 
-            if (type.HasStatus && type.IsCustom)
+            if (type.HasStatus)
             {
                 // A kind with a status subresource ignores status on create; only /status writes it.
                 obj.Remove("status");
             }
 
             PrepareBuiltIn(type, obj);
+            Workloads.PrepareCreate(type, obj, NextClusterIp);
             Admit(type, obj, opts);
             if (appliedFields is null)
             {
@@ -207,6 +217,15 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
             }
 
             PrepareBuiltIn(type, result);
+            if (subresource is null)
+            {
+                Workloads.KeepAllocated(type, current, result);
+                if (Workloads.ValidateUpdate(type, current, result) is { Count: > 0 } immutable)
+                {
+                    throw ApiError.Invalid(type, name, immutable);
+                }
+            }
+
             Admit(type, result, opts);
             if (type.TracksGeneration && !JsonNode.DeepEquals(WithoutMetaAndStatus(current), WithoutMetaAndStatus(result)))
             {
@@ -319,7 +338,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
                 store.Remove(type, current);
             }
 
-            return SuccessStatus(type, current);
+            return type.ReturnDeletedObject ? current : SuccessStatus(type, current);
         }
     }
 

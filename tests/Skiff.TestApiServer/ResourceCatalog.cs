@@ -136,6 +136,11 @@ internal sealed class ResourceCatalog
                 "reason", "reportingComponent", "source", "type",
             ],
         };
+        foreach (var workload in Workloads.Types())
+        {
+            yield return workload;
+        }
+
         yield return new ResourceType
         {
             Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Singular = "lease", Namespaced = true,

@@ -30,11 +30,23 @@ internal sealed class ResourceType
 
     public bool IsCustom { get; init; }
 
-    /// <summary>True for kinds whose changes outside metadata and status bump metadata.generation (custom resources; core kinds here have none).</summary>
-    public bool TracksGeneration => IsCustom;
+    /// <summary>A built-in kind whose registry keeps metadata.generation (Deployment, StatefulSet, Job, NetworkPolicy).</summary>
+    public bool BuiltInGeneration { get; init; }
+
+    /// <summary>True for kinds whose changes outside metadata and status bump metadata.generation (custom resources and <see cref="BuiltInGeneration"/> kinds).</summary>
+    public bool TracksGeneration => IsCustom || BuiltInGeneration;
 
     /// <summary>The structural openAPIV3Schema of a custom resource; null for built-in kinds, which are stored as given.</summary>
     public JsonObject? Schema { get; init; }
+
+    /// <summary>A delete answers with the deleted object instead of a Status (the registries of Services and claims do).</summary>
+    public bool ReturnDeletedObject { get; init; }
+
+    /// <summary>For a built-in kind: the list semantics server-side apply merges by (the kind's x-kubernetes-list-type/map-keys), with no validation.</summary>
+    public JsonObject? MergeSchema { get; init; }
+
+    /// <summary>The schema field ownership and server-side apply follow: the structural schema, else the built-in kind's merge semantics.</summary>
+    public JsonObject? ApplySchema => Schema ?? MergeSchema;
 
     public IReadOnlyList<PrinterColumn> Columns { get; init; } = [];
 

@@ -128,7 +128,7 @@ internal static class Tables
             case "#count":
                 return (Json.Long(obj["count"]) ?? 1).ToString(CultureInfo.InvariantCulture);
             default:
-                return null;
+                return Workloads.Cell(obj, column);
         }
     }
 

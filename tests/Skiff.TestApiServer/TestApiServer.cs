@@ -21,7 +21,8 @@ namespace Skiff.TestApiServer;
 /// <remarks>
 /// # Caveats
 /// No authentication or authorization, no admission webhooks, no CEL (<c>x-kubernetes-validations</c> are skipped),
-/// no garbage collection of owned objects, no protobuf, no OpenAPI v2, no aggregated discovery (kubectl falls back).
+/// no garbage collection of owned objects, no controllers (a test writes the workloads' status), no protobuf, no
+/// OpenAPI v2, no aggregated discovery (kubectl falls back).
 /// </remarks>
 public sealed class TestApiServer : IAsyncDisposable
 {

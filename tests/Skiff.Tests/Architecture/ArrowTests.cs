@@ -29,8 +29,9 @@ public sealed partial class ArrowTests
         ["Backup"] = ["Api", "Validation", "Runtime", "Observability", "State", "Reconcile"],
         ["Acme"] = ["State"],
         ["KubeRender"] = ["Api", "Validation", "Reconcile"],
-        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme", "KubeRender"],
-        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme", "KubeRender"],
+        ["KubeRuntime"] = ["Api", "Reconcile", "KubeRender"],
+        ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme", "KubeRender", "KubeRuntime"],
+        ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme", "KubeRender", "KubeRuntime"],
     };
 
     /// <summary>
