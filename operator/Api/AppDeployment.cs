@@ -282,6 +282,16 @@ public sealed class PortSpec
     /// </summary>
     [JsonPropertyName("tls")]
     public bool? Tls { get; set; }
+
+    /// <summary>
+    /// A Secret of type kubernetes.io/tls (keys tls.crt and tls.key) in the stack's namespace whose certificate the node
+    /// proxy serves for this port's domains, instead of one from the ACME CA: for your own CA. It must cover every domain
+    /// of the port; a change of the Secret is served without a restart. Needs domains, and tls not false.
+    /// </summary>
+    [JsonPropertyName("tlsSecret")]
+    [SchemaMaxLength(253)]
+    [SchemaPattern(Patterns.Dns1123Subdomain, Patterns.Dns1123SubdomainText)]
+    public string? TlsSecret { get; set; }
 }
 
 /// <summary>How the node proxy forwards a published port.</summary>

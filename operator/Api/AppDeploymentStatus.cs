@@ -14,7 +14,7 @@ public sealed class AppDeploymentStatus
     [SchemaEnum(Phases.Pending, Phases.Progressing, Phases.Ready, Phases.Degraded, Phases.Failed)]
     public string? Phase { get; set; }
 
-    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure, BackupFailed, CertificateNotReady.</summary>
+    /// <summary>kstatus conditions: Ready, Reconciling, Stalled, DatabaseReady, CacheReady, Migrated, AppReady, DiskPressure, BackupFailed, CertificateNotReady, DomainsNotServed.</summary>
     [JsonPropertyName("conditions")]
     [ListMap("type")]
     [SchemaMaxItems(16)]
@@ -209,4 +209,7 @@ public static class ConditionTypes
 
     /// <summary>A domain with <c>tls</c> has no certificate yet (it is served over HTTP meanwhile; the route never goes down).</summary>
     public const string CertificateNotReady = "CertificateNotReady";
+
+    /// <summary>The stack has domains but the node runs no node proxy (<c>skiff run --proxy-image</c>): nothing serves them; its containers run all the same.</summary>
+    public const string DomainsNotServed = "DomainsNotServed";
 }

@@ -58,15 +58,18 @@ public static class PlanCommand
         // Read-only: the state folder is only read (no lock: planning is safe beside a running skiff).
         var state = new StateStore(stateDir);
         using var engine = new DockerEngine(dockerHost);
-        var stacks = new StackReconciler(
-            engine,
-            new FolderSecretSource(state, source.GetSecret),
-            new StackContext(node, FolderIdentity.SourceId(source.Path, sourceName), source.Path),
-            new NullEvents(),
-            Microsoft.Extensions.Logging.Abstractions.NullLogger<StackReconciler>.Instance);
         var invalid = false;
         try
         {
+            // As the operator plans: with the node proxy when one runs on the engine (start-first rollouts, route switches).
+            var routes = await PlannedRoutes.FindAsync(engine, stateDir, node, ct);
+            var stacks = new StackReconciler(
+                engine,
+                new FolderSecretSource(state, source.GetSecret),
+                new StackContext(node, FolderIdentity.SourceId(source.Path, sourceName), source.Path) { Proxy = routes is not null },
+                new NullEvents(),
+                Microsoft.Extensions.Logging.Abstractions.NullLogger<StackReconciler>.Instance,
+                services: routes is null ? null : new StackServices { Routes = routes });
             foreach (var entry in source.Entries())
             {
                 if (entry.Resource is null)

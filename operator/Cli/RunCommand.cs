@@ -127,6 +127,31 @@ public static class RunCommand
         DefaultValueFactory = _ => "10m",
     };
 
+    public static Option<string> NetworkPoolOption { get; } = new("--network-pool")
+    {
+        Description = "IPv4 range (CIDR) that each stack's network gets a subnet of; subnets used by other Docker networks or by the host's routes are skipped",
+        HelpName = "cidr",
+        DefaultValueFactory = _ => Docker.NetworkPool.DefaultPoolText,
+    };
+
+    public static Option<int> NetworkPrefix { get; } = new("--network-prefix")
+    {
+        Description = "Prefix length of each stack's subnet, from the pool's own to 29 (27: 29 addresses per stack, 2,048 stacks in the default pool)",
+        HelpName = "bits",
+        DefaultValueFactory = _ => Docker.NetworkPool.DefaultPrefix,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var bits) && bits <= 32)
+            {
+                return bits;
+            }
+
+            result.AddError($"--network-prefix {text}: want a prefix length such as {Docker.NetworkPool.DefaultPrefix} (from the --network-pool's own to {Docker.NetworkPool.LongestPrefix})");
+            return Docker.NetworkPool.DefaultPrefix;
+        },
+    };
+
     public static Option<string?> ProxyImage { get; } = new("--proxy-image")
     {
         Description = "Run the node proxy (skiff proxy) from this image, the operator's own (env SKIFF_PROXY_IMAGE): it owns the " +
@@ -183,7 +208,7 @@ public static class RunCommand
             Kubeconfig, Context, node, dockerHost, stateDir, Once,
             MetricsBindAddress, HealthProbeBindAddress, LeaderElect, LeaderElectionNamespace,
             LeaseDurationSeconds, RenewDeadlineSeconds, RetryPeriodSeconds, PullTimeout, ProxyImage, ProxyMetricsBindAddress, ProxyHttpPort, ProxyHttpsPort,
-            AcmeDirectory, AcmeEmail,
+            AcmeDirectory, AcmeEmail, NetworkPoolOption, NetworkPrefix,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -206,6 +231,13 @@ public static class RunCommand
             if (!Validation.GoDuration.TryParse(pullTimeoutText, out var pullTimeout) || pullTimeout <= TimeSpan.Zero)
             {
                 Console.Error.WriteLine($"--pull-timeout: \"{pullTimeoutText}\" is not a duration; use a Go duration such as 90s, 10m or 1h");
+                return ExitCodes.UsageOrIo;
+            }
+
+            // The two flags are judged together: a prefix only makes sense within its pool.
+            if (Docker.NetworkPool.Create(parse.GetValue(NetworkPoolOption)!, parse.GetValue(NetworkPrefix), out var networkProblem) is not { } networkPool)
+            {
+                parse.InvocationConfiguration.Error.WriteLine(networkProblem);
                 return ExitCodes.UsageOrIo;
             }
 
@@ -291,6 +323,7 @@ public static class RunCommand
                             parse.GetValue(SourceName))
                         {
                             PullTimeout = pullTimeout,
+                            NetworkPool = networkPool,
                             Console = console,
                             Git = plan,
                             Proxy = proxy,
@@ -320,6 +353,7 @@ public static class RunCommand
                             parse.GetValue(SourceName))
                         {
                             PullTimeout = pullTimeout,
+                            NetworkPool = networkPool,
                             Console = console,
                             Proxy = proxy,
                             Acme = acme,
@@ -360,6 +394,7 @@ public static class RunCommand
                                 TimeSpan.FromSeconds(parse.GetValue(RenewDeadlineSeconds)),
                                 TimeSpan.FromSeconds(parse.GetValue(RetryPeriodSeconds))),
                             PullTimeout = pullTimeout,
+                            NetworkPool = networkPool,
                             Console = console,
                             Proxy = proxy,
                             Acme = acme,

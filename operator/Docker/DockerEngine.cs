@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Formats.Tar;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -37,6 +38,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
     public static readonly ActivitySource Activity = new("Skiff.Docker");
     private readonly DockerClient client;
     private readonly IDockerMetrics? metrics;
+    private readonly SemaphoreSlim networkCreation = new(1, 1);
 
     public DockerEngine(string? endpoint, IDockerMetrics? metrics = null)
     {
@@ -49,7 +51,11 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
 
     public DockerClient Client => client;
 
-    public void Dispose() => client.Dispose();
+    public void Dispose()
+    {
+        client.Dispose();
+        networkCreation.Dispose();
+    }
 
     /// <summary>Engine version and data root; also the cheapest reachability check.</summary>
     public Task<(string Version, string ApiVersion)> VersionAsync(CancellationToken ct) =>
@@ -219,26 +225,102 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
             return list.Any(n => n.Name == name);
         });
 
-    public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
-        CallAsync("network_create", async () =>
+    /// <summary>
+    /// Creates a bridge network with the first free subnet of <see cref="NetworkPool"/>, recorded on the label
+    /// <see cref="SubnetLabel"/>. Free: used by no network of the engine (Skiff's or anyone's) and, for a local engine,
+    /// by no route or interface of the host. One creation at a time per engine, so two stacks never pick the same one;
+    /// when another client took it meanwhile (Docker: "Pool overlaps"), the next is tried. A network that exists
+    /// already (an older Skiff's, on Docker's default pools) is left as it is.
+    /// </summary>
+    /// <exception cref="NetworkPoolExhaustedException">No subnet of the pool is free.</exception>
+    public async Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct)
+    {
+        await networkCreation.WaitAsync(ct);
+        try
         {
-            try
+            var refused = new List<IPNetwork>();
+            for (var attempt = 1; ; attempt++)
             {
-                await client.Networks.CreateNetworkAsync(new NetworksCreateParameters
+                var networks = await CallAsync("network_list", () => client.Networks.ListNetworksAsync(new NetworksListParameters(), ct));
+                if (networks.Any(n => n.Name == name))
                 {
-                    Name = name,
-                    Driver = "bridge",
-                    CheckDuplicate = true,
-                    Labels = new Dictionary<string, string>(labels),
-                }, ct);
-            }
-            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
-            {
-                // Created meanwhile (by an earlier, interrupted reconcile): what we wanted.
-            }
+                    return;
+                }
 
-            return true;
-        });
+                var used = networks.SelectMany(Subnets).ToList();
+                var taken = used.Concat(LocalEngine ? ReadHostNetworks() : []).Concat(refused).ToList();
+                if (NetworkPool.FirstFree(taken) is not { } subnet)
+                {
+                    throw Exhausted(networks, taken);
+                }
+
+                try
+                {
+                    await CallAsync("network_create", () => client.Networks.CreateNetworkAsync(new NetworksCreateParameters
+                    {
+                        Name = name,
+                        Driver = "bridge",
+                        CheckDuplicate = true,
+                        Labels = new Dictionary<string, string>(labels) { [SubnetLabel] = subnet.ToString() },
+                        IPAM = new IPAM
+                        {
+                            Driver = "default",
+                            Config = [new IPAMConfig { Subnet = subnet.ToString(), Gateway = NetworkPool.Gateway(subnet).ToString() }],
+                        },
+                    }, ct));
+                    return;
+                }
+                catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict && !Overlapping(e))
+                {
+                    // Created meanwhile (by an earlier, interrupted reconcile, or another client): what we wanted.
+                    return;
+                }
+                catch (DockerApiException e) when (Overlapping(e) && attempt < 10)
+                {
+                    // Another client (another engine user, a network Docker does not list yet) took it between list and create.
+                    refused.Add(subnet);
+                }
+            }
+        }
+        finally
+        {
+            networkCreation.Release();
+        }
+    }
+
+    /// <summary>The label on a stack network that records the subnet Skiff gave it.</summary>
+    public const string SubnetLabel = "dev.skiff.subnet";
+
+    /// <summary>The pool stack networks get their subnets from (<c>--network-pool</c>, <c>--network-prefix</c>).</summary>
+    public NetworkPool NetworkPool { get; init; } = NetworkPool.Default;
+
+    /// <summary>The networks the host itself uses (routes, interfaces), for a local engine; a test can replace it.</summary>
+    public Func<IReadOnlyList<IPNetwork>> ReadHostNetworks { get; init; } = HostNetworks.Read;
+
+    /// <summary>The engine runs on this host (a unix socket or a named pipe), so the host's routes are its too.</summary>
+    private bool LocalEngine => Endpoint.StartsWith("unix://", StringComparison.Ordinal) || Endpoint.StartsWith("npipe://", StringComparison.Ordinal);
+
+    private static IEnumerable<IPNetwork> Subnets(NetworkResponse network) =>
+        (network.IPAM?.Config ?? []).Select(c => NetworkPool.TryParseNetwork(c.Subnet, out var subnet) ? subnet : (IPNetwork?)null).OfType<IPNetwork>();
+
+    private NetworkPoolExhaustedException Exhausted(IList<NetworkResponse> networks, IReadOnlyList<IPNetwork> taken)
+    {
+        string N(long n) => n.ToString(CultureInfo.InvariantCulture);
+        var byStacks = NetworkPool.CountTaken(networks
+            .Where(n => n.Labels is { } l && l.TryGetValue(SkiffLabels.ManagedBy, out var by) && by == SkiffLabels.ManagedByValue)
+            .SelectMany(Subnets));
+        var inUse = NetworkPool.CountTaken(taken);
+        var longer = NetworkPool.Prefix < NetworkPool.LongestPrefix ? $" or a longer --network-prefix (up to {N(NetworkPool.LongestPrefix)})" : "";
+        return new NetworkPoolExhaustedException(
+            $"no free subnet in the network pool: {N(inUse)} of its {N(NetworkPool.Count)} /{N(NetworkPool.Prefix)} subnets " +
+            $"(--network-pool {NetworkPool.Pool} --network-prefix {N(NetworkPool.Prefix)}) are in use, {N(byStacks)} by Skiff stack networks and " +
+            $"{N(inUse - byStacks)} by other Docker networks or the host's routes; start skiff run with a larger --network-pool{longer}, " +
+            "or remove stacks or Docker networks no longer used (Skiff tries again by itself)");
+    }
+
+    /// <summary>Docker refused the subnet because another network has it ("Pool overlaps with other one on this address space").</summary>
+    private static bool Overlapping(DockerApiException e) =>
+        e.ResponseBody?.Contains("overlap", StringComparison.OrdinalIgnoreCase) == true;
 
     public Task RemoveNetworkAsync(string name, CancellationToken ct) =>
         CallAsync("network_remove", async () =>

@@ -28,6 +28,9 @@ public sealed record DirectoryRunOptions(
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>The subnets of stack networks (<c>--network-pool</c>, <c>--network-prefix</c>).</summary>
+    public NetworkPool NetworkPool { get; init; } = NetworkPool.Default;
+
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
 
@@ -90,7 +93,7 @@ public static class DirectoryRunner
 
         await using var services = new OperatorServices(logging);
         using (stateLock)
-        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
+        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker) { NetworkPool = options.NetworkPool })
         {
             // Reading and validating the folder and the engine's first answer are both mostly one-time JIT
             // work at start-up: on another core, the first overlaps the second (about 0.1 s per start).
@@ -118,7 +121,7 @@ public static class DirectoryRunner
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
             var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
-            var secrets = new FolderSecretSource(state, source.GetSecret);
+            var secrets = new FolderSecretSource(state, source.GetSecret, source.GetSecretType);
             var backups = new NodeBackups();
             using var stacks = new StackReconciler(
                 engine,
@@ -126,7 +129,7 @@ public static class DirectoryRunner
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates, ProvideCertificates = proxy is null ? null : proxy.ProvideCertificatesAsync });
             IStackStore store = new FolderStackStore(source, state, context, identity, logging.CreateLogger<FolderStackStore>());
             var reconciler = new StackController(
                 git is null ? store : new GitStackStore(store, git, new GitBuilds(git, new ImageBuilder(engine), options.Node, logging.CreateLogger<GitBuilds>())),

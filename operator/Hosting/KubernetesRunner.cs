@@ -42,6 +42,9 @@ public sealed record KubernetesRunOptions(
     /// <summary>How long one image pull may take (<c>--pull-timeout</c>).</summary>
     public TimeSpan PullTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>The subnets of stack networks (<c>--network-pool</c>, <c>--network-prefix</c>).</summary>
+    public NetworkPool NetworkPool { get; init; } = NetworkPool.Default;
+
     /// <summary>The node proxy (<c>--proxy-image</c>), or null: apps publish their ports themselves.</summary>
     public NodeProxySettings? Proxy { get; init; }
 
@@ -88,7 +91,7 @@ public static class KubernetesRunner
         await using var services = new OperatorServices(logging);
         using (stateLock)
         using (var client = new k8s.Kubernetes(config, new RestClientMetricsHandler(services.Metrics)))
-        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker))
+        using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker) { NetworkPool = options.NetworkPool })
         {
             try
             {
@@ -156,7 +159,7 @@ public static class KubernetesRunner
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
-                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates });
+                services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates, ProvideCertificates = proxy is null ? null : proxy.ProvideCertificatesAsync });
             var reconciler = new StackController(
                 new KubernetesStackStore(client, informer, stacks.Context),
                 stacks,

@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Skiff.Proxy;
 using Skiff.Reconcile;
+using Skiff.State;
 
 namespace Skiff.Hosting;
 
@@ -39,6 +40,9 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     private readonly SemaphoreSlim writing = new(1, 1);
     private readonly HttpClient http = new() { Timeout = TimeSpan.FromSeconds(2) };
     private readonly Dictionary<string, StackRoutes> table = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IReadOnlyDictionary<string, Acme.CertificateState>> fromSecrets = new(StringComparer.Ordinal);
+    private readonly HashSet<string> restored = new(StringComparer.Ordinal);
+    private readonly string stateRoot;
     private long written;
 
     /// <param name="image">The operator's image, whose <c>skiff proxy</c> runs as the container.</param>
@@ -56,6 +60,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         this.logger = logger;
         metricsBind = metricsBindAddress;
         metricsAt = MetricsEndPoint(metricsBindAddress) ?? throw new ArgumentException($"--proxy-metrics-bind-address: \"{metricsBindAddress}\" is not [host]:port", nameof(metricsBindAddress));
+        this.stateRoot = stateRoot;
         Folder = Path.Combine(stateRoot, "proxy");
         FilePath = Path.Combine(Folder, "routes.json");
         Load();
@@ -154,9 +159,17 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             Interlocked.Exchange(ref written, file.Fingerprint);
             lock (table)
             {
+                restored.Remove(stackKey);
                 if (routes.Count == 0)
                 {
                     table.Remove(stackKey);
+                    if (fromSecrets.Remove(stackKey, out var gone))
+                    {
+                        foreach (var domain in gone.Keys)
+                        {
+                            CertificateMetrics?.Forget(domain);
+                        }
+                    }
                 }
                 else
                 {
@@ -179,15 +192,73 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
     }
 
-    /// <summary>The domains the routes serve with <c>tls</c>: the ones that need a certificate (<see cref="Acme.CertificateManager"/>).</summary>
+    /// <summary>
+    /// The domains the routes serve with <c>tls</c> whose certificate comes from the ACME CA (<see cref="Acme.CertificateManager"/>):
+    /// not the ones of a <c>tlsSecret</c>, nor those of a stack read back from the routes file that no reconcile has looked
+    /// at since the start (it may have a <c>tlsSecret</c>: no order is placed for a domain that has its own certificate).
+    /// </summary>
     public IReadOnlyCollection<string> TlsDomains
     {
         get
         {
             lock (table)
             {
-                return [.. table.Values.SelectMany(t => t.Routes).Where(r => r.Domain is not null && r.Tls).Select(r => r.Domain!).Distinct(StringComparer.Ordinal)];
+                return [.. table.Where(t => !restored.Contains(t.Key))
+                    .SelectMany(t => t.Value.Routes.Where(r => r.Domain is not null && r.Tls && !FromSecret(t.Key, r.Domain)))
+                    .Select(r => r.Domain!).Distinct(StringComparer.Ordinal)];
             }
+        }
+    }
+
+    /// <summary>Writes <c>skiff_certificate_expiry_timestamp_seconds</c> of the certificates from Secrets (the ACME ones have the manager's).</summary>
+    public Acme.CertificateMetrics? CertificateMetrics { get; set; }
+
+    /// <summary>
+    /// Reads the certificates of the stack's <c>spec.app.ports[].tlsSecret</c>s (<see cref="TlsSecrets"/>) and
+    /// writes each usable one where the proxy reads it (<c>certs/DOMAIN.key</c> then <c>.crt</c>, 0600, only when it changed);
+    /// a problem keeps the files there were and becomes the domain's <c>CertificateNotReady</c> message. Called at every
+    /// reconcile before the routes are set, so the ACME manager never orders a certificate for those domains.
+    /// </summary>
+    public async Task ProvideCertificatesAsync(StackNames names, Api.AppDeploymentSpec spec, ISecretSource secrets, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var found = await TlsSecrets.ResolveAsync(names.Namespace, spec, secrets, now, ct);
+        var states = new Dictionary<string, Acme.CertificateState>(StringComparer.Ordinal);
+        foreach (var certificate in found)
+        {
+            if (!Acme.CertificateFiles.IsDomain(certificate.Domain))
+            {
+                continue;
+            }
+
+            states[certificate.Domain] = Store(certificate, now);
+        }
+
+        bool changed;
+        IReadOnlyDictionary<string, Acme.CertificateState>? before;
+        lock (table)
+        {
+            before = fromSecrets.GetValueOrDefault(names.Key);
+            changed = restored.Remove(names.Key) || (before?.Count ?? 0) != states.Count || (before is not null && !states.Keys.All(before.ContainsKey));
+            if (states.Count == 0)
+            {
+                fromSecrets.Remove(names.Key);
+            }
+            else
+            {
+                fromSecrets[names.Key] = states;
+            }
+        }
+
+        foreach (var gone in (before?.Keys ?? []).Except(states.Keys))
+        {
+            // Back to ACME or gone: the manager sets the series again when it has a certificate for it.
+            CertificateMetrics?.Forget(gone);
+        }
+
+        if (changed)
+        {
+            TlsDomainsChanged?.Invoke();
         }
     }
 
@@ -200,14 +271,25 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     /// </summary>
     public void ReportCertificates(StackNames names, Api.AppDeploymentStatus status, long? generation)
     {
-        var states = Certificates?.States;
         var domains = Get(names.Key).Routes.Where(r => r.Domain is not null && r.Tls).Select(r => r.Domain!).Distinct(StringComparer.Ordinal).ToList();
-        if (states is null || domains.Count == 0)
+        IReadOnlyDictionary<string, Acme.CertificateState>? secretStates;
+        lock (table)
+        {
+            secretStates = fromSecrets.GetValueOrDefault(names.Key);
+        }
+
+        var acme = Certificates?.States;
+        if ((acme is null && secretStates is null) || domains.Count == 0)
         {
             return;
         }
 
-        var missing = domains.Select(d => (Domain: d, State: states.GetValueOrDefault(d)))
+        var states = domains.ToDictionary(
+            d => d,
+            d => secretStates?.GetValueOrDefault(d) ?? acme?.GetValueOrDefault(d),
+            StringComparer.Ordinal);
+
+        var missing = domains.Select(d => (Domain: d, State: states[d]))
             .Where(d => d.State is { Ready: false })
             .Select(d => $"{d.Domain}: {d.State!.Message}{(d.State.NextAttempt is { } next ? $" (next try at {next:u})" : "")}")
             .ToList();
@@ -215,7 +297,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         if (missing.Count > 0)
         {
             Conditions.Set(status, Api.ConditionTypes.CertificateNotReady, true, Reasons.CertificateNotReady,
-                $"served over HTTP until a certificate is issued: {string.Join("; ", missing)}", generation, now);
+                $"no certificate to serve over HTTPS yet (HTTP keeps serving): {string.Join("; ", missing)}", generation, now);
         }
         else if (Conditions.Get(status, Api.ConditionTypes.CertificateNotReady) is not null && domains.All(d => states.GetValueOrDefault(d) is { Ready: true }))
         {
@@ -325,6 +407,34 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Leaving proxy mode: an operator started without <c>--proxy-image</c> stops and removes the node proxy an earlier
+    /// start left running (it holds the ports the apps now publish themselves). The apps are then recreated with their
+    /// ports published, stop-first: the ports do not answer between the proxy's stop and each app's start.
+    /// </summary>
+    /// <returns>How many proxy containers were removed.</returns>
+    public static async Task<int> RemoveLeftoverAsync(IContainerEngine engine, ILogger log, CancellationToken ct)
+    {
+        var proxies = await engine.ListContainersAsync(
+            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.Component] = Component },
+            ct);
+        foreach (var proxy in proxies)
+        {
+            log.LogWarning(
+                "Proxy: this operator runs without --proxy-image, but the node proxy {Name} of an earlier start is still there; it is stopped and removed, "
+                + "and the apps publish their ports themselves again (each is recreated, stop-first). Start with --proxy-image to keep the proxy",
+                proxy.Name);
+            if (proxy.Running)
+            {
+                await engine.StopContainerAsync(proxy.Id, TimeSpan.FromSeconds(35), ct);
+            }
+
+            await engine.RemoveContainerAsync(proxy.Id, ct);
+        }
+
+        return proxies.Count;
+    }
+
     /// <summary>The container the operator runs the proxy as (its labels carry the settings' hash).</summary>
     public ContainerSpec Spec(string name)
     {
@@ -354,6 +464,55 @@ public sealed class NodeProxy : IRouteTable, IDisposable
     {
         http.Dispose();
         writing.Dispose();
+    }
+
+    /// <summary>Whether the stack's domain has its certificate from a <c>tlsSecret</c> (call under the table's lock).</summary>
+    private bool FromSecret(string stackKey, string? domain) =>
+        domain is not null && fromSecrets.TryGetValue(stackKey, out var states) && states.ContainsKey(domain);
+
+    /// <summary>Writes a usable certificate from a Secret where the proxy reads it (when it differs from what is there), and says its state.</summary>
+    private Acme.CertificateState Store(Acme.SecretCertificate certificate, DateTimeOffset now)
+    {
+        if (!certificate.Usable)
+        {
+            return new Acme.CertificateState(Acme.CertificateStatus.NotReady, "SecretInvalid", certificate.Problem!, null, null);
+        }
+
+        var keyPath = Acme.CertificateFiles.Key(stateRoot, certificate.Domain);
+        var certificatePath = Acme.CertificateFiles.Certificate(stateRoot, certificate.Domain);
+        try
+        {
+            if (!Same(keyPath, certificate.KeyPem!) || !Same(certificatePath, certificate.CertificatePem!))
+            {
+                // The key first: a reader that sees the new certificate always finds its key (as the ACME manager writes them).
+                AtomicFile.Write(keyPath, System.Text.Encoding.ASCII.GetBytes(certificate.KeyPem!), ownerOnly: true);
+                AtomicFile.Write(certificatePath, System.Text.Encoding.ASCII.GetBytes(certificate.CertificatePem!), ownerOnly: true);
+                logger.LogInformation("Certificate for {Domain} written from Secret {Secret} ({Field}), valid until {NotAfter:u}",
+                    certificate.Domain, certificate.Secret, certificate.Field, certificate.Expiry);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Certificate for {Domain} from Secret {Secret} could not be written: {Error}", certificate.Domain, certificate.Secret, e.Message);
+            return new Acme.CertificateState(Acme.CertificateStatus.NotReady, "SecretInvalid",
+                $"{certificate.Field}: the certificate of Secret \"{certificate.Secret}\" could not be written to {certificatePath}: {e.Message}; check the state folder's permissions and free space", null, now.AddMinutes(1));
+        }
+
+        CertificateMetrics?.Expires(certificate.Domain, certificate.Expiry!.Value);
+        return new Acme.CertificateState(Acme.CertificateStatus.Ready, "FromSecret",
+            $"from Secret {certificate.Secret}, valid until {certificate.Expiry:u}", certificate.Expiry, null);
+
+        static bool Same(string path, string text)
+        {
+            try
+            {
+                return File.ReadAllText(path) == text;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
     }
 
     private static IEnumerable<ProxyListener> ToListeners(string stack, IEnumerable<StackRoute> routes) =>
@@ -394,6 +553,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
         foreach (var stack in restored.GroupBy(l => l.Stack, StringComparer.Ordinal))
         {
             table[stack.Key] = new StackRoutes(stack.Select(l => l.Route).ToList(), since);
+            this.restored.Add(stack.Key);
         }
 
         written = file.Fingerprint;
@@ -523,11 +683,23 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
     public NodeProxy Create(string stateRoot, string node, ILoggerFactory logging) =>
         new(Image, MetricsBindAddress, stateRoot, node, logging.CreateLogger("Skiff.Proxy"), HttpPort, HttpsPort);
 
-    /// <summary>Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.</summary>
+    /// <summary>
+    /// Starts (or upgrades) the proxy before the first reconcile; a failure is logged and tried again by its runnable.
+    /// Without a proxy (no <c>--proxy-image</c>), a node proxy left by an earlier start with one is removed (<see cref="NodeProxy.RemoveLeftoverAsync"/>).
+    /// </summary>
     public static async Task StartAsync(NodeProxy? proxy, IContainerEngine engine, ILogger log, CancellationToken ct)
     {
         if (proxy is null)
         {
+            try
+            {
+                await NodeProxy.RemoveLeftoverAsync(engine, log, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not EngineUnreachableException)
+            {
+                log.LogWarning("Proxy: could not remove the node proxy left from a start with --proxy-image: {Error}; remove it with docker rm -f skiff_proxy", e.Message);
+            }
+
             return;
         }
 
@@ -552,8 +724,9 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
             return [];
         }
 
-        var certificates = new Acme.CertificateManager(
-            stateRoot, acme, new Acme.CertificateMetrics(services.Registry), services.Logging.CreateLogger<Acme.CertificateManager>());
+        var metrics = new Acme.CertificateMetrics(services.Registry);
+        var certificates = new Acme.CertificateManager(stateRoot, acme, metrics, services.Logging.CreateLogger<Acme.CertificateManager>());
+        proxy.CertificateMetrics = metrics;
         proxy.TlsDomainsChanged = certificates.Nudge;
         proxy.Certificates = certificates;
         return

@@ -49,11 +49,19 @@ internal static class ProxyKestrel
         // "Hosting failed to start" with a stack trace: the proxy reports a bind failure itself, in one line.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         var app = new KestrelApp();
-        builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = at =>
+        builder.WebHost.UseSockets(sockets =>
         {
-            var socket = ReusePortSocket.Bind((IPEndPoint)at);
-            app.Socket = socket;
-            return socket;
+            sockets.CreateBoundListenSocket = at =>
+            {
+                var socket = ReusePortSocket.Bind((IPEndPoint)at);
+                app.Socket = socket;
+                return socket;
+            };
+
+            // Request handling runs on the thread that read the socket instead of being queued to the thread
+            // pool: one thread hop less per request each way. Safe here because nothing on the proxy's request
+            // path blocks (YARP and the handlers are asynchronous throughout).
+            sockets.UnsafePreferInlineScheduling = true;
         });
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

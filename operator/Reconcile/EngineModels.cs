@@ -94,6 +94,12 @@ public sealed class EngineUnreachableException(string endpoint, Exception inner)
     public string Endpoint { get; } = endpoint;
 }
 
+/// <summary>
+/// Thrown when a stack network cannot get a subnet: every subnet of the operator's network pool (<c>--network-pool</c>,
+/// <c>--network-prefix</c>) is used by a Docker network or by the host. The message says how many and what to change.
+/// </summary>
+public sealed class NetworkPoolExhaustedException(string message) : Exception(message);
+
 /// <summary>Thrown when an image cannot be found locally or pulled.</summary>
 /// <param name="image">The reference that was pulled.</param>
 /// <param name="message">What went wrong, with the registry's own answer.</param>

@@ -55,7 +55,10 @@ public interface IContainerEngine
 
     Task<bool> NetworkExistsAsync(string name, CancellationToken ct);
 
-    /// <summary>Creates a bridge network; one that exists already is what was wanted.</summary>
+    /// <summary>
+    /// Creates a bridge network on a subnet of the node's network pool; one that exists already is what was wanted.
+    /// Throws <see cref="NetworkPoolExhaustedException"/> when the pool has no subnet left.
+    /// </summary>
     Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct);
 
     Task RemoveNetworkAsync(string name, CancellationToken ct);

@@ -18,6 +18,9 @@ public interface ISecretSource
     /// <summary>A Secret's data, or null when it does not exist.</summary>
     Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct);
 
+    /// <summary>A Secret's <c>type</c> (<c>kubernetes.io/tls</c>, <c>Opaque</c>…), or null when it does not exist or the source cannot tell.</summary>
+    Task<string?> GetSecretTypeAsync(string @namespace, string name, CancellationToken ct) => Task.FromResult<string?>(null);
+
     /// <summary>Returns the stack's database credentials, generating and storing them the first time.</summary>
     Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct);
 
@@ -95,6 +98,12 @@ public sealed record StackServices
 
     /// <summary>Writes the certificate state of the stack's TLS domains into each status (the node proxy's ACME), when there is one.</summary>
     public Action<StackNames, AppDeploymentStatus, long?>? ReportCertificates { get; init; }
+
+    /// <summary>
+    /// Reads the certificates of the stack's <c>spec.app.ports[].tlsSecret</c>s for the node proxy, at the start of every
+    /// reconcile (before any route is set); its problems go to <see cref="ReportCertificates"/>, never stall the stack.
+    /// </summary>
+    public Func<StackNames, AppDeploymentSpec, ISecretSource, CancellationToken, Task>? ProvideCertificates { get; init; }
 
     /// <summary>Every secret value a stack uses, before anything could log one (log redaction).</summary>
     public Action<IEnumerable<string>>? SecretsResolved { get; init; }

@@ -36,6 +36,9 @@ public static class Reasons
     // runtime: kubernetes: server-side apply refused because another field manager owns fields Skiff sets (Stalled=True).
     public const string FieldConflict = "FieldConflict";
 
+    // The node: no subnet left in the operator's network pool (--network-pool, --network-prefix) for the stack's network.
+    public const string NetworkPoolExhausted = "NetworkPoolExhausted";
+
     // A revision that failed (and was rolled back when it could be).
     public const string ImageNotFound = "ImageNotFound";
     public const string MigrationFailed = "MigrationFailed";
@@ -60,6 +63,9 @@ public static class Reasons
     // Certificates of spec.app.ports[].domains (the node proxy's ACME): the condition CertificateNotReady and its Events.
     public const string CertificateNotReady = "CertificateNotReady";
     public const string CertificatesReady = "CertificatesReady";
+
+    // spec.app.ports[].domains on a node whose operator runs no node proxy: the condition DomainsNotServed and its Event.
+    public const string ProxyRequired = "ProxyRequired";
 
     // Events that are not a condition's reason.
     public const string RolloutStarted = "RolloutStarted";

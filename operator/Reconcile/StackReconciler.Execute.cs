@@ -120,7 +120,11 @@ public sealed partial class StackReconciler
                     case DataNotReady d:
                         return (await DataNotReadyAsync(d, ct), false);
                     case CreateNetwork n:
-                        await engine.CreateNetworkAsync(n.Name, desired.Labels("network"), ct);
+                        if (await CreateNetworkAsync(n, ct) is { } noSubnet)
+                        {
+                            return (noSubnet, false);
+                        }
+
                         break;
                     case CreateVolume v:
                         await engine.CreateVolumeAsync(v.Name, desired.Labels(v.Component), ct);
@@ -189,6 +193,21 @@ public sealed partial class StackReconciler
             }
 
             await engine.RemoveContainerAsync(container.Id, ct);
+        }
+
+        /// <summary>Creates the stack's network; when the node's network pool has no subnet left, the stack stalls (others go on) and retries.</summary>
+        private async Task<StackResult?> CreateNetworkAsync(CreateNetwork create, CancellationToken ct)
+        {
+            try
+            {
+                await engine.CreateNetworkAsync(create.Name, desired.Labels("network"), ct);
+                return null;
+            }
+            catch (NetworkPoolExhaustedException e)
+            {
+                logger.LogWarning("{Stack}: network {Network} not created: {Message}", desired.Names.Key, create.Name, e.Message);
+                return owner.Stalled(status, generation, Reasons.NetworkPoolExhausted, $"network {create.Name}: {e.Message}", TimeSpan.FromSeconds(30));
+            }
         }
 
         private async Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct)

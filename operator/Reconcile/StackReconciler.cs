@@ -61,8 +61,15 @@ public sealed partial class StackReconciler(
         Func<AppDeploymentStatus, CancellationToken, Task>? publish,
         CancellationToken ct)
     {
+        var names = new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name);
+        if (services.ProvideCertificates is { } provide)
+        {
+            await provide(names, resource.Spec, secrets, ct);
+        }
+
         var result = await ReconcileStackAsync(resource, publish, ct);
         ApplyDiskPressure(result.Status, resource.Metadata.Generation);
+        ApplyProxyRequired(resource.Spec, result.Status, resource.Metadata.Generation);
         services.ReportBackups?.Invoke(new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name), result.Status, resource.Metadata.Generation);
         services.ReportCertificates?.Invoke(new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name), result.Status, resource.Metadata.Generation);
         return result;

@@ -150,5 +150,12 @@ public static class StatusEvents
         {
             Add(certificate.Status == "True" ? EventKind.Warning : EventKind.Normal, certificate.Reason ?? Reasons.CertificateNotReady, certificate.Message ?? "");
         }
+
+        var unservedBefore = Conditions.Get(before, ConditionTypes.DomainsNotServed);
+        var unserved = Conditions.Get(after, ConditionTypes.DomainsNotServed);
+        if (unserved is { Status: "True" } && (unservedBefore?.Status != "True" || unservedBefore.Message != unserved.Message))
+        {
+            Add(EventKind.Warning, unserved.Reason ?? Reasons.ProxyRequired, unserved.Message ?? "");
+        }
     }
 }

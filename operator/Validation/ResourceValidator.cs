@@ -490,7 +490,7 @@ public static partial class ResourceValidator
         }
     }
 
-    /// <summary>ports[i].domains: DNS names, each once across the stack's ports, on an http port; tls only with domains.</summary>
+    /// <summary>ports[i].domains: DNS names, each once across the stack's ports, on an http port; tls and tlsSecret only with domains, tlsSecret not with tls: false.</summary>
     private static void CheckDomains(Errors errors, AppSpec app, int i)
     {
         var port = app.Ports![i];
@@ -502,7 +502,17 @@ public static partial class ResourceValidator
                 errors.Add($"{at}.tls", "only applies to a port with domains: add domains: [api.example.com] or remove tls");
             }
 
+            if (port.TlsSecret is not null)
+            {
+                errors.Add($"{at}.tlsSecret", "only applies to a port with domains: add domains: [api.example.com] (the names its certificate covers) or remove tlsSecret");
+            }
+
             return;
+        }
+
+        if (port.TlsSecret is not null && port.Tls == false)
+        {
+            errors.Add($"{at}.tlsSecret", "names the certificate to serve over HTTPS, but tls is false: remove tls: false, or remove tlsSecret to serve HTTP only");
         }
 
         if (domains.Count == 0)

@@ -117,6 +117,15 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         }
     }
 
+    /// <summary>The <c>type</c> of the folder's Secret document, or null when there is none.</summary>
+    public string? GetSecretType(string ns, string name)
+    {
+        lock (gate)
+        {
+            return secrets.TryGetValue((ns, name), out var secret) ? secret.Type : null;
+        }
+    }
+
     /// <summary>Reads the folder again; returns the keys whose document appeared, changed or disappeared.</summary>
     public IReadOnlyCollection<ObjectKey> Rescan()
     {
@@ -176,7 +185,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             switch (doc.Resource)
             {
                 case V1Secret secret:
-                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secretFiles.Resolve(secret, doc.File, location, Path);
+                    newSecrets[(secret.Metadata.NamespaceProperty ?? "default", secret.Metadata.Name)] = secretFiles.Resolve(secret, doc.File, location, Path) with { Type = string.IsNullOrEmpty(secret.Type) ? "Opaque" : secret.Type };
                     break;
             }
         }
@@ -277,7 +286,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
 
     private static string Fingerprint(FolderSecret s) =>
         string.Join(";", (s.Data ?? new Dictionary<string, byte[]>()).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + Convert.ToBase64String(kv.Value)))
-        + "|" + s.Reason + "|" + s.Problem;
+        + "|" + s.Reason + "|" + s.Problem + "|" + s.Type;
 
     private string Relative(string file) => System.IO.Path.GetRelativePath(Path, file);
 }

@@ -5,8 +5,15 @@ using Skiff.State;
 namespace Skiff.Sources.Directory;
 
 /// <summary>Secrets for the folder source: Secret documents from the folder, generated credentials in the state folder.</summary>
-public sealed class FolderSecretSource(StateStore state, Func<string, string, IReadOnlyDictionary<string, byte[]>?> folderSecrets) : ISecretSource
+public sealed class FolderSecretSource(
+    StateStore state,
+    Func<string, string, IReadOnlyDictionary<string, byte[]>?> folderSecrets,
+    Func<string, string, string?>? folderSecretTypes = null) : ISecretSource
 {
+    /// <summary>The type of a Secret document of the folder (Opaque when it gives none); generated credentials are Opaque.</summary>
+    public Task<string?> GetSecretTypeAsync(string @namespace, string name, CancellationToken ct) =>
+        Task.FromResult(folderSecretTypes?.Invoke(@namespace, name) ?? (state.ReadSecret(@namespace, name) is null ? null : "Opaque"));
+
     public Task<IReadOnlyDictionary<string, byte[]>?> GetSecretAsync(string @namespace, string name, CancellationToken ct)
     {
         var fromFolder = folderSecrets(@namespace, name);

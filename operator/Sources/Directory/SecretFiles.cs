@@ -15,7 +15,11 @@ namespace Skiff.Sources.Directory;
 /// <param name="Data">The values, or null when <paramref name="Problem"/> says why there are none.</param>
 /// <param name="Reason"><see cref="Reasons.SecretNotDecrypted"/> (an <c>.age</c> file) or <see cref="Reasons.SecretNotFound"/> (a missing or malformed file).</param>
 /// <param name="Problem">The message, naming the document, the file and the fix; never a value.</param>
-public sealed record FolderSecret(IReadOnlyDictionary<string, byte[]>? Data, string? Reason, string? Problem);
+public sealed record FolderSecret(IReadOnlyDictionary<string, byte[]>? Data, string? Reason, string? Problem)
+{
+    /// <summary>The document's <c>type</c> (<c>Opaque</c> when it gives none, as the Kubernetes API defaults it).</summary>
+    public string Type { get; init; } = "Opaque";
+}
 
 /// <summary>
 /// Values of Secret documents kept in files beside them, so that a repository holds ciphertext only. Two annotations,

@@ -21,6 +21,10 @@ public sealed class KubernetesSecretSource(IKubernetes client) : ISecretSource
         return secret is null ? null : Data(secret);
     }
 
+    /// <summary>The Secret's type; an empty one is Opaque, as the API server defaults it.</summary>
+    public async Task<string?> GetSecretTypeAsync(string @namespace, string name, CancellationToken ct) =>
+        (await ReadAsync(@namespace, name, ct)) is { } secret ? (string.IsNullOrEmpty(secret.Type) ? "Opaque" : secret.Type) : null;
+
     public async Task<DatabaseCredentials> EnsureDatabaseCredentialsAsync(StackNames names, string database, string user, CancellationToken ct)
     {
         var existing = await ReadAsync(names.Namespace, names.DatabaseSecret, ct);

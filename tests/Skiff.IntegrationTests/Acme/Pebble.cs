@@ -26,12 +26,29 @@ public sealed class Pebble : IAsyncLifetime
     private readonly Dictionary<Process, System.Text.StringBuilder> outputs = [];
     private readonly string root = System.IO.Directory.CreateTempSubdirectory("skiff-pebble-").FullName;
     private X509Certificate2? apiRoot;
+    private int dnsManagementPort;
 
     public int HttpPort { get; private set; }
 
     public Uri Directory { get; private set; } = null!;
 
     public Uri Management { get; private set; } = null!;
+
+    /// <summary>
+    /// A PEM file of the root that signs pebble's API certificate: a process started with <c>SSL_CERT_FILE</c> set to it
+    /// (OpenSSL's variable, which .NET on Linux reads too) trusts pebble's API, as <c>skiff run</c> must to order.
+    /// </summary>
+    public string ApiRootFile => Path.Combine(root, "api-root.pem");
+
+    /// <summary>Makes the mock DNS server answer SERVFAIL for <paramref name="host"/>: pebble cannot validate its challenges.</summary>
+    public async Task ServFailAsync(string host)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var response = await http.PostAsync(
+            new Uri($"http://127.0.0.1:{dnsManagementPort}/set-servfail"),
+            new StringContent($$"""{"host":"{{host}}."}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(response.IsSuccessStatusCode, $"pebble-challtestsrv /set-servfail {host}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
 
     /// <summary>An HTTP handler that trusts pebble's API certificate (and nothing else).</summary>
     public HttpMessageHandler Handler() => new SocketsHttpHandler
@@ -66,9 +83,11 @@ public sealed class Pebble : IAsyncLifetime
         var (certificate, key) = ApiCertificate();
         await File.WriteAllTextAsync(Path.Combine(root, "cert.pem"), certificate);
         await File.WriteAllTextAsync(Path.Combine(root, "key.pem"), key);
+        await File.WriteAllTextAsync(ApiRootFile, apiRoot!.ExportCertificatePem() + "\n");
 
         var (api, management, http, tls, dns, dnsManagement) = (FreePort(), FreePort(), FreePort(), FreePort(), FreePort(), FreePort());
         HttpPort = http;
+        dnsManagementPort = dnsManagement;
         Directory = new Uri($"https://127.0.0.1:{api}/dir");
         Management = new Uri($"https://127.0.0.1:{management}/");
         var config = Path.Combine(root, "pebble-config.json");

@@ -9,6 +9,7 @@ public sealed class SkiffProcess : IAsyncDisposable
 {
     private readonly Process process;
     private readonly StringBuilder stdout = new();
+    private int disposed;
     private readonly StringBuilder stderr = new();
 
     private SkiffProcess(Process process)
@@ -121,8 +122,14 @@ public sealed class SkiffProcess : IAsyncDisposable
 
     public void Kill() => process.Kill(entireProcessTree: true);
 
+    /// <summary>Kills the process if it still runs; a second call does nothing (a test's finally may dispose it again).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (!process.HasExited)
         {
             process.Kill(entireProcessTree: true);

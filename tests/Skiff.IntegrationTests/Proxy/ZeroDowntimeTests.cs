@@ -135,6 +135,35 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
             Assert.True(load.Failures.IsEmpty, $"{load.Failures.Count} failed of {load.Answers}: {string.Join("; ", load.Failures.Take(5))}\n{load.Timeline()}\n"
                 + string.Join('\n', log.Split('\n').Where(l => l.Contains("Proxy", StringComparison.Ordinal) || l.Contains("revision", StringComparison.Ordinal))));
             Assert.Equal(["v1", "v2"], load.Versions.Keys.Order(StringComparer.Ordinal));
+
+            // skiff plan sees the running proxy: the next rollout starts beside the live revision (start-first); without the
+            // proxy it would stop revision 2 first, for its host port.
+            run.Kill();
+            await run.DisposeAsync();
+            w.Write("web.yaml", site.Yaml("v3"));
+            var plan = await SkiffProcess.RunAsync(TimeSpan.FromSeconds(60), "plan", "--path", w.Resources, "--node", "local", "--state-dir", w.StateDir);
+            Assert.True(plan.Exit == 0, plan.Stdout + plan.Stderr);
+            Assert.Contains("roll out revision 3", plan.Stdout, StringComparison.Ordinal);
+            Assert.Contains("start app container", plan.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("stop container", plan.Stdout, StringComparison.Ordinal);
+
+            // Leaving proxy mode: an operator without --proxy-image removes skiff_proxy and the app publishes its ports itself.
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            run = SkiffProcess.Start(w.RunArgs());
+            await site.ReadyAsync(3, run);
+            Assert.Empty(await ProxiesAsync());
+            await Eventually.TrueAsync("the app answers on its published port", async () =>
+            {
+                try
+                {
+                    return (await http.GetStringAsync(new Uri($"http://127.0.0.1:{site.HttpPort}/"))).Contains("\"version\":\"v3\"", StringComparison.Ordinal);
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            }, TimeSpan.FromSeconds(30), () => run.Stderr);
+            Assert.Contains("runs without --proxy-image, but the node proxy skiff_proxy", run.Stderr, StringComparison.Ordinal);
         }
         finally
         {

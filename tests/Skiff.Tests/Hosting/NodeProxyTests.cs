@@ -46,6 +46,27 @@ public sealed class NodeProxyTests : IDisposable
     }
 
     [Fact]
+    public async Task An_operator_started_without_a_proxy_image_removes_the_proxy_an_earlier_start_left_and_nothing_else()
+    {
+        await StartFirstProxyAsync();
+        var app = await engine.CreateContainerAsync(
+            new ContainerSpec { Name = "skiff_ns_web_app_1", Image = "skiff:1", Network = "skiff_ns_web", Labels = new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue } },
+            CancellationToken.None);
+        await engine.StartContainerAsync(app, CancellationToken.None);
+
+        await NodeProxySettings.StartAsync(null, engine, NullLogger.Instance, CancellationToken.None);
+
+        var left = Assert.Single(engine.All);
+        Assert.Equal("skiff_ns_web_app_1", left.Name);
+        Assert.True(left.Running);
+        var calls = engine.Calls.ToList();
+        Assert.True(calls.IndexOf("container_stop skiff_proxy") < calls.IndexOf("container_remove skiff_proxy"), string.Join(", ", calls));
+
+        // Nothing left to remove: a second start changes nothing.
+        Assert.Equal(0, await NodeProxy.RemoveLeftoverAsync(engine, NullLogger.Instance, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_new_proxy_that_exits_before_listening_is_removed_and_the_running_one_keeps_serving()
     {
         await StartFirstProxyAsync();
@@ -135,6 +156,130 @@ public sealed class NodeProxyTests : IDisposable
         var other = new AppDeploymentStatus();
         proxy.ReportCertificates(new StackNames("ns", "plain"), other, 1);
         Assert.Null(Conditions.Get(other, ConditionTypes.CertificateNotReady));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task A_tlsSecret_certificate_is_written_0600_never_ordered_from_ACME_and_a_wrong_one_is_CertificateNotReady()
+    {
+        using var ca = new Skiff.IntegrationTests.Proxy.TestCertificates();
+        var secrets = new Skiff.Tests.Acme.SecretCertificatesTests.TypedSecrets();
+        var (crt, key, leaf) = ca.Issue("own.example.com");
+        secrets.Add("own-tls", crt, key, ns: "ns");
+        using var proxy = Proxy("skiff:1");
+        var nudged = 0;
+        proxy.TlsDomainsChanged = () => nudged++;
+        var names = new StackNames("ns", "web");
+        var spec = new AppDeploymentSpec
+        {
+            App = new AppSpec
+            {
+                Ports =
+                [
+                    new PortSpec { ContainerPort = 80, Domains = ["own.example.com"], TlsSecret = "own-tls" },
+                    new PortSpec { ContainerPort = 81, Domains = ["acme.example.com"] },
+                ],
+            },
+        };
+
+        await proxy.ProvideCertificatesAsync(names, spec, secrets, CancellationToken.None);
+        await proxy.SetAsync(names.Key, [Domain("own.example.com"), Domain("acme.example.com")], CancellationToken.None);
+
+        // Only the domain without a tlsSecret goes to the ACME manager.
+        Assert.Equal(["acme.example.com"], proxy.TlsDomains);
+        Assert.True(nudged > 0);
+        var crtPath = CertificateFiles.Certificate(state, "own.example.com");
+        var keyPath = CertificateFiles.Key(state, "own.example.com");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(crtPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyPath));
+        using (var pair = Certificates.ReadPair(crtPath, keyPath))
+        {
+            Assert.Equal(leaf.Thumbprint, pair!.Thumbprint);
+        }
+
+        // Unchanged, it is not written again (the proxy would reload it every reconcile).
+        var written = File.GetLastWriteTimeUtc(crtPath);
+        await Task.Delay(20);
+        await proxy.ProvideCertificatesAsync(names, spec, secrets, CancellationToken.None);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(crtPath));
+
+        var status = new AppDeploymentStatus();
+        using var manager = new CertificateManager(state, new AcmeOptions { Directory = new Uri("http://127.0.0.1:1/directory") }, null, NullLogger<CertificateManager>.Instance);
+        proxy.Certificates = manager;
+        await manager.ReconcileAsync(proxy.TlsDomains, CancellationToken.None);
+        proxy.ReportCertificates(names, status, 1);
+        var message = Conditions.Get(status, ConditionTypes.CertificateNotReady)!.Message!;
+        Assert.Contains("acme.example.com: ", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("own.example.com", message, StringComparison.Ordinal);
+
+        // A Secret replaced by one for another name: its domain is CertificateNotReady, the last good files stay.
+        var other = ca.Issue("other.example.com");
+        secrets.Add("own-tls", other.CrtPem, other.KeyPem, ns: "ns");
+        await proxy.ProvideCertificatesAsync(names, spec, secrets, CancellationToken.None);
+        await proxy.SetAsync(names.Key, [Domain("own.example.com")], CancellationToken.None);
+        proxy.ReportCertificates(names, status, 2);
+        var wrong = Conditions.Get(status, ConditionTypes.CertificateNotReady)!;
+        Assert.Equal("True", wrong.Status);
+        Assert.Contains("own.example.com: spec.app.ports[0].tlsSecret: Secret \"own-tls\": its certificate (for other.example.com) does not cover own.example.com", wrong.Message, StringComparison.Ordinal);
+        Assert.Empty(proxy.TlsDomains);
+        using (var pair = Certificates.ReadPair(crtPath, keyPath))
+        {
+            Assert.Equal(leaf.Thumbprint, pair!.Thumbprint);
+        }
+
+        // Fixed: False, CertificatesReady.
+        secrets.Add("own-tls", crt, key, ns: "ns");
+        await proxy.ProvideCertificatesAsync(names, spec, secrets, CancellationToken.None);
+        proxy.ReportCertificates(names, status, 3);
+        Assert.Equal(("False", Reasons.CertificatesReady), (Conditions.Get(status, ConditionTypes.CertificateNotReady)!.Status, Conditions.Get(status, ConditionTypes.CertificateNotReady)!.Reason));
+    }
+
+    [Fact]
+    public async Task A_tlsSecret_certificate_has_its_expiry_series_until_its_stack_goes()
+    {
+        using var ca = new Skiff.IntegrationTests.Proxy.TestCertificates();
+        var secrets = new Skiff.Tests.Acme.SecretCertificatesTests.TypedSecrets();
+        var (crt, key, leaf) = ca.Issue("own.example.com");
+        secrets.Add("own-tls", crt, key, ns: "ns");
+        var registry = Prometheus.Metrics.NewCustomRegistry();
+        using var proxy = Proxy("skiff:1");
+        proxy.CertificateMetrics = new CertificateMetrics(registry);
+        var spec = new AppDeploymentSpec { App = new AppSpec { Ports = [new PortSpec { ContainerPort = 80, Domains = ["own.example.com"], TlsSecret = "own-tls" }] } };
+
+        await proxy.ProvideCertificatesAsync(new StackNames("ns", "web"), spec, secrets, CancellationToken.None);
+        await proxy.SetAsync("ns/web", [Domain("own.example.com")], CancellationToken.None);
+
+        var series = "skiff_certificate_expiry_timestamp_seconds{domain=\"own.example.com\"} ";
+        var line = (await ExportAsync(registry)).Split('\n').Single(l => l.StartsWith(series, StringComparison.Ordinal));
+        Assert.Equal(new DateTimeOffset(leaf.NotAfter.ToUniversalTime()).ToUnixTimeSeconds(), double.Parse(line[series.Length..], System.Globalization.CultureInfo.InvariantCulture));
+
+        await proxy.SetAsync("ns/web", [], CancellationToken.None);
+        Assert.DoesNotContain(series, await ExportAsync(registry), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stack_read_back_from_the_routes_file_is_not_ordered_from_ACME_before_a_reconcile_looked_at_its_tlsSecret()
+    {
+        using (var first = Proxy("skiff:1"))
+        {
+            await first.SetAsync("ns/web", [Domain("own.example.com")], CancellationToken.None);
+            Assert.Equal(["own.example.com"], first.TlsDomains);
+        }
+
+        using var restarted = Proxy("skiff:1");
+        Assert.Empty(restarted.TlsDomains);
+
+        // Its reconcile finds no tlsSecret on the port: the domain is ACME's again.
+        var spec = new AppDeploymentSpec { App = new AppSpec { Ports = [new PortSpec { ContainerPort = 80, Domains = ["own.example.com"] }] } };
+        await restarted.ProvideCertificatesAsync(new StackNames("ns", "web"), spec, new Skiff.Tests.Acme.SecretCertificatesTests.TypedSecrets(), CancellationToken.None);
+        Assert.Equal(["own.example.com"], restarted.TlsDomains);
+    }
+
+    private static async Task<string> ExportAsync(Prometheus.CollectorRegistry registry)
+    {
+        using var stream = new MemoryStream();
+        await registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
     private static StackRoute Domain(string domain) => new("", "http", "http", 1, "10.0.0.2:8080", domain, Tls: true);

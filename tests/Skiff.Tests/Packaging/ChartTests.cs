@@ -66,6 +66,7 @@ public sealed partial class ChartTests
         metrics: { port: 9180 }
         health: { port: 9181 }
         proxy: { httpPort: 8880, httpsPort: 8443 }
+        network: { pool: 172.30.0.0/20, prefix: 28 }
         """;
 
     private const string HostPathValues = """
@@ -388,6 +389,8 @@ public sealed partial class ChartTests
         Assert.Equal(":9181", args[args.IndexOf("--health-probe-bind-address") + 1]);
         Assert.Equal("8880", args[args.IndexOf("--proxy-http-port") + 1]);
         Assert.Equal("8443", args[args.IndexOf("--proxy-https-port") + 1]);
+        Assert.Equal("172.30.0.0/20", args[args.IndexOf("--network-pool") + 1]);
+        Assert.Equal("28", args[args.IndexOf("--network-prefix") + 1]);
         var parse = SkiffCommandLine.Build().Parse(args);
         Assert.True(parse.Errors.Count == 0, string.Join("; ", parse.Errors.Select(e => e.Message)));
 

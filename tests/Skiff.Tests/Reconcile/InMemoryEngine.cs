@@ -178,8 +178,13 @@ public sealed class InMemoryEngine : IContainerEngine
 
     public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => Call("network_inspect", () => networks.ContainsKey(name));
 
+    /// <summary>How many networks the node's network pool has subnets for (null: no limit); one more is <see cref="NetworkPoolExhaustedException"/>.</summary>
+    public int? NetworkCapacity { get; set; }
+
     public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
-        Call("network_create " + name, () => networks.TryAdd(name, labels));
+        Call("network_create " + name, () => networks.ContainsKey(name) || networks.Count < (NetworkCapacity ?? int.MaxValue)
+            ? networks.TryAdd(name, labels)
+            : throw new NetworkPoolExhaustedException($"no free subnet in the network pool: {networks.Count} of its {NetworkCapacity} subnets are in use (--network-pool, --network-prefix)"));
 
     public Task RemoveNetworkAsync(string name, CancellationToken ct) => Call("network_remove " + name, () => networks.Remove(name));
 

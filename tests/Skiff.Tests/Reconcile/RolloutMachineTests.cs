@@ -274,6 +274,11 @@ public sealed class RolloutMachineTests
             "ImagePullFailed", "spec.database.image: pulling postgres:16 failed: unauthorized", Outcomes.Progressing
         },
         {
+            "the node's network pool has no subnet left: the stack stalls and retries, nothing else is created",
+            rig => { rig.Engine.NetworkCapacity = 0; return Task.CompletedTask; },
+            "NetworkPoolExhausted", "network skiff_prod_api: no free subnet in the network pool: 0 of its 0 subnets are in use (--network-pool, --network-prefix)", null
+        },
+        {
             "the database's health check fails",
             async rig => { await rig.StepAsync(); await rig.StepAsync(); rig.Engine.SetHealth(Rig.Database, "unhealthy"); },
             "DatabaseNotReady", "the database did not become healthy: its health check failed", Outcomes.Progressing
@@ -332,6 +337,23 @@ public sealed class RolloutMachineTests
         Assert.Equal(Phases.Failed, rig.Stored!.Phase);
         Assert.Equal(outcome, rig.History(1)?.Outcome);
         Assert.True(rig.Last!.RequeueAfter > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task A_stack_stalled_for_want_of_a_subnet_rolls_out_once_one_is_free()
+    {
+        using var rig = new Rig();
+        rig.Engine.NetworkCapacity = 0;
+        await rig.SettleAsync();
+        Assert.Equal("NetworkPoolExhausted", rig.Condition(ConditionTypes.Stalled)!.Reason);
+        Assert.DoesNotContain(rig.Engine.Calls, c => c.StartsWith("container_create", StringComparison.Ordinal) || c.StartsWith("volume_create", StringComparison.Ordinal));
+        Assert.Equal(TimeSpan.FromSeconds(30), rig.Last!.RequeueAfter);
+
+        rig.Engine.NetworkCapacity = 1; // another stack was deleted
+        await rig.RollThroughAsync();
+
+        Assert.Equal(("True", "False"), (rig.Condition(ConditionTypes.Ready)!.Status, rig.Condition(ConditionTypes.Stalled)!.Status));
+        Assert.Equal(Outcomes.Succeeded, rig.History(1)!.Outcome);
     }
 
     [Fact]

@@ -98,6 +98,7 @@ public class StatusEventsTests
     [InlineData("VolumeNotFound")]
     [InlineData("OwnedByAnotherSource")]
     [InlineData("ImagePullFailed")]
+    [InlineData("NetworkPoolExhausted")]
     public void Stalling_is_a_Warning_with_its_reason_once_and_again_when_the_reason_changes(string reason)
     {
         var stalled = Status(x =>
