@@ -1,3 +1,5 @@
+using k8s;
+using k8s.Models;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
 using Skiff.IntegrationTests.Infrastructure;
@@ -29,7 +31,7 @@ public sealed class KubernetesRuntimeTests
         var b = h.StartOperator(node: "node-b", leaderElect: true, extra: ShortLease);
         await h.ApplyAsync(Kube(h, "web"));
 
-        var deployment = await Eventually.UntilAsync("the Deployment web exists", () => cm.DeploymentAsync("web"), d => d is not null, Wait, () => a.Stderr + b.Stderr);
+        var deployment = await Eventually.UntilAsync<V1Deployment?>("the Deployment web exists", () => cm.DeploymentAsync("web"), d => d is not null, Wait, () => a.Stderr + b.Stderr);
         Assert.Equal(TestImages.App1, deployment!.Spec.Template.Spec.Containers[0].Image);
         Assert.Empty(await h.Workspace.ContainersAsync("web"));
         await cm.RollOutAsync("web");
@@ -48,7 +50,7 @@ public sealed class KubernetesRuntimeTests
 
         await other.UntilLoggedAsync(acquired, Wait);
         await h.ApplyAsync(Kube(h, "web", "skiff-test/app:2"));
-        await Eventually.UntilAsync("the Deployment web runs skiff-test/app:2", () => cm.DeploymentAsync("web"),
+        await Eventually.UntilAsync<V1Deployment?>("the Deployment web runs skiff-test/app:2", () => cm.DeploymentAsync("web"),
             d => d?.Spec.Template.Spec.Containers[0].Image == "skiff-test/app:2", Wait, () => other.Stderr);
         await cm.RollOutAsync("web");
         await Eventually.UntilAsync("web's revision 2 is Ready", () => h.GetAsync("web"),
@@ -72,7 +74,7 @@ public sealed class KubernetesRuntimeTests
         Assert.Null(await cm.DeploymentAsync("hop"));
 
         await h.ApplyAsync(h.Stateless("hop", "local", s => s.Runtime = Runtimes.Kubernetes));
-        await Eventually.UntilAsync("the Deployment hop exists", () => cm.DeploymentAsync("hop"), d => d is not null, Wait, () => op.Stderr);
+        await Eventually.UntilAsync<V1Deployment?>("the Deployment hop exists", () => cm.DeploymentAsync("hop"), d => d is not null, Wait, () => op.Stderr);
         Assert.Empty(await h.Workspace.ContainersAsync("hop"));
         await cm.RollOutAsync("hop");
         await Eventually.UntilAsync("hop is Ready on runtime kubernetes", () => h.GetAsync("hop"),
@@ -133,7 +135,7 @@ public sealed class KubernetesRuntimeTests
         Assert.Null(await cm.DeploymentAsync("disk"));
 
         await cm.SetNodeAsync("worker-2", diskPressure: false);
-        await Eventually.UntilAsync("the Deployment disk exists", () => cm.DeploymentAsync("disk"), d => d is not null, Wait, () => op.Stderr);
+        await Eventually.UntilAsync<V1Deployment?>("the Deployment disk exists", () => cm.DeploymentAsync("disk"), d => d is not null, Wait, () => op.Stderr);
         await cm.RollOutAsync("disk");
         var done = await Eventually.UntilAsync("disk is Ready", () => h.GetAsync("disk"), r => Conditions.IsTrue(r?.Status, ConditionTypes.Ready), Wait, () => op.Stderr);
         Assert.Equal("False", Conditions.Get(done!.Status, ConditionTypes.DiskPressure)!.Status);
