@@ -1,3 +1,4 @@
+using k8s;
 using System.Text.Json.Nodes;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
