@@ -132,7 +132,7 @@ public sealed class DockerRuntimeGate(
                 && await RuntimeSwitch.HasWorkloadsAsync(client, names, cancellationToken))
             {
                 // Back from runtime kubernetes: the cluster instance removes the workloads first (or refuses, with data).
-                logger.LogInformation("{Stack}: waiting for the instance holding Lease skiff-cluster to remove its Kubernetes workloads before starting containers on node {Node}", names.Key, node);
+                logger.LogDebug("{Stack}: waiting for the instance holding Lease skiff-cluster to remove its Kubernetes workloads before starting containers on node {Node}", names.Key, node);
                 return ReconcileResult.After(RuntimeSwitch.HandOverPoll);
             }
 
@@ -169,7 +169,14 @@ public sealed class DockerRuntimeGate(
         {
             var message = RuntimeSwitch.Refused(Runtimes.Docker, Runtimes.Kubernetes, $"volumes {string.Join(", ", volumes)} on node {node}");
             logger.LogWarning("{Stack}: {Message}", names.Key, message);
-            await RuntimeSwitch.WriteAsync(store, stacks.Events, stored, RuntimeSwitch.Stalled(current, Reasons.InvalidSpec, message, time.GetUtcNow()), time, cancellationToken);
+            var refused = RuntimeSwitch.Stalled(current, Reasons.InvalidSpec, message, time.GetUtcNow());
+            if (refused.Components is not { Count: > 0 })
+            {
+                // A stack that never converged here has none listed yet: list them, so the cluster instance keeps off it.
+                refused.Components = await ContainersAsync(names, cancellationToken);
+            }
+
+            await RuntimeSwitch.WriteAsync(store, stacks.Events, stored, refused, time, cancellationToken);
             return ReconcileResult.After(KubernetesStackRuntime.ResyncInterval);
         }
 
@@ -185,6 +192,22 @@ public sealed class DockerRuntimeGate(
         await RuntimeSwitch.WriteAsync(store, stacks.Events, stored, status, time, cancellationToken);
         store.Forget(stored);
         return ReconcileResult.Done;
+    }
+
+    private async Task<List<ComponentStatus>> ContainersAsync(StackNames names, CancellationToken ct)
+    {
+        var containers = await engine.ListContainersAsync(
+            new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.App] = names.Key, [SkiffLabels.Source] = stacks.Context.SourceId },
+            ct);
+        return [.. containers.Where(c => c.Component is not null).DistinctBy(c => c.Component).Select(c => new ComponentStatus
+        {
+            Name = c.Component!,
+            ContainerId = c.Id.Length > 12 ? c.Id[..12] : c.Id,
+            Image = c.Image,
+            State = c.State,
+            Health = c.Health ?? "none",
+            Restarts = c.RestartCount,
+        })];
     }
 }
 
