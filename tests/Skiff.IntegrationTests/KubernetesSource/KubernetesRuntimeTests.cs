@@ -19,6 +19,9 @@ public sealed class KubernetesRuntimeTests
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
+    /// <summary>Longer than the node instance's look at a stack waiting for the workloads to go (RuntimeSwitch.HandOverPoll).</summary>
+    private static readonly TimeSpan RuntimeSwitchPoll = TimeSpan.FromSeconds(6);
+
     private static string Kube(KubeHarness h, string name, string image = TestImages.App1) =>
         h.Stateless(name, "local", s => (s.Runtime, s.Node, s.App.Image) = (Runtimes.Kubernetes, null, image));
 
@@ -112,6 +115,39 @@ public sealed class KubernetesRuntimeTests
         Assert.Null(await cm.DeploymentAsync("api"));
         Assert.Empty((await cm.Client.AppsV1.ListNamespacedStatefulSetAsync(h.Namespace)).Items);
         Assert.NotNull(await h.Workspace.Engine.InspectVolumeAsync($"skiff_{h.Namespace}_api_database", CancellationToken.None));
+        Assert.False(op.HasExited, op.Stderr);
+    }
+
+    [Fact]
+    public async Task A_stack_with_claims_switched_to_docker_is_refused_and_keeps_its_workloads()
+    {
+        await using var h = await KubeHarness.StartAsync();
+        using var cm = new ControllerManager(h);
+        var op = h.StartOperator();
+        await h.ApplyAsync(h.Api(edit: s => s.Runtime = Runtimes.Kubernetes));
+        await Eventually.TrueAsync("the StatefulSet api-database exists", async () =>
+            (await cm.Client.AppsV1.ListNamespacedStatefulSetAsync(h.Namespace)).Items.Count == 1, Wait, () => op.Stderr);
+        await cm.MarkDataReadyAsync();
+        await Eventually.TrueAsync("the Deployment api exists", async () =>
+        {
+            await cm.CompleteJobAsync("api-migrate-r1");
+            return await cm.DeploymentAsync("api") is not null;
+        }, Wait, () => op.Stderr);
+        await cm.RollOutAsync("api");
+        Assert.Equal(0, (await h.WaitReadyAsync("api", 60)).ExitCode);
+
+        await h.ApplyAsync(h.Api());
+        var refused = await Eventually.UntilAsync("the switch back to docker is refused", () => h.GetAsync("api"),
+            r => Conditions.Get(r?.Status, ConditionTypes.Stalled) is { Status: "True" } && r!.Status!.ObservedGeneration == r.Metadata.Generation, Wait, () => op.Stderr);
+        var stalled = Conditions.Get(refused!.Status, ConditionTypes.Stalled)!;
+        Assert.Equal(Reasons.InvalidSpec, stalled.Reason);
+        Assert.Contains("spec.runtime: is immutable while the stack has data (it was \"kubernetes\"; PersistentVolumeClaims data-api-database-0)", stalled.Message);
+
+        // No empty database on the node; the workloads and the claim stay.
+        await Task.Delay(RuntimeSwitchPoll);
+        Assert.Empty(await h.Workspace.ContainersAsync("api"));
+        Assert.NotNull(await cm.DeploymentAsync("api"));
+        Assert.Single((await cm.Client.CoreV1.ListNamespacedPersistentVolumeClaimAsync(h.Namespace)).Items);
         Assert.False(op.HasExited, op.Stderr);
     }
 
