@@ -32,7 +32,7 @@ public sealed class AppDeploymentSpec
     [SchemaPattern(Patterns.Dns1123Subdomain, Patterns.Dns1123SubdomainText)]
     public string? Node { get; set; }
 
-    /// <summary>Where the stack runs: docker (containers on the node's Docker engine) or kubernetes (native workloads; not supported yet).</summary>
+    /// <summary>Where the stack runs: docker (containers on the node's Docker engine) or kubernetes (native workloads on the cluster, reconciled by the instance holding the Lease skiff-cluster).</summary>
     [JsonPropertyName("runtime")]
     [SchemaEnum(Runtimes.Docker, Runtimes.Kubernetes)]
     [SchemaDefault(Defaults.Runtime)]

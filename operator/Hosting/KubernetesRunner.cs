@@ -5,6 +5,7 @@ using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Docker;
+using Skiff.KubeRuntime;
 using Skiff.ImageGC;
 using Skiff.Observability;
 using Skiff.Reconcile;
@@ -160,8 +161,9 @@ public static class KubernetesRunner
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
                 logging.CreateLogger<StackReconciler>(),
                 services.StackServices(gc, options.Console.Display) with { Routes = proxy, ReportBackups = backups.Ledger.Apply, ReportCertificates = proxy is null ? null : proxy.ReportCertificates, ProvideCertificates = proxy is null ? null : proxy.ProvideCertificatesAsync });
+            var nodeStore = new KubernetesStackStore(client, informer, stacks.Context);
             var reconciler = new StackController(
-                new KubernetesStackStore(client, informer, stacks.Context),
+                nodeStore,
                 stacks,
                 (key, status) =>
                 {
@@ -178,11 +180,15 @@ public static class KubernetesRunner
                     mirror.Record(key, status);
                 },
                 logging.CreateLogger<StackController>());
+            // The Docker path never runs a runtime: kubernetes stack; it hands a switched one over (RuntimeSwitch).
+            var docker = new DockerRuntimeGate(reconciler, informer, nodeStore, stacks, engine, client, log);
             // Cancelled the moment the lease is given up: in-flight reconciles stop at once, not after the graceful
             // shutdown's timeout, because another instance may take the node as soon as the lease expires.
             using var lost = new CancellationTokenSource();
-            var guarded = new LeaseBoundReconciler(reconciler, lost.Token);
+            var guarded = new LeaseBoundReconciler(docker, lost.Token);
             var lease = options.LeaderElect ? await CreateElectorAsync(client, options, log, ct) : null;
+            Runnable? cluster = null;
+            WorkQueue<ObjectKey>? clusterQueue = null;
             Func<CancellationToken, Task<int>>? once = null;
             IReadOnlyList<Runnable>? runnables = null;
             WorkQueue<ObjectKey>? queue = null;
@@ -198,6 +204,7 @@ public static class KubernetesRunner
             {
                 var controller = services.Controller("appdeployment", guarded, workers: 4, out var controllerQueue);
                 queue = controllerQueue;
+                cluster = ClusterRunnable(client, informer, secrets, options, services, logging, log, out clusterQueue);
                 requeueAll = () =>
                 {
                     foreach (var a in informer.List().Where(a => a.Spec.Node == node))
@@ -269,10 +276,12 @@ public static class KubernetesRunner
                         await backupRunnable.RunAsync(token);
                     }),
                     .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
+                    cluster!,
                 ];
             }
 
             using var disposeQueue = queue;
+            using var disposeClusterQueue = clusterQueue;
             var host = new OperatorHost(services, log);
             var gate = lease is null ? null : new LeaseGate(lease, options.Node, options.Once, options.Lease.RenewDeadline);
             try
@@ -363,14 +372,100 @@ public static class KubernetesRunner
         };
     }
 
-    private static async Task<LeaseElector> CreateElectorAsync(IKubernetes client, KubernetesRunOptions options, ILogger log, CancellationToken ct)
+    /// <summary>
+    /// The controller of <c>runtime: kubernetes</c> stacks (<see cref="ClusterStackController"/>), run by one instance among
+    /// all: the holder of the Lease <c>skiff-cluster</c> (with leader election; without it, this instance alone). It waits for
+    /// the lease beside the node's work, and an instance that loses it exits, as one that loses its node's lease does.
+    /// </summary>
+    private static Runnable ClusterRunnable(
+        IKubernetes client,
+        Informer<AppDeployment> informer,
+        KubernetesSecretSource secrets,
+        KubernetesRunOptions options,
+        OperatorServices services,
+        ILoggerFactory logging,
+        ILogger log,
+        out WorkQueue<ObjectKey> queue)
+    {
+        // A node that matches no resource: the cluster's store reads every resource as "not a node's" (no node transition rule).
+        var store = new KubernetesStackStore(client, informer, new StackContext("", StateStore.SourceId("kubernetes", "cluster"), "kubernetes"));
+        var runtime = new KubernetesStackRuntime(client, secrets, logging.CreateLogger<KubernetesStackRuntime>());
+        var reconciler = new ClusterStackController(
+            store,
+            runtime,
+            client,
+            new KubernetesEventSink(client, ClusterLease, logging.CreateLogger<KubernetesEventSink>()),
+            services.Report,
+            logging.CreateLogger<ClusterStackController>());
+        var leaseLost = new CancellationTokenSource();
+        var controller = services.Controller("appdeployment-cluster", new LeaseBoundReconciler(reconciler, leaseLost.Token), workers: 2, out var clusterQueue);
+        queue = clusterQueue;
+        Connect(informer, clusterQueue);
+        return new Runnable("runtime kubernetes controller", async token =>
+        {
+            using (leaseLost)
+            {
+                await informer.WaitForSyncAsync(token);
+                if (!options.LeaderElect)
+                {
+                    log.LogInformation("Reconciling the AppDeployments of runtime kubernetes (no leader election: this instance alone)");
+                    await controller.RunAsync(token);
+                    return;
+                }
+
+                var elector = await CreateElectorAsync(client, options, ClusterLease, log, token);
+                services.Metrics.SetLeader(ClusterLease, false);
+                var acquired = await elector.AcquireAsync(yieldToLiveHolder: false, token);
+                if (!acquired.Acquired)
+                {
+                    return;
+                }
+
+                services.Metrics.SetLeader(ClusterLease, true);
+                log.LogInformation("Acquired lease {Lease}; reconciling the AppDeployments of runtime kubernetes", elector.Name);
+                using var working = CancellationTokenSource.CreateLinkedTokenSource(token, leaseLost.Token);
+                using var holding = new CancellationTokenSource();
+                var renewing = elector.HoldAsync(holding.Token);
+                var running = controller.RunAsync(working.Token);
+                if (await Task.WhenAny(running, renewing) == renewing && await renewing is { } reason)
+                {
+                    services.Metrics.SetLeader(ClusterLease, false);
+                    await leaseLost.CancelAsync();
+                    await running.ContinueWith(_ => { }, TaskScheduler.Default);
+                    throw new LeaseLostException($"lost lease {elector.Name}: {reason}; exiting so that the supervisor restarts this one");
+                }
+
+                try
+                {
+                    await running;
+                }
+                finally
+                {
+                    await holding.CancelAsync();
+                    await renewing;
+                    services.Metrics.SetLeader(ClusterLease, false);
+                    // Stopped: another instance takes the cluster's stacks at once rather than after the lease expires.
+                    using var release = new CancellationTokenSource(options.Lease.RenewDeadline);
+                    await elector.ReleaseAsync(release.Token);
+                }
+            }
+        });
+    }
+
+    /// <summary>The Lease of the one instance that reconciles runtime: kubernetes stacks.</summary>
+    public const string ClusterLease = "skiff-cluster";
+
+    private static Task<LeaseElector> CreateElectorAsync(IKubernetes client, KubernetesRunOptions options, ILogger log, CancellationToken ct) =>
+        CreateElectorAsync(client, options, $"skiff-{options.Node}", log, ct);
+
+    private static async Task<LeaseElector> CreateElectorAsync(IKubernetes client, KubernetesRunOptions options, string name, ILogger log, CancellationToken ct)
     {
         var ns = options.LeaderElectionNamespace
             ?? (File.Exists("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
                 ? (await File.ReadAllTextAsync("/var/run/secrets/kubernetes.io/serviceaccount/namespace", ct)).Trim()
                 : "skiff-system");
         var identity = $"{Environment.MachineName}_{Guid.NewGuid():N}"[..Math.Min(63, Environment.MachineName.Length + 33)];
-        var elector = new LeaseElector(new LeaseLock(client, ns, $"skiff-{options.Node}", identity), options.Lease, log);
+        var elector = new LeaseElector(new LeaseLock(client, ns, name, identity), options.Lease, log);
         elector.NewLeader += leader => log.LogInformation("Lease {Lease} is held by {Leader}", elector.Name, leader);
         return elector;
     }

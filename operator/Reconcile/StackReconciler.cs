@@ -88,7 +88,7 @@ public sealed partial class StackReconciler(
 
         if (resource.Spec.Runtime == Runtimes.Kubernetes)
         {
-            return Stalled(status, generation, Reasons.RuntimeNotSupported, "spec.runtime: kubernetes is not supported yet; use runtime: docker", null);
+            return Stalled(status, generation, Reasons.RuntimeNotSupported, "spec.runtime: kubernetes runs only with skiff run --source kubernetes (the instance holding the Lease skiff-cluster applies it to the cluster); use runtime: docker with this source", null);
         }
 
         var (inputs, problem) = await ResolveInputsAsync(resource, ct);
@@ -127,7 +127,7 @@ public sealed partial class StackReconciler(
     {
         if (resource.Spec.Runtime == Runtimes.Kubernetes)
         {
-            return (null, "spec.runtime: kubernetes is not supported yet");
+            return (null, "spec.runtime: kubernetes runs only with skiff run --source kubernetes; skiff plan shows the Docker target");
         }
 
         var (inputs, problem) = await ResolveInputsAsync(resource, ct, readOnly: true);

@@ -141,6 +141,12 @@ internal sealed class ResourceCatalog
             yield return workload;
         }
 
+        // Cluster-scoped, no controller: a test writes a node's conditions (DiskPressure) as a kubelet would.
+        yield return new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "Node", Plural = "nodes", Singular = "node", ShortNames = ["no"], Namespaced = false, HasStatus = true,
+            Columns = [Age()],
+        };
         yield return new ResourceType
         {
             Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Singular = "lease", Namespaced = true,

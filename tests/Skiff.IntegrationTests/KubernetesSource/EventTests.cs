@@ -49,7 +49,8 @@ public sealed class EventTests
         ]));
         await h.ApplyAsync(h.Stateless("nosecret", "local", s => s.App.Env =
             [new EnvVar { Name = "TOKEN", ValueFrom = new EnvVarSource { SecretKeyRef = new SecretKeySelector { Name = "missing", Key = "token" } } }]));
-        await h.ApplyAsync(h.Stateless("elsewhere", "local", s => s.Runtime = Runtimes.Kubernetes));
+        // runtime: kubernetes: the instance holding skiff-cluster records its Events as the node's does.
+        await h.ApplyAsync(h.Stateless("elsewhere", "local", s => (s.Runtime, s.App.ImagePullSecret) = (Runtimes.Kubernetes, "missing-pull")));
         await h.ApplyAsync(h.Api("novolume", edit: s => s.Database!.Volume = $"skiff-missing-{h.Namespace}"));
         await h.ApplyAsync(h.Stateless("foreign", "local"));
         var op = h.StartOperator();
@@ -58,7 +59,7 @@ public sealed class EventTests
         [
             ("invalid", "InvalidSpec", "hostPort"),
             ("nosecret", "SecretNotFound", "Secret \"missing\""),
-            ("elsewhere", "RuntimeNotSupported", "runtime"),
+            ("elsewhere", "SecretNotFound", "Secret \"missing-pull\""),
             ("novolume", "VolumeNotFound", $"skiff-missing-{h.Namespace}"),
             ("foreign", "OwnedByAnotherSource", "another-source"),
         ];

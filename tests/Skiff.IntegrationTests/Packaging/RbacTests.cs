@@ -1,3 +1,4 @@
+using k8s;
 using System.Text.Json.Nodes;
 using Skiff.Api;
 using Skiff.IntegrationTests.FolderSource;
@@ -43,7 +44,7 @@ public sealed class RbacTests
 
         // From here on, only the operator and kubectl talk to the server (the harness's own client
         // created the namespace above): no h.Client and no h.GetAsync below, so that every
-        // request that is not kubectl's is the operator's.
+        // request that is not kubectl's or the test's ControllerManager's is the operator's.
         h.Server.ClearRequestLog();
         var op = h.StartOperator(leaderElect: true);
 
@@ -61,10 +62,34 @@ public sealed class RbacTests
         Assert.True(delete.ExitCode == 0, $"kubectl delete: {delete.Stderr}\n{op.Stderr}");
         Assert.False(op.HasExited, op.Stderr);
 
+        // runtime: kubernetes, reconciled by the holder of the Lease skiff-cluster: the workloads of a stack with a
+        // database and a migration (the test plays the controller-manager, with its own user agent), then deleted with
+        // reclaimPolicy: Delete so that the claims and the Secret go too.
+        using (var cm = new ControllerManager(h))
+        {
+            await h.ApplyAsync(h.Api(name: "kube", edit: s => (s.Runtime, s.Node, s.Database!.Storage) =
+                (Runtimes.Kubernetes, null, new StorageSpec { ReclaimPolicy = ReclaimPolicies.Delete })));
+            await Eventually.TrueAsync("the StatefulSet of kube exists", async () =>
+                (await cm.Client.AppsV1.ListNamespacedStatefulSetAsync(h.Namespace)).Items.Count > 0, TimeSpan.FromSeconds(60), () => op.Stderr);
+            await cm.MarkDataReadyAsync();
+            await Eventually.TrueAsync("the Deployment of kube exists", async () =>
+            {
+                await cm.CompleteJobAsync("kube-migrate-r1");
+                return await cm.DeploymentAsync("kube") is not null;
+            }, TimeSpan.FromSeconds(60), () => op.Stderr);
+            await cm.RollOutAsync("kube");
+            var kubeReady = await h.WaitReadyAsync("kube", 60);
+            Assert.True(kubeReady.ExitCode == 0, $"kubectl wait: {kubeReady.Stdout}{kubeReady.Stderr}\n{op.Stderr}");
+            var kubeDelete = await h.KubectlAsync("delete", "appdeployment", "kube", "--timeout=60s");
+            Assert.True(kubeDelete.ExitCode == 0, $"kubectl delete: {kubeDelete.Stderr}\n{op.Stderr}");
+            Assert.Empty((await cm.Client.CoreV1.ListNamespacedPersistentVolumeClaimAsync(h.Namespace)).Items);
+        }
+
         // KubernetesClient identifies itself as kubernetes-csharp/VERSION; kubectl as kubectl/… (or
         // kubectl-dispatcher/… where a version dispatcher wraps it). Nobody else talked to the server.
         var log = h.Server.RequestLog;
-        var strangers = log.Where(r => !r.UserAgent.StartsWith("kubectl", StringComparison.Ordinal) && !IsOperator(r)).Select(r => r.UserAgent).Distinct().ToList();
+        var strangers = log.Where(r => !r.UserAgent.StartsWith("kubectl", StringComparison.Ordinal) && !IsOperator(r)
+            && r.UserAgent != ControllerManager.UserAgent).Select(r => r.UserAgent).Distinct().ToList();
         Assert.True(strangers.Count == 0, $"requests from clients that are neither kubectl nor the operator: {string.Join(", ", strangers)}");
         var fromOperator = log.Where(IsOperator).ToList();
         Assert.NotEmpty(fromOperator);
@@ -131,6 +156,9 @@ public sealed class RbacTests
         Assert.Contains(("", "secrets", "delete"), used);
         Assert.Contains(("skiff.dev", "appdeployments", "watch"), used);
         Assert.Contains(("skiff.dev", "imagegcpolicies", "watch"), used);
+        Assert.Contains(("apps", "deployments", "patch"), used);
+        Assert.Contains(("", "persistentvolumeclaims", "delete"), used);
+        Assert.Contains(("", "nodes", "list"), used);
     }
 
     private static bool IsOperator(RequestRecord r) => r.UserAgent.StartsWith("kubernetes-csharp/", StringComparison.Ordinal);
