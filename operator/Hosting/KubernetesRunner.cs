@@ -431,7 +431,8 @@ public static class KubernetesRunner
                 {
                     services.Metrics.SetLeader(ClusterLease, false);
                     await leaseLost.CancelAsync();
-                    await running.ContinueWith(_ => { }, TaskScheduler.Default);
+                    await Task.WhenAny(running, Task.Delay(OperatorHost.StopAfterLostLease, CancellationToken.None));
+                    log.LogError("Lost lease {Lease}: {Reason}; exiting so that the supervisor restarts this one", elector.Name, reason);
                     throw new LeaseLostException($"lost lease {elector.Name}: {reason}; exiting so that the supervisor restarts this one");
                 }
 

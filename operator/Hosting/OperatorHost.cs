@@ -33,6 +33,9 @@ public sealed class OperatorHost(OperatorServices services, ILogger logger)
             : await RunLeadingAsync(lease, token => RunAllAsync(runnables, token), lost, error, ct);
     }
 
+    /// <summary>How long the work is given to stop once the lease is lost, before the process exits anyway.</summary>
+    public static readonly TimeSpan StopAfterLostLease = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// Runs <paramref name="work"/> (the runnables, or <c>--once</c>'s run) under the lease: takes it, renews it while the work
     /// runs, and stops the work at once when it is given up. <c>--once</c> does not wait behind a running instance of the node
@@ -63,8 +66,16 @@ public sealed class OperatorHost(OperatorServices services, ILogger logger)
             // Stop at once: another instance may take the node as soon as the lease expires.
             services.Metrics.SetLeader(gate.MetricName, false);
             await lost.CancelAsync();
-            await running.ContinueWith(_ => { }, TaskScheduler.Default);
+
+            // Bounded: work that does not stop at once must not keep a process that lost its lease alive (the supervisor
+            // restarts it; the next holder's work does not wait for this one's).
+            var stopped = await Task.WhenAny(running, Task.Delay(StopAfterLostLease, CancellationToken.None)) == running;
             logger.LogError("Lost lease {Lease}: {Reason}; exiting so that the supervisor restarts this one", lease.Name, reason);
+            if (!stopped)
+            {
+                logger.LogWarning("Work still running {Seconds} s after the lease was lost is abandoned", StopAfterLostLease.TotalSeconds);
+            }
+
             return ExitCodes.NotOk;
         }
 
