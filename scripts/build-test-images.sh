@@ -217,14 +217,17 @@ build_redis() {
 
 build_app() {
     local images=(skiff-test/app:1 skiff-test/app:2 skiff-test/app:bad-health skiff-test/app:bad-migrate)
-    local dotnet_root runtime_dir runtime_version source_digest hash
+    local dotnet_root runtime_dir runtime_version aspnet_dir source_digest hash
     dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
     runtime_dir="$(find "$dotnet_root/shared/Microsoft.NETCore.App" -mindepth 1 -maxdepth 1 -type d -name '10.*' | sort -V | tail -1)"
     [[ -n "$runtime_dir" ]] || die "no .NET 10 runtime under $dotnet_root/shared/Microsoft.NETCore.App"
     runtime_version="$(basename "$runtime_dir")"
+    # The app serves HTTP with Kestrel (the managed HttpListener crashes when a client connects while it starts).
+    aspnet_dir="$(find "$dotnet_root/shared/Microsoft.AspNetCore.App" -mindepth 1 -maxdepth 1 -type d -name '10.*' 2>/dev/null | sort -V | tail -1)"
+    [[ -n "$aspnet_dir" ]] || die "no ASP.NET Core 10 shared framework under $dotnet_root/shared/Microsoft.AspNetCore.App"
     source_digest="$(cd "$repo" && find tests/TestApp -type f ! -path '*/bin/*' ! -path '*/obj/*' -print0 \
         | sort -z | xargs -0 sha256sum; sha256sum Directory.Build.props Directory.Packages.props)"
-    hash="$( { input_hash /nonexistent libssl3 libgssapi-krb5-2 libstdc++6 zlib1g; echo "$runtime_version"; echo "$source_digest"; } | sha256sum | cut -c1-16)"
+    hash="$( { input_hash /nonexistent libssl3 libgssapi-krb5-2 libstdc++6 zlib1g; echo "$runtime_version"; basename "$aspnet_dir"; echo "$source_digest"; } | sha256sum | cut -c1-16)"
     if up_to_date "$hash" "${images[@]}"; then
         for image in "${images[@]}"; do skipped "$image"; done
         return
@@ -238,10 +241,12 @@ build_app() {
     local root
     root="$(new_root app)"
     # The runtime where the apphost looks for it ($DOTNET_ROOT), without the SDK.
-    mkdir -p "$root/usr/share/dotnet/shared/Microsoft.NETCore.App" "$root/usr/share/dotnet/host"
+    mkdir -p "$root/usr/share/dotnet/shared/Microsoft.NETCore.App" "$root/usr/share/dotnet/shared/Microsoft.AspNetCore.App" \
+        "$root/usr/share/dotnet/host"
     cp -a "$dotnet_root/dotnet" "$root/usr/share/dotnet/"
     cp -a "$dotnet_root/host/fxr" "$root/usr/share/dotnet/host/"
     cp -a "$runtime_dir" "$root/usr/share/dotnet/shared/Microsoft.NETCore.App/"
+    cp -a "$aspnet_dir" "$root/usr/share/dotnet/shared/Microsoft.AspNetCore.App/"
     rm -f "$root/usr/share/dotnet/shared/Microsoft.NETCore.App/$runtime_version"/{createdump,libmscordbi.so,libmscordaccore.so}
     mkdir -p "$root/app"
     cp -a "$publish/." "$root/app/"

@@ -1,8 +1,12 @@
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 
 namespace Skiff.TestApp;
@@ -18,84 +22,82 @@ internal sealed class Server(Settings settings)
 
     public async Task<int> RunAsync(CancellationToken ct)
     {
-        using var listener = new HttpListener();
-        // "+" binds every address (0.0.0.0), so the port is reachable from outside the container.
-        listener.Prefixes.Add($"http://+:{settings.Port}/");
+        // Kestrel, not HttpListener: the managed HttpListener crashes in Start() with an ArgumentNullException when a
+        // client connects while it starts (dotnet/corefx#35191), which a proxy or probe polling a restarted app does.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.ListenAnyIP(settings.Port);
+        });
+        builder.Services.AddSingleton<IHostLifetime, SignalsHandledByProgram>();
+        await using var backends = new Backends(settings);
+        await using var app = builder.Build();
+        app.Run(context => HandleAsync(context, backends, ct));
         try
         {
-            listener.Start();
+            await app.StartAsync(CancellationToken.None);
         }
-        catch (HttpListenerException e)
+        catch (IOException e)
         {
             Log.Line($"cannot listen on port {settings.Port}: {e.Message}");
             return 1;
         }
 
-        await using var backends = new Backends(settings);
         Log.Line($"testapp {settings.Version} listening on 0.0.0.0:{settings.Port} " +
             $"(database: {(settings.DatabaseConnectionString is null ? "none" : "configured")}, " +
             $"cache: {(settings.Redis is null ? "none" : "configured")})");
 
-        using var stop = ct.Register(listener.Stop);
-        var inFlight = new List<Task>();
-        while (!ct.IsCancellationRequested)
+        try
         {
-            HttpListenerContext context;
-            try
-            {
-                context = await listener.GetContextAsync();
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                if (ct.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                Log.Line($"accept failed: {e.Message}");
-                continue;
-            }
-
-            inFlight.RemoveAll(t => t.IsCompleted);
-            inFlight.Add(HandleAsync(context, backends, ct));
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        catch (OperationCanceledException)
+        {
         }
 
-        // Give requests in flight a moment (a /slow one its time), then exit: a stop must not hang.
-        await Task.WhenAny(Task.WhenAll(inFlight), Task.Delay(TimeSpan.FromSeconds(settings.StopGrace), CancellationToken.None));
+        // Stop accepting, give requests in flight a moment (a /slow one its time), then exit: a stop must not hang.
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(settings.StopGrace));
+        await app.StopAsync(grace.Token);
         Log.Line("stopped");
         return 0;
     }
 
-    private async Task HandleAsync(HttpListenerContext context, Backends backends, CancellationToken ct)
+    private async Task HandleAsync(HttpContext context, Backends backends, CancellationToken ct)
     {
         var watch = Stopwatch.StartNew();
         var request = context.Request;
-        var path = request.Url?.AbsolutePath ?? "/";
-        var line = $"{request.RemoteEndPoint} {request.HttpMethod} {path}";
+        var path = request.Path.HasValue ? request.Path.Value! : "/";
+        var remote = context.Connection.RemoteIpAddress is { IsIPv4MappedToIPv6: true } mapped
+            ? mapped.MapToIPv4()
+            : context.Connection.RemoteIpAddress;
+        var line = $"{remote}:{context.Connection.RemotePort} {request.Method} {path}";
         int status;
         try
         {
             (status, var contentType, var body) = path == "/slow"
-                ? await SlowAsync(request.QueryString["seconds"], ct)
-                : await RespondAsync(request.HttpMethod, path, backends, ct);
+                ? await SlowAsync(request.Query["seconds"], ct)
+                : await RespondAsync(request.Method, path, backends, ct);
             var bytes = Encoding.UTF8.GetBytes(body);
             context.Response.StatusCode = status;
             context.Response.ContentType = contentType;
-            context.Response.ContentLength64 = bytes.Length;
-            await context.Response.OutputStream.WriteAsync(bytes, ct);
-            context.Response.Close();
+            context.Response.ContentLength = bytes.Length;
+            if (!HttpMethods.IsHead(request.Method))
+            {
+                await context.Response.Body.WriteAsync(bytes, ct);
+            }
         }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
         {
             status = 0;
-            context.Response.Abort();
+            context.Abort();
         }
         catch (Exception e)
         {
             // A bug here must show in the log, not vanish with an unobserved task.
             Log.Line($"{line} failed: {settings.Mask(e.ToString())}");
             status = 0;
-            context.Response.Abort();
+            context.Abort();
         }
 
         Log.Line($"{line} {status} {watch.ElapsedMilliseconds}ms");
@@ -206,4 +208,12 @@ internal sealed class Server(Settings settings)
             json.WriteNull(name);
         }
     }
+}
+
+/// <summary>SIGTERM and SIGINT are Program's (it cancels the token <see cref="Server.RunAsync"/> waits on): no ConsoleLifetime.</summary>
+internal sealed class SignalsHandledByProgram : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
