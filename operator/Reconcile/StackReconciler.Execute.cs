@@ -497,7 +497,8 @@ public sealed partial class StackReconciler
             record.Outcome = rolledBack ? Outcomes.RolledBack : Outcomes.Failed;
             record.Reason = reason;
             var full = $"revision {revision} ({desired.Image}) failed: {message}" +
-                (rolledBack ? $"; rolled back to revision {lastGood!.Revision} ({lastGood.Image})" : "") + logs;
+                (rolledBack ? $"; rolled back to revision {lastGood!.Revision} ({lastGood.Image})" : "") +
+                DatabasePasswordHint(reason, logs) + logs;
             TrimHistory();
             var now = owner.time.GetUtcNow();
             status.ObservedGeneration = generation;
@@ -511,6 +512,20 @@ public sealed partial class StackReconciler
             logger.LogWarning("{Stack}: rollout of revision {Revision} failed ({Reason}): {Message}", desired.Names.Key, revision, reason, message);
             owner.services.RolloutFailed?.Invoke(desired, record, reason);
         }
+
+        /// <summary>
+        /// A migration refused by PostgreSQL's password check, with the database's own volume: the volume was initialised
+        /// with other credentials (PostgreSQL keeps them and ignores POSTGRES_PASSWORD), typically because the state
+        /// folder that generated them was lost or this is another clone's. Says where the old ones go; never a value.
+        /// </summary>
+        private string DatabasePasswordHint(string reason, string logs) =>
+            reason == Reasons.MigrationFailed && desired.Database is { Volume: { } volume }
+                && logs.Contains("password authentication failed", StringComparison.OrdinalIgnoreCase)
+                ? $"; the database volume {volume} was initialised with other credentials than Secret {desired.Names.DatabaseSecret} " +
+                    "holds (PostgreSQL keeps the password it first started with): give the original username and password as " +
+                    $"Secret {desired.Names.DatabaseSecret} (keys username, password), or restore the state folder that generated " +
+                    "them; deleting the volume starts over and loses its data"
+                : "";
 
         private async Task<string> TailAsync(string containerId, CancellationToken ct)
         {

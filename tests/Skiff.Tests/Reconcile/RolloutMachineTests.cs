@@ -294,6 +294,20 @@ public sealed class RolloutMachineTests
             "MigrationFailed", "migration exited with code 1", Outcomes.Failed
         },
         {
+            "PostgreSQL refuses the migration's password: the volume holds older credentials, and the message says where they go",
+            async rig =>
+            {
+                await DataHealthyAsync(rig);
+                await rig.StepAsync();
+                rig.Engine.Logs = name => name == rig.Migration(1)
+                    ? "Npgsql.PostgresException (0x80004005): 28P01: password authentication failed for user \"app\""
+                    : $"log of {name}";
+                rig.Engine.Exit(rig.Migration(1), 1);
+            },
+            "MigrationFailed", "the database volume skiff_prod_api_database was initialised with other credentials than Secret api-db holds",
+            Outcomes.Failed
+        },
+        {
             "the migration is killed by its memory limit",
             async rig => { await DataHealthyAsync(rig); await rig.StepAsync(); rig.Engine.Exit(rig.Migration(1), 137, oomKilled: true); },
             "MigrationFailed", "killed for running out of memory", Outcomes.Failed
