@@ -57,7 +57,7 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
         }
 
         using var issuingRoot = await pebble.IssuingRootAsync();
-        using var client = new DomainClient(issuingRoot, httpsPort);
+        using var client = Trusting(issuingRoot, httpsPort);
         var fromOne = await AnswersAsync(client, Https(one), "one", diagnostics);
         var fromTwo = await AnswersAsync(client, Https(two), "two", diagnostics);
         // Each handshake got its own domain's certificate (the client checks the name and pebble's chain).
@@ -115,7 +115,7 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
         var message = Conditions.Get(wrong!.Status, ConditionTypes.CertificateNotReady)!.Message;
         Assert.Contains("spec.app.ports[0].tlsSecret: Secret \"own-tls\" is of type Opaque, not kubernetes.io/tls", message, StringComparison.Ordinal);
         Assert.DoesNotContain("BEGIN", message, StringComparison.Ordinal);
-        using var client = new DomainClient(ca.Ca, httpsPort, ca.Intermediate);
+        using var client = Trusting(ca.Ca, httpsPort, ca.Intermediate);
         var plain = await client.GetAsync(new Uri($"http://{domain}:{pebble.HttpPort}/"));
         Assert.Equal((HttpStatusCode.OK, "own"), (plain.Status, Version(plain.Body)));
 
@@ -196,7 +196,7 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
     }
 
     /// <summary>Waits until the domain answers over HTTPS from the app <paramref name="version"/> (with that certificate, when given).</summary>
-    private static Task<Answer> AnswersAsync(DomainClient client, Uri uri, string version, Func<string> diagnostics, string? thumbprint = null) =>
+    private static Task<DomainClient.Answer> AnswersAsync(DomainClient client, Uri uri, string version, Func<string> diagnostics, string? thumbprint = null) =>
         Eventually.ValueAsync($"{uri} answers from {version} over HTTPS{(thumbprint is null ? "" : $" with certificate {thumbprint}")}", async _ =>
         {
             try
@@ -242,79 +242,19 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
     }
 
     /// <summary>
-    /// A client for the domains: every name connects to 127.0.0.1 (SNI and Host stay the domain's); TLS in the connect
-    /// callback trusts <c>root</c> only (with the chain the server sends, or <c>intermediate</c>), the name must match, and
-    /// the served leaf is kept per request; one connection per request; redirects are not followed.
+    /// The shared domain client (every name connects to 127.0.0.1, SNI and Host stay the domain's, one connection per
+    /// request), trusting <paramref name="root"/> only, with the chain the server sends or <paramref name="intermediate"/>;
+    /// the name must match.
     /// </summary>
-    private sealed class DomainClient : IDisposable
+    private static DomainClient Trusting(X509Certificate2 root, int httpsPort, X509Certificate2? intermediate = null)
     {
-        private static readonly HttpRequestOptionsKey<X509Certificate2> Served = new("served-certificate");
-        private readonly HttpClient client;
-
-        public DomainClient(X509Certificate2 root, int httpsPort, X509Certificate2? intermediate = null)
+        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        policy.CustomTrustStore.Add(root);
+        if (intermediate is not null)
         {
-            var handler = new SocketsHttpHandler
-            {
-                UseProxy = false,
-                AllowAutoRedirect = false,
-                PooledConnectionLifetime = TimeSpan.Zero,
-                ConnectCallback = async (context, ct) =>
-                {
-                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                    try
-                    {
-                        await socket.ConnectAsync(IPAddress.Loopback, context.DnsEndPoint.Port, ct);
-                        var stream = new NetworkStream(socket, ownsSocket: true);
-                        if (context.DnsEndPoint.Port != httpsPort)
-                        {
-                            return stream;
-                        }
-
-                        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
-                        policy.CustomTrustStore.Add(root);
-                        if (intermediate is not null)
-                        {
-                            policy.ExtraStore.Add(intermediate);
-                        }
-
-                        var tls = new SslStream(stream, leaveInnerStreamOpen: false);
-                        X509Certificate2? served = null;
-                        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                        {
-                            TargetHost = context.DnsEndPoint.Host,
-                            ApplicationProtocols = [SslApplicationProtocol.Http11],
-                            CertificateChainPolicy = policy,
-                            RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                            {
-                                served = certificate is null ? null : X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-                                return errors == SslPolicyErrors.None;
-                            },
-                        }, ct);
-                        context.InitialRequestMessage.Options.Set(Served, served!);
-                        return tls;
-                    }
-                    catch
-                    {
-                        socket.Dispose();
-                        throw;
-                    }
-                },
-            };
-            client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+            policy.ExtraStore.Add(intermediate);
         }
 
-        public async Task<Answer> GetAsync(Uri uri)
-        {
-            var plain = uri.Scheme == Uri.UriSchemeHttps ? new UriBuilder(uri) { Scheme = Uri.UriSchemeHttp, Port = uri.Port }.Uri : uri;
-            using var request = new HttpRequestMessage(HttpMethod.Get, plain);
-            using var response = await client.SendAsync(request);
-            var body = await response.Content.ReadAsStringAsync();
-            request.Options.TryGetValue(Served, out var certificate);
-            return new Answer(response.StatusCode, body, response.Headers.Location, certificate?.Thumbprint, certificate?.Subject ?? "");
-        }
-
-        public void Dispose() => client.Dispose();
+        return new DomainClient(httpsPort, (_, errors) => errors == SslPolicyErrors.None, policy);
     }
-
-    private sealed record Answer(HttpStatusCode Status, string Body, Uri? Location, string? Certificate, string Subject);
 }

@@ -15,7 +15,7 @@ namespace Skiff.IntegrationTests.Proxy;
 /// </summary>
 public sealed class DomainClient : IDisposable
 {
-    private static readonly HttpRequestOptionsKey<string> Served = new("served-certificate");
+    private static readonly HttpRequestOptionsKey<(string Thumbprint, string Subject)> Served = new("served-certificate");
     private readonly HttpClient client;
 
     /// <summary>Trusts <paramref name="ca"/> only (its intermediate known to the client, whatever the server sends).</summary>
@@ -50,7 +50,7 @@ public sealed class DomainClient : IDisposable
                     }
 
                     var tls = new SslStream(stream, leaveInnerStreamOpen: false);
-                    string? served = null;
+                    (string Thumbprint, string Subject)? served = null;
                     var started = Stopwatch.GetTimestamp();
                     await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
                     {
@@ -65,12 +65,12 @@ public sealed class DomainClient : IDisposable
                             }
 
                             using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-                            served = leaf.Thumbprint;
+                            served = (leaf.Thumbprint, leaf.Subject);
                             return accept(leaf, errors);
                         },
                     }, ct);
-                    Handshakes.Enqueue(new Handshake(started, Stopwatch.GetTimestamp(), served!));
-                    context.InitialRequestMessage.Options.Set(Served, served!);
+                    Handshakes.Enqueue(new Handshake(started, Stopwatch.GetTimestamp(), served!.Value.Thumbprint));
+                    context.InitialRequestMessage.Options.Set(Served, served.Value);
                     return tls;
                 }
                 catch
@@ -99,13 +99,15 @@ public sealed class DomainClient : IDisposable
 
         using var response = await client.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
-        request.Options.TryGetValue(Served, out var certificate);
-        return new Answer(response.StatusCode, body, response.Headers.Location, response.Content.Headers.ContentType?.MediaType, certificate);
+        var served = request.Options.TryGetValue(Served, out var certificate);
+        return new Answer(response.StatusCode, body, response.Headers.Location, response.Content.Headers.ContentType?.MediaType,
+            served ? certificate.Thumbprint : null, served ? certificate.Subject : null);
     }
 
     public void Dispose() => client.Dispose();
 
-    public sealed record Answer(HttpStatusCode Status, string Body, Uri? Location, string? MediaType, string? Certificate);
+    /// <summary>An answer; <see cref="Certificate"/> and <see cref="Subject"/> are the served leaf's when this request opened a TLS connection.</summary>
+    public sealed record Answer(HttpStatusCode Status, string Body, Uri? Location, string? MediaType, string? Certificate, string? Subject);
 
     /// <summary>One TLS handshake: its start and end (<see cref="Stopwatch"/> ticks) and the thumbprint of the leaf served.</summary>
     public sealed record Handshake(long Started, long Ended, string Certificate);
