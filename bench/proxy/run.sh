@@ -19,6 +19,9 @@
 #          ROUNDS           rounds (default 3)
 #          SKIFF_DLL        skiff to run (default operator/bin/Release/net10.0/skiff.dll, built if missing)
 #          RESULTS_DIR      where the report goes (default bench/proxy/results)
+#          CLIENT_CPUS      pin wrk to these CPUs (taskset list, e.g. 0), and
+#          SERVER_CPUS      the app container and the proxy to these (e.g. 1): the load generator then stands
+#                           in for clients on other machines instead of taking the server's cores (default: unpinned)
 # Output:  a table on stdout and in RESULTS_DIR/<stamp>.txt, with the raw wrk output beside it.
 # Needs:   root (or the docker group), Docker, the skiff-test/app:1 image (scripts/build-test-images.sh),
 #          the .NET 10 SDK, curl, and wrk (installed from Debian when missing and run as root).
@@ -66,14 +69,19 @@ cleanup() {
 trap cleanup EXIT
 
 docker network create "$name" >/dev/null
-docker run -d --name "$name" --network "$name" --init "$image" >/dev/null
+client_cpus=${CLIENT_CPUS:-}
+server_cpus=${SERVER_CPUS:-}
+client=(); server=(); app_cpus=()
+[[ -z "$client_cpus" ]] || client=(taskset -c "$client_cpus")
+[[ -z "$server_cpus" ]] || { server=(taskset -c "$server_cpus"); app_cpus=(--cpuset-cpus "$server_cpus"); }
+docker run -d --name "$name" --network "$name" --init "${app_cpus[@]}" "$image" >/dev/null
 ip=$(docker inspect -f "{{ (index .NetworkSettings.Networks \"$name\").IPAddress }}" "$name")
 direct="http://$ip:8080/"
 port=$(free_port)
 proxied="http://127.0.0.1:$port/"
 printf '{"version": 1, "listeners": [{"address": "127.0.0.1:%s", "protocol": "http", "stack": "bench/app", "port": "http", "revision": 1, "upstream": "%s:8080"}]}\n' \
     "$port" "$ip" > "$work/routes.json"
-dotnet "$skiff_dll" proxy --routes "$work/routes.json" --metrics-bind-address 127.0.0.1:0 --log-level warning 2>"$results/$stamp-proxy.log" &
+"${server[@]}" dotnet "$skiff_dll" proxy --routes "$work/routes.json" --metrics-bind-address 127.0.0.1:0 --log-level warning 2>"$results/$stamp-proxy.log" &
 proxy_pid=$!
 
 wait_ok() {
@@ -94,7 +102,7 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v
 measure() {
     local label="$1" url="$2" conns="$3" delay="$4" out threads=2
     [[ $delay == 0 ]] || threads=1
-    out=$(WRK_DELAY_MS="$delay" wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$here/pace.lua" "$url")
+    out=$(WRK_DELAY_MS="$delay" "${client[@]}" wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$here/pace.lua" "$url")
     { echo "== $label ($url, $conns connections, ${delay} ms pacing)"; echo "$out"; } >> "$raw"
     local p50 p90 p99 rps errors
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -107,12 +115,13 @@ measure() {
 
 delay=$((connections * 1000 / rate))
 for target in direct proxied; do   # warm-up: connection pools, and the JIT's tiers (about 15 s of load on 2 cores)
-    WRK_DELAY_MS=0 wrk -t2 -c"$connections" -d15s "${!target}" >/dev/null
+    WRK_DELAY_MS=0 "${client[@]}" wrk -t2 -c"$connections" -d15s "${!target}" >/dev/null
 done
 
 {
     echo "skiff proxy benchmark $stamp on $(nproc) cores, $(uname -r); ${duration} s per run, $rounds rounds"
     echo "app: $image in a container on a bridge; proxy: skiff proxy on the host network (127.0.0.1:$port -> $ip:8080)"
+    echo "cpus: wrk ${client_cpus:-any}, app and proxy ${server_cpus:-any}"
     printf '%-7s %-8s %-6s %9s %9s %9s %9s  %s\n' round target run p50_ms p90_ms p99_ms req_s errors
 } | tee "$report"
 for round in $(seq 1 "$rounds"); do
