@@ -56,6 +56,9 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
     /// <summary>How long pg_dump may run.</summary>
     public TimeSpan DumpTimeout { get; init; } = TimeSpan.FromHours(2);
 
+    /// <summary>How long the stack's database may take to become healthy before a backup or restore.</summary>
+    public TimeSpan DatabaseReadyTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How long the throw-away PostgreSQL may take to start.</summary>
     public TimeSpan VerifyStartTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -96,11 +99,7 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
 
     private async Task<BackupResult> BackupLockedAsync(BackupJob job, Stopwatch started, CancellationToken ct)
     {
-        var database = await engine.InspectContainerAsync(job.Names.DatabaseContainer, ct);
-        if (database is not { Running: true })
-        {
-            throw new BackupException($"the database container {job.Names.DatabaseContainer} is not running: nothing to back up");
-        }
+        await DatabaseReadyAsync(job, "nothing to back up", ct);
 
         await ClaimAsync(job.DumpContainer, job, ct);
         Directory.CreateDirectory(job.Folder);
@@ -157,11 +156,7 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
     /// </summary>
     public async Task RestoreAsync(BackupJob job, string file, Action<string> progress, CancellationToken ct)
     {
-        var database = await engine.InspectContainerAsync(job.Names.DatabaseContainer, ct);
-        if (database is not { Running: true })
-        {
-            throw new BackupException($"the database container {job.Names.DatabaseContainer} is not running: start the stack first (skiff run)");
-        }
+        await DatabaseReadyAsync(job, "start the stack first (skiff run)", ct);
 
         await ClaimAsync(job.DumpContainer, job, ct);
         var apps = (await engine.ListContainersAsync(
@@ -330,6 +325,42 @@ public sealed class BackupRunner(IContainerEngine engine, ILogger logger, TimePr
             if (time.GetUtcNow() > deadline)
             {
                 throw new BackupException($"container {c.Name} did not finish within {timeout}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), time, ct);
+        }
+    }
+
+    /// <summary>
+    /// The stack's database is running and, when it has a health check, healthy: one still starting (just created, or
+    /// restarted by the engine) is waited for up to <see cref="DatabaseReadyTimeout"/>, as pg_dump and pg_restore would
+    /// otherwise fail on "the database system is starting up".
+    /// </summary>
+    private async Task DatabaseReadyAsync(BackupJob job, string fix, CancellationToken ct)
+    {
+        var name = job.Names.DatabaseContainer;
+        var deadline = time.GetUtcNow() + DatabaseReadyTimeout;
+        while (true)
+        {
+            var database = await engine.InspectContainerAsync(name, ct);
+            if (database is not { Running: true })
+            {
+                throw new BackupException($"the database container {name} is not running: {fix}");
+            }
+
+            if (database.Health is null or "none" or "healthy")
+            {
+                return;
+            }
+
+            if (database.Health == "unhealthy")
+            {
+                throw new BackupException($"the database container {name} is unhealthy (its health check, pg_isready, fails): see skiff logs and the stack's status");
+            }
+
+            if (time.GetUtcNow() > deadline)
+            {
+                throw new BackupException($"the database container {name} did not become healthy within {DatabaseReadyTimeout.TotalSeconds:0}s");
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(200), time, ct);

@@ -53,4 +53,52 @@ public sealed class BackupDiskTests : IDisposable
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => backup);
     }
+
+    [Theory]
+    [InlineData("healthy", null)]
+    [InlineData("unhealthy", "is unhealthy (its health check, pg_isready, fails)")]
+    public async Task A_backup_waits_for_a_database_still_starting_and_refuses_an_unhealthy_one(string becomes, string? refusal)
+    {
+        var engine = new InMemoryEngine(clock);
+        engine.Images.Add("postgres:16");
+        var database = await engine.CreateContainerAsync(new ContainerSpec
+        {
+            Name = Names.DatabaseContainer,
+            Image = "postgres:16",
+            Network = Names.Network,
+            Healthcheck = new HealthProbe(["CMD", "pg_isready"], TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), 3, TimeSpan.Zero),
+        }, CancellationToken.None);
+        await engine.StartContainerAsync(database, CancellationToken.None);
+        var job = new BackupJob(Names, folder, 3, "0 3 * * *", "postgres:16", new DatabaseCredentials("app", "secret", "app"), new Dictionary<string, string>());
+        var runner = new BackupRunner(engine, NullLogger.Instance, clock) { MeasureDisk = _ => (10, 100) };
+
+        using var stop = new CancellationTokenSource();
+        var backup = runner.BackupAsync(job, stop.Token);
+        // Still "starting": no pg_dump yet, however long the runner polls.
+        for (var i = 0; i < 20; i++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(200));
+            await Task.Delay(5);
+        }
+
+        Assert.DoesNotContain(engine.Calls, c => c.StartsWith("container_create " + job.DumpContainer, StringComparison.Ordinal));
+        engine.SetHealth(Names.DatabaseContainer, becomes);
+        if (refusal is not null)
+        {
+            await Eventually.TrueAsync("the backup ends", () => { clock.Advance(TimeSpan.FromMilliseconds(200)); return backup.IsCompleted; }, TimeSpan.FromSeconds(30));
+            var result = await backup;
+            Assert.False(result.Ok);
+            Assert.Contains(refusal, result.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(engine.Calls, c => c.StartsWith("container_create " + job.DumpContainer, StringComparison.Ordinal));
+            return;
+        }
+
+        await Eventually.TrueAsync("pg_dump starts once the database is healthy", () =>
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(200));
+            return engine.Calls.Any(c => c.StartsWith("container_create " + job.DumpContainer, StringComparison.Ordinal));
+        }, TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => backup);
+    }
 }
