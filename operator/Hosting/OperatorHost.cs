@@ -73,7 +73,8 @@ public sealed class OperatorHost(OperatorServices services, ILogger logger)
             logger.LogError("Lost lease {Lease}: {Reason}; exiting so that the supervisor restarts this one", lease.Name, reason);
             if (!stopped)
             {
-                logger.LogWarning("Work still running {Seconds} s after the lease was lost is abandoned", StopAfterLostLease.TotalSeconds);
+                logger.LogWarning("Work still running {Seconds} s after the lease was lost is abandoned: {Runnables}",
+                    StopAfterLostLease.TotalSeconds, string.Join(", ", Unfinished.Keys.Order(StringComparer.Ordinal)));
             }
 
             return ExitCodes.NotOk;
@@ -106,9 +107,13 @@ public sealed class OperatorHost(OperatorServices services, ILogger logger)
         return failed && !ct.IsCancellationRequested ? ExitCodes.NotOk : ExitCodes.Ok;
     }
 
+    /// <summary>The runnables started and not yet returned, by name: what a stop that does not end is waiting for.</summary>
+    private System.Collections.Concurrent.ConcurrentDictionary<string, bool> Unfinished { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Runs one; true when it failed (and the others were asked to stop).</summary>
     private async Task<bool> RunOneAsync(Runnable runnable, CancellationTokenSource stopping)
     {
+        Unfinished[runnable.Name] = true;
         try
         {
             await Task.Run(() => runnable.RunAsync(stopping.Token), CancellationToken.None);
@@ -123,6 +128,10 @@ public sealed class OperatorHost(OperatorServices services, ILogger logger)
             logger.LogError(e, "{Runnable} failed: {Message}; stopping the operator", runnable.Name, e.Message);
             await stopping.CancelAsync();
             return true;
+        }
+        finally
+        {
+            Unfinished.TryRemove(runnable.Name, out _);
         }
     }
 }
