@@ -102,7 +102,7 @@ public sealed class Pebble : IAsyncLifetime
             "-management", $"127.0.0.1:{dnsManagement}", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""], []);
         Start("pebble", ["-config", config, "-dnsserver", $"127.0.0.1:{dns}"], new() { ["PEBBLE_VA_NOSLEEP"] = "1" });
 
-        using var client = new HttpClient(Handler()) { Timeout = TimeSpan.FromSeconds(2) };
+        using var client = new HttpClient(Handler()) { Timeout = TimeSpan.FromSeconds(5) };
         await Eventually.TrueAsync($"pebble answers on {Directory}", async () =>
         {
             Assert.All(processes, p => Assert.False(p.HasExited, $"{p.StartInfo.FileName} exited at start-up: {Output(p)}"));
@@ -111,11 +111,12 @@ public sealed class Pebble : IAsyncLifetime
                 using var response = await client.GetAsync(Directory);
                 return response.IsSuccessStatusCode;
             }
-            catch (HttpRequestException)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
+                // Not listening yet, or too slow to answer on a loaded machine: ask again.
                 return false;
             }
-        }, TimeSpan.FromSeconds(30), () => string.Join("\n", processes.Select(Output)));
+        }, TimeSpan.FromSeconds(60), () => string.Join("\n", processes.Select(Output)));
     }
 
     public Task DisposeAsync()

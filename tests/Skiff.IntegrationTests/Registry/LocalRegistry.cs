@@ -61,7 +61,7 @@ public sealed class LocalRegistry : IAsyncDisposable
         process.BeginErrorReadLine();
         var registry = new LocalRegistry(process, root, port, password);
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         var answer = await Eventually.ValueAsync($"docker-registry answers on 127.0.0.1:{port}", async _ =>
         {
             Assert.False(process.HasExited, "docker-registry exited at start-up");
@@ -70,11 +70,12 @@ public sealed class LocalRegistry : IAsyncDisposable
                 using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/v2/"));
                 return (response.StatusCode.ToString(), "");
             }
-            catch (HttpRequestException e)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
+                // Not listening yet, or too slow to answer on a loaded machine: ask again.
                 return (null, e.Message);
             }
-        }, TimeSpan.FromSeconds(20));
+        }, TimeSpan.FromSeconds(60));
 
         // 401 without credentials: up, and asking for them.
         Assert.Equal(nameof(HttpStatusCode.Unauthorized), answer);
