@@ -190,7 +190,7 @@ public static class BackupCommands
             {
                 var job = await stack.JobAsync(ct);
                 await runner.RestoreAsync(job, file, line => error.WriteLine(line), ct);
-                var unhealthy = await WaitAppsAsync(engine, runner, job, ct);
+                var unhealthy = await WaitAppsAsync(runner, job, stack.Resource, stack.DockerHost, ct);
                 if (unhealthy is not null)
                 {
                     error.WriteLine($"skiff restore: restored, but {unhealthy}");
@@ -214,26 +214,46 @@ public static class BackupCommands
         return command;
     }
 
-    /// <summary>Waits (up to a minute) for the app containers to run again; null when they do, else what is wrong.</summary>
-    private static async Task<string?> WaitAppsAsync(DockerEngine engine, BackupRunner runner, BackupJob job, CancellationToken ct)
+    /// <summary>
+    /// Waits (up to a minute) for the app containers to run again and pass the stack's health check (the operator's own
+    /// HTTP probe on the stack network, when the spec has one and the engine is this machine's: a remote engine's
+    /// networks are not reachable from here); null when they do, else what is wrong.
+    /// </summary>
+    private static async Task<string?> WaitAppsAsync(BackupRunner runner, BackupJob job, AppDeployment resource, string? dockerHost, CancellationToken ct)
     {
+        var host = dockerHost ?? Environment.GetEnvironmentVariable("DOCKER_HOST");
+        var local = string.IsNullOrEmpty(host) || host.StartsWith("unix://", StringComparison.Ordinal);
+        var target = local ? DesiredStack.HealthTarget(Defaults.Apply(resource.Spec)) : null;
+        var probe = new HttpAppProbe();
         var deadline = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1);
         while (true)
         {
             var apps = await runner.AppsAsync(job, ct);
             var live = apps.Where(a => a.Running).ToList();
-            if (live.Count > 0 && live.All(a => a.Health is null or "healthy"))
+            var failing = new List<string>();
+            foreach (var app in live)
+            {
+                if (app.Health is not (null or "healthy"))
+                {
+                    failing.Add($"{app.Name} ({app.Health})");
+                }
+                else if (target is { } t && !await probe.ProbeAsync(app, t.Port, t.Path, ct))
+                {
+                    failing.Add($"{app.Name} (GET {t.Path} on port {t.Port.ToString(CultureInfo.InvariantCulture)} fails)");
+                }
+            }
+
+            if (live.Count > 0 && failing.Count == 0)
             {
                 return null;
             }
 
             if (DateTimeOffset.UtcNow > deadline)
             {
-                return live.Count == 0 ? "no app container runs" : $"app container(s) not healthy: {string.Join(", ", live.Select(a => $"{a.Name} ({a.Health})"))}";
+                return live.Count == 0 ? "no app container runs" : $"app container(s) not healthy: {string.Join(", ", failing)}";
             }
 
             await Task.Delay(500, ct);
-            _ = engine;
         }
     }
 

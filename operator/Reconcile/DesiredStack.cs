@@ -130,16 +130,28 @@ public sealed class DesiredStack
     {
         get
         {
-            if (Spec.App.HealthCheck is not { } hc)
+            if (HealthTarget(Spec) is not { } target)
             {
                 return null;
             }
 
-            var port = hc.Http.Port.IntValue
-                ?? Spec.App.Ports?.FirstOrDefault(p => p.Name == hc.Http.Port.StringValue)?.ContainerPort
-                ?? 0;
-            return (port, hc.Http.Path!, TimeSpan.FromSeconds(hc.PeriodSeconds!.Value), hc.FailureThreshold!.Value);
+            var hc = Spec.App.HealthCheck!;
+            return (target.Port, target.Path, TimeSpan.FromSeconds(hc.PeriodSeconds!.Value), hc.FailureThreshold!.Value);
         }
+    }
+
+    /// <summary>The container port (a named port resolved; 0 when unknown) and path of a defaulted spec's health check, or null.</summary>
+    public static (int Port, string Path)? HealthTarget(AppDeploymentSpec spec)
+    {
+        if (spec.App.HealthCheck is not { } hc)
+        {
+            return null;
+        }
+
+        var port = hc.Http.Port.IntValue
+            ?? spec.App.Ports?.FirstOrDefault(p => p.Name == hc.Http.Port.StringValue)?.ContainerPort
+            ?? 0;
+        return (port, hc.Http.Path!);
     }
 
     /// <summary>https://DOMAIN (http:// without tls) from the first domain when the proxy serves it, else http://NODE:PORT from the node name and the first published port.</summary>
