@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json.Nodes;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -274,5 +275,40 @@ public sealed class WorkloadTests : IAsyncLifetime
         var forced = await kubectl.RunAsync("apply", "--server-side", "--force-conflicts", "-f", file);
         Assert.True(forced.ExitCode == 0, forced.ToString());
         Assert.Equal(2, (await _client.AppsV1.ReadNamespacedDeploymentAsync("shop", "default")).Spec.Replicas);
+    }
+
+    [Fact]
+    public async Task A_workload_is_decoded_by_its_typed_fields_unknown_ones_refused_when_strict_dropped_otherwise()
+    {
+        const string collection = "/apis/apps/v1/namespaces/default/deployments";
+        JsonObject Body() => (JsonObject)JsonNode.Parse("""
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"typed"},
+             "spec":{"replicass":2,"selector":{"matchLabels":{"app":"t"}},
+              "template":{"metadata":{"labels":{"app":"t"}},"spec":{"containers":[{"name":"app","image":"t:1","imagee":"x"}]}}}}
+            """)!;
+        using var api = new Api(_server);
+
+        var strict = await api.SendAsync(HttpMethod.Post, collection + "?fieldValidation=Strict", Body());
+        Assert.Equal(400, strict.Code);
+        Assert.Equal(
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\", unknown field \"spec.template.spec.containers[0].imagee\"",
+            strict.Body?["message"]?.GetValue<string>());
+
+        var mistyped = Body();
+        mistyped["spec"]!.AsObject().Remove("replicass");
+        mistyped["spec"]!["replicas"] = "2";
+        var wrongType = await api.SendAsync(HttpMethod.Post, collection, mistyped);
+        Assert.Equal(400, wrongType.Code);
+        Assert.Contains("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32", wrongType.Body?["message"]?.GetValue<string>(), StringComparison.Ordinal);
+
+        // The server's default (Warn): stored without the unknown fields, with a warning for each.
+        var warned = await api.SendAsync(HttpMethod.Post, collection, Body());
+        Assert.Equal(201, warned.Code);
+        Assert.Contains(warned.Response.Headers.GetValues("Warning"), w => w.Contains("spec.replicass", StringComparison.Ordinal));
+        var stored = await _client.AppsV1.ReadNamespacedDeploymentAsync("typed", "default");
+        Assert.Null(stored.Spec.Replicas);
+        Assert.Equal("t:1", stored.Spec.Template.Spec.Containers[0].Image);
+        var raw = await api.GetAsync(collection + "/typed");
+        Assert.Null(raw["spec"]!["template"]!["spec"]!["containers"]![0]!["imagee"]);
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using k8s.Models;
 
 namespace Skiff.TestApiServer;
 
@@ -51,7 +52,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "apps", Version = "v1", Kind = "Deployment", Plural = "deployments", Singular = "deployment", ShortNames = ["deploy"],
-            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true,
+            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true, Model = typeof(V1Deployment),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -70,7 +71,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "apps", Version = "v1", Kind = "StatefulSet", Plural = "statefulsets", Singular = "statefulset", ShortNames = ["sts"],
-            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true,
+            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true, Model = typeof(V1StatefulSet),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -87,7 +88,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "batch", Version = "v1", Kind = "Job", Plural = "jobs", Singular = "job", Categories = ["all"], Namespaced = true,
-            HasStatus = true, BuiltInGeneration = true,
+            HasStatus = true, BuiltInGeneration = true, Model = typeof(V1Job),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -103,7 +104,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "Service", Plural = "services", Singular = "service", ShortNames = ["svc"], Categories = ["all"],
-            Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
+            Namespaced = true, HasStatus = true, ReturnDeletedObject = true, Model = typeof(V1Service),
             MergeSchema = Obj(new() { ["spec"] = Obj(new() { ["ports"] = MapList(null, "port", "protocol") }) }),
             Columns =
             [
@@ -116,7 +117,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", Singular = "persistentvolumeclaim",
-            ShortNames = ["pvc"], Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
+            ShortNames = ["pvc"], Namespaced = true, HasStatus = true, ReturnDeletedObject = true, Model = typeof(V1PersistentVolumeClaim),
             Columns =
             [
                 new("Status", "string", ".status.phase", "", "The phase of the claim."),
@@ -128,7 +129,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "networking.k8s.io", Version = "v1", Kind = "NetworkPolicy", Plural = "networkpolicies", Singular = "networkpolicy",
-            ShortNames = ["netpol"], Namespaced = true, BuiltInGeneration = true,
+            ShortNames = ["netpol"], Namespaced = true, BuiltInGeneration = true, Model = typeof(V1NetworkPolicy),
             Columns = [new("Pod-Selector", "string", "#podSelector", "", "The pods the policy selects."), Age()],
         };
     }
