@@ -311,4 +311,33 @@ public sealed class WorkloadTests : IAsyncLifetime
         var raw = await api.GetAsync(collection + "/typed");
         Assert.Null(raw["spec"]!["template"]!["spec"]!["containers"]![0]!["imagee"]);
     }
+
+    [Fact]
+    public async Task Pods_are_listed_by_label_and_kubectl_shows_the_status_the_test_writes_as_the_kubelet()
+    {
+        foreach (var (name, revision) in new[] { ("shop-a", "1"), ("shop-b", "2") })
+        {
+            await _client.CoreV1.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = name, Labels = new Dictionary<string, string> { ["app"] = "shop", ["dev.skiff.revision"] = revision } },
+                Spec = new V1PodSpec { Containers = [new V1Container { Name = "app", Image = "shop:" + revision }] },
+            }, "default");
+        }
+
+        await _client.CoreV1.PatchNamespacedPodStatusAsync(new V1Patch("""
+            {"status":{"phase":"Running","containerStatuses":[{"name":"app","image":"shop:2","imageID":"","ready":false,"restartCount":3,
+              "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container"}},
+              "lastState":{"terminated":{"exitCode":1,"reason":"Error"}}}]}}
+            """, V1Patch.PatchType.MergePatch), "shop-b", "default");
+
+        var selected = await _client.CoreV1.ListNamespacedPodAsync("default", labelSelector: "app=shop,dev.skiff.revision=2");
+        var pod = Assert.Single(selected.Items);
+        Assert.Equal(("CrashLoopBackOff", 3, 1), (pod.Status.ContainerStatuses[0].State.Waiting.Reason, pod.Status.ContainerStatuses[0].RestartCount, pod.Status.ContainerStatuses[0].LastState.Terminated.ExitCode));
+
+        using var kubectl = new Kubectl(_server);
+        var r = await kubectl.RunAsync("get", "pods", "-l", "app=shop");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Matches(@"shop-b\s+0/1\s+CrashLoopBackOff\s+3\s+", r.Stdout);
+        Assert.Matches(@"shop-a\s+0/1\s+Pending\s+0\s+", r.Stdout);
+    }
 }
