@@ -163,8 +163,11 @@ public static class KubeRolloutPlanner
     /// <summary>As the Docker target: a container that restarted this many times during its rollout failed it.</summary>
     public const int CrashRestarts = 2;
 
-    /// <summary>How often a wait looks again: the runtime does not watch the workloads, it polls them.</summary>
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// How often a wait looks again by itself: a resync, since the workloads are watched (<see cref="WorkloadWatch"/>) and
+    /// a change reconciles its stack at once.
+    /// </summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(10);
 
     public static StackPlan Plan(KubeDesired desired, KubeObserved observed, IReadOnlyList<RevisionRecord> history)
     {
