@@ -401,6 +401,9 @@ public static class KubernetesRunner
         var controller = services.Controller("appdeployment-cluster", new LeaseBoundReconciler(reconciler, leaseLost.Token), workers: 2, out var clusterQueue);
         queue = clusterQueue;
         Connect(informer, clusterQueue);
+        // The stacks' Deployments, StatefulSets, Jobs and Pods are watched: a change reconciles its stack at once.
+        var workloads = new WorkloadWatch(client, logging);
+        Task RunAsync(CancellationToken token) => Task.WhenAll(controller.RunAsync(token), workloads.RunAsync(clusterQueue.Add, token));
         return new Runnable("runtime kubernetes controller", async token =>
         {
             using (leaseLost)
@@ -409,7 +412,7 @@ public static class KubernetesRunner
                 if (!options.LeaderElect)
                 {
                     log.LogInformation("Reconciling the AppDeployments of runtime kubernetes (no leader election: this instance alone)");
-                    await controller.RunAsync(token);
+                    await RunAsync(token);
                     return;
                 }
 
@@ -426,7 +429,7 @@ public static class KubernetesRunner
                 using var working = CancellationTokenSource.CreateLinkedTokenSource(token, leaseLost.Token);
                 using var holding = new CancellationTokenSource();
                 var renewing = elector.HoldAsync(holding.Token);
-                var running = controller.RunAsync(working.Token);
+                var running = RunAsync(working.Token);
                 if (await Task.WhenAny(running, renewing) == renewing && await renewing is { } reason)
                 {
                     services.Metrics.SetLeader(ClusterLease, false);

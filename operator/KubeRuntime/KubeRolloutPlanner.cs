@@ -44,11 +44,35 @@ public sealed record ObservedJob(long Revision, bool Complete, string? Failure)
     public bool Finished => Complete || Failure is not null;
 }
 
+/// <summary>One container of a pod, as the kubelet reports it in the pod's status.</summary>
+/// <param name="Name">The container's name.</param>
+/// <param name="WaitingReason">state.waiting.reason: CrashLoopBackOff, ErrImagePull, ImagePullBackOff, ContainerCreating...</param>
+/// <param name="WaitingMessage">state.waiting.message: the kubelet's words (the pull error, the back-off).</param>
+/// <param name="RestartCount">restartCount.</param>
+/// <param name="LastExitCode">lastState.terminated.exitCode (or state.terminated's): how the last run ended.</param>
+/// <param name="LastReason">lastState.terminated.reason (Error, OOMKilled...).</param>
+public sealed record ObservedPodContainer(string Name, string? WaitingReason, string? WaitingMessage, int RestartCount, int? LastExitCode, string? LastReason);
+
+/// <summary>A pod of the stack's app Deployment or migration Job.</summary>
+/// <param name="Name">metadata.name.</param>
+/// <param name="Component">The <c>dev.skiff.component</c> label: app or migrate.</param>
+/// <param name="Revision">The <c>dev.skiff.revision</c> label: the revision whose template made the pod.</param>
+/// <param name="Containers">Its containers' statuses (none before the kubelet reported).</param>
+public sealed record ObservedPod(string Name, string Component, long? Revision, IReadOnlyList<ObservedPodContainer> Containers);
+
 /// <summary>What the API shows of one stack's workloads.</summary>
 /// <param name="Deployment">The app's Deployment, or null before the first rollout creates it.</param>
 /// <param name="Jobs">The stack's migration Jobs (the TTL controller removes them an hour after they finish).</param>
 /// <param name="DataReady">Per data component: its StatefulSet has a ready pod of its current template.</param>
-public sealed record KubeObserved(ObservedDeployment? Deployment, IReadOnlyList<ObservedJob> Jobs, IReadOnlyDictionary<string, bool> DataReady);
+/// <param name="Pods">The pods of the app and of the migration Jobs: a revision whose pods crash-loop or cannot pull fails before the progress deadline.</param>
+public sealed record KubeObserved(
+    ObservedDeployment? Deployment,
+    IReadOnlyList<ObservedJob> Jobs,
+    IReadOnlyDictionary<string, bool> DataReady,
+    IReadOnlyList<ObservedPod>? Pods = null)
+{
+    public IReadOnlyList<ObservedPod> Pods { get; init; } = Pods ?? [];
+}
 
 /// <summary>Apply the objects that do not change with a revision: the -db Secret, data StatefulSets and Services, NetworkPolicies, the app's Service.</summary>
 public sealed record ApplyStackObjects : StackAction
@@ -136,8 +160,14 @@ public sealed record PruneObjects : StackAction
 /// </remarks>
 public static class KubeRolloutPlanner
 {
-    /// <summary>How often a wait looks again: the runtime does not watch the workloads, it polls them.</summary>
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
+    /// <summary>As the Docker target: a container that restarted this many times during its rollout failed it.</summary>
+    public const int CrashRestarts = 2;
+
+    /// <summary>
+    /// How often a wait looks again by itself: a resync, since the workloads are watched (<see cref="WorkloadWatch"/>) and
+    /// a change reconciles its stack at once.
+    /// </summary>
+    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(10);
 
     public static StackPlan Plan(KubeDesired desired, KubeObserved observed, IReadOnlyList<RevisionRecord> history)
     {
@@ -202,6 +232,13 @@ public static class KubeRolloutPlanner
                 return new StackPlan(actions);
             }
 
+            if (!job.Complete && PodFailure(observed.Pods, StackNames.MigrateComponent, revision, crashes: false) is { } pull)
+            {
+                // The Job would wait for its image for ever (its pod never starts, so no backoff limit is reached).
+                actions.Add(new FailRollout(revision, pull.Reason, pull.Message, null));
+                return new StackPlan(actions);
+            }
+
             if (!job.Complete)
             {
                 actions.Add(new WaitMigrationJob(revision));
@@ -210,6 +247,13 @@ public static class KubeRolloutPlanner
         }
 
         actions.Add(new ApplyAppDeployment(revision, desired.Image, Rollback: false));
+        if (deployment?.Revision == revision && PodFailure(observed.Pods, StackNames.AppComponent, revision, crashes: true) is { } failed)
+        {
+            // The Docker target's ContainerExited and image reasons, without waiting for the progress deadline.
+            actions.Add(new FailRollout(revision, failed.Reason, failed.Message, null));
+            return new StackPlan(actions);
+        }
+
         if (deployment is { Observed: true } d && d.Revision == revision)
         {
             if (d.ProgressDeadlineExceeded is { } why)
@@ -229,6 +273,47 @@ public static class KubeRolloutPlanner
         actions.Add(new WaitDeploymentRollout(revision));
         return new StackPlan(actions);
     }
+
+    /// <summary>
+    /// A pod of <paramref name="component"/> made by <paramref name="revision"/>'s template that cannot run: its image
+    /// cannot be pulled (ImageNotFound when the registry says it does not exist, else ImagePullFailed), or (with
+    /// <paramref name="crashes"/>) its container crash-loops or restarted <see cref="CrashRestarts"/> times, as a
+    /// Docker container that exited or restarted twice during its rollout (ContainerExited).
+    /// </summary>
+    internal static (string Reason, string Message)? PodFailure(IEnumerable<ObservedPod> pods, string component, long revision, bool crashes)
+    {
+        foreach (var pod in pods.Where(p => p.Component == component && p.Revision == revision).OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            foreach (var c in pod.Containers)
+            {
+                if (c.WaitingReason is "ErrImagePull" or "ImagePullBackOff" or "InvalidImageName")
+                {
+                    var notFound = c.WaitingReason == "InvalidImageName" || ImageMissing(c.WaitingMessage);
+                    var detail = string.IsNullOrWhiteSpace(c.WaitingMessage) ? "" : $": {c.WaitingMessage}";
+                    return (notFound ? Reasons.ImageNotFound : Reasons.ImagePullFailed,
+                        $"container {c.Name} of pod {pod.Name} cannot pull its image ({c.WaitingReason}{detail})");
+                }
+
+                if (crashes && (c.WaitingReason == "CrashLoopBackOff" || c.RestartCount >= CrashRestarts))
+                {
+                    var code = c.LastExitCode is { } exit ? exit.ToString(CultureInfo.InvariantCulture) : "unknown";
+                    var why = c.LastReason is { Length: > 0 } and not "Error" and not "Completed" ? $", {c.LastReason}" : "";
+                    return (Reasons.ContainerExited,
+                        $"container {c.Name} of pod {pod.Name} exited with code {code}{why} (restarted {c.RestartCount.ToString(CultureInfo.InvariantCulture)} times); " +
+                        $"see kubectl logs {pod.Name} -c {c.Name} --previous");
+                }
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The kubelet's (container runtime's) words for an image that does not exist, as against one it may not pull.</summary>
+    private static bool ImageMissing(string? message) =>
+        message is not null && (message.Contains("not found", StringComparison.OrdinalIgnoreCase)
+            || message.Contains("manifest unknown", StringComparison.OrdinalIgnoreCase)
+            || message.Contains("does not exist", StringComparison.OrdinalIgnoreCase))
+        && !message.Contains("may require authorization", StringComparison.OrdinalIgnoreCase);
 
     private static long NextRevision(IReadOnlyList<RevisionRecord> history, KubeObserved observed) =>
         new[]

@@ -53,7 +53,25 @@ public sealed partial class KubernetesStackRuntime
             .Where(j => j.Revision > 0)
             .Select(j => new ObservedJob(j.Revision, HasCondition(j.Job.Status?.Conditions, "Complete"), JobFailure(j.Job)))
             .ToList();
-        return new Observed(new KubeObserved(Observe(deployment), observedJobs, data), deployment, jobs.ToList());
+        var pods = (await client.CoreV1.ListNamespacedPodAsync(names.Namespace, labelSelector: StackSelector(names.Name), cancellationToken: ct)).Items
+            .Select(ObservePod)
+            .Where(p => p.Component is StackNames.AppComponent or StackNames.MigrateComponent)
+            .ToList();
+        return new Observed(new KubeObserved(Observe(deployment), observedJobs, data, pods), deployment, jobs.ToList());
+    }
+
+    /// <summary>A pod's containers as its kubelet reports them: waiting reasons, restarts and how the last run ended.</summary>
+    internal static ObservedPod ObservePod(V1Pod pod)
+    {
+        var containers = (pod.Status?.ContainerStatuses ?? []).Concat(pod.Status?.InitContainerStatuses ?? [])
+            .Select(c =>
+            {
+                var ended = c.LastState?.Terminated ?? c.State?.Terminated;
+                return new ObservedPodContainer(c.Name, c.State?.Waiting?.Reason, c.State?.Waiting?.Message, c.RestartCount, ended?.ExitCode, ended?.Reason);
+            })
+            .ToList();
+        var revision = long.TryParse(Value(pod.Metadata.Labels, SkiffLabels.Revision), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : (long?)null;
+        return new ObservedPod(pod.Metadata.Name, Value(pod.Metadata.Labels, SkiffLabels.Component) ?? "", revision, containers);
     }
 
     private static ObservedDeployment? Observe(V1Deployment? d)

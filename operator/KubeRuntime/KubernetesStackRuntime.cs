@@ -25,7 +25,8 @@ namespace Skiff.KubeRuntime;
 ///   live one is kept in the Deployment's annotation <see cref="LastGoodTemplateAnnotation"/>.
 /// - A field another manager owns is never overwritten: the stack stalls with reason <c>FieldConflict</c>.
 /// # Caveats
-/// Workloads are polled (every <see cref="KubeRolloutPlanner.PollInterval"/> during a rollout), not watched.
+/// The runtime reads the workloads when it runs; <see cref="WorkloadWatch"/> runs it when they change, and a rollout
+/// that waits is looked at again every <see cref="KubeRolloutPlanner.PollInterval"/> besides (a resync).
 /// </remarks>
 public sealed partial class KubernetesStackRuntime(
     IKubernetes client,

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text.Json.Nodes;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -274,5 +275,69 @@ public sealed class WorkloadTests : IAsyncLifetime
         var forced = await kubectl.RunAsync("apply", "--server-side", "--force-conflicts", "-f", file);
         Assert.True(forced.ExitCode == 0, forced.ToString());
         Assert.Equal(2, (await _client.AppsV1.ReadNamespacedDeploymentAsync("shop", "default")).Spec.Replicas);
+    }
+
+    [Fact]
+    public async Task A_workload_is_decoded_by_its_typed_fields_unknown_ones_refused_when_strict_dropped_otherwise()
+    {
+        const string collection = "/apis/apps/v1/namespaces/default/deployments";
+        JsonObject Body() => (JsonObject)JsonNode.Parse("""
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"typed"},
+             "spec":{"replicass":2,"selector":{"matchLabels":{"app":"t"}},
+              "template":{"metadata":{"labels":{"app":"t"}},"spec":{"containers":[{"name":"app","image":"t:1","imagee":"x"}]}}}}
+            """)!;
+        using var api = new Api(_server);
+
+        var strict = await api.SendAsync(HttpMethod.Post, collection + "?fieldValidation=Strict", Body());
+        Assert.Equal(400, strict.Code);
+        Assert.Equal(
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.replicass\", unknown field \"spec.template.spec.containers[0].imagee\"",
+            strict.Body?["message"]?.GetValue<string>());
+
+        var mistyped = Body();
+        mistyped["spec"]!.AsObject().Remove("replicass");
+        mistyped["spec"]!["replicas"] = "2";
+        var wrongType = await api.SendAsync(HttpMethod.Post, collection, mistyped);
+        Assert.Equal(400, wrongType.Code);
+        Assert.Contains("json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32", wrongType.Body?["message"]?.GetValue<string>(), StringComparison.Ordinal);
+
+        // The server's default (Warn): stored without the unknown fields, with a warning for each.
+        var warned = await api.SendAsync(HttpMethod.Post, collection, Body());
+        Assert.Equal(201, warned.Code);
+        Assert.Contains(warned.Response.Headers.GetValues("Warning"), w => w.Contains("spec.replicass", StringComparison.Ordinal));
+        var stored = await _client.AppsV1.ReadNamespacedDeploymentAsync("typed", "default");
+        Assert.Null(stored.Spec.Replicas);
+        Assert.Equal("t:1", stored.Spec.Template.Spec.Containers[0].Image);
+        var raw = await api.GetAsync(collection + "/typed");
+        Assert.Null(raw["spec"]!["template"]!["spec"]!["containers"]![0]!["imagee"]);
+    }
+
+    [Fact]
+    public async Task Pods_are_listed_by_label_and_kubectl_shows_the_status_the_test_writes_as_the_kubelet()
+    {
+        foreach (var (name, revision) in new[] { ("shop-a", "1"), ("shop-b", "2") })
+        {
+            await _client.CoreV1.CreateNamespacedPodAsync(new V1Pod
+            {
+                Metadata = new V1ObjectMeta { Name = name, Labels = new Dictionary<string, string> { ["app"] = "shop", ["dev.skiff.revision"] = revision } },
+                Spec = new V1PodSpec { Containers = [new V1Container { Name = "app", Image = "shop:" + revision }] },
+            }, "default");
+        }
+
+        await _client.CoreV1.PatchNamespacedPodStatusAsync(new V1Patch("""
+            {"status":{"phase":"Running","containerStatuses":[{"name":"app","image":"shop:2","imageID":"","ready":false,"restartCount":3,
+              "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container"}},
+              "lastState":{"terminated":{"exitCode":1,"reason":"Error"}}}]}}
+            """, V1Patch.PatchType.MergePatch), "shop-b", "default");
+
+        var selected = await _client.CoreV1.ListNamespacedPodAsync("default", labelSelector: "app=shop,dev.skiff.revision=2");
+        var pod = Assert.Single(selected.Items);
+        Assert.Equal(("CrashLoopBackOff", 3, 1), (pod.Status.ContainerStatuses[0].State.Waiting.Reason, pod.Status.ContainerStatuses[0].RestartCount, pod.Status.ContainerStatuses[0].LastState.Terminated.ExitCode));
+
+        using var kubectl = new Kubectl(_server);
+        var r = await kubectl.RunAsync("get", "pods", "-l", "app=shop");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Matches(@"shop-b\s+0/1\s+CrashLoopBackOff\s+3\s+", r.Stdout);
+        Assert.Matches(@"shop-a\s+0/1\s+Pending\s+0\s+", r.Stdout);
     }
 }

@@ -268,7 +268,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
 
             var unknown = new List<string>();
             var cfg = Json.Clone(config);
-            StructuralSchema.Prune(cfg, type.Schema, unknown);
+            Decode(type, cfg, unknown);
             ReportUnknown(type, unknown, opts);
             var apiVersion = type.ApiVersion;
             if (store.Get(type, ns, name) is null)
@@ -423,7 +423,7 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
     private void Admit(ResourceType type, JsonObject obj, WriteOptions opts)
     {
         var unknown = new List<string>();
-        StructuralSchema.Prune(obj, type.Schema, unknown);
+        Decode(type, obj, unknown);
         ReportUnknown(type, unknown, opts);
         StructuralSchema.ApplyDefaults(obj, type.Schema);
         var errors = ValidateMetadata(type, obj);
@@ -432,6 +432,22 @@ internal sealed partial class Registry(ObjectStore store, ResourceCatalog catalo
         {
             throw ApiError.Invalid(type, Json.Name(obj), errors);
         }
+    }
+
+    /// <summary>Drops the fields the kind's schema (custom resource) or typed model (built-in kind) does not have; a mistyped value fails the request.</summary>
+    private static void Decode(ResourceType type, JsonObject obj, List<string> unknown)
+    {
+        if (type.Schema is null && type.Model is not null)
+        {
+            if (ModelSchema.Decode(obj, type.Model, unknown) is { } typeError)
+            {
+                throw ApiError.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: {typeError}");
+            }
+
+            return;
+        }
+
+        StructuralSchema.Prune(obj, type.Schema, unknown);
     }
 
     private static void ReportUnknown(ResourceType type, List<string> unknown, WriteOptions opts)

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using k8s.Models;
 
 namespace Skiff.TestApiServer;
 
@@ -98,19 +99,19 @@ internal sealed class ResourceCatalog
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "Namespace", Plural = "namespaces", Singular = "namespace",
-            ShortNames = ["ns"], Namespaced = false, HasStatus = true,
+            ShortNames = ["ns"], Namespaced = false, HasStatus = true, Model = typeof(V1Namespace),
             Columns = [new("Status", "string", ".status.phase", "", "The status of the namespace"), Age()],
             SelectableFields = ["status.phase"],
         };
         yield return new ResourceType
         {
-            Group = "", Version = "v1", Kind = "Secret", Plural = "secrets", Singular = "secret", Namespaced = true,
+            Group = "", Version = "v1", Kind = "Secret", Plural = "secrets", Singular = "secret", Namespaced = true, Model = typeof(V1Secret),
             Columns = [new("Type", "string", ".type", "", "The type of the secret"), new("Data", "string", "#data", "", "The number of entries in the data"), Age()],
             SelectableFields = ["type"],
         };
         yield return new ResourceType
         {
-            Group = "", Version = "v1", Kind = "ConfigMap", Plural = "configmaps", Singular = "configmap", ShortNames = ["cm"], Namespaced = true,
+            Group = "", Version = "v1", Kind = "ConfigMap", Plural = "configmaps", Singular = "configmap", ShortNames = ["cm"], Namespaced = true, Model = typeof(V1ConfigMap),
             Columns = [new("Data", "string", "#data", "", "The number of entries in the data"), Age()],
         };
         yield return new ResourceType
@@ -144,7 +145,7 @@ internal sealed class ResourceCatalog
         // Cluster-scoped, no controller: a test writes a node's conditions (DiskPressure) as a kubelet would.
         yield return new ResourceType
         {
-            Group = "", Version = "v1", Kind = "Node", Plural = "nodes", Singular = "node", ShortNames = ["no"], Namespaced = false, HasStatus = true,
+            Group = "", Version = "v1", Kind = "Node", Plural = "nodes", Singular = "node", ShortNames = ["no"], Namespaced = false, HasStatus = true, Model = typeof(V1Node),
             Columns = [Age()],
         };
         yield return new ResourceType

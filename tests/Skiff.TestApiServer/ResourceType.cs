@@ -36,8 +36,15 @@ internal sealed class ResourceType
     /// <summary>True for kinds whose changes outside metadata and status bump metadata.generation (custom resources and <see cref="BuiltInGeneration"/> kinds).</summary>
     public bool TracksGeneration => IsCustom || BuiltInGeneration;
 
-    /// <summary>The structural openAPIV3Schema of a custom resource; null for built-in kinds, which are stored as given.</summary>
+    /// <summary>The structural openAPIV3Schema of a custom resource; null for built-in kinds (see <see cref="Model"/>).</summary>
     public JsonObject? Schema { get; init; }
+
+    /// <summary>
+    /// For a built-in kind: the KubernetesClient model whose fields are the kind's (generated from the upstream OpenAPI), by
+    /// which the server decodes writes as the apiserver decodes into the Go type: unknown fields dropped and reported,
+    /// mistyped values refused. Null: stored as given.
+    /// </summary>
+    public Type? Model { get; init; }
 
     /// <summary>A delete answers with the deleted object instead of a Status (the registries of Services and claims do).</summary>
     public bool ReturnDeletedObject { get; init; }

@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using k8s.Models;
 
 namespace Skiff.TestApiServer;
 
 /// <summary>
 /// The built-in kinds a <c>runtime: kubernetes</c> stack renders to (apps/v1 Deployment and StatefulSet, batch/v1 Job,
-/// v1 Service and PersistentVolumeClaim, networking.k8s.io/v1 NetworkPolicy), with what the real registries do for them
+/// v1 Service, PersistentVolumeClaim and Pod, networking.k8s.io/v1 NetworkPolicy), with what the real registries do for them
 /// on create and update: generation, status subresources, a Job's generated selector, a Service's cluster IP, and the
 /// fields that are immutable. No controller runs: Deployments never roll, Jobs never run and StatefulSets create no
 /// claims here; a test writes their status (and the claims) as the controller-manager would.
@@ -51,7 +52,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "apps", Version = "v1", Kind = "Deployment", Plural = "deployments", Singular = "deployment", ShortNames = ["deploy"],
-            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true,
+            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true, Model = typeof(V1Deployment),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -70,7 +71,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "apps", Version = "v1", Kind = "StatefulSet", Plural = "statefulsets", Singular = "statefulset", ShortNames = ["sts"],
-            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true,
+            Categories = ["all"], Namespaced = true, HasStatus = true, BuiltInGeneration = true, Model = typeof(V1StatefulSet),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -87,7 +88,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "batch", Version = "v1", Kind = "Job", Plural = "jobs", Singular = "job", Categories = ["all"], Namespaced = true,
-            HasStatus = true, BuiltInGeneration = true,
+            HasStatus = true, BuiltInGeneration = true, Model = typeof(V1Job),
             MergeSchema = Obj(new()
             {
                 ["spec"] = Obj(new() { ["template"] = PodTemplate() }),
@@ -103,7 +104,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "Service", Plural = "services", Singular = "service", ShortNames = ["svc"], Categories = ["all"],
-            Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
+            Namespaced = true, HasStatus = true, ReturnDeletedObject = true, Model = typeof(V1Service),
             MergeSchema = Obj(new() { ["spec"] = Obj(new() { ["ports"] = MapList(null, "port", "protocol") }) }),
             Columns =
             [
@@ -116,7 +117,7 @@ internal static class Workloads
         yield return new ResourceType
         {
             Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", Singular = "persistentvolumeclaim",
-            ShortNames = ["pvc"], Namespaced = true, HasStatus = true, ReturnDeletedObject = true,
+            ShortNames = ["pvc"], Namespaced = true, HasStatus = true, ReturnDeletedObject = true, Model = typeof(V1PersistentVolumeClaim),
             Columns =
             [
                 new("Status", "string", ".status.phase", "", "The phase of the claim."),
@@ -125,10 +126,28 @@ internal static class Workloads
                 Age(),
             ],
         };
+        // No kubelet: a test creates a Deployment's or Job's pods and writes their status (waiting reasons, restarts) as the kubelet would.
+        yield return new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "Pod", Plural = "pods", Singular = "pod", ShortNames = ["po"], Categories = ["all"],
+            Namespaced = true, HasStatus = true, Model = typeof(V1Pod),
+            MergeSchema = Obj(new()
+            {
+                ["spec"] = PodSpec(),
+                ["status"] = Obj(new() { ["conditions"] = Conditions(), ["containerStatuses"] = MapList(null, "name") }),
+            }),
+            Columns =
+            [
+                new("Ready", "string", "#podReady", "", "The number of ready containers out of the pod's containers."),
+                new("Status", "string", "#podStatus", "", "The pod's phase, or why a container waits or ended."),
+                new("Restarts", "string", "#restarts", "", "The restarts of the pod's containers."),
+                Age(),
+            ],
+        };
         yield return new ResourceType
         {
             Group = "networking.k8s.io", Version = "v1", Kind = "NetworkPolicy", Plural = "networkpolicies", Singular = "networkpolicy",
-            ShortNames = ["netpol"], Namespaced = true, BuiltInGeneration = true,
+            ShortNames = ["netpol"], Namespaced = true, BuiltInGeneration = true, Model = typeof(V1NetworkPolicy),
             Columns = [new("Pod-Selector", "string", "#podSelector", "", "The pods the policy selects."), Age()],
         };
     }
@@ -276,6 +295,17 @@ internal static class Workloads
                 var ports = spec?["ports"] as JsonArray ?? [];
                 return ports.Count == 0 ? "<none>" : string.Join(",", ports.Select(p =>
                     $"{Json.Long(p?["port"])?.ToString(CultureInfo.InvariantCulture)}/{Json.Str(p?["protocol"]) ?? "TCP"}"));
+            case "#podReady":
+                var statuses = status?["containerStatuses"] as JsonArray ?? [];
+                return $"{statuses.Count(c => c?["ready"] is JsonValue r && r.GetValue<bool>())}/{(spec?["containers"] as JsonArray ?? []).Count}";
+            case "#podStatus":
+                // As kubectl: a waiting or terminated container's reason wins over the phase.
+                var reason = (status?["containerStatuses"] as JsonArray ?? [])
+                    .Select(c => Json.Str(c?["state"]?["waiting"]?["reason"]) ?? Json.Str(c?["state"]?["terminated"]?["reason"]))
+                    .FirstOrDefault(r => r is not null);
+                return reason ?? Json.Str(status?["phase"]) ?? "Pending";
+            case "#restarts":
+                return (status?["containerStatuses"] as JsonArray ?? []).Sum(c => Json.Long(c?["restartCount"]) ?? 0).ToString(CultureInfo.InvariantCulture);
             case "#podSelector":
                 var labels = spec?["podSelector"]?["matchLabels"] as JsonObject;
                 return labels is null || labels.Count == 0 ? "<none>" : string.Join(",", labels.Select(l => $"{l.Key}={Json.Str(l.Value)}"));

@@ -69,6 +69,48 @@ public class KubeRendererTests
         }
     }
 
+    /// <summary>
+    /// The real kubectl sends each golden object to the test API server with <c>--dry-run=server --validate=strict</c>: it is
+    /// decoded as kube-apiserver decodes the kind (by the typed fields of the KubernetesClient model, generated from the
+    /// upstream OpenAPI), so an unknown or mistyped field fails here as it would on a cluster.
+    /// </summary>
+    [Theory]
+    [InlineData("api-postgres.yaml")]
+    [InlineData("bot-redis.yaml")]
+    public async Task The_golden_files_pass_kubectls_strict_validation_against_the_api_server(string file)
+    {
+        await using var server = await TestApiServer.TestApiServer.StartAsync(new TestApiServer.TestApiServerOptions { Namespaces = ["prod", "bots"] });
+        using var kubectl = new TestApiServer.Kubectl(server);
+        var golden = File.ReadAllText(Path.Combine(Golden, file));
+
+        var ok = await kubectl.RunAsync("apply", "--dry-run=server", "--validate=strict", "-f", kubectl.WriteFile(file, golden));
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+        var kinds = Render(file.StartsWith("api", StringComparison.Ordinal) ? "prod/api" : "bots/bot").All().Count();
+        Assert.Equal(kinds, ok.Stdout.Split('\n').Count(l => l.EndsWith("(server dry run)", StringComparison.Ordinal)));
+        using var client = server.CreateClient();
+        Assert.Empty((await client.AppsV1.ListDeploymentForAllNamespacesAsync()).Items);
+    }
+
+    [Fact]
+    public async Task Kubectls_strict_validation_refuses_a_golden_object_with_an_unknown_or_mistyped_field()
+    {
+        await using var server = await TestApiServer.TestApiServer.StartAsync(new TestApiServer.TestApiServerOptions { Namespaces = ["prod"] });
+        using var kubectl = new TestApiServer.Kubectl(server);
+        var golden = File.ReadAllText(Path.Combine(Golden, "api-postgres.yaml"));
+
+        var unknown = golden.Replace("spec:\n  minReadySeconds: 5\n", "spec:\n  minReadySeconds: 5\n  replicass: 1\n", StringComparison.Ordinal);
+        Assert.NotEqual(golden, unknown);
+        var refused = await kubectl.RunAsync("apply", "--dry-run=server", "--validate=strict", "-f", kubectl.WriteFile("unknown.yaml", unknown));
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("strict decoding error: unknown field \"spec.replicass\"", refused.Stderr, StringComparison.Ordinal);
+
+        var mistyped = golden.Replace("- containerPort: 3000", "- containerPort: \"3000\"", StringComparison.Ordinal);
+        Assert.NotEqual(golden, mistyped);
+        var wrongType = await kubectl.RunAsync("apply", "--dry-run=server", "--validate=strict", "-f", kubectl.WriteFile("mistyped.yaml", mistyped));
+        Assert.NotEqual(0, wrongType.ExitCode);
+        Assert.Contains("cannot unmarshal string into Go struct field ContainerPort.spec.template.spec.containers.ports.containerPort of type int32", wrongType.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_api_stack_has_every_object_of_the_design()
     {

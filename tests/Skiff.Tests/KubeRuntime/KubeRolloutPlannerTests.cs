@@ -25,6 +25,11 @@ public sealed class KubeRolloutPlannerTests
 
     private static KubeObserved Observed(ObservedDeployment? deployment, params ObservedJob[] jobs) => new(deployment, jobs, DataReady);
 
+    private static KubeObserved WithPods(KubeObserved observed, params ObservedPod[] pods) => observed with { Pods = pods };
+
+    private static ObservedPod Pod(long revision, string? waiting = null, int restarts = 0, int? exit = null, string component = StackNames.AppComponent, string? message = null) =>
+        new($"api-{revision}-x", component, revision, [new ObservedPodContainer("app", waiting, message, restarts, exit, exit is null ? null : "Error")]);
+
     private static string Steps(StackPlan plan) => string.Join(" > ", plan.Actions.Select(a => a switch
     {
         ApplyStackObjects => "objects",
@@ -140,6 +145,63 @@ public sealed class KubeRolloutPlannerTests
             "objects > begin r6 > job r6 > wait job r6"
         },
         {
+            "the new revision's pod crash-loops: it fails before the progress deadline",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)), Pod(2, "CrashLoopBackOff", restarts: 1, exit: 1)),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > fail r2 ContainerExited"
+        },
+        {
+            "the new revision's container restarted twice (running again now): as on Docker, it failed",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)), Pod(2, restarts: 2, exit: 137)),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > fail r2 ContainerExited"
+        },
+        {
+            "one restart is not yet a crash loop: wait",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)), Pod(2, restarts: 1, exit: 1)),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > wait deployment r2"
+        },
+        {
+            "the new revision's image does not exist",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)),
+                Pod(2, "ErrImagePull", message: "failed to pull and unpack image \"docker.io/library/app:2\": docker.io/library/app:2: not found")),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > fail r2 ImageNotFound"
+        },
+        {
+            "the new revision's image may not be pulled (credentials)",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)),
+                Pod(2, "ImagePullBackOff", message: "Back-off pulling image \"registry.example/app:2\": 401 Unauthorized")),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > fail r2 ImagePullFailed"
+        },
+        {
+            "a crash-looping pod of the old revision does not fail the new one",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)), Pod(1, "CrashLoopBackOff", restarts: 5, exit: 1), Pod(2)),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > deployment r2 > wait deployment r2"
+        },
+        {
+            "pods of the new revision before its template is applied (a Job's pod) are not the app's",
+            WithPods(Observed(Deployment(1), new ObservedJob(2, Complete: false, Failure: null)), Pod(2, "CrashLoopBackOff", restarts: 3, exit: 1, component: StackNames.MigrateComponent)),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > wait job r2"
+        },
+        {
+            "the migration Job's pod cannot pull its image: the revision fails, the Deployment untouched",
+            WithPods(Observed(Deployment(1), new ObservedJob(2, Complete: false, Failure: null)),
+                Pod(2, "ImagePullBackOff", component: StackNames.MigrateComponent, message: "Back-off pulling image \"app:2\": manifest unknown")),
+            [Good(1), Record(2, Outcomes.Progressing)],
+            "objects > begin r2 > fail r2 ImageNotFound"
+        },
+        {
+            "after a crash loop: back to the last good template",
+            WithPods(Observed(Deployment(2, available: 0), new ObservedJob(2, Complete: true, Failure: null)), Pod(2, "CrashLoopBackOff", restarts: 4, exit: 1)),
+            [Good(1), Record(2, Outcomes.RolledBack)],
+            "objects > rollback to r1 (app:1) > prune"
+        },
+        {
             "the Deployment already has the revision (a crash after the apply): no Job is looked for",
             Observed(Deployment(2)),
             [Good(1), Record(2, Outcomes.Progressing)],
@@ -185,5 +247,21 @@ public sealed class KubeRolloutPlannerTests
         var wait = Assert.Single(plan.Actions, a => a.IsWait);
         Assert.Equal(KubeRolloutPlanner.PollInterval, wait.RequeueAfter);
         Assert.Contains("migration Job", wait.Waiting, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_crash_loop_is_told_in_the_docker_targets_words_with_where_to_look()
+    {
+        var pod = new ObservedPod("api-7d9f-x2k", StackNames.AppComponent, 2, [new ObservedPodContainer("app", "CrashLoopBackOff", "back-off 40s restarting failed container", 3, 137, "OOMKilled")]);
+        var failure = KubeRolloutPlanner.PodFailure([pod], StackNames.AppComponent, 2, crashes: true);
+        Assert.NotNull(failure);
+        Assert.Equal(Reasons.ContainerExited, failure.Value.Reason);
+        Assert.Equal("container app of pod api-7d9f-x2k exited with code 137, OOMKilled (restarted 3 times); see kubectl logs api-7d9f-x2k -c app --previous", failure.Value.Message);
+
+        var pull = new ObservedPod("api-7d9f-x2k", StackNames.AppComponent, 2, [new ObservedPodContainer("app", "ErrImagePull", "app:2: not found", 0, null, null)]);
+        Assert.Equal(
+            (Reasons.ImageNotFound, "container app of pod api-7d9f-x2k cannot pull its image (ErrImagePull: app:2: not found)"),
+            KubeRolloutPlanner.PodFailure([pull], StackNames.AppComponent, 2, crashes: true));
+        Assert.Null(KubeRolloutPlanner.PodFailure([pull], StackNames.AppComponent, 3, crashes: true));
     }
 }

@@ -142,6 +142,18 @@ public sealed class KubernetesStackRuntimeTests : IAsyncLifetime
         }), "shop", Ns);
     }
 
+    /// <summary>
+    /// The ReplicaSet controller's and the kubelet's part: a pod of the Deployment's current template, then its
+    /// container's status as the kubelet writes it.
+    /// </summary>
+    private async Task<string> StartPodAsync(V1PodTemplateSpec template, string suffix, object containerStatus)
+    {
+        var name = $"shop-{suffix}";
+        await _client.CoreV1.CreateNamespacedPodAsync(new V1Pod { Metadata = new V1ObjectMeta { Name = name, Labels = template.Metadata.Labels }, Spec = template.Spec }, Ns);
+        await _client.CoreV1.PatchNamespacedPodStatusAsync(Status(new { phase = "Running", containerStatuses = new[] { containerStatus } }), name, Ns);
+        return name;
+    }
+
     private static V1Patch Status(object status) => new(KubernetesJson.Serialize(new { status }), V1Patch.PatchType.MergePatch);
 
     private Task<V1Deployment> DeploymentAsync() => _client.AppsV1.ReadNamespacedDeploymentAsync("shop", Ns);
@@ -309,6 +321,81 @@ public sealed class KubernetesStackRuntimeTests : IAsyncLifetime
         Assert.Equal(good, KubernetesJson.Serialize(back.Spec.Template));
         Assert.Equal("hello", back.Spec.Template.Spec.Containers.Single().Env.Single(e => e.Name == "GREETING").Value);
         Assert.Equal(3, back.Metadata.Generation);
+    }
+
+    [Fact]
+    public async Task A_crash_looping_pod_of_the_new_revision_rolls_back_before_the_progress_deadline()
+    {
+        await DeployAsync();
+        var good = KubernetesJson.Serialize((await DeploymentAsync()).Spec.Template);
+        Change(s => s.App.Image = "skiff-test/app:crash");
+        await ReconcileAsync();
+        await FinishJobAsync(2, succeeded: true);
+        await ReconcileAsync();
+        var template = (await DeploymentAsync()).Spec.Template;
+        Assert.Equal("skiff-test/app:crash", template.Spec.Containers.Single().Image);
+
+        // Started once and exited: not yet a crash loop, the rollout waits.
+        var pod = await StartPodAsync(template, "7c9b-x2k", new
+        {
+            name = "app", image = "skiff-test/app:crash", ready = false, restartCount = 1, started = false,
+            state = new { running = new { startedAt = "2026-01-01T00:00:10Z" } },
+            lastState = new { terminated = new { exitCode = 3, reason = "Error", startedAt = "2026-01-01T00:00:00Z", finishedAt = "2026-01-01T00:00:05Z" } },
+        });
+        var waiting = await ReconcileAsync();
+        Assert.Equal(Phases.Progressing, waiting.Status.Phase);
+        Assert.Equal(Outcomes.Progressing, waiting.Status.History!.Last().Outcome);
+
+        // The kubelet backs off restarting it: CrashLoopBackOff fails the revision at once, as ContainerExited does on Docker.
+        await _client.CoreV1.PatchNamespacedPodStatusAsync(Status(new
+        {
+            containerStatuses = new[]
+            {
+                new
+                {
+                    name = "app", image = "skiff-test/app:crash", ready = false, restartCount = 2, started = false,
+                    state = new { waiting = new { reason = "CrashLoopBackOff", message = "back-off 20s restarting failed container=app pod=" + pod } },
+                    lastState = new { terminated = new { exitCode = 3, reason = "Error", startedAt = "2026-01-01T00:00:20Z", finishedAt = "2026-01-01T00:00:25Z" } },
+                },
+            },
+        }), pod, Ns);
+        var failed = await ReconcileAsync();
+
+        var stalled = Cond(failed.Status, ConditionTypes.Stalled);
+        Assert.Equal(("True", Reasons.ContainerExited), (stalled.Status, stalled.Reason));
+        Assert.Contains($"container app of pod {pod} exited with code 3 (restarted 2 times)", stalled.Message, StringComparison.Ordinal);
+        Assert.Contains("rolled back to revision 1", stalled.Message, StringComparison.Ordinal);
+        Assert.Equal(("False", Reasons.ContainerExited), (Cond(failed.Status, ConditionTypes.AppReady).Status, Cond(failed.Status, ConditionTypes.AppReady).Reason));
+        Assert.Equal(Phases.Degraded, failed.Status.Phase);
+        Assert.Equal((Outcomes.RolledBack, Reasons.ContainerExited), (failed.Status.History!.Last().Outcome, failed.Status.History!.Last().Reason));
+        Assert.Equal(good, KubernetesJson.Serialize((await DeploymentAsync()).Spec.Template));
+
+        // The failed spec is not retried: the next reconcile leaves the last good template in place.
+        await ReconcileAsync();
+        Assert.Equal(good, KubernetesJson.Serialize((await DeploymentAsync()).Spec.Template));
+    }
+
+    [Fact]
+    public async Task A_new_image_that_does_not_exist_fails_as_ImageNotFound_and_rolls_back()
+    {
+        await DeployAsync();
+        Change(s => s.App.Image = "skiff-test/app:missing");
+        await ReconcileAsync();
+        await FinishJobAsync(2, succeeded: true);
+        await ReconcileAsync();
+        var template = (await DeploymentAsync()).Spec.Template;
+        await StartPodAsync(template, "9f1c-p7q", new
+        {
+            name = "app", image = "skiff-test/app:missing", ready = false, restartCount = 0, started = false,
+            state = new { waiting = new { reason = "ErrImagePull", message = "failed to pull and unpack image \"docker.io/skiff-test/app:missing\": failed to resolve reference \"docker.io/skiff-test/app:missing\": docker.io/skiff-test/app:missing: not found" } },
+        });
+
+        var failed = await ReconcileAsync();
+        var stalled = Cond(failed.Status, ConditionTypes.Stalled);
+        Assert.Equal(("True", Reasons.ImageNotFound), (stalled.Status, stalled.Reason));
+        Assert.Contains("cannot pull its image (ErrImagePull: failed to pull and unpack image", stalled.Message, StringComparison.Ordinal);
+        Assert.Equal((Outcomes.RolledBack, Reasons.ImageNotFound), (failed.Status.History!.Last().Outcome, failed.Status.History!.Last().Reason));
+        Assert.Equal("skiff-test/app:1", (await DeploymentAsync()).Spec.Template.Spec.Containers.Single().Image);
     }
 
     [Theory]
