@@ -29,7 +29,7 @@ public sealed partial class ArrowTests
         ["Backup"] = ["Api", "Validation", "Runtime", "Observability", "State", "Reconcile"],
         ["Acme"] = ["State"],
         ["KubeRender"] = ["Api", "Validation", "Reconcile"],
-        ["KubeRuntime"] = ["Api", "Reconcile", "KubeRender"],
+        ["KubeRuntime"] = ["Api", "Runtime", "Reconcile", "KubeRender"],
         ["Hosting"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Backup", "Acme", "KubeRender", "KubeRuntime"],
         ["Cli"] = ["Api", "Validation", "Crds", "Yaml", "Runtime", "Observability", "State", "Reconcile", "ImageGC", "Docker", "Sources", "Proxy", "Hosting", "Backup", "Acme", "KubeRender", "KubeRuntime"],
     };
