@@ -137,8 +137,9 @@ public sealed class EngineTests(DockerFixture docker)
             var run = await docker.RunToCompletionAsync(new CreateContainerParameters
             {
                 Image = TestImages.Busybox,
-                // nc rather than wget: busybox wget hides the body of an error answer.
-                Cmd = ["sh", "-c", $"printf 'GET /healthz HTTP/1.0\\r\\nHost: app\\r\\n\\r\\n' | nc -w 5 {name} {TestImages.AppPort}; true"],
+                // nc rather than wget: busybox wget hides the body of an error answer. The sleep keeps nc's stdin
+                // open: at its end busybox nc half-closes the connection, and Kestrel takes a FIN as an abort.
+                Cmd = ["sh", "-c", $"(printf 'GET /healthz HTTP/1.0\\r\\nHost: app\\r\\n\\r\\n'; sleep 3) | nc -w 5 {name} {TestImages.AppPort}; true"],
                 HostConfig = new HostConfig { NetworkMode = network },
             }, TimeSpan.FromSeconds(30), t);
             return (run.Output.StartsWith("HTTP/", StringComparison.Ordinal) ? run : null, run.Output);
