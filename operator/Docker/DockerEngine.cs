@@ -33,7 +33,7 @@ public enum ImageRemoval
 /// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
 /// "the engine is down" from "the engine said no".
 /// </summary>
-public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposable
+public sealed class DockerEngine : IContainerEngine, IImageEventSource, IContainerChanges, IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Docker");
     private readonly DockerClient client;
@@ -581,11 +581,15 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
     /// until <paramref name="ct"/> is cancelled or the connection drops (then it throws
     /// <see cref="EngineUnreachableException"/>, and the caller reconnects).
     /// </summary>
-    public async Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<EngineEvent> onEvent, CancellationToken ct)
+    public Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<EngineEvent> onEvent, CancellationToken ct) =>
+        MonitorEventsAsync(filters, onEvent, ct, since: null);
+
+    private async Task MonitorEventsAsync(IReadOnlyDictionary<string, string[]> filters, Action<EngineEvent> onEvent, CancellationToken ct, string? since)
     {
         var parameters = new ContainerEventsParameters
         {
             Filters = filters.ToDictionary(kv => kv.Key, kv => (IDictionary<string, bool>)kv.Value.ToDictionary(v => v, _ => true)),
+            Since = since,
         };
         try
         {
@@ -601,6 +605,26 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IDisposa
             metrics?.Request("events", "unreachable");
             throw new EngineUnreachableException(Endpoint, e);
         }
+    }
+
+    public Task<DateTimeOffset> EngineTimeAsync(CancellationToken ct) =>
+        CallAsync("info", async () =>
+        {
+            var info = await client.System.GetSystemInfoAsync(ct);
+            return DateTimeOffset.TryParse(info.SystemTime, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
+        });
+
+    public Task WatchContainersAsync(DateTimeOffset since, Action<ContainerChange> onChange, CancellationToken ct)
+    {
+        var filters = new Dictionary<string, string[]>
+        {
+            ["type"] = ["container"],
+            ["label"] = [SkiffLabels.ManagedBy + "=" + SkiffLabels.ManagedByValue],
+            // What changes a container's inspect; not the exec events a health check makes every few seconds.
+            ["event"] = ["create", "start", "restart", "die", "oom", "pause", "unpause", "rename", "update", "destroy", "health_status"],
+        };
+        var from = (since.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
+        return MonitorEventsAsync(filters, e => onChange(new ContainerChange(e.ActorId, e.Action, e.Attributes.GetValueOrDefault(SkiffLabels.App))), ct, from);
     }
 
     /// <summary>

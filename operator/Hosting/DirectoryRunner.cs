@@ -123,8 +123,11 @@ public static class DirectoryRunner
             var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
             var secrets = new FolderSecretSource(state, source.GetSecret, source.GetSecretType);
             var backups = new NodeBackups();
+            // The stacks read their containers from a copy the engine's events keep current: a resync of every stack
+            // lists nothing (--once reads the engine, as the copy is never started there).
+            var containers = new CachedContainerEngine(engine, engine, logging.CreateLogger<CachedContainerEngine>());
             using var stacks = new StackReconciler(
-                engine,
+                containers,
                 secrets,
                 context,
                 new LoggingEventSink(logging.CreateLogger<LoggingEventSink>(), state),
@@ -164,7 +167,10 @@ public static class DirectoryRunner
                     () => [.. source.Entries().Select(e => e.Resource).OfType<AppDeployment>()], secrets, context, engine, stacks.Events,
                     names => queue.Add(new ObjectKey(names.Namespace, names.Name)), services,
                     () => ImageGcPlanner.ResolvePolicy(source.Policies(), options.Node, out _).HighThresholdPercent);
-                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, backupRunnable, log, ct);
+                // A container that died or changed health outside a rollout: its stack is looked at now, not at its next health period.
+                containers.StackChanged = stack => queue.Add(ObjectKey.Parse(stack));
+                var containerCopy = new Runnable("container copy", containers.RunAsync);
+                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, [backupRunnable, containerCopy], log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -251,7 +257,7 @@ public static class DirectoryRunner
         OperatorServices services,
         DirectoryRunOptions options,
         NodeProxy? proxy,
-        Runnable backups,
+        IReadOnlyList<Runnable> more,
         ILogger log,
         CancellationToken ct)
     {
@@ -279,7 +285,7 @@ public static class DirectoryRunner
                 new Runnable("appdeployment controller", controller.RunAsync),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
-                backups,
+                .. more,
                 .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
             ],
             lease: null,

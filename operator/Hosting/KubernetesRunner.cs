@@ -154,8 +154,10 @@ public static class KubernetesRunner
 
             var secrets = new KubernetesSecretSource(client);
             var backups = new NodeBackups();
+            // The stacks read their containers from a copy the engine's events keep current (see DirectoryRunner).
+            var containers = new CachedContainerEngine(engine, engine, logging.CreateLogger<CachedContainerEngine>());
             using var stacks = new StackReconciler(
-                engine,
+                containers,
                 secrets,
                 context,
                 new KubernetesEventSink(client, options.Node, logging.CreateLogger<KubernetesEventSink>()),
@@ -204,6 +206,8 @@ public static class KubernetesRunner
             {
                 var controller = services.Controller("appdeployment", guarded, workers: 4, out var controllerQueue);
                 queue = controllerQueue;
+                // A container that died or changed health outside a rollout: its stack is looked at now.
+                containers.StackChanged = stack => controllerQueue.Add(ObjectKey.Parse(stack));
                 cluster = ClusterRunnable(client, informer, secrets, options, services, logging, log, out clusterQueue);
                 requeueAll = () =>
                 {
@@ -275,6 +279,7 @@ public static class KubernetesRunner
                         await informer.WaitForSyncAsync(token);
                         await backupRunnable.RunAsync(token);
                     }),
+                    new Runnable("container copy", containers.RunAsync),
                     .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
                     cluster!,
                 ];

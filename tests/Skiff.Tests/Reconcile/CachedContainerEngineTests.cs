@@ -1,0 +1,224 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.Reconcile;
+using Xunit;
+
+namespace Skiff.Tests.Reconcile;
+
+public sealed class CachedContainerEngineTests : IAsyncLifetime
+{
+    private static readonly Dictionary<string, string> Managed = new() { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue };
+
+    private readonly InMemoryEngine engine = new(TimeProvider.System);
+    private readonly FakeChanges changes = new();
+    private readonly CachedContainerEngine cache;
+    private readonly CancellationTokenSource stop = new();
+    private readonly ConcurrentQueue<string> woken = new();
+    private Task? running;
+
+    public CachedContainerEngineTests()
+    {
+        engine.Images.Add("app:1");
+        cache = new CachedContainerEngine(engine, changes, NullLogger.Instance) { StackChanged = woken.Enqueue };
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        await stop.CancelAsync();
+        if (running is not null)
+        {
+            await running;
+        }
+
+        stop.Dispose();
+    }
+
+    [Fact]
+    public async Task Once_live_a_stack_read_asks_the_engine_nothing()
+    {
+        await engine.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        await engine.CreateContainerAsync(Spec("default/b", "b_app_1"), default);
+        await StartAsync();
+        var before = Count("container_list") + Count("container_inspect");
+
+        for (var i = 0; i < 50; i++)
+        {
+            var a = await cache.ListContainersAsync(Stack("default/a"), default);
+            Assert.Equal("a_app_1", Assert.Single(a).Name);
+        }
+
+        var labels = await cache.ListContainerLabelsAsync(Managed, default);
+        Assert.Equal(2, labels.Count);
+        Assert.Equal(before, Count("container_list") + Count("container_inspect"));
+        Assert.Equal(1, cache.Syncs);
+    }
+
+    [Fact]
+    public async Task Before_the_first_list_and_for_other_labels_reads_go_to_the_engine()
+    {
+        await engine.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        Assert.False(cache.Live);
+        Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default));
+        Assert.Equal(1, Count("container_list"));
+
+        await StartAsync();
+        // Not Skiff's label: the copy holds only Skiff's containers, so the engine answers.
+        await cache.ListContainersAsync(new Dictionary<string, string> { ["other"] = "x" }, default);
+        Assert.Equal(3, Count("container_list")); // the one above, the sync, this one
+    }
+
+    [Fact]
+    public async Task Writes_through_the_copy_are_read_back_at_once()
+    {
+        await StartAsync();
+        var id = await cache.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        Assert.Equal("created", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
+
+        await cache.StartContainerAsync(id, default);
+        Assert.Equal("running", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
+
+        await cache.StopContainerAsync(id, TimeSpan.FromSeconds(1), default);
+        Assert.Equal("exited", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
+
+        await cache.RenameContainerAsync(id, "a_app_old", default);
+        Assert.Equal("a_app_old", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).Name);
+
+        await cache.RemoveContainerAsync(id, default);
+        Assert.Empty(await cache.ListContainersAsync(Stack("default/a"), default));
+        Assert.True(cache.Live);
+    }
+
+    [Fact]
+    public async Task An_event_refreshes_the_container_and_a_death_wakes_its_stack()
+    {
+        var id = await engine.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        await engine.StartContainerAsync(id, default);
+        await StartAsync();
+
+        // Outside Skiff: the app crashes. Until its event, the copy still says running (the documented lag).
+        engine.Exit("a_app_1", 1);
+        Assert.Equal("running", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
+
+        changes.Send(new ContainerChange(id, "die", "default/a"));
+        await Until(() => woken.Contains("default/a"));
+        Assert.Equal("exited", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
+
+        // A container created by someone else (a CI script using Skiff's labels) appears with its event; a start wakes nobody.
+        var other = await engine.CreateContainerAsync(Spec("default/b", "b_app_1"), default);
+        changes.Send(new ContainerChange(other, "create", "default/b"));
+        await Until(async () => (await cache.ListContainersAsync(Stack("default/b"), default)).Count == 1);
+        Assert.DoesNotContain("default/b", woken);
+
+        // Exec events (health checks run every few seconds) cost no inspect.
+        var inspects = Count("container_inspect");
+        changes.Send(new ContainerChange(other, "exec_start: pg_isready", "default/b"));
+        changes.Send(new ContainerChange(other, "destroy", "default/b"));
+        await engine.RemoveContainerAsync(other, default);
+        await Until(async () => (await cache.ListContainersAsync(Stack("default/b"), default)).Count == 0);
+        Assert.Equal(inspects + 1, Count("container_inspect"));
+    }
+
+    [Fact]
+    public async Task A_dropped_stream_reads_the_engine_until_a_new_list_lands()
+    {
+        var id = await engine.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        await StartAsync();
+
+        changes.Drop();
+        await Until(() => !cache.Live || cache.Syncs > 1);
+        // Meanwhile (stream down, no event will come), the engine changes: the next list sees it.
+        await engine.RemoveContainerAsync(id, default);
+        await Until(() => cache.Syncs >= 2 && cache.Live);
+        Assert.Empty(await cache.ListContainersAsync(Stack("default/a"), default));
+        Assert.True(changes.LastSince <= DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1), "events are replayed from before the list");
+    }
+
+    [Fact]
+    public async Task An_engine_that_fails_an_inspect_after_a_write_sends_reads_to_the_engine_again()
+    {
+        var id = await engine.CreateContainerAsync(Spec("default/a", "a_app_1"), default);
+        await StartAsync();
+        engine.Down = true;
+        await Assert.ThrowsAsync<EngineUnreachableException>(() => cache.StartContainerAsync(id, default));
+        Assert.False(cache.Live);
+        engine.Down = false;
+        await Until(() => cache.Live && cache.Syncs >= 2);
+        Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default));
+    }
+
+    private async Task StartAsync()
+    {
+        running = cache.RunAsync(stop.Token);
+        await Until(() => cache.Live);
+    }
+
+    private int Count(string operation) => engine.Calls.Count(c => c == operation || c.StartsWith(operation + " ", StringComparison.Ordinal));
+
+    private static Dictionary<string, string> Stack(string key) => new(Managed) { [SkiffLabels.App] = key };
+
+    private static ContainerSpec Spec(string stack, string name) => new()
+    {
+        Name = name,
+        Image = "app:1",
+        Network = "net",
+        Labels = new Dictionary<string, string>(Managed) { [SkiffLabels.App] = stack, [SkiffLabels.Component] = StackNames.AppComponent },
+    };
+
+    private static Task Until(Func<bool> condition) => Until(() => Task.FromResult(condition()));
+
+    private static async Task Until(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not come true within 10 s");
+            await Task.Delay(10);
+        }
+    }
+
+    /// <summary>An event stream the test drives: it sends events and drops the connection.</summary>
+    private sealed class FakeChanges : IContainerChanges
+    {
+        private readonly object gate = new();
+        private Action<ContainerChange>? listener;
+        private TaskCompletionSource? connection;
+
+        public DateTimeOffset LastSince { get; private set; }
+
+        public Task<DateTimeOffset> EngineTimeAsync(CancellationToken ct) => Task.FromResult(DateTimeOffset.UtcNow);
+
+        public async Task WatchContainersAsync(DateTimeOffset since, Action<ContainerChange> onChange, CancellationToken ct)
+        {
+            var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (gate)
+            {
+                LastSince = since;
+                listener = onChange;
+                connection = open;
+            }
+
+            await using (ct.Register(() => open.TrySetCanceled(ct)))
+            {
+                await open.Task;
+            }
+        }
+
+        public void Send(ContainerChange change)
+        {
+            lock (gate)
+            {
+                listener!(change);
+            }
+        }
+
+        public void Drop()
+        {
+            lock (gate)
+            {
+                connection!.TrySetException(new IOException("the engine closed the event stream"));
+            }
+        }
+    }
+}
