@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
@@ -240,6 +241,12 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         return changed;
     }
 
+    /// <summary>How long the folder must be quiet after a change before it is read again.</summary>
+    public static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>The longest a burst of changes delays the rescan.</summary>
+    public static readonly TimeSpan MaxDebounce = TimeSpan.FromMilliseconds(300);
+
     /// <summary>Watches the folder and rescans (debounced) on every change, and every <paramref name="resync"/> in any case.</summary>
     public async Task WatchAsync(Action<IReadOnlyCollection<ObjectKey>> onChange, TimeSpan resync, CancellationToken ct)
     {
@@ -257,8 +264,18 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             try
             {
                 await signal.WaitAsync(resync, ct);
-                // Debounce: editors and git write several files in a burst.
-                await Task.Delay(TimeSpan.FromMilliseconds(300), ct);
+                // Debounce: editors and git write several files in a burst (a truncate, then the writes; a checkout of
+                // many files). Rescan once the folder has been quiet for Quiet, or at MaxDebounce after the first
+                // change if it keeps changing: one save is acted on within tens of milliseconds, not a fixed 300 ms.
+                var first = Stopwatch.GetTimestamp();
+                while (await signal.WaitAsync(Quiet, ct) && Stopwatch.GetElapsedTime(first) < MaxDebounce)
+                {
+                    while (signal.CurrentCount > 0)
+                    {
+                        await signal.WaitAsync(ct);
+                    }
+                }
+
                 while (signal.CurrentCount > 0)
                 {
                     await signal.WaitAsync(ct);
