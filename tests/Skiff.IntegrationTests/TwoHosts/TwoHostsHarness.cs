@@ -17,6 +17,13 @@ public sealed class TwoHostsHarness : IAsyncDisposable
     public static readonly string[] ShortLease =
         ["--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3", "--leader-election-retry-period", "1"];
 
+    /// <summary>
+    /// Leader-election timings for tests that do not test a takeover: a renew deadline a loaded 2-core machine (the
+    /// unit tests run beside these) meets, so that a slow answer of the API server does not end the instance.
+    /// </summary>
+    public static readonly string[] SteadyLease =
+        ["--leader-election-lease-duration", "15", "--leader-election-renew-deadline", "10", "--leader-election-retry-period", "2"];
+
     private readonly List<(string Name, SkiffProcess Process)> operators = [];
 
     private TwoHostsHarness(KubeHarness kube)
@@ -37,13 +44,13 @@ public sealed class TwoHostsHarness : IAsyncDisposable
         new(await KubeHarness.StartAsync(bindAddress: SecondEngineFixture.HostAddress));
 
     /// <summary><c>skiff run --node vps-1</c> on this host and the main engine; <paramref name="metrics"/> as in <see cref="KubeHarness.StartOperator"/>.</summary>
-    public SkiffProcess StartVps1(string metrics = "0") =>
-        Track("vps-1", Kube.StartOperator("vps-1", leaderElect: true, metrics: metrics, extra: ShortLease));
+    public SkiffProcess StartVps1(string metrics = "0", string[]? lease = null) =>
+        Track("vps-1", Kube.StartOperator("vps-1", leaderElect: true, metrics: metrics, extra: lease ?? ShortLease));
 
     /// <summary><c>skiff run --node vps-2</c> inside the second VPS's network namespace, on its engine.</summary>
-    public SkiffProcess StartVps2() =>
+    public SkiffProcess StartVps2(string[]? lease = null) =>
         Track("vps-2", Kube.StartOperator("vps-2", leaderElect: true, prefix: SecondEngineFixture.Vps2Prefix,
-            extra: [.. ShortLease, "--docker-host", SecondEngineFixture.DockerHost]));
+            extra: [.. lease ?? ShortLease, "--docker-host", SecondEngineFixture.DockerHost]));
 
     /// <summary>Skiff's containers of this test's namespace on one VPS's engine, optionally of one stack.</summary>
     public Task<IReadOnlyList<ObservedContainer>> ContainersAsync(DockerEngine engine, string? stack = null) =>

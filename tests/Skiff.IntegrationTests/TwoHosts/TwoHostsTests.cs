@@ -13,8 +13,8 @@ public sealed class TwoHostsTests
     public async Task Each_node_runs_its_stack_on_its_own_engine_and_only_its_instance_writes_the_resource()
     {
         await using var h = await TwoHostsHarness.StartAsync();
-        h.StartVps1();
-        h.StartVps2();
+        h.StartVps1(lease: TwoHostsHarness.SteadyLease);
+        h.StartVps2(lease: TwoHostsHarness.SteadyLease);
         await h.Kube.ApplyAsync(h.Kube.Api("api", node: "vps-1"));
         await h.Kube.ApplyAsync(TwoHostsHarness.Bot("bot", "vps-2"));
 
@@ -41,8 +41,8 @@ public sealed class TwoHostsTests
     public async Task A_stateless_stack_moved_to_the_other_node_ends_up_only_there()
     {
         await using var h = await TwoHostsHarness.StartAsync();
-        h.StartVps1();
-        h.StartVps2();
+        h.StartVps1(lease: TwoHostsHarness.SteadyLease);
+        h.StartVps2(lease: TwoHostsHarness.SteadyLease);
         await h.Kube.ApplyAsync(h.Kube.Stateless("web", "vps-1"));
         Assert.Equal(0, (await h.Kube.WaitReadyAsync("web", seconds: 60)).ExitCode);
         Assert.Single(await h.ContainersAsync(h.Vps1Engine, "web"));
@@ -63,8 +63,8 @@ public sealed class TwoHostsTests
     public async Task Moving_a_stack_with_a_database_is_refused_with_the_reason_and_it_keeps_running_where_its_data_is()
     {
         await using var h = await TwoHostsHarness.StartAsync();
-        var vps1 = h.StartVps1();
-        var vps2 = h.StartVps2();
+        var vps1 = h.StartVps1(lease: TwoHostsHarness.SteadyLease);
+        var vps2 = h.StartVps2(lease: TwoHostsHarness.SteadyLease);
         await h.Kube.ApplyAsync(h.Kube.Api("api", node: "vps-1"));
         Assert.Equal(0, (await h.Kube.WaitReadyAsync("api", seconds: 90)).ExitCode);
         var running = (await h.ContainersAsync(h.Vps1Engine, "api")).Select(c => c.Id).Order().ToArray();
