@@ -81,12 +81,18 @@ public sealed class CertificateManager : IDisposable
 
     /// <summary>
     /// Passes until cancelled: one now, then at the earliest retry due or within the hour (certificates are checked hourly),
-    /// or at once on <see cref="Nudge"/>. <paramref name="wanted"/> is read at every pass.
+    /// or at once on <see cref="Nudge"/>. <paramref name="wanted"/> is read at every pass, after <paramref name="ready"/>
+    /// (the proxy serving the routes that name those domains, so that the CA's challenge request finds them).
     /// </summary>
-    public async Task RunAsync(Func<IReadOnlyCollection<string>> wanted, CancellationToken ct)
+    public async Task RunAsync(Func<IReadOnlyCollection<string>> wanted, CancellationToken ct, Func<CancellationToken, Task>? ready = null)
     {
         while (!ct.IsCancellationRequested)
         {
+            if (ready is not null)
+            {
+                await ready(ct);
+            }
+
             var result = await ReconcileAsync(wanted(), ct);
             var now = time.GetUtcNow();
             var next = result.Values.Select(s => s.NextAttempt).Where(n => n is not null).Min() ?? now.AddHours(1);

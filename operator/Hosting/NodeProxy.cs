@@ -311,6 +311,23 @@ public sealed class NodeProxy : IRouteTable, IDisposable
 
     public async Task<bool> AppliedAsync(CancellationToken ct) => await ServedVersionAsync(ct) == Interlocked.Read(ref written);
 
+    /// <summary>
+    /// Waits (at most <see cref="ServedWait"/>) until the proxy serves the routes as last written: before an ACME order,
+    /// so that the CA's HTTP-01 request for a new domain finds the shared HTTP port bound and the challenge answered,
+    /// rather than failing the order and putting the domain in the 5-minute retry backoff.
+    /// </summary>
+    public async Task WaitServedAsync(CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + ServedWait;
+        while (!await AppliedAsync(ct) && DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+        }
+    }
+
+    /// <summary>The longest <see cref="WaitServedAsync"/> waits: a proxy that does not come is reported by the order's failure.</summary>
+    public static readonly TimeSpan ServedWait = TimeSpan.FromSeconds(30);
+
     /// <summary>Keeps the proxy container running from the operator's image; every 10 s until <paramref name="ct"/> ends.</summary>
     public async Task RunAsync(IContainerEngine engine, CancellationToken ct)
     {
@@ -744,7 +761,7 @@ public sealed record NodeProxySettings(string Image, string MetricsBindAddress)
             {
                 using (certificates)
                 {
-                    await certificates.RunAsync(() => proxy.TlsDomains, token);
+                    await certificates.RunAsync(() => proxy.TlsDomains, token, proxy.WaitServedAsync);
                 }
             }),
         ];

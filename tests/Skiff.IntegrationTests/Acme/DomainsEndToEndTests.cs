@@ -176,7 +176,10 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
     {
         var log = (run.Stderr + run.Stdout).Split('\n');
         var proxy = ProxyLogs();
-        return $"operator log (last 60 lines):\n{string.Join('\n', log.TakeLast(60))}\nskiff_proxy log (last 40 lines):\n{proxy}";
+        // Last, as a failed wait keeps the end of this text: the certificate manager's own lines, however early.
+        var certificates = log.Where(l => l.Contains("ertificate", StringComparison.Ordinal) || l.Contains("ACME", StringComparison.Ordinal)).TakeLast(15);
+        return $"operator log (last 60 lines):\n{string.Join('\n', log.TakeLast(60))}\nskiff_proxy log (last 40 lines):\n{proxy}\n"
+            + $"operator's certificate lines (last 15):\n{string.Join('\n', certificates)}";
     };
 
     private static string ProxyLogs() => Command.RunAsync("docker", ["logs", "--tail", "40", "skiff_proxy"]).GetAwaiter().GetResult().Output;
