@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skiff.Docker;
+using Skiff.IntegrationTests.Infrastructure;
+using Skiff.Reconcile;
+
+namespace Skiff.IntegrationTests.DockerTarget;
+
+/// <summary>
+/// The copy of Skiff's containers that the stacks read (<see cref="CachedContainerEngine"/>) on the real engine: its
+/// event stream (filters, replay from the engine's clock) is Docker's, which no in-memory engine can stand in for.
+/// </summary>
+[Collection(DockerCollection.Name)]
+public sealed class ContainerCopyTests(DockerFixture docker)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task The_copy_follows_changes_made_outside_it_and_wakes_the_stack_whose_container_died()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var ct = cts.Token;
+        var stack = $"{docker.Prefix}/copy";
+        var labels = new Dictionary<string, string> { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.App] = stack };
+        var network = await docker.CreateNetworkAsync("copy", ct);
+        // One container before the copy starts (the list finds it), one after (only an event can tell).
+        var before = await docker.StartContainerAsync(Sleeper(network, labels), ct);
+
+        using var engine = new DockerEngine(docker.DockerHost.ToString());
+        var copy = new CachedContainerEngine(engine, engine, NullLogger.Instance);
+        var woken = new ConcurrentQueue<string>();
+        copy.StackChanged = woken.Enqueue;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var running = copy.RunAsync(stop.Token);
+        try
+        {
+            await Eventually.UntilAsync("the copy is live", () => Task.FromResult(copy.Live), live => live, Wait);
+            Assert.Equal("running", Assert.Single(await copy.ListContainersAsync(labels, ct)).State);
+
+            var after = await docker.StartContainerAsync(Sleeper(network, labels), ct);
+            await Eventually.UntilAsync("the copy has the container started outside it", () => copy.ListContainersAsync(labels, ct),
+                seen => seen.Count == 2 && seen.All(c => c.State == "running"), Wait);
+
+            // Killed outside Skiff: the copy says so without a list, and the stack is woken.
+            await docker.Client.Containers.KillContainerAsync(before, new ContainerKillParameters(), ct);
+            await Eventually.UntilAsync("the copy has the killed container exited", () => copy.ListContainersAsync(labels, ct),
+                seen => seen.Single(c => c.Id == before).State == "exited", Wait);
+            await Eventually.UntilAsync("the stack is woken", () => Task.FromResult(woken.Contains(stack)), w => w, Wait);
+            Assert.Equal(1, copy.Syncs);
+
+            // Written through the copy: read back at once, without waiting for the event.
+            await copy.RemoveContainerAsync(after, ct);
+            Assert.Equal([before], (await copy.ListContainersAsync(labels, ct)).Select(c => c.Id));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+            await docker.RemoveContainerAsync(before, CancellationToken.None);
+        }
+    }
+
+    private static CreateContainerParameters Sleeper(string network, Dictionary<string, string> labels) => new()
+    {
+        Image = TestImages.Busybox,
+        Cmd = ["sleep", "300"],
+        Labels = new Dictionary<string, string>(labels),
+        HostConfig = new HostConfig { NetworkMode = network },
+    };
+}
