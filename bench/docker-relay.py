@@ -118,7 +118,19 @@ async def main():
             except (OSError, RuntimeError):
                 pass
 
+    # Strong references to the connections' tasks: asyncio keeps only weak ones, and a task collected while its
+    # connection is still open would drop it.
+    tasks = set()
+
     async def serve(client_reader, client_writer):
+        task = asyncio.current_task()
+        tasks.add(task)
+        try:
+            await relay(client_reader, client_writer)
+        finally:
+            tasks.discard(task)
+
+    async def relay(client_reader, client_writer):
         nonlocal connections
         connections += 1
         number = connections
