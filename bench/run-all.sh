@@ -19,7 +19,8 @@
 #   proxy           latency and throughput through skiff proxy vs direct        (node proxy)
 # Results: bench/results/<UTC stamp>/ — NAME.log (each benchmark's own output), NAME/ (its raw data and summary.md),
 # machine.txt, and summary.md (the generated section). Needs root, the Docker engine, the .NET 10 SDK and the
-# skiff-test images (scripts/build-test-images.sh). A full run takes about 45 minutes on 2 cores.
+# skiff-test images (scripts/build-test-images.sh). On a shared 2-core machine (2026-12-04) the run took 40 minutes
+# without compose and proxy (--skip compose,proxy), and those two 5 more.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 all=(image-size startup gc-planning gc-vs-prune change-latency stacks compose proxy)
