@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# P4 + P7 on one real engine: STACKS small stacks (stack.yaml.tmpl: a busybox httpd app with a health check, a Redis
+# cache on every fourth) from one folder.
+#
+#   converge  `skiff run` (folder source, 4 workers) from nothing until every stack is Ready (GET /status), against
+#             the docker CLI peer (peer-stack.sh, 4 stacks at a time: network with its own /27, cache healthy, app
+#             answering its health check), which goes first and is removed before Skiff starts.
+#   P4        the operator's RSS (VmRSS) after converging and idling IDLE seconds (300; 30 with --quick), sampled every
+#             5 s; then, restarted on the converged stacks, the same after VARIANT_IDLE seconds (60; 20 with --quick)
+#             for: workstation GC (the default), server GC (DOTNET_gcServer=1), DOTNET_GCHeapHardLimit=0x3000000
+#             (48 MiB) and DOTNET_GCConserveMemory=7.
+#   P7        each restart is a resync of STACKS steady stacks: from the process start until the controller's
+#             reconcile counter (controller_runtime_reconcile_total) reaches STACKS, and the Docker list calls
+#             (GET /containers/json, counted by bench/docker-relay.py) in that window; also list calls per steady
+#             health period (10 s) while idling. Peer for scale: one `docker ps -a` plus one `docker inspect` of
+#             every container.
+# Everything it created (label dev.skiff.node=<its node>, dev.skiff.bench=<prefix>, and the names) is removed at the
+# end, also on Ctrl-C.
+#
+# Usage: bench/stacks/run.sh [--quick]    (STACKS=200, 20 with --quick; IDLE, VARIANT_IDLE override)
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+bench_init stacks "$@"
+stacks=${STACKS:-$([[ $BENCH_QUICK == 1 ]] && echo 20 || echo 200)}
+idle=${IDLE:-$([[ $BENCH_QUICK == 1 ]] && echo 30 || echo 300)}
+variant_idle=${VARIANT_IDLE:-$([[ $BENCH_QUICK == 1 ]] && echo 20 || echo 60)}
+here=$BENCH_REPO/bench/stacks
+
+bench_check_images skiff-test/busybox:latest skiff-test/redis:7
+skiff=$(bench_skiff)
+work=$(mktemp -d /tmp/skiff-bench-stacks.XXXXXX)
+ns=$BENCH_PREFIX
+node=$BENCH_PREFIX
+bench_on_exit "rm -rf '$work'"
+bench_on_exit "bench_engine_clean dev.skiff.bench=$BENCH_PREFIX $BENCH_PREFIX-"
+bench_on_exit "bench_engine_clean dev.skiff.node=$node skiff_${ns}_"
+bench_relay_start "$work"
+
+mkdir -p "$work/folder"
+for ((i = 1; i <= stacks; i++)); do
+    name=$(printf 's%03d' "$i")
+    if ((i % 4 == 0)); then
+        sed -e "s/@NAMESPACE@/$ns/" -e "s/@NAME@/$name/" -e "s/@NODE@/$node/" "$here/stack.yaml.tmpl"
+    else
+        sed -e "s/@NAMESPACE@/$ns/" -e "s/@NAME@/$name/" -e "s/@NODE@/$node/" -e '/^# cache/,$d' "$here/stack.yaml.tmpl"
+    fi >"$work/folder/$name.yaml"
+done
+caches=$((stacks / 4))
+
+operator_pid=
+metrics_port=
+stop_operator() {
+    [[ -n $operator_pid ]] || return 0
+    kill -TERM "$operator_pid" 2>/dev/null || true
+    wait "$operator_pid" 2>/dev/null || true
+    operator_pid=
+}
+bench_on_exit stop_operator
+
+start_operator() { # VARIANT [ENV=VALUE...]: starts skiff run; sets operator_pid, metrics_port, started (epoch seconds)
+    local variant=$1
+    shift
+    metrics_port=$(bench_free_port)
+    started=$EPOCHREALTIME
+    env "$@" "$skiff" run --path "$work/folder" --node "$node" --state-dir "$work/state" --docker-host "unix://$BENCH_RELAY_SOCK" \
+        --network-pool 10.240.0.0/16 --network-prefix 27 \
+        --metrics-bind-address "127.0.0.1:$metrics_port" --health-probe-bind-address 0 --log-level warning \
+        >>"$BENCH_OUT/skiff-$variant.log" 2>&1 &
+    operator_pid=$!
+}
+
+ready_count() { # stacks whose status is Ready (GET /status)
+    local body
+    body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/status" 2>/dev/null || true)
+    python3 -c '
+import json, sys
+try:
+    doc = json.loads(sys.stdin.read() or "{}")
+except ValueError:
+    doc = {}
+print(sum(1 for r in doc.get("resources", []) if (r.get("status") or {}).get("phase") == "Ready"))' <<<"$body"
+}
+
+reconciles() { # controller_runtime_reconcile_total of the appdeployment controller, all results
+    local body
+    body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
+    awk '/^controller_runtime_reconcile_total\{/ && /controller="appdeployment"/ { s += $NF } END { print s + 0 }' <<<"$body"
+}
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$operator_pid/status" 2>/dev/null || echo 0; }
+
+list_calls() { # FROM TO (epoch seconds): GET /containers/json requests in the relay's log
+    awk -F'\t' -v a="$1" -v b="$2" '$1 >= a && $1 <= b && $3 == "GET" && $4 ~ /^(\/v[0-9.]+)?\/containers\/json/' "$BENCH_RELAY_LOG" | wc -l
+}
+
+first_request_after() { awk -F'\t' -v a="$1" '$1 >= a { print $1; exit }' "$BENCH_RELAY_LOG"; }
+
+idle_sample() { # SECONDS LABEL: sleeps, sampling RSS every 5 s into rss.csv; prints "last_kb max_kb"
+    local seconds=$1 label=$2 end max=0 kb
+    end=$((SECONDS + seconds))
+    while ((SECONDS < end)); do
+        kill -0 "$operator_pid" 2>/dev/null || bench_die "skiff run ($label) exited while idling: $BENCH_OUT/skiff-$label.log"
+        kb=$(rss_kb)
+        echo "$label,$(date -u +%s),$kb" >>"$BENCH_OUT/rss.csv"
+        ((kb > max)) && max=$kb
+        sleep $((end - SECONDS < 5 ? (end - SECONDS > 0 ? end - SECONDS : 0) : 5))
+    done
+    kb=$(rss_kb)
+    echo "$label,$(date -u +%s),$kb" >>"$BENCH_OUT/rss.csv"
+    ((kb > max)) && max=$kb
+    echo "$kb $max"
+}
+echo "variant,epoch,rss_kb" >"$BENCH_OUT/rss.csv"
+
+load_start=$(bench_load)
+# --- converge: the docker CLI peer first, removed again, then Skiff -------------------------------------------------
+bench_log "peer: $stacks stacks with the docker CLI, 4 at a time (load average $load_start)"
+t0=$EPOCHREALTIME
+for ((i = 1; i <= stacks; i++)); do echo "$i $((i % 4 == 0 ? 1 : 0))"; done \
+    | xargs -P 4 -L 1 bash -c '"$0" "$1" "$2" "$3"' "$here/peer-stack.sh" "$BENCH_PREFIX" >"$BENCH_OUT/peer.log" 2>&1 \
+    || bench_die "the docker CLI peer failed: $BENCH_OUT/peer.log"
+peer_converge=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+bench_log "peer converged in $peer_converge s; removing it"
+bench_engine_clean "dev.skiff.bench=$BENCH_PREFIX" "$BENCH_PREFIX-"
+
+bench_log "skiff: $stacks stacks ($caches with a cache) from one folder"
+start_operator converge
+deadline=$((SECONDS + 1800))
+ready=0
+while ((ready < stacks)); do
+    kill -0 "$operator_pid" 2>/dev/null || bench_die "skiff run exited: $BENCH_OUT/skiff-converge.log"
+    ((SECONDS < deadline)) || bench_die "only $ready of $stacks stacks Ready after 30 minutes"
+    sleep 0.5
+    ready=$(ready_count)
+done
+skiff_converge=$(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+bench_log "skiff converged in $skiff_converge s; idling $idle s"
+converge_lists=$(list_calls "$started" "$EPOCHREALTIME")
+converge_requests=$(awk -F'\t' -v a="$started" '$1 >= a' "$BENCH_RELAY_LOG" | wc -l)
+
+idle_from=$EPOCHREALTIME
+reconciles_before=$(reconciles)
+read -r idle_kb idle_max_kb < <(idle_sample "$idle" converge)
+idle_to=$EPOCHREALTIME
+idle_reconciles=$(( $(reconciles) - reconciles_before ))
+idle_lists=$(list_calls "$idle_from" "$idle_to")
+lists_per_period=$(awk -v n="$idle_lists" -v a="$idle_from" -v b="$idle_to" 'BEGIN { printf "%.0f", n / ((b - a) / 10) }')
+stop_operator
+
+# --- restarts: a resync of steady stacks each (P7), then RSS after VARIANT_IDLE per GC setting (P4) ---------------
+declare -A variant_env=(
+    [workstation]="DOTNET_gcServer=0"
+    [server]="DOTNET_gcServer=1"
+    [hardlimit-48MiB]="DOTNET_GCHeapHardLimit=0x3000000"
+    [conserve-7]="DOTNET_GCConserveMemory=7"
+)
+resync_csv=$BENCH_OUT/resync.csv
+echo "variant,seconds_from_start,seconds_from_first_request,list_calls,requests,rss_kb,rss_max_kb" >"$resync_csv"
+for variant in workstation server hardlimit-48MiB conserve-7; do
+    bench_log "restart ($variant): resync of $stacks steady stacks, then $variant_idle s idle"
+    start_operator "$variant" ${variant_env[$variant]}
+    deadline=$((SECONDS + 600))
+    while (( $(reconciles) < stacks )); do
+        kill -0 "$operator_pid" 2>/dev/null || bench_die "skiff run ($variant) exited: $BENCH_OUT/skiff-$variant.log"
+        ((SECONDS < deadline)) || bench_die "the resync ($variant) did not reconcile $stacks stacks in 10 minutes"
+        sleep 0.1
+    done
+    done_at=$EPOCHREALTIME
+    first=$(first_request_after "$started")
+    lists=$(list_calls "$started" "$done_at")
+    requests=$(awk -F'\t' -v a="$started" -v b="$done_at" '$1 >= a && $1 <= b' "$BENCH_RELAY_LOG" | wc -l)
+    read -r kb max_kb < <(idle_sample "$variant_idle" "$variant")
+    awk -v v="$variant" -v s="$started" -v f="$first" -v d="$done_at" -v l="$lists" -v r="$requests" -v k="$kb" -v m="$max_kb" \
+        'BEGIN { printf "%s,%.3f,%.3f,%d,%d,%d,%d\n", v, d - s, d - f, l, r, k, m }' >>"$resync_csv"
+    stop_operator
+done
+
+# The peer of a resync, for scale: list every container of the node and inspect each, with the docker CLI.
+t0=$EPOCHREALTIME
+docker ps -aq --filter "label=dev.skiff.node=$node" | xargs docker inspect >/dev/null
+peer_resync=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
+containers=$(docker ps -aq --filter "label=dev.skiff.node=$node" | wc -l)
+
+# --- summary ---------------------------------------------------------------------------------------------------------
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+bench_summary "### P4 memory and P7 resync: $stacks stacks on one engine" "" \
+    "$stacks stacks ($caches with a Redis cache; $containers containers), busybox httpd apps with a 10 s health check; load average $load_start at the start." "" \
+    "| measurement | skiff | peer | ratio |" "|---|---:|---:|---:|" \
+    "| converge from nothing (s) | $skiff_converge | $peer_converge (docker CLI, 4 at a time) | $(bench_ratio "$skiff_converge" "$peer_converge")× |" \
+    "| Docker requests while converging (list calls) | $converge_requests ($converge_lists) | – | – |" \
+    "| RSS after converging + ${idle} s idle (MiB; max while idle) | $(mib "$idle_kb") ($(mib "$idle_max_kb")) | – | – |" \
+    "| steady: reconciles / list calls in ${idle} s idle | $idle_reconciles / $idle_lists ($lists_per_period per 10 s health period) | – | – |" ""
+bench_summary "| restart with | resync s (from start) | s (from 1st Docker request) | list calls | Docker requests | RSS MiB after ${variant_idle} s (max) |" \
+    "|---|---:|---:|---:|---:|---:|"
+while IFS=, read -r v s f l r k m; do
+    bench_summary "| $v | $s | $f | $l | $r | $(mib "$k") ($(mib "$m")) |"
+done < <(tail -n +2 "$resync_csv")
+resync=$(awk -F, '$1 == "workstation" { print $2 }' "$resync_csv")
+resync_lists=$(awk -F, '$1 == "workstation" { print $4 }' "$resync_csv")
+bench_summary "" "Peer of a resync, for scale: \`docker ps -a\` + \`docker inspect\` of all $containers containers: $peer_resync s." "" \
+    "- **P4** (≤ 60 MB RSS after $stacks stacks and 5 min idle): $(mib "$idle_kb") MiB after ${idle} s: **$(bench_verdict "$(awk -v k="$idle_kb" 'BEGIN { print k * 1024 / 1e6 }')" 60)**$([[ $idle -lt 300 ]] && echo " (idle only ${idle} s: --quick)")." \
+    "- **P7** (resync ≤ 2 s, constant list calls): $resync s with $resync_lists list calls for $stacks stacks: time **$(bench_verdict "$resync" 2)**, list calls **$( ((resync_lists <= 5)) && echo constant || echo "per resource ($resync_lists for $stacks): missed")**."
+echo "summary: P4 RSS $(mib "$idle_kb") MiB after ${idle}s idle; P7 resync $resync s, $resync_lists list calls; converge skiff $skiff_converge s vs docker CLI $peer_converge s"
+bench_log "removing the $stacks stacks"
