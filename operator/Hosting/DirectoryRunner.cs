@@ -169,8 +169,7 @@ public static class DirectoryRunner
                     () => ImageGcPlanner.ResolvePolicy(source.Policies(), options.Node, out _).HighThresholdPercent);
                 // A container that died or changed health outside a rollout: its stack is looked at now, not at its next health period.
                 containers.StackChanged = stack => queue.Add(ObjectKey.Parse(stack));
-                var containerCopy = new Runnable("container copy", containers.RunAsync);
-                return await RunForeverAsync(source, git, state, engine, controller, queue, gc, keys, services, options, proxy, [backupRunnable, containerCopy], log, ct);
+                return await RunForeverAsync(source, git, state, engine, containers, controller, queue, gc, keys, services, options, proxy, backupRunnable, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -250,6 +249,7 @@ public static class DirectoryRunner
         GitSource? git,
         StateStore state,
         DockerEngine engine,
+        CachedContainerEngine containers,
         Controller controller,
         WorkQueue<ObjectKey> queue,
         ImageGcService gc,
@@ -257,7 +257,7 @@ public static class DirectoryRunner
         OperatorServices services,
         DirectoryRunOptions options,
         NodeProxy? proxy,
-        IReadOnlyList<Runnable> more,
+        Runnable backups,
         ILogger log,
         CancellationToken ct)
     {
@@ -282,10 +282,17 @@ public static class DirectoryRunner
                 git is null
                     ? new Runnable("folder watch", token => source.WatchAsync(changed => { foreach (var key in changed) { queue.Add(key); } }, TimeSpan.FromSeconds(30), token))
                     : new Runnable("git sync", token => git.RunAsync(_ => QueueCommit(source, queue), token)),
-                new Runnable("appdeployment controller", controller.RunAsync),
+                new Runnable("container copy", containers.RunAsync),
+                new Runnable("appdeployment controller", async token =>
+                {
+                    // As controller-runtime waits for its caches: the first pass over every stack reads the copy, not
+                    // the engine once per stack (the engine down: the reads go to it, and say so).
+                    await containers.WaitLiveAsync(CachedContainerEngine.StartWait, token);
+                    await controller.RunAsync(token);
+                }),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
                 new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
-                .. more,
+                backups,
                 .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
             ],
             lease: null,

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
@@ -80,6 +81,19 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
             {
                 return live;
             }
+        }
+    }
+
+    /// <summary>How long a controller waits at start-up for the copy before it reads the engine instead.</summary>
+    public static readonly TimeSpan StartWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>Until the copy is live, or <paramref name="most"/> has passed (the engine down: reads go to it meanwhile).</summary>
+    public async Task WaitLiveAsync(TimeSpan most, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(most.TotalSeconds * Stopwatch.Frequency);
+        while (!Live && Stopwatch.GetTimestamp() < deadline)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), ct);
         }
     }
 
