@@ -73,18 +73,20 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IContain
         {
             var list = await client.Containers.ListContainersAsync(
                 new ContainersListParameters { All = true, Filters = LabelFilter(labels) }, ct);
-            var result = new List<ObservedContainer>(list.Count);
-            foreach (var c in list)
+            var result = new System.Collections.Concurrent.ConcurrentBag<ObservedContainer>();
+            // A few inspects at a time: each is a round trip (and, with Docker.DotNet, a connection), and a node's
+            // whole list (the container copy's) can be hundreds of containers.
+            await Parallel.ForEachAsync(list, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (c, token) =>
             {
                 try
                 {
-                    result.Add(ToObserved(await client.Containers.InspectContainerAsync(c.ID, ct)));
+                    result.Add(ToObserved(await client.Containers.InspectContainerAsync(c.ID, token)));
                 }
                 catch (DockerContainerNotFoundException)
                 {
                     // Removed between list and inspect: it is gone, which is what the next plan will see.
                 }
-            }
+            });
 
             return (IReadOnlyList<ObservedContainer>)result.OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
         });

@@ -287,7 +287,7 @@ public static class DirectoryRunner
                 {
                     // As controller-runtime waits for its caches: the first pass over every stack reads the copy, not
                     // the engine once per stack (the engine down: the reads go to it, and say so).
-                    await containers.WaitLiveAsync(CachedContainerEngine.StartWait, token);
+                    await containers.WaitFirstSyncAsync(token);
                     await controller.RunAsync(token);
                 }),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),

@@ -264,7 +264,7 @@ public static class KubernetesRunner
                     {
                         await informer.WaitForSyncAsync(token);
                         await policies.WaitForSyncAsync(token);
-                        await containers.WaitLiveAsync(CachedContainerEngine.StartWait, token);
+                        await containers.WaitFirstSyncAsync(token);
                         policiesSynced = true;
                         log.LogInformation("Cache synced; reconciling the AppDeployments of node {Node}", options.Node);
                         await controller.RunAsync(token);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
@@ -66,6 +65,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
     private long tickets;
     private bool live;
     private CancellationTokenSource? session;
+    private readonly TaskCompletionSource firstSync = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public string Endpoint => inner.Endpoint;
 
@@ -84,18 +84,12 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
         }
     }
 
-    /// <summary>How long a controller waits at start-up for the copy before it reads the engine instead.</summary>
-    public static readonly TimeSpan StartWait = TimeSpan.FromSeconds(10);
-
-    /// <summary>Until the copy is live, or <paramref name="most"/> has passed (the engine down: reads go to it meanwhile).</summary>
-    public async Task WaitLiveAsync(TimeSpan most, CancellationToken ct)
-    {
-        var deadline = Stopwatch.GetTimestamp() + (long)(most.TotalSeconds * Stopwatch.Frequency);
-        while (!Live && Stopwatch.GetTimestamp() < deadline)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20), ct);
-        }
-    }
+    /// <summary>
+    /// Until the first list has landed or failed (the engine down: reads go to it meanwhile, and say so). A slow engine
+    /// is waited for: on a loaded node the first list of hundreds of containers takes seconds, and every stack reading
+    /// the engine meanwhile would make it slower still.
+    /// </summary>
+    public Task WaitFirstSyncAsync(CancellationToken ct) => firstSync.Task.WaitAsync(ct);
 
     /// <summary>How many lists this copy made of the engine: one per (re)connect.</summary>
     public int Syncs { get; private set; }
@@ -132,6 +126,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
                 }
                 finally
                 {
+                    firstSync.TrySetResult();
                     Invalidate();
                     lock (gate)
                     {
@@ -197,6 +192,8 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
             live = true;
             Syncs++;
         }
+
+        firstSync.TrySetResult();
     }
 
     private async Task ApplyEventsAsync(CancellationToken ct)

@@ -113,9 +113,10 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
 
         // Exec events (health checks run every few seconds) cost no inspect.
         var inspects = Count("container_inspect");
+        // (Docker says destroy once the container is gone.)
+        await engine.RemoveContainerAsync(other, default);
         changes.Send(new ContainerChange(other, "exec_start: pg_isready", "default/b"));
         changes.Send(new ContainerChange(other, "destroy", "default/b"));
-        await engine.RemoveContainerAsync(other, default);
         await Until(async () => (await cache.ListContainersAsync(Stack("default/b"), default)).Count == 0);
         Assert.Equal(inspects + 1, Count("container_inspect"));
     }
@@ -146,6 +147,20 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
         engine.Down = false;
         await Until(() => cache.Live && cache.Syncs >= 2);
         Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default));
+    }
+
+    [Fact]
+    public async Task The_first_sync_is_awaited_whether_it_lands_or_fails()
+    {
+        engine.Down = true;
+        running = cache.RunAsync(stop.Token);
+        // The engine down: the wait ends with the failed list, and reads go to the engine (which says it is down).
+        await cache.WaitFirstSyncAsync(default).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(cache.Live);
+        await Assert.ThrowsAsync<EngineUnreachableException>(() => cache.ListContainersAsync(Managed, default));
+
+        engine.Down = false;
+        await Until(() => cache.Live);
     }
 
     private async Task StartAsync()
