@@ -35,6 +35,16 @@ bench_init() { # NAME "$@" (only --quick is understood here; the script reads it
 # bench_on_exit 'COMMAND': run at exit (also on Ctrl-C and errors), the last registered first.
 bench_on_exit() { BENCH_CLEANUPS+=("$1"); }
 
+# The operator a benchmark runs (its pid in operator_pid): stop_operator ends it with SIGTERM and waits; registered to
+# run at exit as well.
+operator_pid=
+stop_operator() {
+    [[ -n $operator_pid ]] || return 0
+    kill -TERM "$operator_pid" 2>/dev/null || true
+    wait "$operator_pid" 2>/dev/null || true
+    operator_pid=
+}
+
 bench_cleanup() {
     local rc=$? i
     trap - EXIT INT TERM

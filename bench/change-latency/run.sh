@@ -48,13 +48,6 @@ write_stacks() { # the stacks' documents, first version, on stdout
     for name in ${names//,/ }; do echo "---"; sed -e "s/@NAME@/$name/" -e "s/@CHANGE@/0/" "$work/stack.tmpl"; done
 }
 
-operator_pid=
-stop_operator() {
-    [[ -n $operator_pid ]] || return 0
-    kill -TERM "$operator_pid" 2>/dev/null || true
-    wait "$operator_pid" 2>/dev/null || true
-    operator_pid=
-}
 bench_on_exit stop_operator
 
 wait_ready() { # PORT: the operator's /readyz answers 200

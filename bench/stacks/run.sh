@@ -46,14 +46,7 @@ for ((i = 1; i <= stacks; i++)); do
 done
 caches=$((stacks / 4))
 
-operator_pid=
 metrics_port=
-stop_operator() {
-    [[ -n $operator_pid ]] || return 0
-    kill -TERM "$operator_pid" 2>/dev/null || true
-    wait "$operator_pid" 2>/dev/null || true
-    operator_pid=
-}
 bench_on_exit stop_operator
 
 start_operator() { # VARIANT [ENV=VALUE...]: starts skiff run; sets operator_pid, metrics_port, started (epoch seconds)
