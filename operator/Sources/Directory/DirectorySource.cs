@@ -270,10 +270,6 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
                 var first = Stopwatch.GetTimestamp();
                 while (await signal.WaitAsync(Quiet, ct) && Stopwatch.GetElapsedTime(first) < MaxDebounce)
                 {
-                    while (signal.CurrentCount > 0)
-                    {
-                        await signal.WaitAsync(ct);
-                    }
                 }
 
                 while (signal.CurrentCount > 0)
