@@ -17,11 +17,14 @@
 # Everything it created (label dev.skiff.node=<its node>, dev.skiff.bench=<prefix>, and the names) is removed at the
 # end, also on Ctrl-C.
 #
-# Usage: bench/stacks/run.sh [--quick]    (STACKS=200, 20 with --quick; IDLE, VARIANT_IDLE override)
+# Usage: bench/stacks/run.sh [--quick]    (STACKS=200, 20 with --quick; IDLE, VARIANT_IDLE override; for a quicker look
+#        at one figure, PEER=0 skips the docker CLI converge peer and VARIANTS="workstation" restarts with those only)
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bench_init stacks "$@"
 stacks=${STACKS:-$([[ $BENCH_QUICK == 1 ]] && echo 20 || echo 200)}
 idle=${IDLE:-$([[ $BENCH_QUICK == 1 ]] && echo 30 || echo 300)}
+run_peer=${PEER:-1}
+variants=${VARIANTS:-workstation server hardlimit-48MiB conserve-7}
 variant_idle=${VARIANT_IDLE:-$([[ $BENCH_QUICK == 1 ]] && echo 20 || echo 60)}
 here=$BENCH_REPO/bench/stacks
 
@@ -106,14 +109,18 @@ echo "variant,epoch,rss_kb" >"$BENCH_OUT/rss.csv"
 
 load_start=$(bench_load)
 # --- converge: the docker CLI peer first, removed again, then Skiff -------------------------------------------------
-bench_log "peer: $stacks stacks with the docker CLI, 4 at a time (load average $load_start)"
-t0=$EPOCHREALTIME
-for ((i = 1; i <= stacks; i++)); do echo "$i $((i % 4 == 0 ? 1 : 0))"; done \
-    | xargs -P 4 -L 1 bash -c '"$0" "$1" "$2" "$3"' "$here/peer-stack.sh" "$BENCH_PREFIX" >"$BENCH_OUT/peer.log" 2>&1 \
-    || bench_die "the docker CLI peer failed: $BENCH_OUT/peer.log"
-peer_converge=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
-bench_log "peer converged in $peer_converge s; removing it"
-bench_engine_clean "dev.skiff.bench=$BENCH_PREFIX" "$BENCH_PREFIX-"
+if [[ $run_peer == 1 ]]; then
+    bench_log "peer: $stacks stacks with the docker CLI, 4 at a time (load average $load_start)"
+    t0=$EPOCHREALTIME
+    for ((i = 1; i <= stacks; i++)); do echo "$i $((i % 4 == 0 ? 1 : 0))"; done \
+        | xargs -P 4 -L 1 bash -c '"$0" "$1" "$2" "$3"' "$here/peer-stack.sh" "$BENCH_PREFIX" >"$BENCH_OUT/peer.log" 2>&1 \
+        || bench_die "the docker CLI peer failed: $BENCH_OUT/peer.log"
+    peer_converge=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    bench_log "peer converged in $peer_converge s; removing it"
+    bench_engine_clean "dev.skiff.bench=$BENCH_PREFIX" "$BENCH_PREFIX-"
+else
+    peer_converge=
+fi
 
 bench_log "skiff: $stacks stacks ($caches with a cache) from one folder"
 start_operator converge
@@ -148,7 +155,7 @@ declare -A variant_env=(
 )
 resync_csv=$BENCH_OUT/resync.csv
 echo "variant,seconds_from_start,seconds_from_first_request,list_calls,requests,rss_kb,rss_max_kb" >"$resync_csv"
-for variant in workstation server hardlimit-48MiB conserve-7; do
+for variant in $variants; do
     bench_log "restart ($variant): resync of $stacks steady stacks, then $variant_idle s idle"
     start_operator "$variant" ${variant_env[$variant]}
     deadline=$((SECONDS + 600))
@@ -178,7 +185,7 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 bench_summary "### P4 memory and P7 resync: $stacks stacks on one engine" "" \
     "$stacks stacks ($caches with a Redis cache; $containers containers), busybox httpd apps with a 10 s health check; load average $load_start at the start." "" \
     "| measurement | skiff | peer | ratio |" "|---|---:|---:|---:|" \
-    "| converge from nothing (s) | $skiff_converge | $peer_converge (docker CLI, 4 at a time) | $(bench_ratio "$skiff_converge" "$peer_converge")× |" \
+    "| converge from nothing (s) | $skiff_converge | ${peer_converge:-not run (PEER=0)}$([[ -n $peer_converge ]] && echo " (docker CLI, 4 at a time)") | $([[ -n $peer_converge ]] && echo "$(bench_ratio "$skiff_converge" "$peer_converge")×" || echo –) |" \
     "| Docker requests while converging (list calls) | $converge_requests ($converge_lists) | – | – |" \
     "| RSS after converging + ${idle} s idle (MiB; max while idle) | $(mib "$idle_kb") ($(mib "$idle_max_kb")) | – | – |" \
     "| steady: reconciles / list calls in ${idle} s idle | $idle_reconciles / $idle_lists ($lists_per_period per 10 s health period) | – | – |" ""

@@ -33,7 +33,7 @@ public enum ImageRemoval
 /// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
 /// "the engine is down" from "the engine said no".
 /// </summary>
-public sealed class DockerEngine : IContainerEngine, IImageEventSource, IContainerChanges, IDisposable
+public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineChanges, IDisposable
 {
     public static readonly ActivitySource Activity = new("Skiff.Docker");
     private readonly DockerClient client;
@@ -366,6 +366,15 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IContain
             }
         });
 
+    public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListVolumesAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        CallAsync("volume_list", async () =>
+        {
+            var list = await client.Volumes.ListAsync(new VolumesListParameters { Filters = LabelFilter(labels) }, ct);
+            return (IReadOnlyList<(string, IReadOnlyDictionary<string, string>)>)(list.Volumes ?? [])
+                .Select(v => (v.Name, (IReadOnlyDictionary<string, string>)(v.Labels ?? new Dictionary<string, string>())))
+                .ToList();
+        });
+
     public Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
         CallAsync("volume_create", async () =>
         {
@@ -616,17 +625,33 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IContain
             return DateTimeOffset.TryParse(info.SystemTime, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow;
         });
 
-    public Task WatchContainersAsync(DateTimeOffset since, Action<ContainerChange> onChange, CancellationToken ct)
+    public Task WatchChangesAsync(DateTimeOffset since, Action<EngineChange> onChange, CancellationToken ct)
     {
         var filters = new Dictionary<string, string[]>
         {
-            ["type"] = ["container"],
-            ["label"] = [SkiffLabels.ManagedBy + "=" + SkiffLabels.ManagedByValue],
-            // What changes a container's inspect; not the exec events a health check makes every few seconds.
+            ["type"] = [EngineChange.Container, EngineChange.Network, EngineChange.Volume],
+            // What changes a container's inspect, and a network's or volume's existence; not the exec events a health
+            // check makes every few seconds. No label filter: Docker matches it against an event's attributes, and
+            // network and volume events carry none of their labels; containers are matched on their labels here.
             ["event"] = ["create", "start", "restart", "die", "oom", "pause", "unpause", "rename", "update", "destroy", "health_status"],
         };
         var from = (since.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture);
-        return MonitorEventsAsync(filters, e => onChange(new ContainerChange(e.ActorId, e.Action, e.Attributes.GetValueOrDefault(SkiffLabels.App))), ct, from);
+        return MonitorEventsAsync(filters, e =>
+        {
+            switch (e.Type)
+            {
+                case EngineChange.Container when e.Attributes.GetValueOrDefault(SkiffLabels.ManagedBy) == SkiffLabels.ManagedByValue:
+                    onChange(new EngineChange(EngineChange.Container, e.ActorId, e.Action, e.Attributes.GetValueOrDefault(SkiffLabels.App)));
+                    break;
+                case EngineChange.Network:
+                    // A network event's actor is the network's id; Skiff knows networks by name.
+                    onChange(new EngineChange(EngineChange.Network, e.Attributes.GetValueOrDefault("name") ?? e.ActorId, e.Action, null));
+                    break;
+                case EngineChange.Volume:
+                    onChange(new EngineChange(EngineChange.Volume, e.ActorId, e.Action, null));
+                    break;
+            }
+        }, ct, from);
     }
 
     /// <summary>

@@ -69,6 +69,9 @@ public interface IContainerEngine
     /// <summary>The volume's labels, or null when it does not exist.</summary>
     Task<IReadOnlyDictionary<string, string>?> InspectVolumeAsync(string name, CancellationToken ct);
 
+    /// <summary>The volumes carrying all the given labels, with their labels.</summary>
+    Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListVolumesAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct);
+
     Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct);
 
     Task RemoveVolumeAsync(string name, CancellationToken ct);

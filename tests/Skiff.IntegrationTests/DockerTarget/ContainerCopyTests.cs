@@ -61,6 +61,49 @@ public sealed class ContainerCopyTests(DockerFixture docker)
         }
     }
 
+    [Fact]
+    public async Task The_copy_follows_networks_and_volumes_made_and_removed_outside_it()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var ct = cts.Token;
+        var managed = new Dictionary<string, string>(docker.Labels) { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue };
+        var network = docker.Name("copy-net");
+        var volume = docker.Name("copy-vol");
+        await docker.Client.Networks.CreateNetworkAsync(new NetworksCreateParameters { Name = network, Driver = "bridge", Labels = managed }, ct);
+
+        using var engine = new DockerEngine(docker.DockerHost.ToString());
+        var copy = new CachedContainerEngine(engine, engine, NullLogger.Instance);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var running = copy.RunAsync(stop.Token);
+        try
+        {
+            await Eventually.UntilAsync("the copy is live", () => Task.FromResult(copy.Live), live => live, Wait);
+            Assert.True(await copy.NetworkExistsAsync(network, ct));
+            Assert.Null(await copy.InspectVolumeAsync(volume, ct));
+
+            // Outside Skiff (docker volume create, docker network rm): only the event stream can tell the copy.
+            await docker.Client.Volumes.CreateAsync(new VolumesCreateParameters { Name = volume, Labels = managed }, ct);
+            await docker.Client.Networks.DeleteNetworkAsync(network, ct);
+            await Eventually.UntilAsync("the copy has the volume created outside it", () => copy.InspectVolumeAsync(volume, ct),
+                labels => labels is not null && labels.ContainsKey(SkiffLabels.ManagedBy), Wait);
+            await Eventually.UntilAsync("the copy has the network removed outside it", () => copy.NetworkExistsAsync(network, ct),
+                exists => !exists, Wait);
+            Assert.Equal(1, copy.Syncs);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+            try
+            {
+                await docker.Client.Volumes.RemoveAsync(volume, force: true, CancellationToken.None);
+            }
+            catch (global::Docker.DotNet.DockerApiException)
+            {
+            }
+        }
+    }
+
     private static CreateContainerParameters Sleeper(string network, Dictionary<string, string> labels) => new()
     {
         Image = TestImages.Busybox,

@@ -14,8 +14,13 @@ namespace Skiff.IntegrationTests.KubernetesSource;
 /// </summary>
 public sealed class KubernetesRuntimeTests
 {
+    /// <summary>
+    /// Leader-election timings short enough for a takeover within <see cref="Wait"/>, with a renew deadline (6 s) that a
+    /// loaded 2-core machine meets: with 3 s, the holder lost skiff-cluster to the other instance under load ~30 before
+    /// the test killed it.
+    /// </summary>
     private static readonly string[] ShortLease =
-        ["--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3", "--leader-election-retry-period", "1"];
+        ["--leader-election-lease-duration", "8", "--leader-election-renew-deadline", "6", "--leader-election-retry-period", "1"];
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 

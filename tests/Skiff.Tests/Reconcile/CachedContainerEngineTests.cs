@@ -101,13 +101,13 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
         engine.Exit("a_app_1", 1);
         Assert.Equal("running", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
 
-        changes.Send(new ContainerChange(id, "die", "default/a"));
+        changes.Send(new EngineChange(EngineChange.Container, id, "die", "default/a"));
         await Until(() => woken.Contains("default/a"));
         Assert.Equal("exited", Assert.Single(await cache.ListContainersAsync(Stack("default/a"), default)).State);
 
         // A container created by someone else (a CI script using Skiff's labels) appears with its event; a start wakes nobody.
         var other = await engine.CreateContainerAsync(Spec("default/b", "b_app_1"), default);
-        changes.Send(new ContainerChange(other, "create", "default/b"));
+        changes.Send(new EngineChange(EngineChange.Container, other, "create", "default/b"));
         await Until(async () => (await cache.ListContainersAsync(Stack("default/b"), default)).Count == 1);
         Assert.DoesNotContain("default/b", woken);
 
@@ -115,10 +115,78 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
         var inspects = Count("container_inspect");
         // (Docker says destroy once the container is gone.)
         await engine.RemoveContainerAsync(other, default);
-        changes.Send(new ContainerChange(other, "exec_start: pg_isready", "default/b"));
-        changes.Send(new ContainerChange(other, "destroy", "default/b"));
+        changes.Send(new EngineChange(EngineChange.Container, other, "exec_start: pg_isready", "default/b"));
+        changes.Send(new EngineChange(EngineChange.Container, other, "destroy", "default/b"));
         await Until(async () => (await cache.ListContainersAsync(Stack("default/b"), default)).Count == 0);
         Assert.Equal(inspects + 1, Count("container_inspect"));
+    }
+
+    [Fact]
+    public async Task Networks_and_volumes_are_listed_once_and_kept_current_by_events_and_writes()
+    {
+        await engine.CreateNetworkAsync("skiff_default_a", Managed, default);
+        await engine.CreateVolumeAsync("skiff_default_a_db", Managed, default);
+        await StartAsync();
+        Assert.Equal(1, Count("network_list"));
+        Assert.Equal(1, Count("volume_list"));
+
+        // A resync: every stack asks for its network and volumes; the copy answers.
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.True(await cache.NetworkExistsAsync("skiff_default_a", default));
+            Assert.NotNull(await cache.InspectVolumeAsync("skiff_default_a_db", default));
+        }
+
+        Assert.Equal(0, Count("network_inspect"));
+        Assert.Equal(0, Count("volume_inspect"));
+
+        // A name the list did not hold (not Skiff's label, or not there) is asked once, then known.
+        Assert.False(await cache.NetworkExistsAsync("skiff_default_b", default));
+        Assert.False(await cache.NetworkExistsAsync("skiff_default_b", default));
+        Assert.Null(await cache.InspectVolumeAsync("skiff_default_b_db", default));
+        Assert.Null(await cache.InspectVolumeAsync("skiff_default_b_db", default));
+        Assert.Equal(1, Count("network_inspect"));
+        Assert.Equal(1, Count("volume_inspect"));
+
+        // Writes through the copy are read back at once.
+        await cache.CreateNetworkAsync("skiff_default_b", Managed, default);
+        await cache.CreateVolumeAsync("skiff_default_b_db", Managed, default);
+        Assert.True(await cache.NetworkExistsAsync("skiff_default_b", default));
+        Assert.NotNull(await cache.InspectVolumeAsync("skiff_default_b_db", default));
+        await cache.RemoveVolumeAsync("skiff_default_b_db", default);
+        Assert.Null(await cache.InspectVolumeAsync("skiff_default_b_db", default));
+
+        // Outside Skiff (docker network rm, docker volume rm): the copy learns it from the event.
+        await engine.RemoveNetworkAsync("skiff_default_a", default);
+        await engine.RemoveVolumeAsync("skiff_default_a_db", default);
+        Assert.True(await cache.NetworkExistsAsync("skiff_default_a", default)); // the documented lag until the event
+        changes.Send(new EngineChange(EngineChange.Network, "skiff_default_a", "destroy", null));
+        changes.Send(new EngineChange(EngineChange.Volume, "skiff_default_a_db", "destroy", null));
+        await Until(async () => !await cache.NetworkExistsAsync("skiff_default_a", default));
+        await Until(async () => await cache.InspectVolumeAsync("skiff_default_a_db", default) is null);
+
+        // And one made outside Skiff, without Skiff's labels, appears with its event.
+        await engine.CreateVolumeAsync("skiff_default_a_db", new Dictionary<string, string>(), default);
+        changes.Send(new EngineChange(EngineChange.Volume, "skiff_default_a_db", "create", null));
+        await Until(async () => await cache.InspectVolumeAsync("skiff_default_a_db", default) is not null);
+        Assert.Equal(1, cache.Syncs);
+    }
+
+    [Fact]
+    public async Task A_network_or_volume_gone_while_the_stream_was_down_is_not_remembered()
+    {
+        await engine.CreateNetworkAsync("skiff_default_a", Managed, default);
+        await engine.CreateVolumeAsync("skiff_default_a_db", Managed, default);
+        await StartAsync();
+        Assert.True(await cache.NetworkExistsAsync("skiff_default_a", default));
+
+        changes.Drop();
+        await Until(() => !cache.Live || cache.Syncs > 1);
+        await engine.RemoveNetworkAsync("skiff_default_a", default);
+        await engine.RemoveVolumeAsync("skiff_default_a_db", default);
+        await Until(() => cache.Syncs >= 2 && cache.Live);
+        Assert.False(await cache.NetworkExistsAsync("skiff_default_a", default));
+        Assert.Null(await cache.InspectVolumeAsync("skiff_default_a_db", default));
     }
 
     [Fact]
@@ -194,17 +262,17 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
     }
 
     /// <summary>An event stream the test drives: it sends events and drops the connection.</summary>
-    private sealed class FakeChanges : IContainerChanges
+    private sealed class FakeChanges : IEngineChanges
     {
         private readonly object gate = new();
-        private Action<ContainerChange>? listener;
+        private Action<EngineChange>? listener;
         private TaskCompletionSource? connection;
 
         public DateTimeOffset LastSince { get; private set; }
 
         public Task<DateTimeOffset> EngineTimeAsync(CancellationToken ct) => Task.FromResult(DateTimeOffset.UtcNow);
 
-        public async Task WatchContainersAsync(DateTimeOffset since, Action<ContainerChange> onChange, CancellationToken ct)
+        public async Task WatchChangesAsync(DateTimeOffset since, Action<EngineChange> onChange, CancellationToken ct)
         {
             var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             lock (gate)
@@ -220,7 +288,7 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
             }
         }
 
-        public void Send(ContainerChange change)
+        public void Send(EngineChange change)
         {
             lock (gate)
             {

@@ -194,6 +194,10 @@ public sealed class InMemoryEngine : IContainerEngine
 
     public Task<IReadOnlyDictionary<string, string>?> InspectVolumeAsync(string name, CancellationToken ct) => Call("volume_inspect", () => volumes.GetValueOrDefault(name));
 
+    public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListVolumesAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        Call("volume_list", () => (IReadOnlyList<(string, IReadOnlyDictionary<string, string>)>)[.. volumes
+            .Where(v => labels.All(l => v.Value.TryGetValue(l.Key, out var x) && x == l.Value)).Select(v => (v.Key, v.Value))]);
+
     public Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
         Call("volume_create " + name, () => volumes.TryAdd(name, labels));
 
