@@ -43,6 +43,7 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
     private List<ImageGCPolicy> policies = [];
     private List<string> problems = [];
     private HashSet<string> broken = new(StringComparer.Ordinal);
+    private bool recheckEmpty;
 
     private readonly HashSet<string> reportedSkips = new(StringComparer.Ordinal);
 
@@ -200,14 +201,31 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         var newSecretProblems = newSecrets.Values.Select(v => v.Problem).OfType<string>().ToHashSet(StringComparer.Ordinal);
         List<ObjectKey> changed;
         HashSet<string> oldSecretProblems;
+        var emptied = new SortedSet<string>(StringComparer.Ordinal);
         lock (gate)
         {
-            // A file that could not be read whole keeps its previous stacks: it is probably being written.
+            // A file that could not be read whole keeps its previous stacks: it is probably being written. So does a
+            // file that is empty and was written just now: a writer that truncates first and writes later (a script's
+            // `>` redirection, a slow copy) leaves it empty for a moment, and reading the folder then must not prune
+            // its stacks. Once it has stayed empty for EmptyGrace, it is read as it is.
+            recheckEmpty = false;
             foreach (var (key, old) in apps)
             {
-                if (!newApps.ContainsKey(key) && brokenFiles.Contains(old.File))
+                if (newApps.ContainsKey(key))
+                {
+                    continue;
+                }
+
+                if (brokenFiles.Contains(old.File))
                 {
                     newApps[key] = old with { Errors = [.. old.Errors, $"{Relative(old.File)}: the file cannot be read whole right now (see the problems); keeping the last good version"] };
+                }
+                else if (JustEmptied(old.File))
+                {
+                    newApps[key] = old;
+                    brokenFiles.Add(old.File);
+                    emptied.Add(Relative(old.File));
+                    recheckEmpty = true;
                 }
             }
 
@@ -232,6 +250,11 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             logger.LogWarning("Ignoring an invalid document: {Problem}", problem);
         }
 
+        foreach (var file in emptied)
+        {
+            logger.LogInformation("{File} is empty since just now: keeping its stacks for {Grace} s in case it is being written", file, EmptyGrace.TotalSeconds);
+        }
+
         // Said once per change (the stacks using the Secret say it too, as their condition); the message holds no value.
         foreach (var problem in newSecretProblems.Except(oldSecretProblems).Order(StringComparer.Ordinal))
         {
@@ -239,6 +262,23 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         }
 
         return changed;
+    }
+
+    /// <summary>How long a file that became empty keeps its stacks, for a writer that truncates it first to write it.</summary>
+    public static readonly TimeSpan EmptyGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>A file that is empty now and was written less than <see cref="EmptyGrace"/> ago.</summary>
+    private bool JustEmptied(string file)
+    {
+        try
+        {
+            var info = new FileInfo(file);
+            return info.Exists && info.Length == 0 && DateTime.UtcNow - info.LastWriteTimeUtc < EmptyGrace;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>How long the folder must be quiet after a change before it is read again.</summary>
@@ -263,7 +303,14 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         {
             try
             {
-                await signal.WaitAsync(resync, ct);
+                // A file read while just emptied is read again once its grace is over, written or not.
+                bool recheck;
+                lock (gate)
+                {
+                    recheck = recheckEmpty;
+                }
+
+                await signal.WaitAsync(recheck ? EmptyGrace : resync, ct);
                 // Debounce: editors and git write several files in a burst (a truncate, then the writes; a checkout of
                 // many files). Rescan once the folder has been quiet for Quiet, or at MaxDebounce after the first
                 // change if it keeps changing: one save is acted on within tens of milliseconds, not a fixed 300 ms.

@@ -139,6 +139,28 @@ public sealed class FolderSourceTests : IDisposable
     }
 
     [Fact]
+    public void A_file_emptied_just_now_keeps_its_stacks_until_its_grace_is_over()
+    {
+        var file = Path.Combine(Real, "api.yaml");
+        File.WriteAllText(file, Api);
+        var source = new DirectorySource(Real, NullLogger<DirectorySource>.Instance);
+        source.Rescan();
+        var key = new ObjectKey("default", "api");
+
+        // A writer that truncates first (`cat new > api.yaml`, a slow copy): the folder is read while the file is empty.
+        File.WriteAllText(file, "");
+        Assert.Empty(source.Rescan());
+        Assert.NotNull(source.Get(key)?.Resource);
+        Assert.True(source.IsBroken(file));
+
+        // Still empty once the grace is over: read as it is, and its stack is pruned.
+        File.SetLastWriteTimeUtc(file, DateTime.UtcNow - DirectorySource.EmptyGrace - TimeSpan.FromSeconds(1));
+        Assert.Equal([key], source.Rescan());
+        Assert.Null(source.Get(key));
+        Assert.False(source.IsBroken(file));
+    }
+
+    [Fact]
     public void The_source_reads_through_a_link_under_its_real_path()
     {
         File.WriteAllText(Path.Combine(Real, "api.yaml"), Api);
