@@ -15,6 +15,8 @@
 #   gc-vs-prune     a real GC pass vs `docker image prune -a -f`, 500 images    (P6)
 #   change-latency  a change -> the first Docker request, folder and Kubernetes (P3)
 #   stacks          200 stacks: converge vs the docker CLI, idle RSS, resync    (P4, P7)
+#   queue           1,000 runtime: kubernetes stacks, 10 changes/s for 5 min:   (P8)
+#                   queue depth and change -> the operator's first write
 #   compose         rollouts vs docker-compose                                  (P1, P2)
 #   proxy           latency and throughput through skiff proxy vs direct        (node proxy)
 # Results: bench/results/<UTC stamp>/ — NAME.log (each benchmark's own output), NAME/ (its raw data and summary.md),
@@ -23,7 +25,7 @@
 # without compose and proxy (--skip compose,proxy), and those two 5 more.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all=(image-size startup gc-planning gc-vs-prune change-latency stacks compose proxy)
+all=(image-size startup gc-planning gc-vs-prune change-latency stacks queue compose proxy)
 quick=0 docs=1 only="" skip=""
 while (($#)); do
     case $1 in

@@ -178,6 +178,7 @@ public sealed class TestApiServer : IAsyncDisposable
 
     private async Task ServeAsync(HttpContext ctx, ApiHandler handler, CancellationToken serving)
     {
+        _options.OnRequestArrived?.Invoke(ctx.Request);
         var method = ctx.Request.Method;
         var path = ctx.Request.Path.Value ?? "/";
         var watch = ctx.Request.Query["watch"].ToString() is "true" or "1";

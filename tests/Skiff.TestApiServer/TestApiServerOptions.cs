@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http;
+
 namespace Skiff.TestApiServer;
 
 /// <summary>How to start a <see cref="TestApiServer"/>.</summary>
@@ -26,4 +28,13 @@ public sealed class TestApiServerOptions
 
     /// <summary>The clock for timestamps and ages; the system clock when null.</summary>
     public TimeProvider? Clock { get; init; }
+
+    /// <summary>
+    /// Called with every request as it arrives, before it is served (and before <see cref="TestApiServer.Faults"/> act on
+    /// it); null (the default) calls nothing. The request log (<see cref="TestApiServer.RequestLog"/>) records requests as
+    /// their responses start; this sees them earlier, when a client's write reaches the server: bench/kube-apiserver's
+    /// <c>--request-log</c> (P8, bench/queue) times the operator's writes with it. It runs on the request's thread:
+    /// keep it short and do not read the body.
+    /// </summary>
+    public Action<HttpRequest>? OnRequestArrived { get; init; }
 }
