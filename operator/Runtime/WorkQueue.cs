@@ -10,9 +10,14 @@ namespace Skiff.Runtime;
 /// - A key is queued at most once however often it is added before a worker takes it.
 /// - A key being processed (taken by <see cref="GetAsync"/>, not yet <see cref="Done"/>) is never
 ///   handed out again; if it is added meanwhile it is queued again once, right after Done.
-/// - Keys are handed out in the order they became ready; delayed keys become ready in the order
-///   of their due time (ties in the order they were added). A key delayed twice keeps the earlier
-///   due time.
+/// - Two priorities, like controller-runtime's priority queue: a key added with <see cref="Add"/>
+///   (a change: a watch event, an edited file, a container that died) is handed out before every
+///   key that became ready by a delay (<see cref="AddAfter"/>: a health period, a requeue, a retry).
+///   A change waits for a free worker, not behind a burst of routine looks that fell due together.
+///   A queued routine key that is added again is moved up, once.
+/// - Within a priority, keys are handed out in the order they became ready; delayed keys become
+///   ready in the order of their due time (ties in the order they were added). A key delayed twice
+///   keeps the earlier due time.
 /// - All time comes from the injected <see cref="TimeProvider"/>, so tests run on fake time.
 ///
 /// # Caveats
@@ -32,8 +37,16 @@ public sealed class WorkQueue<TKey> : IDisposable
     private readonly IRateLimiter<TKey> rateLimiter;
     private readonly IWorkQueueMetrics metrics;
 
-    private readonly Queue<TKey> queue = new();
-    private readonly HashSet<TKey> dirty = [];
+    // Ready keys, changes first; an entry whose ticket is not the key's ticket in `queued` is stale
+    // (the key moved up, or was handed out) and is skipped.
+    private readonly Queue<(TKey Key, long Ticket)> urgent = new();
+    private readonly Queue<(TKey Key, long Ticket)> routine = new();
+    private readonly Dictionary<TKey, long> queued = [];
+    private long tickets;
+
+    // Keys added and not yet handed out (queued, or to be queued again after Done), and whether a
+    // change (true) or only a delay (false) added them.
+    private readonly Dictionary<TKey, bool> dirty = [];
     private readonly Dictionary<TKey, long> processing = [];
     private readonly Dictionary<TKey, long> enqueuedAt = [];
 
@@ -68,7 +81,7 @@ public sealed class WorkQueue<TKey> : IDisposable
         {
             lock (gate)
             {
-                return queue.Count;
+                return queued.Count;
             }
         }
     }
@@ -85,12 +98,12 @@ public sealed class WorkQueue<TKey> : IDisposable
         }
     }
 
-    /// <summary>Queues the key unless it is already queued; ignored after shutdown.</summary>
+    /// <summary>Queues the key, as a change (handed out before delayed keys), unless it is already queued; ignored after shutdown.</summary>
     public void Add(TKey key)
     {
         lock (gate)
         {
-            AddLocked(key);
+            AddLocked(key, urgent: true);
         }
     }
 
@@ -106,7 +119,7 @@ public sealed class WorkQueue<TKey> : IDisposable
 
             if (delay <= TimeSpan.Zero)
             {
-                AddLocked(key);
+                AddLocked(key, urgent: false);
                 return;
             }
 
@@ -162,7 +175,7 @@ public sealed class WorkQueue<TKey> : IDisposable
                     return (default!, true);
                 }
 
-                if (queue.TryDequeue(out var key))
+                if (TryDequeueLocked(out var key))
                 {
                     var now = time.GetTimestamp();
                     dirty.Remove(key);
@@ -172,7 +185,7 @@ public sealed class WorkQueue<TKey> : IDisposable
                         metrics.ObserveQueueDuration(time.GetElapsedTime(since, now));
                     }
 
-                    metrics.SetDepth(queue.Count);
+                    metrics.SetDepth(queued.Count);
                     return (key, false);
                 }
 
@@ -195,9 +208,9 @@ public sealed class WorkQueue<TKey> : IDisposable
                 metrics.ObserveWorkDuration(time.GetElapsedTime(started));
             }
 
-            if (!shuttingDown && dirty.Contains(key))
+            if (!shuttingDown && dirty.TryGetValue(key, out var isUrgent))
             {
-                EnqueueLocked(key);
+                EnqueueLocked(key, isUrgent);
             }
 
             // Wakes getters for a re-queued key and ShutDownWithDrainAsync alike.
@@ -274,13 +287,32 @@ public sealed class WorkQueue<TKey> : IDisposable
 
     public void Dispose() => ShutDown();
 
-    private void AddLocked(TKey key)
+    private void AddLocked(TKey key, bool urgent)
     {
-        if (shuttingDown || !dirty.Add(key))
+        if (shuttingDown)
         {
             return;
         }
 
+        if (dirty.TryGetValue(key, out var wasUrgent))
+        {
+            if (urgent && !wasUrgent)
+            {
+                // A change to a key waiting as routine: it moves up (its routine entry goes stale).
+                dirty[key] = true;
+                if (queued.ContainsKey(key))
+                {
+                    var ticket = ++tickets;
+                    queued[key] = ticket;
+                    this.urgent.Enqueue((key, ticket));
+                    SignalLocked();
+                }
+            }
+
+            return;
+        }
+
+        dirty[key] = urgent;
         metrics.Added();
         if (processing.ContainsKey(key))
         {
@@ -288,15 +320,36 @@ public sealed class WorkQueue<TKey> : IDisposable
             return;
         }
 
-        EnqueueLocked(key);
+        EnqueueLocked(key, urgent);
         SignalLocked();
     }
 
-    private void EnqueueLocked(TKey key)
+    private void EnqueueLocked(TKey key, bool isUrgent)
     {
-        queue.Enqueue(key);
+        var ticket = ++tickets;
+        queued[key] = ticket;
+        (isUrgent ? urgent : routine).Enqueue((key, ticket));
         enqueuedAt[key] = time.GetTimestamp();
-        metrics.SetDepth(queue.Count);
+        metrics.SetDepth(queued.Count);
+    }
+
+    private bool TryDequeueLocked(out TKey key)
+    {
+        foreach (var q in new[] { urgent, routine })
+        {
+            while (q.TryDequeue(out var entry))
+            {
+                if (queued.TryGetValue(entry.Key, out var ticket) && ticket == entry.Ticket)
+                {
+                    queued.Remove(entry.Key);
+                    key = entry.Key;
+                    return true;
+                }
+            }
+        }
+
+        key = default!;
+        return false;
     }
 
     private void SignalLocked()
@@ -348,7 +401,7 @@ public sealed class WorkQueue<TKey> : IDisposable
 
             waiting.Dequeue();
             waitingDue.Remove(key);
-            AddLocked(key);
+            AddLocked(key, urgent: false);
         }
     }
 

@@ -217,6 +217,48 @@ public class WorkQueueTests
     }
 
     [Fact]
+    public async Task A_change_is_handed_out_before_keys_that_fell_due_and_a_due_key_changed_moves_up_once()
+    {
+        using var queue = NewQueue();
+        // A burst of routine looks (health periods) falls due together.
+        foreach (var key in new[] { "r1", "r2", "r3" })
+        {
+            queue.AddAfter(key, TimeSpan.FromSeconds(10));
+        }
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(3, queue.Len);
+
+        // Then changes arrive: a new key, and one of the due keys.
+        queue.Add("change");
+        queue.Add("r3");
+        Assert.Equal(4, queue.Len);
+
+        Assert.Equal("change", await TakeAsync(queue));
+        Assert.Equal("r3", await TakeAsync(queue));
+        Assert.Equal("r1", await TakeAsync(queue));
+        Assert.Equal("r2", await TakeAsync(queue));
+        Assert.Equal(0, queue.Len);
+        // r3's routine entry went stale when it moved up: it is not handed out twice.
+        var next = queue.GetAsync(Ct);
+        Assert.NotSame(next, await Task.WhenAny(next, Task.Delay(50, Ct)));
+    }
+
+    [Fact]
+    public async Task A_change_to_a_key_in_progress_is_queued_as_a_change_after_Done()
+    {
+        using var queue = NewQueue();
+        queue.Add("a");
+        Assert.Equal("a", await TakeAsync(queue));
+        queue.AddAfter("a", TimeSpan.Zero); // a requeue while processing: routine
+        queue.Add("a");                     // and a change to it meanwhile
+        queue.AddAfter("b", TimeSpan.Zero);
+        queue.Done("a");
+        Assert.Equal("a", await TakeAsync(queue));
+        Assert.Equal("b", await TakeAsync(queue));
+    }
+
+    [Fact]
     public void AddAfter_SameKeyTwice_KeepsTheEarlierDueTime()
     {
         using var queue = NewQueue();
