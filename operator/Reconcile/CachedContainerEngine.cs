@@ -126,6 +126,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IContainerChan
                 }
                 finally
                 {
+                    Skiff.Observability.StartupTrace.Mark("container copy: first list");
                     firstSync.TrySetResult();
                     Invalidate();
                     lock (gate)
