@@ -10,8 +10,10 @@ using Skiff.Cli;
 using Skiff.Hosting;
 
 // Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
+StartupTrace.Mark("main");
 var root = SkiffCommandLine.Build();
 var parse = root.Parse(args);
+StartupTrace.Mark("command line parsed");
 if (parse.Action is ParseErrorAction)
 {
     // A usage error needs no logger (and its values cannot be read): SkiffCommandLine reports it, exit 2.
@@ -95,6 +97,7 @@ ITextFormatter formatter = format == LogFormat.Json
 config = config.WriteTo.Console(new RedactingFormatter(formatter), standardErrorFromLevel: LogEventLevel.Verbose);
 Log.Logger = config.CreateLogger();
 CliContext.Logging = new Serilog.Extensions.Logging.SerilogLoggerFactory(Log.Logger);
+StartupTrace.Mark("logging (configuration, Serilog)");
 
 try
 {

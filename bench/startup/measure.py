@@ -7,6 +7,7 @@ process ended first.
 """
 import argparse
 import http.client
+import os
 import signal
 import subprocess
 import sys
@@ -24,8 +25,10 @@ def main():
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     url = urllib.parse.urlsplit(args.url)
     log = open(args.log, "ab")
+    # SKIFF_STARTUP_T0: the spawn time for SKIFF_STARTUP_TRACE=1 (skiff's start-up phases, bench/startup/phases.sh).
+    env = dict(os.environ, SKIFF_STARTUP_T0=str(time.time_ns()))
     start = time.monotonic()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     elapsed = None
     try:
         while time.monotonic() - start < args.timeout:

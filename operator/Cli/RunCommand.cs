@@ -212,6 +212,7 @@ public static class RunCommand
         };
         command.SetAction(async (parse, ct) =>
         {
+            Observability.StartupTrace.Mark("run action");
             var path = parse.GetValue(PathOption);
             var url = parse.GetValue(Url);
             var source = parse.GetValue(Source) ?? (url is not null ? "git" : path is null ? "kubernetes" : "directory");

@@ -91,7 +91,9 @@ public static class DirectoryRunner
             return lockExit;
         }
 
+        Observability.StartupTrace.Mark("state locked");
         await using var services = new OperatorServices(logging);
+        Observability.StartupTrace.Mark("operator services (metrics)");
         using (stateLock)
         using (var engine = new DockerEngine(options.DockerHost, services.Metrics.Docker) { NetworkPool = options.NetworkPool })
         {
@@ -106,10 +108,29 @@ public static class DirectoryRunner
                 return ct.IsCancellationRequested ? ExitCodes.Ok : git.LastError?.Reason == GitSource.InvalidCommit ? ExitCodes.NotOk : ExitCodes.UsageOrIo;
             }
 
+            Observability.StartupTrace.Mark("docker client");
             var source = new DirectorySource(git?.FolderPath ?? options.Path, logging.CreateLogger<DirectorySource>(), followLink: git is not null, age);
-            var scan = Task.Run(source.Rescan, CancellationToken.None);
+            var scan = Task.Run(() => { var changed = source.Rescan(); Observability.StartupTrace.Mark("folder read"); return changed; }, CancellationToken.None);
+            // A long-running operator starts its HTTP server (Kestrel) now too, beside them: also mostly one-time JIT and
+            // type loading. /readyz says 503 until the folder is read and the engine answers, as before; /status shows
+            // image GC once it exists.
+            ImageGcService? gcForStatus = null;
+            var http = options.Once ? null : Task.Run(() => StartHttpAsync(source, git, state, engine, () => gcForStatus, services, options, log, ct), CancellationToken.None);
             var answers = await Preflight.EngineAnswersAsync(engine, log, error, ct);
+            Observability.StartupTrace.Mark("engine answered");
             await scan;
+            if (http is not null)
+            {
+                try
+                {
+                    await http;
+                }
+                catch (Exception) when (!answers)
+                {
+                    // The engine's absence is what is reported (it was checked first before the server started early).
+                }
+            }
+
             if (!answers)
             {
                 return ExitCodes.Unreachable;
@@ -121,6 +142,8 @@ public static class DirectoryRunner
             // rollout. Waiting rollouts are requeued when the guard changes (nothing to requeue in --once).
             var requeueAll = () => { };
             var gc = await CreateGcAsync(source, state, engine, options.Node, services, () => requeueAll(), ct);
+            gcForStatus = gc;
+            Observability.StartupTrace.Mark("image GC created");
             var secrets = new FolderSecretSource(state, source.GetSecret, source.GetSecretType);
             var backups = new NodeBackups();
             // The stacks read their containers from a copy the engine's events keep current: a resync of every stack
@@ -139,6 +162,7 @@ public static class DirectoryRunner
                 stacks,
                 services.Report,
                 logging.CreateLogger<StackController>());
+            Observability.StartupTrace.Mark("reconciler built");
             log.LogInformation(
                 "Serving node {Node} from {Path} as source {SourceName} ({SourceId}; state in {StateDir})",
                 options.Node, git?.Describe(git.Commit) ?? source.Path, identity, context.SourceId, state.Root);
@@ -147,6 +171,7 @@ public static class DirectoryRunner
             {
                 await NodeProxySettings.StartAsync(proxy, engine, state.Root, log, ct);
                 var keys = await KeysAsync(source, state, stacks, options.Node, ct);
+                Observability.StartupTrace.Mark("keys (stacks listed)");
                 if (options.Once)
                 {
                     var exit = await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, ct);
@@ -244,6 +269,32 @@ public static class DirectoryRunner
         return OnceRun.Report(shown, source.Problems, failed, output, console.PrintTable);
     }
 
+    /// <summary>The probes (ready once <paramref name="source"/> is read and the engine answers), <c>/metrics</c>, <c>/status</c> and the Git source's <c>/sync</c>.</summary>
+    private static async Task StartHttpAsync(
+        DirectorySource source,
+        GitSource? git,
+        StateStore state,
+        DockerEngine engine,
+        Func<ImageGcService?> gc,
+        OperatorServices services,
+        DirectoryRunOptions options,
+        ILogger log,
+        CancellationToken ct)
+    {
+        var node = options.Node;
+        services.AddStandardChecks(() => source.HasSynced, engine);
+        Observability.StartupTrace.Mark("http starting");
+        await services.StartHttpAsync(
+            options.MetricsBindAddress,
+            options.HealthProbeBindAddress,
+            git is null
+                ? () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc()?.Loop.LastReport }
+                : () => new { source = git.Describe(git.Commit), node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc()?.Loop.LastReport, git = git.Status() },
+            ct,
+            git is null ? null : new Dictionary<string, Microsoft.AspNetCore.Http.RequestDelegate> { ["/sync"] = GitFeed.SyncEndpoint(git, options.Git!.WebhookSecret, log) });
+        Observability.StartupTrace.Mark("http started");
+    }
+
     private static async Task<int> RunForeverAsync(
         DirectorySource source,
         GitSource? git,
@@ -261,16 +312,6 @@ public static class DirectoryRunner
         ILogger log,
         CancellationToken ct)
     {
-        var node = options.Node;
-        services.AddStandardChecks(() => source.HasSynced, engine);
-        await services.StartHttpAsync(
-            options.MetricsBindAddress,
-            options.HealthProbeBindAddress,
-            git is null
-                ? () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport }
-                : () => new { source = git.Describe(git.Commit), node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc.Loop.LastReport, git = git.Status() },
-            ct,
-            git is null ? null : new Dictionary<string, Microsoft.AspNetCore.Http.RequestDelegate> { ["/sync"] = GitFeed.SyncEndpoint(git, options.Git!.WebhookSecret, log) });
         foreach (var key in keys)
         {
             queue.Add(key);

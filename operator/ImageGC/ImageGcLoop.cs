@@ -83,7 +83,9 @@ public sealed class ImageGcLoop(
     /// <summary>Runs until <paramref name="ct"/> ends: the first pass at once, then per trigger, interval and pressure.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
+        Skiff.Observability.StartupTrace.Mark("image GC: startup pass begins");
         await RunPassAsync("startup", ct).ConfigureAwait(false);
+        Skiff.Observability.StartupTrace.Mark("image GC: startup pass done");
         var saved = pass.FirstSeen.Changes;
         while (!ct.IsCancellationRequested)
         {

@@ -143,6 +143,7 @@ public sealed class OperatorHttp : IAsyncDisposable
         bool serveHealth,
         CancellationToken cancellationToken)
     {
+        StartupTrace.Mark("kestrel: creating builder");
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
 
         // Only our flags decide what is served: no appsettings.json, ASPNETCORE_URLS or Kestrel section
@@ -166,7 +167,9 @@ public sealed class OperatorHttp : IAsyncDisposable
             }
         });
 
+        StartupTrace.Mark("kestrel: builder configured");
         var app = builder.Build();
+        StartupTrace.Mark("kestrel: app built");
         apps.Add(app);
         if (serveMetrics)
         {
@@ -209,6 +212,7 @@ public sealed class OperatorHttp : IAsyncDisposable
         }
 
         await app.StartAsync(cancellationToken);
+        StartupTrace.Mark("kestrel: started");
 
         // Kestrel writes the bound endpoint back into the listen options, the real port included.
         return listen?.IPEndPoint ?? throw new InvalidOperationException("Kestrel did not report the bound endpoint");
@@ -216,7 +220,9 @@ public sealed class OperatorHttp : IAsyncDisposable
 
     private static async Task ProbeAsync(HttpContext http, string probe, Func<CancellationToken, Task<HealthReport>> run, int failureCode)
     {
+        StartupTrace.Mark($"{probe}: request");
         var report = await run(http.RequestAborted);
+        StartupTrace.Mark($"{probe}: checked ({(report.Healthy ? "healthy" : "not healthy")})");
         var verbose = http.Request.Query.ContainsKey("verbose");
         var body = new StringBuilder();
         if (report.Healthy && !verbose)
@@ -239,6 +245,11 @@ public sealed class OperatorHttp : IAsyncDisposable
         }
 
         http.Response.StatusCode = report.Healthy ? StatusCodes.Status200OK : failureCode;
+        if (report.Healthy && probe == "readyz")
+        {
+            StartupTrace.MarkReady();
+        }
+
         http.Response.ContentType = "text/plain; charset=utf-8";
         http.Response.Headers.CacheControl = "no-store";
         await http.Response.WriteAsync(body.ToString(), http.RequestAborted);

@@ -137,6 +137,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
                 }
                 finally
                 {
+                    Skiff.Observability.StartupTrace.Mark("container copy: first list");
                     firstSync.TrySetResult();
                     Invalidate();
                     lock (gate)
