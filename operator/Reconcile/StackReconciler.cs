@@ -157,6 +157,7 @@ public sealed partial class StackReconciler(
             volumes[volume] = await engine.InspectVolumeAsync(volume, ct);
         }
 
+        containers = await ProbeStartingDataAsync(desired, containers, ct);
         var passed = new HashSet<string>(StringComparer.Ordinal);
         if (desired.Health is { } health)
         {
@@ -182,6 +183,55 @@ public sealed partial class StackReconciler(
             Routes = RoutesOrThrow.Get(desired.Names.Key),
             RoutesApplied = await RoutesOrThrow.AppliedAsync(ct),
         };
+    }
+
+    /// <summary>
+    /// A database or cache that Docker still calls <c>starting</c> is asked once with its own health command (one exec),
+    /// and seen healthy when that passes. Docker's health check runs every <see cref="DesiredStack.DataHealthInterval"/>
+    /// (a calm pace for the life of the container: each check is an exec, which costs a small VPS real CPU), so its
+    /// first verdict comes that long after the start; the rollout waiting on the component (every 250 ms) does not
+    /// wait for it.
+    /// </summary>
+    private async Task<IReadOnlyList<ObservedContainer>> ProbeStartingDataAsync(
+        DesiredStack desired, IReadOnlyList<ObservedContainer> containers, CancellationToken ct)
+    {
+        List<ObservedContainer>? probed = null;
+        foreach (var data in new[] { desired.Database, desired.Cache }.OfType<DataComponent>())
+        {
+            if (data.Container.Healthcheck is not { } check || DesiredStack.HealthCommand(check) is not { } command)
+            {
+                continue;
+            }
+
+            for (var i = 0; i < containers.Count; i++)
+            {
+                var c = containers[i];
+                if (c.Component != data.Component || c is not { Running: true, State: "running", Health: "starting" })
+                {
+                    continue;
+                }
+
+                ExecResult result;
+                try
+                {
+                    result = await engine.ExecAsync(c.Id, command, ct).WaitAsync(check.Timeout, ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    // Gone, restarting, slow: Docker's own check decides, as before.
+                    logger.LogDebug(e, "{Stack}: probing the {Component} while it starts failed", desired.Names.Key, data.Component);
+                    continue;
+                }
+
+                if (result.ExitCode == 0)
+                {
+                    probed ??= [.. containers];
+                    probed[i] = c with { Health = "healthy" };
+                }
+            }
+        }
+
+        return probed ?? containers;
     }
 
     private async Task<(ResolvedInputs? Inputs, (string Reason, string Message)? Problem)> ResolveInputsAsync(

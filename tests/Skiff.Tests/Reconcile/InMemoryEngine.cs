@@ -173,8 +173,24 @@ public sealed class InMemoryEngine : IContainerEngine
     /// <summary>What a command run in a container answers (<see cref="ExecAsync"/>); by default exit 0, no output.</summary>
     public Func<string, IReadOnlyList<string>, ExecResult> Exec { get; set; } = (_, _) => new ExecResult(0, "", "");
 
+    /// <summary>Containers whose health command passes when run by hand before Docker's own check has (it runs every 10 s).</summary>
+    public HashSet<string> HealthCommandPasses { get; } = [];
+
+    /// <summary>
+    /// Runs <see cref="Exec"/>, except a container's own health command, which answers as its health says (exit 0 only
+    /// when it is healthy): tests set health with <see cref="SetHealth"/>, and a probe by hand must agree with it.
+    /// </summary>
     public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) =>
-        Call("container_exec", () => Exec(id, command));
+        Call("container_exec", () =>
+        {
+            var box = containers.TryGetValue(id, out var byId) ? byId : containers.Values.FirstOrDefault(b => b.Spec.Name == id);
+            if (box?.Spec.Healthcheck is { } check && DesiredStack.HealthCommand(check) is { } health && health.SequenceEqual(command))
+            {
+                return new ExecResult(box.Health == "healthy" || HealthCommandPasses.Contains(box.Spec.Name) ? 0 : 1, "", "");
+            }
+
+            return Exec(id, command);
+        });
 
     public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => Call("network_inspect", () => networks.ContainsKey(name));
 

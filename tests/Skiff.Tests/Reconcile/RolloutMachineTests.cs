@@ -519,6 +519,32 @@ public sealed class RolloutMachineTests
     }
 
     /// <summary>Secrets and generated credentials in memory.</summary>
+    [Fact]
+    public async Task A_database_that_answers_its_own_check_is_used_before_Dockers_first_check_says_healthy()
+    {
+        using var rig = new Rig();
+        await rig.StepAsync();
+        await rig.StepAsync();
+        Assert.Equal("waiting for the database to become healthy", rig.Waiting);
+        await rig.StepAsync();
+        Assert.Equal("waiting for the database to become healthy", rig.Waiting);
+        var execs = rig.Engine.Calls.Count(c => c == "container_exec");
+        Assert.True(execs >= 1, "the starting database was asked with its own command");
+
+        // pg_isready passes now; Docker's check (every 10 s) still says starting: the migration does not wait for it.
+        rig.Engine.HealthCommandPasses.Add(Rig.Database);
+        await rig.StepAsync();
+        Assert.StartsWith("migrating: revision 1's migration is running", rig.Waiting, StringComparison.Ordinal);
+        Assert.Equal("starting", rig.Engine.Find(Rig.Database)!.Health);
+
+        // Once Docker says healthy, nothing is run by hand any more.
+        rig.Engine.SetHealth(Rig.Database, "healthy");
+        await rig.StepAsync();
+        execs = rig.Engine.Calls.Count(c => c == "container_exec");
+        await rig.StepAsync();
+        Assert.Equal(execs, rig.Engine.Calls.Count(c => c == "container_exec"));
+    }
+
     public sealed class Secrets : ISecretSource
     {
         private readonly ConcurrentDictionary<string, Dictionary<string, byte[]>> secrets = new();
