@@ -115,7 +115,9 @@ public static class DirectoryRunner
             // type loading. /readyz says 503 until the folder is read and the engine answers, as before; /status shows
             // image GC once it exists.
             ImageGcService? gcForStatus = null;
-            var http = options.Once ? null : Task.Run(() => StartHttpAsync(source, git, state, engine, () => gcForStatus, services, options, log, ct), CancellationToken.None);
+            // Ready only once the controllers run, not when the server is up: an engine lost before that ends the run.
+            var serving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var http = options.Once ? null : Task.Run(() => StartHttpAsync(source, git, state, engine, () => gcForStatus, () => serving.Task.IsCompleted, services, options, log, ct), CancellationToken.None);
             var answers = await Preflight.EngineAnswersAsync(engine, log, error, ct);
             Observability.StartupTrace.Mark("engine answered");
             await scan;
@@ -194,7 +196,7 @@ public static class DirectoryRunner
                     () => ImageGcPlanner.ResolvePolicy(source.Policies(), options.Node, out _).HighThresholdPercent);
                 // A container that died or changed health outside a rollout: its stack is looked at now, not at its next health period.
                 containers.StackChanged = stack => queue.Add(ObjectKey.Parse(stack));
-                return await RunForeverAsync(source, git, state, engine, containers, controller, queue, gc, keys, services, options, proxy, backupRunnable, log, ct);
+                return await RunForeverAsync(source, git, state, engine, containers, controller, queue, gc, keys, services, options, proxy, backupRunnable, serving, log, ct);
             }
             catch (EngineUnreachableException e)
             {
@@ -276,13 +278,14 @@ public static class DirectoryRunner
         StateStore state,
         DockerEngine engine,
         Func<ImageGcService?> gc,
+        Func<bool> serving,
         OperatorServices services,
         DirectoryRunOptions options,
         ILogger log,
         CancellationToken ct)
     {
         var node = options.Node;
-        services.AddStandardChecks(() => source.HasSynced, engine);
+        services.AddStandardChecks(() => source.HasSynced && serving(), engine);
         Observability.StartupTrace.Mark("http starting");
         await services.StartHttpAsync(
             options.MetricsBindAddress,
@@ -309,6 +312,7 @@ public static class DirectoryRunner
         DirectoryRunOptions options,
         NodeProxy? proxy,
         Runnable backups,
+        TaskCompletionSource serving,
         ILogger log,
         CancellationToken ct)
     {
@@ -316,6 +320,8 @@ public static class DirectoryRunner
         {
             queue.Add(key);
         }
+
+        serving.TrySetResult();
 
         using var lost = new CancellationTokenSource();
         return await new OperatorHost(services, log).RunAsync(

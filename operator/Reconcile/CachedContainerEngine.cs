@@ -364,6 +364,19 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
         return false;
     }
 
+    /// <summary>A network or volume write, after which (whether or not it went through) the copy asks what the engine has now.</summary>
+    private async Task WriteThenSettleAsync(Func<Task> write, Func<CancellationToken, Task> refresh, string what, CancellationToken ct)
+    {
+        try
+        {
+            await write();
+        }
+        finally
+        {
+            await SettleAsync(refresh, what, ct);
+        }
+    }
+
     /// <summary>After a network or volume write, whether or not it went through: the copy asks what the engine has now.</summary>
     private async Task SettleAsync(Func<CancellationToken, Task> refresh, string what, CancellationToken ct)
     {
@@ -484,29 +497,11 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
     public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) =>
         TryKnown(networks, name, out var exists) ? exists : await RefreshNetworkAsync(name, ct);
 
-    public async Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct)
-    {
-        try
-        {
-            await inner.CreateNetworkAsync(name, labels, ct);
-        }
-        finally
-        {
-            await SettleAsync(c => RefreshNetworkAsync(name, c), "network " + name, ct);
-        }
-    }
+    public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        WriteThenSettleAsync(() => inner.CreateNetworkAsync(name, labels, ct), c => RefreshNetworkAsync(name, c), "network " + name, ct);
 
-    public async Task RemoveNetworkAsync(string name, CancellationToken ct)
-    {
-        try
-        {
-            await inner.RemoveNetworkAsync(name, ct);
-        }
-        finally
-        {
-            await SettleAsync(c => RefreshNetworkAsync(name, c), "network " + name, ct);
-        }
-    }
+    public Task RemoveNetworkAsync(string name, CancellationToken ct) =>
+        WriteThenSettleAsync(() => inner.RemoveNetworkAsync(name, ct), c => RefreshNetworkAsync(name, c), "network " + name, ct);
 
     public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListNetworksAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
         inner.ListNetworksAsync(labels, ct);
@@ -517,29 +512,11 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
     public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListVolumesAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
         inner.ListVolumesAsync(labels, ct);
 
-    public async Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct)
-    {
-        try
-        {
-            await inner.CreateVolumeAsync(name, labels, ct);
-        }
-        finally
-        {
-            await SettleAsync(c => RefreshVolumeAsync(name, c), "volume " + name, ct);
-        }
-    }
+    public Task CreateVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
+        WriteThenSettleAsync(() => inner.CreateVolumeAsync(name, labels, ct), c => RefreshVolumeAsync(name, c), "volume " + name, ct);
 
-    public async Task RemoveVolumeAsync(string name, CancellationToken ct)
-    {
-        try
-        {
-            await inner.RemoveVolumeAsync(name, ct);
-        }
-        finally
-        {
-            await SettleAsync(c => RefreshVolumeAsync(name, c), "volume " + name, ct);
-        }
-    }
+    public Task RemoveVolumeAsync(string name, CancellationToken ct) =>
+        WriteThenSettleAsync(() => inner.RemoveVolumeAsync(name, ct), c => RefreshVolumeAsync(name, c), "volume " + name, ct);
 
     public Task<ObservedImage?> InspectImageAsync(string reference, CancellationToken ct) => inner.InspectImageAsync(reference, ct);
 

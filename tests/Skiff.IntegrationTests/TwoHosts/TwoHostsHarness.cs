@@ -14,8 +14,15 @@ namespace Skiff.IntegrationTests.TwoHosts;
 public sealed class TwoHostsHarness : IAsyncDisposable
 {
     /// <summary>Short leader-election timings (seconds: lease, renew deadline, retry) so that tests stay fast.</summary>
+    /// <remarks>
+    /// 8/6/1 s: a 3 s renew deadline (with a 4 s lease) lost the lease to the waiting instance under load ~20 while
+    /// the leader was alive.
+    /// </remarks>
     public static readonly string[] ShortLease =
-        ["--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3", "--leader-election-retry-period", "1"];
+        ["--leader-election-lease-duration", "8", "--leader-election-renew-deadline", "6", "--leader-election-retry-period", "1"];
+
+    /// <summary>The lease duration of <see cref="ShortLease"/>: a takeover comes no sooner.</summary>
+    public static readonly TimeSpan ShortLeaseDuration = TimeSpan.FromSeconds(8);
 
     /// <summary>
     /// Leader-election timings for tests that do not test a takeover: a renew deadline a loaded 2-core machine (the
