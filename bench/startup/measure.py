@@ -15,6 +15,17 @@ import time
 import urllib.parse
 
 
+def terminate(process):
+    """SIGTERM, as a service manager stops it; SIGKILL after 10 s. Also used by variants.py."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -47,13 +58,7 @@ def main():
                 pass
             time.sleep(0.005)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process)
     if elapsed is None:
         print(f"measure.py: {args.url} did not answer 200 within {args.timeout} s", file=sys.stderr)
         return 1

@@ -18,13 +18,14 @@ import http.client
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from measure import terminate  # the same folder: on sys.path when run as a script
 
 
 def free_port():
@@ -74,13 +75,7 @@ def wait_ready(process, port, start, timeout=60):
 
 
 def stop(process, state, log):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    terminate(process)
     log.close()
     shutil.rmtree(state, ignore_errors=True)
 
