@@ -64,8 +64,8 @@ public static class ProxyCommand
             Routes, MetricsBindAddress, DrainSeconds,
         };
 
-        // A synchronous action on purpose: System.CommandLine gives an asynchronous one 2 s after SIGTERM
-        // before it returns 143, and the proxy needs its whole drain time. The proxy handles the signals itself.
+        // A synchronous action on purpose: System.CommandLine gives an asynchronous one SkiffCommandLine.StopGrace
+        // after SIGTERM before it returns 143, and the proxy needs its whole drain time (--drain-seconds, 30 s). The proxy handles the signals itself.
         command.SetAction(parse => Run(parse.GetValue(Routes)!, parse.GetValue(MetricsBindAddress)!, parse.GetValue(DrainSeconds)));
         return command;
     }

@@ -35,6 +35,9 @@ public static partial class SkiffCommandLine
         return root;
     }
 
+    /// <summary>How long a command has to end after Ctrl+C or SIGTERM before the process exits 143.</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(25);
+
     /// <summary>
     /// Runs a parsed command line: the one place that turns usage errors (an unknown command or option, a
     /// missing required option, a bad value) into exit 2 with a short message, and an unexpected exception
@@ -68,7 +71,14 @@ public static partial class SkiffCommandLine
 
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr }, ct);
+            // Ctrl+C or SIGTERM cancels the command's token and System.CommandLine then waits this long for it to end
+            // before it exits 143. Its default, 2 s, cut off a `skiff run` cleaning up a backup in flight on a loaded
+            // host (a container to remove); 25 s stays inside Kubernetes' 30 s grace period before SIGKILL.
+            var invocation = new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr, ProcessTerminationTimeout = StopGrace,
+            };
+            return await parse.InvokeAsync(invocation, ct);
         }
         catch (OperationCanceledException)
         {
