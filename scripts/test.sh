@@ -173,7 +173,7 @@ mkdir -p "$results"
 filter=()
 [[ -z "${SKIFF_TEST_FILTER:-}" ]] || filter=(--filter "$SKIFF_TEST_FILTER")
 say "test run $run_id"
-env SKIFF_TEST_RUN_ID="$run_id" dotnet test Operator.sln -c Release --no-build --logger trx --results-directory "$results" \
+env SKIFF_TEST_RUN_ID="$run_id" SKIFF_TEST_SKIFF_DLL="$repo/.build/skiff/skiff.dll" dotnet test Operator.sln -c Release --no-build --logger trx --results-directory "$results" \
     --blame-hang --blame-hang-timeout 5m --blame-hang-dump-type none "${filter[@]}" &
 status=0
 wait $! || status=$?

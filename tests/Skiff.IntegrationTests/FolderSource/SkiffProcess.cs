@@ -4,7 +4,7 @@ using Skiff.IntegrationTests.Infrastructure;
 
 namespace Skiff.IntegrationTests.FolderSource;
 
-/// <summary>The real <c>skiff</c> executable, run as a child process (the built skiff.dll beside the tests).</summary>
+/// <summary>The real <c>skiff</c> executable, run as a child process (<see cref="SkiffDll"/>).</summary>
 public sealed class SkiffProcess : IAsyncDisposable
 {
     private readonly Process process;
@@ -17,7 +17,14 @@ public sealed class SkiffProcess : IAsyncDisposable
         this.process = process;
     }
 
-    public static string SkiffDll => Path.Combine(AppContext.BaseDirectory, "skiff.dll");
+    /// <summary>
+    /// The ReadyToRun publish scripts/test.sh names (SKIFF_TEST_SKIFF_DLL: the one the test image holds, built from the
+    /// same tree), else the skiff.dll built beside the tests (an IDE's test run).
+    /// </summary>
+    public static string SkiffDll { get; } =
+        Environment.GetEnvironmentVariable("SKIFF_TEST_SKIFF_DLL") is { Length: > 0 } published && File.Exists(published)
+            ? published
+            : Path.Combine(AppContext.BaseDirectory, "skiff.dll");
 
     public string Stdout
     {
