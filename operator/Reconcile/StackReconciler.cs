@@ -39,6 +39,15 @@ public sealed partial class StackReconciler(
     private readonly StackContext context = context;
     private readonly PullTracker pullTracker = new(engine, services?.Pulls ?? new PullLog(logger), timeProvider);
 
+    /// <summary>
+    /// When each starting database or cache was last probed (container id) and whether it passed, so a 250 ms rollout
+    /// look execs at most once a second and a look in between goes by the last answer.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTimeOffset At, bool Passed)> probedStarting = new(StringComparer.Ordinal);
+
+    /// <summary>The least time between two probes of one starting database or cache: each is an exec (runc, a process in the container).</summary>
+    internal static readonly TimeSpan StartingProbeInterval = TimeSpan.FromSeconds(1);
+
     public StackContext Context => context;
 
     private IRouteTable RoutesOrThrow =>
@@ -190,7 +199,8 @@ public sealed partial class StackReconciler(
     /// and seen healthy when that passes. Docker's health check runs every <see cref="DesiredStack.DataHealthInterval"/>
     /// (a calm pace for the life of the container: each check is an exec, which costs a small VPS real CPU), so its
     /// first verdict comes that long after the start; the rollout waiting on the component (every 250 ms) does not
-    /// wait for it.
+    /// wait for it. One exec per container per <see cref="StartingProbeInterval"/> at most; the looks in between go by
+    /// its answer (a probe at each look was a fifth of a test run's pg_isready and runc processes).
     /// </summary>
     private async Task<IReadOnlyList<ObservedContainer>> ProbeStartingDataAsync(
         DesiredStack desired, IReadOnlyList<ObservedContainer> containers, CancellationToken ct)
@@ -208,9 +218,23 @@ public sealed partial class StackReconciler(
                 var c = containers[i];
                 if (c.Component != data.Component || c is not { Running: true, State: "running", Health: "starting" })
                 {
+                    probedStarting.TryRemove(c.Id, out _);
                     continue;
                 }
 
+                var now = time.GetUtcNow();
+                if (probedStarting.TryGetValue(c.Id, out var last) && now - last.At < StartingProbeInterval)
+                {
+                    if (last.Passed)
+                    {
+                        probed ??= [.. containers];
+                        probed[i] = c with { Health = "healthy" };
+                    }
+
+                    continue;
+                }
+
+                probedStarting[c.Id] = (now, false);
                 ExecResult result;
                 try
                 {
@@ -225,9 +249,19 @@ public sealed partial class StackReconciler(
 
                 if (result.ExitCode == 0)
                 {
+                    probedStarting[c.Id] = (now, true);
                     probed ??= [.. containers];
                     probed[i] = c with { Health = "healthy" };
                 }
+            }
+        }
+
+        // A container removed while it started is never seen again: forget answers long past their use.
+        foreach (var (id, answer) in probedStarting)
+        {
+            if (time.GetUtcNow() - answer.At > TimeSpan.FromMinutes(1))
+            {
+                probedStarting.TryRemove(id, out _);
             }
         }
 

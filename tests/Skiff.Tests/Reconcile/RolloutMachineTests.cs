@@ -529,10 +529,19 @@ public sealed class RolloutMachineTests
         await rig.StepAsync();
         Assert.Equal("waiting for the database to become healthy", rig.Waiting);
         var execs = rig.Engine.Calls.Count(c => c == "container_exec");
-        Assert.True(execs >= 1, "the starting database was asked with its own command");
+        Assert.Equal(1, execs); // the starting database was asked with its own command, once within a second
 
-        // pg_isready passes now; Docker's check (every 10 s) still says starting: the migration does not wait for it.
+        rig.Clock.Advance(StackReconciler.StartingProbeInterval);
+        await rig.StepAsync();
+        Assert.Equal(2, rig.Engine.Calls.Count(c => c == "container_exec"));
+
+        // pg_isready passes now; Docker's check (every 10 s) still says starting: the migration does not wait for it,
+        // nor do the looks within the next second, which go by that answer.
         rig.Engine.HealthCommandPasses.Add(Rig.Database);
+        rig.Clock.Advance(StackReconciler.StartingProbeInterval);
+        await rig.StepAsync();
+        Assert.StartsWith("migrating: revision 1's migration is running", rig.Waiting, StringComparison.Ordinal);
+        Assert.Equal(3, rig.Engine.Calls.Count(c => c == "container_exec"));
         await rig.StepAsync();
         Assert.StartsWith("migrating: revision 1's migration is running", rig.Waiting, StringComparison.Ordinal);
         Assert.Equal("starting", rig.Engine.Find(Rig.Database)!.Health);
