@@ -19,13 +19,15 @@
 #                   queue depth and change -> the operator's first write
 #   compose         rollouts vs docker-compose                                  (P1, P2)
 #   proxy           latency and throughput through skiff proxy vs direct        (node proxy)
+#   suite           scripts/test.sh under process accounting: its time and      (P9)
+#                   where its CPU goes (about 20 minutes)
 # Results: bench/results/<UTC stamp>/ — NAME.log (each benchmark's own output), NAME/ (its raw data and summary.md),
 # machine.txt, and summary.md (the generated section). Needs root, the Docker engine, the .NET 10 SDK and the
 # skiff-test images (scripts/build-test-images.sh). On a shared 2-core machine (2026-12-04) the run took 40 minutes
 # without compose and proxy (--skip compose,proxy), and those two 5 more.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all=(image-size startup gc-planning gc-vs-prune change-latency stacks queue compose proxy)
+all=(image-size startup gc-planning gc-vs-prune change-latency stacks queue compose proxy suite)
 quick=0 docs=1 only="" skip=""
 while (($#)); do
     case $1 in
@@ -33,7 +35,7 @@ while (($#)); do
         --no-docs) docs=0 ;;
         --only) only=${2:?--only needs NAME[,NAME]}; shift ;;
         --skip) skip=${2:?--skip needs NAME[,NAME]}; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -127,8 +127,10 @@ public sealed class RolloutTests
     {
         await using var h = new StackHarness();
         var api = StackHarness.ApiWithDatabase(h.Namespace, "api");
-        // A migration that works for 3 s; `docker stop` (what the engine's own shutdown or a reboot does) ends it half-way.
-        api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "3" }];
+        // A migration that works for 8 s; `docker stop` (what the engine's own shutdown or a reboot does) ends it half-way.
+        // Each run must be seen while it runs (polls 50 ms apart, each a Docker list): with 3 s, the second run had come
+        // and gone between two polls at CI's load.
+        api.Spec.App.Env = [new EnvVar { Name = "TESTAPP_MIGRATE_SECONDS", Value = "8" }];
         var reconcile = h.ReconcileAsync(api);
 
         var containers = await Eventually.UntilAsync("the migration started", async () =>
@@ -140,7 +142,7 @@ public sealed class RolloutTests
 
         Assert.Equal(1, migration.Attempt);
         await h.Engine.StopContainerAsync(migration.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
-        // Skiff removes the stopped one at once and runs the migration again (3 s more): the second run is seen.
+        // Skiff removes the stopped one at once and runs the migration again (8 s more): the second run is seen.
         await Eventually.UntilAsync("the migration was run again", async () =>
         {
             Assert.False(reconcile.IsCompleted, "the reconcile ended without running the migration again");
