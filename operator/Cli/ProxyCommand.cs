@@ -65,7 +65,8 @@ public static class ProxyCommand
         };
 
         // A synchronous action on purpose: System.CommandLine gives an asynchronous one SkiffCommandLine.StopGrace
-        // after SIGTERM before it returns 143, and the proxy needs its whole drain time (--drain-seconds, 30 s). The proxy handles the signals itself.
+        // after SIGTERM before it returns 143, and the proxy needs its whole drain time (--drain-seconds, 30 s).
+        // The proxy handles the signals itself.
         command.SetAction(parse => Run(parse.GetValue(Routes)!, parse.GetValue(MetricsBindAddress)!, parse.GetValue(DrainSeconds)));
         return command;
     }

@@ -216,40 +216,42 @@ public sealed partial class StackReconciler(
             for (var i = 0; i < containers.Count; i++)
             {
                 var c = containers[i];
-                if (c.Component != data.Component || c is not { Running: true, State: "running", Health: "starting" })
+                if (c.Component != data.Component)
+                {
+                    continue;
+                }
+
+                if (c is not { Running: true, State: "running", Health: "starting" })
                 {
                     probedStarting.TryRemove(c.Id, out _);
                     continue;
                 }
 
                 var now = time.GetUtcNow();
+                bool passed;
                 if (probedStarting.TryGetValue(c.Id, out var last) && now - last.At < StartingProbeInterval)
                 {
-                    if (last.Passed)
+                    passed = last.Passed;
+                }
+                else
+                {
+                    probedStarting[c.Id] = (now, false);
+                    try
                     {
-                        probed ??= [.. containers];
-                        probed[i] = c with { Health = "healthy" };
+                        passed = (await engine.ExecAsync(c.Id, command, ct).WaitAsync(check.Timeout, ct)).ExitCode == 0;
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+                    {
+                        // Gone, restarting, slow: Docker's own check decides, as before.
+                        logger.LogDebug(e, "{Stack}: probing the {Component} while it starts failed", desired.Names.Key, data.Component);
+                        continue;
                     }
 
-                    continue;
+                    probedStarting[c.Id] = (now, passed);
                 }
 
-                probedStarting[c.Id] = (now, false);
-                ExecResult result;
-                try
+                if (passed)
                 {
-                    result = await engine.ExecAsync(c.Id, command, ct).WaitAsync(check.Timeout, ct);
-                }
-                catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-                {
-                    // Gone, restarting, slow: Docker's own check decides, as before.
-                    logger.LogDebug(e, "{Stack}: probing the {Component} while it starts failed", desired.Names.Key, data.Component);
-                    continue;
-                }
-
-                if (result.ExitCode == 0)
-                {
-                    probedStarting[c.Id] = (now, true);
                     probed ??= [.. containers];
                     probed[i] = c with { Health = "healthy" };
                 }
@@ -257,9 +259,10 @@ public sealed partial class StackReconciler(
         }
 
         // A container removed while it started is never seen again: forget answers long past their use.
+        var forgetBefore = time.GetUtcNow() - TimeSpan.FromMinutes(1);
         foreach (var (id, answer) in probedStarting)
         {
-            if (time.GetUtcNow() - answer.At > TimeSpan.FromMinutes(1))
+            if (answer.At < forgetBefore)
             {
                 probedStarting.TryRemove(id, out _);
             }

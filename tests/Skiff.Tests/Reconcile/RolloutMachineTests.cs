@@ -554,6 +554,28 @@ public sealed class RolloutMachineTests
         Assert.Equal(execs, rig.Engine.Calls.Count(c => c == "container_exec"));
     }
 
+    [Fact]
+    public async Task A_starting_database_and_cache_are_each_probed_at_most_once_a_second()
+    {
+        using var rig = new Rig(spec => spec.Cache = new CacheSpec { Image = "redis:7" });
+        await rig.StepAsync();
+        await rig.StepAsync();
+        await rig.StepAsync();
+        Assert.Equal("starting", rig.Engine.Find(Rig.Database)!.Health);
+        Assert.Equal("starting", rig.Engine.Find("skiff_prod_api_cache")!.Health);
+        var execs = rig.Engine.Calls.Count(c => c == "container_exec");
+        Assert.Equal(2, execs);
+
+        // More looks within the second: neither is asked again (the cache's answer is not forgotten while the database's loop runs).
+        await rig.StepAsync();
+        await rig.StepAsync();
+        Assert.Equal(execs, rig.Engine.Calls.Count(c => c == "container_exec"));
+
+        rig.Clock.Advance(StackReconciler.StartingProbeInterval);
+        await rig.StepAsync();
+        Assert.Equal(execs + 2, rig.Engine.Calls.Count(c => c == "container_exec"));
+    }
+
     public sealed class Secrets : ISecretSource
     {
         private readonly ConcurrentDictionary<string, Dictionary<string, byte[]>> secrets = new();
