@@ -349,22 +349,21 @@ def report(args):
     phases = dict(line.strip().split("=", 1) for line in open(os.path.join(d, "phases.txt")) if "=" in line)
     t_changes, t_end = float(phases["changes_start"]), float(phases["changes_end"])
     depth, adds, reconciles, longest, work_sum, work_count = {}, {}, {}, {}, {}, {}
+    # Per metric: where its samples go, and whether the series of one sample time add up (depth per priority,
+    # reconciles per result) or one stands alone.
+    metrics = [("workqueue_depth", depth, True), ("workqueue_adds_total", adds, False),
+               ("workqueue_longest_running_processor_seconds", longest, False),
+               ("controller_runtime_reconcile_total", reconciles, True),
+               ("workqueue_work_duration_seconds_sum", work_sum, False),
+               ("workqueue_work_duration_seconds_count", work_count, False)]
     for line in open(os.path.join(d, "metrics.tsv")):
         ts, series, value = line.rstrip("\n").split("\t")
         ts, value = float(ts), float(value)
         if 'name="appdeployment-cluster"' in series or 'controller="appdeployment-cluster"' in series:
-            if series.startswith("workqueue_depth"):
-                depth[ts] = depth.get(ts, 0) + value
-            elif series.startswith("workqueue_adds_total"):
-                adds[ts] = value
-            elif series.startswith("workqueue_longest_running_processor_seconds"):
-                longest[ts] = value
-            elif series.startswith("controller_runtime_reconcile_total"):
-                reconciles[ts] = reconciles.get(ts, 0) + value
-            elif series.startswith("workqueue_work_duration_seconds_sum"):
-                work_sum[ts] = value
-            elif series.startswith("workqueue_work_duration_seconds_count"):
-                work_count[ts] = value
+            for prefix, samples, summed in metrics:
+                if series.startswith(prefix):
+                    samples[ts] = samples.get(ts, 0) + value if summed else value
+                    break
     window = sorted(t for t in depth if t_changes <= t <= t_end)
     if window:
         s = stats([depth[t] for t in window])
