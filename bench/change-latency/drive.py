@@ -7,8 +7,11 @@
 The changes go round the stacks (A, B, C, D, A, ...). A change sets the app's environment variable BENCH_CHANGE to a
 new value: a new spec hash, so the operator must act (a rollout). Folder source: DIR/NAME.yaml is written from the
 template (@NAME@, @CHANGE@) beside the file and renamed over it, as editors and git do. Kubernetes source: a JSON
-merge patch of the AppDeployment through the API server. A stack is changed again only after it has been quiet on
-the engine for --quiet seconds (its previous rollout is over); then a random pause of 0-100 ms follows. Going round
+merge patch of the AppDeployment through the API server. A stack is changed again only after its previous rollout is
+over (the engine holds one container of the stack, running, of the revision that change made: asked of the engine
+directly, --engine, not through the relay) and it has then been quiet on the engine for --quiet seconds; then a random
+pause of 0-100 ms follows. (Quiet alone is not enough: the operator reads a copy of the engine, so a rollout waiting
+on its new container's health makes no request, and a container start can take longer than --quiet on its own.) Going round
 several stacks lets one stack's change fall while another rolls out, as on a node where several stacks change.
 
 The latency of a change: from just before the rename (or the PATCH request) to the first request in the relay's log
@@ -21,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -55,6 +59,7 @@ def main():
     parser.add_argument("--template")
     parser.add_argument("--kubeconfig")
     parser.add_argument("--quiet", type=float, default=1.0)
+    parser.add_argument("--engine", default="/var/run/docker.sock", help="the engine's socket (not the relay's)")
     parser.add_argument("--timeout", type=float, default=20)
     args = parser.parse_args()
 
@@ -103,8 +108,22 @@ def main():
             os.replace(temporary, os.path.join(args.folder, f"{name}.yaml"))
             return start
 
+    revision = {n: 1 for n in names}  # each stack starts at revision 1; every change makes the next
+
+    def rolled_out(name):
+        listed = subprocess.run(
+            ["docker", "-H", f"unix://{args.engine}", "ps", "-a", "--filter", f"label=dev.skiff.app={args.namespace}/{name}",
+             "--format", "{{.Names}} {{.State}}"], capture_output=True, text=True, check=True).stdout.split("\n")
+        listed = [line.split() for line in listed if line.strip()]
+        return len(listed) == 1 and listed[0][1] == "running" and listed[0][0].endswith(f"_r{revision[name]}")
+
     def wait_quiet(name):
         deadline = time.time() + 120
+        while not rolled_out(name):
+            if time.time() > deadline:
+                sys.exit(f"drive.py: stack {name} did not finish rolling out revision {revision[name]} in 2 minutes")
+            read()
+            time.sleep(0.1)
         while time.time() - last_seen[name] < args.quiet:
             if time.time() > deadline:
                 sys.exit(f"drive.py: stack {name} was not quiet on the engine for 2 minutes")
@@ -120,6 +139,7 @@ def main():
         time.sleep(random.uniform(0, 0.1))
         read()
         start = change(name, f"{i}-{random.randrange(1 << 30)}")
+        revision[name] += 1
         first = first_any = None
         deadline = start + args.timeout
         while first is None and time.time() < deadline:

@@ -65,14 +65,14 @@ run_folder() {
     mkdir -p "$work/folder"
     for name in ${names//,/ }; do sed -e "s/@NAME@/$name/" -e "s/@CHANGE@/0/" "$work/stack.tmpl" >"$work/folder/$name.yaml"; done
     "$skiff" run --path "$work/folder" --node "$node" --state-dir "$state" --docker-host "unix://$BENCH_RELAY_SOCK" \
-        --health-probe-bind-address "127.0.0.1:$port" --metrics-bind-address 0 --log-level warning >"$BENCH_OUT/skiff-folder.log" 2>&1 &
+        --health-probe-bind-address "127.0.0.1:$port" --metrics-bind-address 0 --log-level "${SKIFF_LOG_LEVEL:-warning}" >"$BENCH_OUT/skiff-folder.log" 2>&1 &
     operator_pid=$!
     wait_ready "$port"
     for name in ${names//,/ }; do
         "$skiff" wait "$name" -n "$ns" --state-dir "$state" --timeout 3m --log-level warning >/dev/null || bench_die "stack $name did not become Ready"
     done
     bench_log "folder source: $changes changes"
-    python3 "$here/drive.py" --relay-log "$BENCH_RELAY_LOG" --namespace "$ns" --names "$names" --changes "$changes" \
+    python3 "$here/drive.py" --relay-log "$BENCH_RELAY_LOG" --engine "$BENCH_ENGINE" --namespace "$ns" --names "$names" --changes "$changes" \
         --folder "$work/folder" --template "$work/stack.tmpl" --out "$BENCH_OUT/folder.csv"
     stop_operator
     clean_stacks
@@ -95,7 +95,7 @@ run_kubernetes() {
     kubectl --kubeconfig "$kubeconfig" -n "$ns" wait --for=condition=Ready appdeployment --all --timeout=180s >/dev/null \
         || bench_die "the stacks did not become Ready"
     bench_log "kubernetes source: $changes changes"
-    python3 "$here/drive.py" --relay-log "$BENCH_RELAY_LOG" --namespace "$ns" --names "$names" --changes "$changes" \
+    python3 "$here/drive.py" --relay-log "$BENCH_RELAY_LOG" --engine "$BENCH_ENGINE" --namespace "$ns" --names "$names" --changes "$changes" \
         --kubeconfig "$kubeconfig" --out "$BENCH_OUT/kubernetes.csv"
     stop_operator
     kill "$apiserver_pid" 2>/dev/null || true
