@@ -220,11 +220,16 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             return new ExecResult(inspect.ExitCode, stdout, stderr);
         });
 
-    public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) =>
+    public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => await InspectNetworkAsync(name, ct) is not null;
+
+    public Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
         CallAsync("network_inspect", async () =>
         {
+            // The name filter matches substrings: the exact name is picked from the answer.
             var list = await client.Networks.ListNetworksAsync(new NetworksListParameters { Filters = NameFilter(name) }, ct);
-            return list.Any(n => n.Name == name);
+            return list.FirstOrDefault(n => n.Name == name) is { } network
+                ? (IReadOnlyDictionary<string, string>)(network.Labels ?? new Dictionary<string, string>())
+                : null;
         });
 
     /// <summary>

@@ -46,7 +46,8 @@ public interface IEngineChanges
 /// - An older answer never overwrites a newer one: every inspect takes a ticket before it asks, and lands only when no
 ///   later-asked answer landed first.
 /// - Reads without <see cref="SkiffLabels.ManagedBy"/> among their labels, and every inspect by id or name, go to the
-///   engine: the copy holds only Skiff's containers. Networks and volumes are listed by that label too; one the copy
+///   engine: the copy holds only Skiff's containers. Networks and volumes are listed by that label too (a list of
+///   networks by labels that include it is answered from the copy: the source's stack scan); one the copy
 ///   does not know (made by someone else, or an older Skiff) is asked of the engine once, and its answer kept (an
 ///   event about that name, or a write through this port, asks again).
 /// - A container of a stack that dies, is killed for memory or changes health without Skiff's doing is reported
@@ -70,7 +71,8 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
 
     private readonly object gate = new();
     private readonly Dictionary<string, Entry> entries = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Known<bool>> networks = new(StringComparer.Ordinal);
+    /// <summary>Networks by name: their labels, or null for a name the engine has no network of.</summary>
+    private readonly Dictionary<string, Known<IReadOnlyDictionary<string, string>?>> networks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Known<IReadOnlyDictionary<string, string>?>> volumes = new(StringComparer.Ordinal);
     private readonly Channel<EngineChange> pending = Channel.CreateUnbounded<EngineChange>(new UnboundedChannelOptions { SingleReader = true });
     private long tickets;
@@ -185,7 +187,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
         lock (gate)
         {
             ct.ThrowIfCancellationRequested();
-            Replace(networks, ticket, listedNetworks.ToDictionary(n => n.Name, _ => true, StringComparer.Ordinal));
+            Replace(networks, ticket, listedNetworks.ToDictionary(n => n.Name, n => (IReadOnlyDictionary<string, string>?)n.Labels, StringComparer.Ordinal));
             Replace(volumes, ticket, listedVolumes.ToDictionary(v => v.Name, v => (IReadOnlyDictionary<string, string>?)v.Labels, StringComparer.Ordinal));
             var seen = listed.ToDictionary(c => c.Id, StringComparer.Ordinal);
             foreach (var (id, entry) in entries.ToList())
@@ -307,12 +309,12 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
         Land(id, ticket, container);
     }
 
-    private async Task<bool> RefreshNetworkAsync(string name, CancellationToken ct)
+    private async Task<IReadOnlyDictionary<string, string>?> RefreshNetworkAsync(string name, CancellationToken ct)
     {
         var ticket = Interlocked.Increment(ref tickets);
-        var exists = await AskAsync(() => inner.NetworkExistsAsync(name, ct));
-        Land(networks, name, ticket, exists);
-        return exists;
+        var labels = await AskAsync(() => inner.InspectNetworkAsync(name, ct));
+        Land(networks, name, ticket, labels);
+        return labels;
     }
 
     private async Task<IReadOnlyDictionary<string, string>?> RefreshVolumeAsync(string name, CancellationToken ct)
@@ -494,8 +496,10 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
 
     public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) => inner.ExecAsync(id, command, ct);
 
-    public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) =>
-        TryKnown(networks, name, out var exists) ? exists : await RefreshNetworkAsync(name, ct);
+    public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => await InspectNetworkAsync(name, ct) is not null;
+
+    public async Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
+        TryKnown(networks, name, out var labels) ? labels : await RefreshNetworkAsync(name, ct);
 
     public Task CreateNetworkAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
         WriteThenSettleAsync(() => inner.CreateNetworkAsync(name, labels, ct), c => RefreshNetworkAsync(name, c), "network " + name, ct);
@@ -504,7 +508,29 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
         WriteThenSettleAsync(() => inner.RemoveNetworkAsync(name, ct), c => RefreshNetworkAsync(name, c), "network " + name, ct);
 
     public Task<IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>> ListNetworksAsync(IReadOnlyDictionary<string, string> labels, CancellationToken ct) =>
-        inner.ListNetworksAsync(labels, ct);
+        CachedNetworks(labels) is { } cached ? Task.FromResult(cached) : inner.ListNetworksAsync(labels, ct);
+
+    /// <summary>Skiff's networks carrying <paramref name="labels"/>, from the copy (null: ask the engine).</summary>
+    private IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>? CachedNetworks(IReadOnlyDictionary<string, string> labels)
+    {
+        if (!labels.TryGetValue(SkiffLabels.ManagedBy, out var managed) || managed != SkiffLabels.ManagedByValue)
+        {
+            return null;
+        }
+
+        lock (gate)
+        {
+            if (!live)
+            {
+                return null;
+            }
+
+            return [.. networks
+                .Where(n => n.Value.Value is { } l && labels.All(want => l.TryGetValue(want.Key, out var v) && v == want.Value))
+                .Select(n => (n.Key, n.Value.Value!))
+                .OrderBy(n => n.Key, StringComparer.Ordinal)];
+        }
+    }
 
     public async Task<IReadOnlyDictionary<string, string>?> InspectVolumeAsync(string name, CancellationToken ct) =>
         TryKnown(volumes, name, out var labels) ? labels : await RefreshVolumeAsync(name, ct);

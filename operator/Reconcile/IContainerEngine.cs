@@ -55,6 +55,9 @@ public interface IContainerEngine
 
     Task<bool> NetworkExistsAsync(string name, CancellationToken ct);
 
+    /// <summary>The labels of the network named exactly <paramref name="name"/>, or null when there is none.</summary>
+    Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct);
+
     /// <summary>
     /// Creates a bridge network on a subnet of the node's network pool; one that exists already is what was wanted.
     /// Throws <see cref="NetworkPoolExhaustedException"/> when the pool has no subnet left.

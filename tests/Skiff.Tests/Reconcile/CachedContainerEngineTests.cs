@@ -173,6 +173,40 @@ public sealed class CachedContainerEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_list_of_Skiffs_networks_by_labels_is_answered_from_the_copy_and_follows_events()
+    {
+        // The source's scan of its stacks (a Kubernetes source asks it at every reconcile) lists networks by labels.
+        var ours = new Dictionary<string, string>(Managed) { [SkiffLabels.Source] = "kubernetes-1", [SkiffLabels.App] = "default/a" };
+        await engine.CreateNetworkAsync("skiff_default_a", ours, default);
+        await engine.CreateNetworkAsync("skiff_default_b", new Dictionary<string, string>(Managed) { [SkiffLabels.Source] = "folder-2" }, default);
+        await StartAsync();
+        var lists = Count("network_list");
+        var bySource = new Dictionary<string, string>(Managed) { [SkiffLabels.Source] = "kubernetes-1" };
+
+        for (var i = 0; i < 20; i++)
+        {
+            var listed = await cache.ListNetworksAsync(bySource, default);
+            Assert.Equal("skiff_default_a", Assert.Single(listed).Name);
+            Assert.Equal("default/a", listed[0].Labels[SkiffLabels.App]);
+        }
+
+        Assert.Equal(lists, Count("network_list"));
+
+        // Made through the copy, and made or removed outside it (with its event): the next list has it.
+        await cache.CreateNetworkAsync("skiff_default_c", new Dictionary<string, string>(bySource), default);
+        await engine.RemoveNetworkAsync("skiff_default_a", default);
+        changes.Send(new EngineChange(EngineChange.Network, "skiff_default_a", "destroy", null));
+        await engine.CreateNetworkAsync("skiff_default_d", new Dictionary<string, string>(bySource), default);
+        changes.Send(new EngineChange(EngineChange.Network, "skiff_default_d", "create", null));
+        await Until(async () => (await cache.ListNetworksAsync(bySource, default)).Select(n => n.Name).SequenceEqual(["skiff_default_c", "skiff_default_d"]));
+        Assert.Equal(lists, Count("network_list"));
+
+        // Without Skiff's label the engine answers (the copy holds only Skiff's networks).
+        await cache.ListNetworksAsync(new Dictionary<string, string> { [SkiffLabels.Source] = "kubernetes-1" }, default);
+        Assert.Equal(lists + 1, Count("network_list"));
+    }
+
+    [Fact]
     public async Task A_network_or_volume_gone_while_the_stream_was_down_is_not_remembered()
     {
         await engine.CreateNetworkAsync("skiff_default_a", Managed, default);

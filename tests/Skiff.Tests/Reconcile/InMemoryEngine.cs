@@ -194,6 +194,9 @@ public sealed class InMemoryEngine : IContainerEngine
 
     public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => Call("network_inspect", () => networks.ContainsKey(name));
 
+    public Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
+        Call("network_inspect", () => networks.GetValueOrDefault(name));
+
     /// <summary>How many networks the node's network pool has subnets for (null: no limit); one more is <see cref="NetworkPoolExhaustedException"/>.</summary>
     public int? NetworkCapacity { get; set; }
 
