@@ -420,7 +420,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
 
     private List<ObservedContainer>? Cached(IReadOnlyDictionary<string, string> labels)
     {
-        if (!labels.TryGetValue(SkiffLabels.ManagedBy, out var managed) || managed != SkiffLabels.ManagedByValue)
+        if (!IsManaged(labels))
         {
             return null;
         }
@@ -435,10 +435,18 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
             return [.. entries.Values
                 .Select(e => e.Container)
                 .OfType<ObservedContainer>()
-                .Where(c => labels.All(l => c.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+                .Where(c => Carries(c.Labels, labels))
                 .OrderBy(c => c.Name, StringComparer.Ordinal)];
         }
     }
+
+    /// <summary>A read the copy can answer: one by Skiff's label (the copy holds only what carries it).</summary>
+    private static bool IsManaged(IReadOnlyDictionary<string, string> labels) =>
+        labels.TryGetValue(SkiffLabels.ManagedBy, out var managed) && managed == SkiffLabels.ManagedByValue;
+
+    /// <summary>Whether <paramref name="have"/> holds every label of <paramref name="want"/>, as the engine's label filter matches.</summary>
+    private static bool Carries(IReadOnlyDictionary<string, string> have, IReadOnlyDictionary<string, string> want) =>
+        want.All(l => have.TryGetValue(l.Key, out var v) && v == l.Value);
 
     public Task<(string Version, string ApiVersion)> VersionAsync(CancellationToken ct) => inner.VersionAsync(ct);
 
@@ -513,7 +521,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
     /// <summary>Skiff's networks carrying <paramref name="labels"/>, from the copy (null: ask the engine).</summary>
     private IReadOnlyList<(string Name, IReadOnlyDictionary<string, string> Labels)>? CachedNetworks(IReadOnlyDictionary<string, string> labels)
     {
-        if (!labels.TryGetValue(SkiffLabels.ManagedBy, out var managed) || managed != SkiffLabels.ManagedByValue)
+        if (!IsManaged(labels))
         {
             return null;
         }
@@ -526,7 +534,7 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
             }
 
             return [.. networks
-                .Where(n => n.Value.Value is { } l && labels.All(want => l.TryGetValue(want.Key, out var v) && v == want.Value))
+                .Where(n => n.Value.Value is { } have && Carries(have, labels))
                 .Select(n => (n.Key, n.Value.Value!))
                 .OrderBy(n => n.Key, StringComparer.Ordinal)];
         }
