@@ -12,7 +12,9 @@
 #   P7        each restart is a resync of STACKS steady stacks: from the process start until the controller's
 #             reconcile counter (controller_runtime_reconcile_total) reaches STACKS, and the Docker list calls
 #             (GET /containers/json, counted by bench/docker-relay.py) in that window; also list calls per steady
-#             health period (10 s) while idling. Peer for scale: one `docker ps -a` plus one `docker inspect` of
+#             health period (10 s) while idling; and a warm pass: the idle window's reconciles (each steady stack is
+#             looked at every health period) give the mean reconcile time and operator CPU, and from them one pass
+#             over the STACKS stacks on the controller's 4 workers. Peer for scale: one `docker ps -a` plus one `docker inspect` of
 #             every container.
 # Everything it created (label dev.skiff.node=<its node>, dev.skiff.bench=<prefix>, and the names) is removed at the
 # end, also on Ctrl-C.
@@ -82,6 +84,14 @@ reconciles() { # controller_runtime_reconcile_total of the appdeployment control
     awk '/^controller_runtime_reconcile_total\{/ && /controller="appdeployment"/ { s += $NF } END { print s + 0 }' <<<"$body"
 }
 
+reconcile_seconds() { # controller_runtime_reconcile_time_seconds_sum of the appdeployment controller
+    local body
+    body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
+    awk '/^controller_runtime_reconcile_time_seconds_sum\{/ && /controller="appdeployment"/ { s += $NF } END { printf "%.6f\n", s + 0 }' <<<"$body"
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$operator_pid/stat" 2>/dev/null || echo 0; } # utime + stime, USER_HZ
+
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$operator_pid/status" 2>/dev/null || echo 0; }
 
 list_calls() { # FROM TO (epoch seconds): GET /containers/json requests in the relay's log
@@ -139,9 +149,18 @@ converge_requests=$(awk -F'\t' -v a="$started" '$1 >= a' "$BENCH_RELAY_LOG" | wc
 
 idle_from=$EPOCHREALTIME
 reconciles_before=$(reconciles)
+seconds_before=$(reconcile_seconds)
+ticks_before=$(cpu_ticks)
 read -r idle_kb idle_max_kb < <(idle_sample "$idle" converge)
 idle_to=$EPOCHREALTIME
 idle_reconciles=$(( $(reconciles) - reconciles_before ))
+# A warm pass over every stack (the health period requeues each steady stack every 10 s, so the idle window is a run
+# of such passes): per reconcile, its time and the operator's CPU, and for one pass over the STACKS stacks the CPU and
+# the time on the controller's 4 workers.
+read -r warm_ms warm_cpu_ms warm_pass_s warm_pass_cpu_s < <(awk -v n="$idle_reconciles" -v s0="$seconds_before" -v s1="$(reconcile_seconds)" \
+    -v t0="$ticks_before" -v t1="$(cpu_ticks)" -v hz="$(getconf CLK_TCK)" -v stacks="$stacks" \
+    'BEGIN { if (n < 1) n = 1; ms = (s1 - s0) * 1000 / n; cpu = (t1 - t0) * 1000 / hz / n;
+             printf "%.2f %.2f %.3f %.3f\n", ms, cpu, ms * stacks / 4 / 1000, cpu * stacks / 1000 }')
 idle_lists=$(list_calls "$idle_from" "$idle_to")
 lists_per_period=$(awk -v n="$idle_lists" -v a="$idle_from" -v b="$idle_to" 'BEGIN { printf "%.0f", n / ((b - a) / 10) }')
 stop_operator
@@ -154,7 +173,7 @@ declare -A variant_env=(
     [conserve-7]="DOTNET_GCConserveMemory=7"
 )
 resync_csv=$BENCH_OUT/resync.csv
-echo "variant,seconds_from_start,seconds_from_first_request,list_calls,requests,rss_kb,rss_max_kb" >"$resync_csv"
+echo "variant,seconds_from_start,seconds_from_first_request,list_calls,requests,rss_kb,rss_max_kb,inspects_from,inspects_to" >"$resync_csv"
 for variant in $variants; do
     bench_log "restart ($variant): resync of $stacks steady stacks, then $variant_idle s idle"
     start_operator "$variant" ${variant_env[$variant]}
@@ -168,9 +187,14 @@ for variant in $variants; do
     first=$(first_request_after "$started")
     lists=$(list_calls "$started" "$done_at")
     requests=$(awk -F'\t' -v a="$started" -v b="$done_at" '$1 >= a && $1 <= b' "$BENCH_RELAY_LOG" | wc -l)
+    # Where the resync's time goes: the container copy's first list inspects every container, then the stacks run.
+    read -r inspects_from inspects_to < <(awk -F'\t' -v a="$started" -v b="$done_at" \
+        '$1 >= a && $1 <= b && $3 == "GET" && $4 ~ /^(\/v[0-9.]+)?\/containers\/[0-9a-f]+\/json/ { if (!f) f = $1; l = $1 }
+         END { printf "%.3f %.3f\n", (f ? f - a : 0), (l ? l - a : 0) }' "$BENCH_RELAY_LOG")
     read -r kb max_kb < <(idle_sample "$variant_idle" "$variant")
     awk -v v="$variant" -v s="$started" -v f="$first" -v d="$done_at" -v l="$lists" -v r="$requests" -v k="$kb" -v m="$max_kb" \
-        'BEGIN { printf "%s,%.3f,%.3f,%d,%d,%d,%d\n", v, d - s, d - f, l, r, k, m }' >>"$resync_csv"
+        -v i0="$inspects_from" -v i1="$inspects_to" \
+        'BEGIN { printf "%s,%.3f,%.3f,%d,%d,%d,%d,%.3f,%.3f\n", v, d - s, d - f, l, r, k, m, i0, i1 }' >>"$resync_csv"
     stop_operator
 done
 
@@ -188,16 +212,18 @@ bench_summary "### P4 memory and P7 resync: $stacks stacks on one engine" "" \
     "| converge from nothing (s) | $skiff_converge | ${peer_converge:-not run (PEER=0)}$([[ -n $peer_converge ]] && echo " (docker CLI, 4 at a time)") | $([[ -n $peer_converge ]] && echo "$(bench_ratio "$skiff_converge" "$peer_converge")×" || echo –) |" \
     "| Docker requests while converging (list calls) | $converge_requests ($converge_lists) | – | – |" \
     "| RSS after converging + ${idle} s idle (MiB; max while idle) | $(mib "$idle_kb") ($(mib "$idle_max_kb")) | – | – |" \
-    "| steady: reconciles / list calls in ${idle} s idle | $idle_reconciles / $idle_lists ($lists_per_period per 10 s health period) | – | – |" ""
-bench_summary "| restart with | resync s (from start) | s (from 1st Docker request) | list calls | Docker requests | RSS MiB after ${variant_idle} s (max) |" \
-    "|---|---:|---:|---:|---:|---:|"
-while IFS=, read -r v s f l r k m; do
-    bench_summary "| $v | $s | $f | $l | $r | $(mib "$k") ($(mib "$m")) |"
+    "| steady: reconciles / list calls in ${idle} s idle | $idle_reconciles / $idle_lists ($lists_per_period per 10 s health period) | – | – |" \
+    "| steady reconcile: time / operator CPU (ms, mean) | $warm_ms / $warm_cpu_ms | – | – |" \
+    "| warm pass over the $stacks stacks: on 4 workers / operator CPU (s) | $warm_pass_s / $warm_pass_cpu_s | – | – |" ""
+bench_summary "| restart with | resync s (from start) | s (from 1st Docker request) | the copy's inspects (s from start) | list calls | Docker requests | RSS MiB after ${variant_idle} s (max) |" \
+    "|---|---:|---:|---:|---:|---:|---:|"
+while IFS=, read -r v s f l r k m i0 i1; do
+    bench_summary "| $v | $s | $f | $i0–$i1 | $l | $r | $(mib "$k") ($(mib "$m")) |"
 done < <(tail -n +2 "$resync_csv")
 resync=$(awk -F, '$1 == "workstation" { print $2 }' "$resync_csv")
 resync_lists=$(awk -F, '$1 == "workstation" { print $4 }' "$resync_csv")
 bench_summary "" "Peer of a resync, for scale: \`docker ps -a\` + \`docker inspect\` of all $containers containers: $peer_resync s." "" \
     "- **P4** (≤ 60 MB RSS after $stacks stacks and 5 min idle): $(mib "$idle_kb") MiB after ${idle} s: **$(bench_verdict "$(awk -v k="$idle_kb" 'BEGIN { print k * 1024 / 1e6 }')" 60)**$([[ $idle -lt 300 ]] && echo " (idle only ${idle} s: --quick)")." \
-    "- **P7** (resync ≤ 2 s, constant list calls): $resync s with $resync_lists list calls for $stacks stacks: time **$(bench_verdict "$resync" 2)**, list calls **$( ((resync_lists <= 5)) && echo constant || echo "per resource ($resync_lists for $stacks): missed")**."
-echo "summary: P4 RSS $(mib "$idle_kb") MiB after ${idle}s idle; P7 resync $resync s, $resync_lists list calls; converge skiff $skiff_converge s vs docker CLI $peer_converge s"
+    "- **P7** (resync ≤ 2 s, constant list calls): $resync s with $resync_lists list calls for $stacks stacks: time **$(bench_verdict "$resync" 2)**, list calls **$( ((resync_lists <= 5)) && echo constant || echo "per resource ($resync_lists for $stacks): missed")**; a warm pass over the same stacks in the running operator $warm_pass_s s on its 4 workers ($warm_pass_cpu_s s of CPU), with $idle_lists list calls in ${idle} s."
+echo "summary: P4 RSS $(mib "$idle_kb") MiB after ${idle}s idle; P7 resync $resync s, $resync_lists list calls, warm pass $warm_pass_s s; converge skiff $skiff_converge s vs docker CLI $peer_converge s"
 bench_log "removing the $stacks stacks"
