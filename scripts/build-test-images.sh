@@ -34,7 +34,9 @@ for tool in docker ldd tar sha256sum busybox setpriv; do
 done
 [[ -x /usr/lib/postgresql/15/bin/postgres ]] || die "PostgreSQL 15 binaries are missing: apt-get install postgresql-15"
 command -v redis-server >/dev/null || die "redis-server is missing: apt-get install redis-server"
-busybox --list | grep -qx sh || die "busybox has no sh applet: apt-get install busybox-static"
+# grep reads the whole list (no -q): busybox writes one name per write(2), and a grep that quit at "sh" would leave
+# it to die of SIGPIPE, which pipefail then reports as the check failing.
+busybox --list | grep -x sh >/dev/null || die "busybox has no sh applet: apt-get install busybox-static"
 
 # Hash of everything an image is made of: this script, its own files, the versions of the host
 # packages it packs, and any extra text (e.g. a source tree's digest).
