@@ -220,8 +220,6 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             return new ExecResult(inspect.ExitCode, stdout, stderr);
         });
 
-    public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => await InspectNetworkAsync(name, ct) is not null;
-
     public Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
         CallAsync("network_inspect", async () =>
         {

@@ -309,34 +309,32 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
         Land(id, ticket, container);
     }
 
-    private async Task<IReadOnlyDictionary<string, string>?> RefreshNetworkAsync(string name, CancellationToken ct)
+    private Task<IReadOnlyDictionary<string, string>?> RefreshNetworkAsync(string name, CancellationToken ct) =>
+        RefreshKnownAsync(networks, name, () => inner.InspectNetworkAsync(name, ct));
+
+    private Task<IReadOnlyDictionary<string, string>?> RefreshVolumeAsync(string name, CancellationToken ct) =>
+        RefreshKnownAsync(volumes, name, () => inner.InspectVolumeAsync(name, ct));
+
+    /// <summary>
+    /// Asks the engine about one network or volume and lands the answer unless a later-asked one landed first; when the
+    /// engine cannot answer, reads go to the engine until the next list.
+    /// </summary>
+    private async Task<T> RefreshKnownAsync<T>(Dictionary<string, Known<T>> known, string name, Func<Task<T>> ask)
     {
         var ticket = Interlocked.Increment(ref tickets);
-        var labels = await AskAsync(() => inner.InspectNetworkAsync(name, ct));
-        Land(networks, name, ticket, labels);
-        return labels;
-    }
-
-    private async Task<IReadOnlyDictionary<string, string>?> RefreshVolumeAsync(string name, CancellationToken ct)
-    {
-        var ticket = Interlocked.Increment(ref tickets);
-        var labels = await AskAsync(() => inner.InspectVolumeAsync(name, ct));
-        Land(volumes, name, ticket, labels);
-        return labels;
-    }
-
-    /// <summary>An answer the copy depends on: when the engine cannot give it, reads go to the engine until the next list.</summary>
-    private async Task<T> AskAsync<T>(Func<Task<T>> ask)
-    {
+        T value;
         try
         {
-            return await ask();
+            value = await ask();
         }
         catch
         {
             Invalidate();
             throw;
         }
+
+        Land(known, name, ticket, value);
+        return value;
     }
 
     private void Land<T>(Dictionary<string, Known<T>> known, string name, long ticket, T value)
@@ -503,8 +501,6 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
     public Task<string?> ReadFileAsync(string id, string path, CancellationToken ct) => inner.ReadFileAsync(id, path, ct);
 
     public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) => inner.ExecAsync(id, command, ct);
-
-    public async Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => await InspectNetworkAsync(name, ct) is not null;
 
     public async Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
         TryKnown(networks, name, out var labels) ? labels : await RefreshNetworkAsync(name, ct);

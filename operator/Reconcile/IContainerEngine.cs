@@ -53,8 +53,6 @@ public interface IContainerEngine
     /// </summary>
     Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct);
 
-    Task<bool> NetworkExistsAsync(string name, CancellationToken ct);
-
     /// <summary>The labels of the network named exactly <paramref name="name"/>, or null when there is none.</summary>
     Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct);
 
@@ -87,6 +85,14 @@ public interface IContainerEngine
     /// Returns the bytes downloaded.
     /// </summary>
     Task<long> PullImageAsync(string reference, RegistryAuth? auth, IProgress<PullProgress>? progress, CancellationToken ct);
+}
+
+/// <summary>What every engine answers the same way from its other calls.</summary>
+public static class ContainerEngineExtensions
+{
+    /// <summary>Whether a network named exactly <paramref name="name"/> exists.</summary>
+    public static async Task<bool> NetworkExistsAsync(this IContainerEngine engine, string name, CancellationToken ct) =>
+        await engine.InspectNetworkAsync(name, ct) is not null;
 }
 
 /// <summary>The operator's HTTP health check of an app container, over the stack's network.</summary>

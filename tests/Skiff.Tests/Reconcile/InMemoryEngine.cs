@@ -192,8 +192,6 @@ public sealed class InMemoryEngine : IContainerEngine
             return Exec(id, command);
         });
 
-    public Task<bool> NetworkExistsAsync(string name, CancellationToken ct) => Call("network_inspect", () => networks.ContainsKey(name));
-
     public Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
         Call("network_inspect", () => networks.GetValueOrDefault(name));
 
