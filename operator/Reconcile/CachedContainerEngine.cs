@@ -139,7 +139,6 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
                 }
                 finally
                 {
-                    Skiff.Observability.StartupTrace.Mark("container copy: first list");
                     firstSync.TrySetResult();
                     Invalidate();
                     lock (gate)
@@ -209,6 +208,11 @@ public sealed class CachedContainerEngine(IContainerEngine inner, IEngineChanges
 
             live = true;
             Syncs++;
+        }
+
+        if (!firstSync.Task.IsCompleted)
+        {
+            Skiff.Observability.StartupTrace.Mark($"container copy: first list landed ({listed.Count} containers)");
         }
 
         firstSync.TrySetResult();
