@@ -97,8 +97,14 @@ bench_machine() {
 # bench_load: the 1-minute load average now.
 bench_load() { cut -d' ' -f1 /proc/loadavg; }
 
-# bench_skiff: the path of the skiff binary (operator/bin/Release/net10.0/skiff), built when missing.
+# bench_skiff: the path of the skiff binary (operator/bin/Release/net10.0/skiff), built when missing; SKIFF_BIN names
+# another build instead (a publish folder's `skiff`, e.g. ReadyToRun or composite, to measure it with the same script).
 bench_skiff() {
+    if [[ -n ${SKIFF_BIN:-} ]]; then
+        [[ -x $SKIFF_BIN ]] || bench_die "SKIFF_BIN=$SKIFF_BIN is not an executable skiff"
+        echo "$SKIFF_BIN"
+        return
+    fi
     local skiff=$BENCH_REPO/operator/bin/Release/net10.0/skiff
     if [[ ! -x $skiff ]]; then
         bench_log "building skiff (dotnet build operator -c Release)"

@@ -13,6 +13,7 @@
 #          bench/compose/run.sh --summary results/*.csv   (summary of earlier runs, pooled)
 # Env:     ROUNDS            rounds (default 5)
 #          SKIFF_DLL         skiff to run (default operator/bin/Release/net10.0/skiff.dll, built if missing)
+#          SKIFF_BIN         a skiff executable to run instead (a self-contained or composite publish's `skiff`)
 #          SKIFF_LOG_LEVEL   skiff's --log-level (default warning; `information` logs every step)
 #          SKIFF_LOG_FORMAT  skiff's --log-format (default auto; `json` gives millisecond timestamps)
 #          RESULTS_DIR       where the CSV and logs go (default bench/compose/results)
@@ -27,6 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 rounds=${ROUNDS:-5}
 skiff_dll=${SKIFF_DLL:-$repo/operator/bin/Release/net10.0/skiff.dll}
+if [[ -n ${SKIFF_BIN:-} ]]; then skiff_cmd=("$SKIFF_BIN"); else skiff_cmd=(dotnet "$skiff_dll"); fi
 log_level=${SKIFF_LOG_LEVEL:-warning}
 log_format=${SKIFF_LOG_FORMAT:-auto}
 results=${RESULTS_DIR:-$here/results}
@@ -97,7 +99,7 @@ compose_version=$(docker-compose version --short)
 if [[ $(printf '%s\n1.29.0\n' "$compose_version" | sort -V | head -1) != 1.29.0 ]]; then
     die "docker-compose $compose_version lacks depends_on condition service_completed_successfully (needs >= 1.29.0)"
 fi
-if [[ ! -f $skiff_dll ]]; then
+if [[ -z ${SKIFF_BIN:-} && ! -f $skiff_dll ]]; then
     echo "building skiff (dotnet build operator -c Release)..."
     (cd "$repo" && dotnet build operator -c Release -nologo -v quiet) >/dev/null
 fi
@@ -216,7 +218,7 @@ skiff_once() { # round scenario position expected-version
     local round=$1 scenario=$2 position=$3 want=$4 start end rc=0 ids
     load1=$(cut -d' ' -f1 /proc/loadavg)
     start=$EPOCHREALTIME
-    dotnet "$skiff_dll" run --path "$work/skiff/resources" --node local --once --state-dir "$work/skiff/state" \
+    "${skiff_cmd[@]}" run --path "$work/skiff/resources" --node local --once --state-dir "$work/skiff/state" \
         --metrics-bind-address 0 --health-probe-bind-address 0 --log-level "$log_level" --log-format "$log_format" \
         >"$logs/r$round-skiff-$scenario.log" 2>&1 || rc=$?
     end=$EPOCHREALTIME
