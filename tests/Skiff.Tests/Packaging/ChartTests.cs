@@ -567,9 +567,13 @@ public sealed partial class ChartTests
         var dockerfile = File.ReadAllText(Path.Combine(RepoPaths.Root, "Dockerfile"));
         var assembly = Regex.Match(File.ReadAllText(Path.Combine(RepoPaths.Root, "operator", "Skiff.csproj")), "<AssemblyName>(.+)</AssemblyName>").Groups[1].Value;
         Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0", dockerfile, StringComparison.Ordinal);
+        // Self-contained (the runtime and ASP.NET Core come with the publish) on the native dependencies alone, started
+        // by the publish's own executable, which carries the assembly's name.
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/runtime-deps:10.0", dockerfile, StringComparison.Ordinal);
         Assert.Contains("dotnet publish operator", dockerfile, StringComparison.Ordinal);
-        Assert.Contains($"ENTRYPOINT [\"dotnet\", \"/app/{assembly}.dll\"]", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("--self-contained true", dockerfile, StringComparison.Ordinal);
+        Assert.Contains("-p:PublishReadyToRunComposite=true", dockerfile, StringComparison.Ordinal);
+        Assert.Contains($"ENTRYPOINT [\"/app/{assembly}\"]", dockerfile, StringComparison.Ordinal);
         // Every file the build copies exists (the build cannot run here, so at least the inputs are checked).
         foreach (Match copy in Regex.Matches(dockerfile, @"^COPY (?!--from)(.+) \S+$", RegexOptions.Multiline))
         {
