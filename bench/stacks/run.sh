@@ -82,23 +82,21 @@ except ValueError:
 print(sum(1 for r in doc.get("resources", []) if (r.get("status") or {}).get("phase") == "Ready"))' <<<"$body"
 }
 
-reconciles() { # controller_runtime_reconcile_total of the appdeployment controller, all results
+metric_sum() { # SERIES LABEL_MATCH [FORMAT]: the sum of a series' samples on the operator's /metrics that carry LABEL_MATCH
     local body
     body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
-    awk '/^controller_runtime_reconcile_total\{/ && /controller="appdeployment"/ { s += $NF } END { print s + 0 }' <<<"$body"
+    awk -v series="$1{" -v match_="$2" -v fmt="${3:-%d}" \
+        'index($0, series) == 1 && index($0, match_) { s += $NF } END { printf fmt "\n", s + 0 }' <<<"$body"
 }
 
-operator_list_calls() { # the operator's own count of container lists (skiff_docker_requests_total, every result)
-    local body
-    body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
-    awk '/^skiff_docker_requests_total\{/ && /operation="container_list"/ { s += $NF } END { print s + 0 }' <<<"$body"
-}
+# controller_runtime_reconcile_total of the appdeployment controller, all results
+reconciles() { metric_sum controller_runtime_reconcile_total 'controller="appdeployment"'; }
 
-reconcile_seconds() { # controller_runtime_reconcile_time_seconds_sum of the appdeployment controller
-    local body
-    body=$(curl -s -m 5 "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null || true)
-    awk '/^controller_runtime_reconcile_time_seconds_sum\{/ && /controller="appdeployment"/ { s += $NF } END { printf "%.6f\n", s + 0 }' <<<"$body"
-}
+# the operator's own count of container lists (skiff_docker_requests_total, every result)
+operator_list_calls() { metric_sum skiff_docker_requests_total 'operation="container_list"'; }
+
+# controller_runtime_reconcile_time_seconds_sum of the appdeployment controller
+reconcile_seconds() { metric_sum controller_runtime_reconcile_time_seconds_sum 'controller="appdeployment"' %.6f; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$operator_pid/stat" 2>/dev/null || echo 0; } # utime + stime, USER_HZ
 
@@ -190,7 +188,7 @@ for spec in $variants; do
     # A variant is a name from variant_env (this build, that setting), or LABEL=BINARY[,ENV=VALUE...]: another build
     # (a publish folder's skiff) restarted on the same stacks, e.g. composite=/tmp/composite/skiff. A name may repeat
     # (VARIANTS="workstation composite=… workstation composite=…" interleaves them); P7's verdict takes the median of
-    # the workstation rows.
+    # the P7_VARIANT rows.
     if [[ $spec == *=* ]]; then
         variant=${spec%%=*}
         IFS=, read -r -a extra <<<"${spec#*=}"
