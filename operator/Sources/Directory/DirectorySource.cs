@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
@@ -155,22 +156,16 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
 
         foreach (var doc in result.Documents.Where(d => !d.Skipped))
         {
-            var location = $"{Relative(doc.File)}:{doc.Index}";
-            var errors = doc.Errors.Select(e => $"{location}: {e}").ToList();
             var isApp = doc.Kind == AppDeployment.KindName || doc.Resource is AppDeployment;
-            if (isApp && doc.Name is { Length: > 0 } name && !IsDuplicate(doc))
+            if (isApp && doc.Name is { Length: > 0 } && !IsDuplicate(doc))
             {
-                var key = new ObjectKey(doc.Namespace ?? "default", name);
-                var resource = doc.IsValid ? (AppDeployment)doc.Resource! : null;
-                if (resource is not null)
-                {
-                    resource.Metadata.NamespaceProperty ??= key.Namespace;
-                }
-
-                newApps[key] = new FolderEntry(key, resource, errors, location, doc.File, resource is null ? null : SpecHash.Compute(resource.Spec));
+                var entry = AppEntry(doc);
+                newApps[entry.Key] = entry;
                 continue;
             }
 
+            var location = $"{Relative(doc.File)}:{doc.Index}";
+            var errors = doc.Errors.Select(e => $"{location}: {e}").ToList();
             if (errors.Count > 0)
             {
                 newProblems.AddRange(errors);
@@ -264,6 +259,76 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         return changed;
     }
 
+    /// <summary>
+    /// Reads one file that was just renamed into place (<c>mv</c>, <c>os.replace</c>, an editor's or a tool's atomic
+    /// save): its content is whole by construction, so its valid AppDeployments that are new or changed are taken at
+    /// once, without waiting for the folder to go quiet. Only those: a document gone from the file, its Secrets and
+    /// policies, a name another file holds, and every other file wait for the next <see cref="Rescan"/> after the quiet
+    /// window, which keeps its protections for files written in place (a half-written file, one that vanishes or
+    /// empties for a moment inside a burst never prunes or shrinks a stack). Returns the keys taken.
+    /// </summary>
+    public IReadOnlyCollection<ObjectKey> ReadReplaced(string file)
+    {
+        var result = ResourceLoader.LoadPaths([file]);
+        if (result.Unreadable.Count > 0)
+        {
+            return [];
+        }
+
+        var taken = new List<ObjectKey>();
+        lock (gate)
+        {
+            if (!HasSynced)
+            {
+                return [];
+            }
+
+            foreach (var doc in result.Documents)
+            {
+                if (doc.Skipped || !doc.IsValid || doc.Resource is not AppDeployment || doc.Name is not { Length: > 0 })
+                {
+                    continue;
+                }
+
+                var entry = AppEntry(doc);
+                if (apps.TryGetValue(entry.Key, out var old)
+                    && (old.File != entry.File || (old.DocumentHash == entry.DocumentHash && old.Errors.Count == 0)))
+                {
+                    continue;
+                }
+
+                apps[entry.Key] = entry;
+                taken.Add(entry.Key);
+            }
+        }
+
+        return taken;
+    }
+
+    private FolderEntry AppEntry(LoadedDocument doc)
+    {
+        var location = $"{Relative(doc.File)}:{doc.Index}";
+        var errors = doc.Errors.Select(e => $"{location}: {e}").ToList();
+        var key = new ObjectKey(doc.Namespace ?? "default", doc.Name!);
+        var resource = doc.IsValid ? (AppDeployment)doc.Resource! : null;
+        if (resource is not null)
+        {
+            resource.Metadata.NamespaceProperty ??= key.Namespace;
+        }
+
+        return new FolderEntry(key, resource, errors, location, doc.File, resource is null ? null : SpecHash.Compute(resource.Spec));
+    }
+
+    /// <summary>Whether a rename's new name is a file a folder walk reads (<see cref="ResourceLoader.IsResourceFile"/>, not under a hidden folder).</summary>
+    private bool IsReadFile(string fullPath)
+    {
+        var relative = System.IO.Path.GetRelativePath(Path, fullPath);
+        var parts = relative.Split(System.IO.Path.DirectorySeparatorChar);
+        return !relative.StartsWith("..", StringComparison.Ordinal)
+            && ResourceLoader.IsResourceFile(parts[^1])
+            && parts[..^1].All(p => !p.StartsWith('.'));
+    }
+
     /// <summary>How long a file that became empty keeps its stacks, for a writer that truncates it first to write it.</summary>
     public static readonly TimeSpan EmptyGrace = TimeSpan.FromSeconds(2);
 
@@ -296,7 +361,16 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
         watcher.Changed += handler;
         watcher.Created += handler;
         watcher.Deleted += handler;
-        watcher.Renamed += (_, _) => signal.Release();
+        var replaced = new ConcurrentQueue<string>();
+        watcher.Renamed += (_, e) =>
+        {
+            if (IsReadFile(e.FullPath))
+            {
+                replaced.Enqueue(e.FullPath);
+            }
+
+            signal.Release();
+        };
         watcher.Error += (_, e) => { logger.LogWarning(e.GetException(), "Folder watch failed; relying on periodic rescans"); signal.Release(); };
         watcher.EnableRaisingEvents = true;
         while (!ct.IsCancellationRequested)
@@ -311,12 +385,15 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
                 }
 
                 await signal.WaitAsync(recheck ? EmptyGrace : resync, ct);
+                // A file renamed into place is whole: its new and changed stacks are taken at once (ReadReplaced).
+                TakeReplaced(replaced, onChange);
                 // Debounce: editors and git write several files in a burst (a truncate, then the writes; a checkout of
                 // many files). Rescan once the folder has been quiet for Quiet, or at MaxDebounce after the first
                 // change if it keeps changing: one save is acted on within tens of milliseconds, not a fixed 300 ms.
                 var first = Stopwatch.GetTimestamp();
                 while (await signal.WaitAsync(Quiet, ct) && Stopwatch.GetElapsedTime(first) < MaxDebounce)
                 {
+                    TakeReplaced(replaced, onChange);
                 }
 
                 while (signal.CurrentCount > 0)
@@ -334,6 +411,19 @@ public sealed class DirectorySource(string path, ILogger<DirectorySource> logger
             {
                 logger.LogInformation("Folder changed: {Count} resource(s) to reconcile", changed.Count);
                 onChange(changed);
+            }
+        }
+    }
+
+    private void TakeReplaced(ConcurrentQueue<string> replaced, Action<IReadOnlyCollection<ObjectKey>> onChange)
+    {
+        while (replaced.TryDequeue(out var file))
+        {
+            var taken = ReadReplaced(file);
+            if (taken.Count > 0)
+            {
+                logger.LogInformation("{File} replaced: {Count} resource(s) to reconcile", Relative(file), taken.Count);
+                onChange(taken);
             }
         }
     }

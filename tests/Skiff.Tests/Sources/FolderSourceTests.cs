@@ -160,6 +160,78 @@ public sealed class FolderSourceTests : IDisposable
         Assert.False(source.IsBroken(file));
     }
 
+    private static string Named(string name, string image = "nginx:1.27") =>
+        Api.Replace("name: api", $"name: {name}", StringComparison.Ordinal).Replace("nginx:1.27", image, StringComparison.Ordinal);
+
+    /// <summary>Writes <paramref name="text"/> beside <paramref name="file"/> and renames it over it, as editors and tools save atomically.</summary>
+    private static void Replace(string file, string text)
+    {
+        var temporary = Path.Combine(Path.GetDirectoryName(file)!, "." + Path.GetFileName(file) + ".tmp");
+        File.WriteAllText(temporary, text);
+        File.Move(temporary, file, overwrite: true);
+    }
+
+    [Fact]
+    public void A_file_renamed_into_place_gives_its_new_and_changed_stacks_and_leaves_the_rest_to_the_full_read()
+    {
+        var api = Path.Combine(Real, "api.yaml");
+        var other = Path.Combine(Real, "other.yaml");
+        File.WriteAllText(api, Named("api") + "\n---\n" + Named("worker"));
+        File.WriteAllText(other, Named("bot"));
+        var source = new DirectorySource(Real, NullLogger<DirectorySource>.Instance);
+        source.Rescan();
+        ObjectKey Key(string name) => new("default", name);
+
+        // api changes, worker is gone from the file, cron is new, and bot (held by other.yaml) is written here too.
+        Replace(api, Named("api", "nginx:1.28") + "\n---\n" + Named("cron") + "\n---\n" + Named("bot", "evil:1"));
+        File.Delete(other);
+        Assert.Equal([Key("api"), Key("cron")], source.ReadReplaced(api));
+        Assert.Equal("nginx:1.28", source.Get(Key("api"))!.Resource!.Spec.App.Image);
+        Assert.NotNull(source.Get(Key("cron"))?.Resource);
+        // A removal waits for the full read: the file may be one of a burst that moves the document to another file.
+        Assert.NotNull(source.Get(Key("worker"))?.Resource);
+        Assert.Equal("nginx:1.27", source.Get(Key("bot"))!.Resource!.Spec.App.Image);
+        Assert.Equal(other, source.Get(Key("bot"))!.File);
+
+        // Read again unchanged: nothing new. The full read then takes only what the fast path left.
+        Assert.Empty(source.ReadReplaced(api));
+        Assert.Equal([Key("bot"), Key("worker")], source.Rescan().OrderBy(k => k.Name, StringComparer.Ordinal));
+        Assert.Equal(api, source.Get(Key("bot"))!.File);
+        Assert.Null(source.Get(Key("worker")));
+
+        // An invalid document in a replaced file is not taken: the full read reports it and keeps what it must.
+        Replace(api, Named("api", "nginx:1.28").Replace("image: nginx:1.28", "imgae: nginx:1.29", StringComparison.Ordinal));
+        Assert.Empty(source.ReadReplaced(api));
+        Assert.Equal("nginx:1.28", source.Get(Key("api"))!.Resource!.Spec.App.Image);
+    }
+
+    [Fact]
+    public async Task The_watch_takes_a_file_renamed_into_place_at_once_and_a_removal_in_the_same_burst_after_the_quiet_window()
+    {
+        var api = Path.Combine(Real, "api.yaml");
+        var bot = Path.Combine(Real, "bot.yaml");
+        File.WriteAllText(api, Named("api"));
+        File.WriteAllText(bot, Named("bot"));
+        var source = new DirectorySource(Real, NullLogger<DirectorySource>.Instance);
+        source.Rescan();
+        var reports = new System.Collections.Concurrent.BlockingCollection<IReadOnlyCollection<ObjectKey>>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var watch = source.WatchAsync(reports.Add, TimeSpan.FromMinutes(10), cts.Token);
+        await Task.Delay(200); // the watcher is set up before the writes
+
+        // One burst: the save of api.yaml, then bot.yaml deleted a moment later. Without the fast path both are one
+        // report after the quiet window; with it, the saved file is its own report, first.
+        Replace(api, Named("api", "nginx:1.28"));
+        File.Delete(bot);
+        Assert.True(reports.TryTake(out var first, TimeSpan.FromSeconds(30)));
+        Assert.Equal([new ObjectKey("default", "api")], first);
+        Assert.True(reports.TryTake(out var second, TimeSpan.FromSeconds(30)));
+        Assert.Equal([new ObjectKey("default", "bot")], second);
+        Assert.Null(source.Get(new ObjectKey("default", "bot")));
+        await cts.CancelAsync();
+        await watch;
+    }
+
     [Fact]
     public void The_source_reads_through_a_link_under_its_real_path()
     {
