@@ -176,7 +176,7 @@ public static class DirectoryRunner
                 Observability.StartupTrace.Mark("keys (stacks listed)");
                 if (options.Once)
                 {
-                    var exit = await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, ct);
+                    var exit = await RunOnceAsync(source, state, reconciler, keys, output, log, gc, options.PullTimeout, options.Console, engine, ct);
                     // A commit not served (the remote unreachable, an invalid commit): the stacks ran from the last good one.
                     return git?.LastError is null ? exit : Math.Max(exit, ExitCodes.NotOk);
                 }
@@ -257,11 +257,14 @@ public static class DirectoryRunner
 
     private static async Task<int> RunOnceAsync(
         DirectorySource source, StateStore state, StackController reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
-        ImageGcService gc, TimeSpan pullTimeout, RunConsole console, CancellationToken ct)
+        ImageGcService gc, TimeSpan pullTimeout, RunConsole console, DockerEngine engine, CancellationToken ct)
     {
+        using var following = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var failed = await OnceRun.ReconcileAllAsync(
             reconciler, keys, key => Conditions.RolloutInProgress(state.Read(key.Namespace ?? "default", key.Name)?.Status),
-            OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct);
+            OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct,
+            StackWake.Follow(engine, log, following.Token));
+        await following.CancelAsync();
 
         // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
         // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.

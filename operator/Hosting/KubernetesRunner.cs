@@ -199,7 +199,7 @@ public static class KubernetesRunner
                 once = async token =>
                 {
                     await NodeProxySettings.StartAsync(proxy, engine, state.Root, log, token);
-                    return await RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, token);
+                    return await RunOnceAsync(informer, stacks, guarded, gc, latest, output, log, options.Node, options.Console, engine, token);
                 };
             }
             else
@@ -322,6 +322,7 @@ public static class KubernetesRunner
         ILogger log,
         string node,
         RunConsole console,
+        DockerEngine engine,
         CancellationToken ct)
     {
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -337,7 +338,8 @@ public static class KubernetesRunner
             log.LogInformation("Reconciling {Count} AppDeployments of node {Node} once", keys.Count, node);
             var failed = await OnceRun.ReconcileAllAsync(
                 reconciler, keys, key => Conditions.RolloutInProgress(latest.GetValueOrDefault(key)),
-                OnceRun.Deadline(resources.Select(a => a.Spec), stacks.Context.PullTimeout), log, ct);
+                OnceRun.Deadline(resources.Select(a => a.Spec), stacks.Context.PullTimeout), log, ct,
+                StackWake.Follow(engine, log, watching.Token));
 
             // One GC pass, as the folder's --once makes: a node deployed only by `run --once` collects its old images too.
             await gc.Loop.RunPassAsync("skiff run --once", ct);

@@ -43,10 +43,12 @@ public static class OnceRun
     /// <param name="deadline">How long the whole run may take.</param>
     /// <param name="log">Where retries are told.</param>
     /// <param name="ct">Ends the run.</param>
+    /// <param name="wake">Ends a key's wait early when its containers change (<see cref="StackWake"/>), or null.</param>
     /// <exception cref="EngineUnreachableException">The Docker engine stopped answering (exit code 3).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="ct"/> ended.</exception>
     public static async Task<IReadOnlyCollection<ObjectKey>> ReconcileAllAsync(
-        IReconciler reconciler, IReadOnlyCollection<ObjectKey> keys, Func<ObjectKey, bool> inProgress, TimeSpan deadline, ILogger log, CancellationToken ct)
+        IReconciler reconciler, IReadOnlyCollection<ObjectKey> keys, Func<ObjectKey, bool> inProgress, TimeSpan deadline, ILogger log, CancellationToken ct,
+        StackWake? wake = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(deadline);
@@ -64,7 +66,8 @@ public static class OnceRun
                         return;
                     }
 
-                    await Task.Delay(result.RequeueAfter > TimeSpan.Zero ? result.RequeueAfter : StackAction.PollInterval, timeout.Token);
+                    var interval = result.RequeueAfter > TimeSpan.Zero ? result.RequeueAfter : StackAction.PollInterval;
+                    await (wake is null ? Task.Delay(interval, timeout.Token) : wake.WaitAsync(key, interval, timeout.Token));
                     delay = TimeSpan.FromMilliseconds(500);
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)

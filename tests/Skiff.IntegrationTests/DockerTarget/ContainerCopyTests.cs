@@ -104,6 +104,54 @@ public sealed class ContainerCopyTests(DockerFixture docker)
         }
     }
 
+    [Fact]
+    public async Task A_once_runs_wait_ends_when_a_container_of_its_stack_exits_and_only_then()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var ct = cts.Token;
+        var stack = $"{docker.Prefix}/wake";
+        var other = $"{docker.Prefix}/other";
+        var network = await docker.CreateNetworkAsync("wake", ct);
+        var mine = await docker.StartContainerAsync(Sleeper(network, Labels(stack)), ct);
+        var theirs = new List<string>();
+
+        using var engine = new DockerEngine(docker.DockerHost.ToString());
+        using var follow = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var wake = Skiff.Hosting.StackWake.Follow(engine, NullLogger.Instance, follow.Token);
+        try
+        {
+            // The stream is up once an event gets through (it follows from when it connects): another stack's
+            // container is started and killed until its exit ends that stack's wait.
+            var waitOther = wake.WaitAsync(Skiff.Runtime.ObjectKey.Parse(other), TimeSpan.FromMinutes(5), ct);
+            await Eventually.UntilAsync("another stack's exit ends its wait", async () =>
+            {
+                var id = await docker.StartContainerAsync(Sleeper(network, Labels(other)), ct);
+                theirs.Add(id);
+                await docker.Client.Containers.KillContainerAsync(id, new ContainerKillParameters(), ct);
+                return await Task.WhenAny(waitOther, Task.Delay(TimeSpan.FromSeconds(2), ct)) == waitOther;
+            }, woken => woken, Wait);
+
+            // That exit did not end this stack's wait; its own container's exit does, long before the wait's interval.
+            var key = Skiff.Runtime.ObjectKey.Parse(stack);
+            var waiting = wake.WaitAsync(key, TimeSpan.FromMinutes(5), ct);
+            await Task.Delay(200, ct);
+            Assert.False(waiting.IsCompleted);
+            await docker.Client.Containers.KillContainerAsync(mine, new ContainerKillParameters(), ct);
+            Assert.Same(waiting, await Task.WhenAny(waiting, Task.Delay(Wait, ct)));
+        }
+        finally
+        {
+            await follow.CancelAsync();
+            foreach (var id in theirs.Append(mine))
+            {
+                await docker.RemoveContainerAsync(id, CancellationToken.None);
+            }
+        }
+    }
+
+    private static Dictionary<string, string> Labels(string stack) =>
+        new() { [SkiffLabels.ManagedBy] = SkiffLabels.ManagedByValue, [SkiffLabels.App] = stack };
+
     private static CreateContainerParameters Sleeper(string network, Dictionary<string, string> labels) => new()
     {
         Image = TestImages.Busybox,
