@@ -206,6 +206,16 @@ public static class DirectoryRunner
         }
     }
 
+    /// <summary>The stacks' first pass has begun everywhere: the copy's first list landed and every queued stack went to a worker.</summary>
+    internal static async Task FirstPassHandedOutAsync(CachedContainerEngine containers, WorkQueue<ObjectKey> queue, CancellationToken ct)
+    {
+        await containers.WaitFirstSyncAsync(ct);
+        while (queue.Len > 0)
+        {
+            await Task.Delay(StackAction.PollInterval, ct);
+        }
+    }
+
     /// <summary>
     /// A new commit is served: the folder is read again, the resources whose document changed or went are queued, and
     /// every other one too, for its <c>status.source</c> to name the new commit.
@@ -341,7 +351,7 @@ public static class DirectoryRunner
                     await controller.RunAsync(token);
                 }),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
-                new Runnable("image GC", token => gc.RunAsync(engine, log, token).ContinueWith(_ => { }, TaskScheduler.Default)),
+                new Runnable("image GC", token => gc.RunAsync(engine, log, token, t => FirstPassHandedOutAsync(containers, queue, t)).ContinueWith(_ => { }, TaskScheduler.Default)),
                 backups,
                 .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
             ],

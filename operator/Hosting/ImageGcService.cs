@@ -73,8 +73,8 @@ public sealed class ImageGcService
     }
 
     /// <summary>Runs the loop and the event tracker until <paramref name="ct"/> ends.</summary>
-    public Task RunAsync(DockerEngine engine, ILogger logger, CancellationToken ct) =>
+    public Task RunAsync(DockerEngine engine, ILogger logger, CancellationToken ct, Func<CancellationToken, Task>? startAfter = null) =>
         Task.WhenAll(
             Task.Run(() => Tracker.FollowAsync(engine, logger, ct), CancellationToken.None),
-            Task.Run(() => Loop.RunAsync(ct), CancellationToken.None));
+            Task.Run(() => Loop.RunAsync(ct, startAfter), CancellationToken.None));
 }

@@ -80,9 +80,23 @@ public sealed class ImageGcLoop(
         }
     }
 
-    /// <summary>Runs until <paramref name="ct"/> ends: the first pass at once, then per trigger, interval and pressure.</summary>
-    public async Task RunAsync(CancellationToken ct)
+    /// <summary>The longest the startup pass waits for <c>startAfter</c> when the disk is not under pressure.</summary>
+    public static readonly TimeSpan StartupWaitCap = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Runs until <paramref name="ct"/> ends: the first pass, then per trigger, interval and pressure. With
+    /// <paramref name="startAfter"/> (the operator's first pass over its stacks), the first pass waits for it (at most
+    /// <see cref="StartupWaitCap"/>) unless the disk is under pressure already: a restart's resync of hundreds of
+    /// steady stacks and a full image pass (lists, a plan, Newtonsoft's first contracts for the image models) competed
+    /// for the same cores, and no rollout waits on a pass the disk does not need. A full disk is collected at once.
+    /// </summary>
+    public async Task RunAsync(CancellationToken ct, Func<CancellationToken, Task>? startAfter = null)
     {
+        if (startAfter is not null)
+        {
+            await WaitForStartAsync(startAfter, ct).ConfigureAwait(false);
+        }
+
         Skiff.Observability.StartupTrace.Mark("image GC: startup pass begins");
         await RunPassAsync("startup", ct).ConfigureAwait(false);
         Skiff.Observability.StartupTrace.Mark("image GC: startup pass done");
@@ -132,6 +146,34 @@ public sealed class ImageGcLoop(
             {
                 logger.LogWarning("Image GC: disk check failed: {Message}", e.Message);
             }
+        }
+    }
+
+    private async Task WaitForStartAsync(Func<CancellationToken, Task> startAfter, CancellationToken ct)
+    {
+        try
+        {
+            if (await CheckPressureAsync(ct).ConfigureAwait(false) is not null)
+            {
+                return;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // The disk cannot be read: the pass finds out and reports it, at once as before.
+            logger.LogDebug(e, "Image GC: disk check before the startup pass failed");
+            return;
+        }
+
+        using var cap = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cap.CancelAfter(StartupWaitCap);
+        try
+        {
+            await startAfter(cap.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // Waited long enough: the pass runs now.
         }
     }
 

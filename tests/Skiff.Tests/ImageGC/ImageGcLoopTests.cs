@@ -89,6 +89,52 @@ public sealed class ImageGcLoopTests : IDisposable
     }
 
     [Fact]
+    public async Task The_startup_pass_waits_for_the_stacks_first_pass_unless_the_disk_is_under_pressure()
+    {
+        // 500 of 1000 MiB used: the startup pass waits until the stacks' first pass is handed out.
+        var (loop, _, _, reports, _, _) = await LoopAsync([Raw(2, "app:0", 50)], usedMiB: 500);
+        var stacksFirst = new TaskCompletionSource();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var running = loop.RunAsync(cts.Token, t => stacksFirst.Task.WaitAsync(t));
+        await Task.Delay(500);
+        Assert.Empty(reports.All);
+        stacksFirst.SetResult();
+        await UntilAsync(() => reports.All.Count == 1);
+        Assert.Equal("startup", reports.All.Single().Trigger);
+        await StopAsync(cts, running);
+
+        // 950 MiB used (above the built-in 85%): the pass runs at once, whatever the stacks do.
+        var (pressed, _, _, pressedReports, _, _) = await LoopAsync([Raw(2, "app:0", 50)], usedMiB: 950);
+        using var cts2 = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var never = new TaskCompletionSource();
+        var running2 = pressed.RunAsync(cts2.Token, t => never.Task.WaitAsync(t));
+        await UntilAsync(() => pressedReports.All.Count == 1);
+        Assert.Equal("startup", pressedReports.All.Single().Trigger);
+        await StopAsync(cts2, running2);
+    }
+
+    private static async Task UntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (!condition())
+        {
+            await Task.Delay(20, timeout.Token);
+        }
+    }
+
+    private static async Task StopAsync(CancellationTokenSource cts, Task running)
+    {
+        await cts.CancelAsync();
+        try
+        {
+            await running;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [Fact]
     public async Task Pass_below_high_clears_a_raised_guard()
     {
         var (loop, engine, guard, reports, _, _) = await LoopAsync([Raw(1, "app:1", 400), Raw(2, "app:0", 200)], usedMiB: 950);
