@@ -206,16 +206,6 @@ public static class DirectoryRunner
         }
     }
 
-    /// <summary>The stacks' first pass has begun everywhere: the copy's first list landed and every queued stack went to a worker.</summary>
-    internal static async Task FirstPassHandedOutAsync(CachedContainerEngine containers, WorkQueue<ObjectKey> queue, CancellationToken ct)
-    {
-        await containers.WaitFirstSyncAsync(ct);
-        while (queue.Len > 0)
-        {
-            await Task.Delay(StackAction.PollInterval, ct);
-        }
-    }
-
     /// <summary>
     /// A new commit is served: the folder is read again, the resources whose document changed or went are queued, and
     /// every other one too, for its <c>status.source</c> to name the new commit.
@@ -269,12 +259,22 @@ public static class DirectoryRunner
         DirectorySource source, StateStore state, StackController reconciler, List<ObjectKey> keys, TextWriter output, ILogger log,
         ImageGcService gc, TimeSpan pullTimeout, RunConsole console, DockerEngine engine, CancellationToken ct)
     {
-        using var following = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var failed = await OnceRun.ReconcileAllAsync(
-            reconciler, keys, key => Conditions.RolloutInProgress(state.Read(key.Namespace ?? "default", key.Name)?.Status),
-            OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct,
-            StackWake.Follow(engine, log, following.Token));
-        await following.CancelAsync();
+        IReadOnlyCollection<ObjectKey> failed;
+        using (var following = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            try
+            {
+                failed = await OnceRun.ReconcileAllAsync(
+                    reconciler, keys, key => Conditions.RolloutInProgress(state.Read(key.Namespace ?? "default", key.Name)?.Status),
+                    OnceRun.Deadline(source.Entries().Select(e => e.Resource?.Spec).OfType<AppDeploymentSpec>(), pullTimeout), log, ct,
+                    StackWake.Follow(engine, log, following.Token));
+            }
+            finally
+            {
+                // The event stream ends with the rollouts, however they ended.
+                await following.CancelAsync();
+            }
+        }
 
         // One GC pass, as a long-running skiff run makes after its rollouts: a node deployed only by
         // `run --once` (from CI or cron) collects its old images too. Its failure never fails the run.
@@ -351,7 +351,7 @@ public static class DirectoryRunner
                     await controller.RunAsync(token);
                 }),
                 new Runnable("restart and rollback requests", token => FolderRequests.WatchAsync(state, key => queue.Add(key), token)),
-                new Runnable("image GC", token => gc.RunAsync(engine, log, token, t => FirstPassHandedOutAsync(containers, queue, t)).ContinueWith(_ => { }, TaskScheduler.Default)),
+                new Runnable("image GC", token => gc.RunAsync(engine, log, token, t => ImageGcService.AfterFirstPassAsync(containers, queue, t)).ContinueWith(_ => { }, TaskScheduler.Default)),
                 backups,
                 .. NodeProxySettings.Runnables(proxy, engine, options.Acme, state.Root, services),
             ],

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Skiff.Docker;
 using Skiff.ImageGC;
 using Skiff.Reconcile;
+using Skiff.Runtime;
 using Skiff.State;
 
 namespace Skiff.Hosting;
@@ -70,6 +71,19 @@ public sealed class ImageGcService
             requeueAll();
         };
         return new ImageGcService(loop, guard, new ImageActivityTracker(firstSeen, ImageActivityTracker.EngineResolver(engine)), engineLock);
+    }
+
+    /// <summary>
+    /// The <c>startAfter</c> of a long-running operator's loop (<see cref="ImageGcLoop.RunAsync"/>): the stacks' first
+    /// pass has begun everywhere, i.e. the container copy's first list landed and every queued stack went to a worker.
+    /// </summary>
+    public static async Task AfterFirstPassAsync(CachedContainerEngine containers, WorkQueue<ObjectKey> queue, CancellationToken ct)
+    {
+        await containers.WaitFirstSyncAsync(ct);
+        while (queue.Len > 0)
+        {
+            await Task.Delay(StackAction.PollInterval, ct);
+        }
     }
 
     /// <summary>Runs the loop and the event tracker until <paramref name="ct"/> ends.</summary>

@@ -273,7 +273,7 @@ public static class KubernetesRunner
                     new Runnable("image GC", async token =>
                     {
                         await informer.WaitForSyncAsync(token);
-                        await gc.RunAsync(engine, log, token, t => DirectoryRunner.FirstPassHandedOutAsync(containers, queue!, t)).ContinueWith(_ => { }, TaskScheduler.Default);
+                        await gc.RunAsync(engine, log, token, t => ImageGcService.AfterFirstPassAsync(containers, queue!, t)).ContinueWith(_ => { }, TaskScheduler.Default);
                     }),
                     new Runnable(backupRunnable.Name, async token =>
                     {

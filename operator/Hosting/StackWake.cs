@@ -56,10 +56,9 @@ public sealed class StackWake
     /// <summary>Something happened to <paramref name="key"/>'s containers: its wait (now or next) ends.</summary>
     public void Signal(ObjectKey key)
     {
-        var signal = signals.GetOrAdd(key, _ => new SemaphoreSlim(0, 1));
         try
         {
-            signal.Release();
+            For(key).Release();
         }
         catch (SemaphoreFullException)
         {
@@ -71,6 +70,7 @@ public sealed class StackWake
     /// Waits <paramref name="interval"/>, or less when <paramref name="key"/> is signalled meanwhile or was signalled
     /// since its last wait (an event that came while its reconcile ran is not lost).
     /// </summary>
-    public async Task WaitAsync(ObjectKey key, TimeSpan interval, CancellationToken ct) =>
-        await signals.GetOrAdd(key, _ => new SemaphoreSlim(0, 1)).WaitAsync(interval, ct);
+    public Task WaitAsync(ObjectKey key, TimeSpan interval, CancellationToken ct) => For(key).WaitAsync(interval, ct);
+
+    private SemaphoreSlim For(ObjectKey key) => signals.GetOrAdd(key, _ => new SemaphoreSlim(0, 1));
 }
