@@ -77,16 +77,16 @@ public static class ExecCommand
 
         try
         {
-            var exec = await engine.Client.Exec.ExecCreateContainerAsync(container.Id, new ContainerExecCreateParameters
+            var exec = await engine.Client.Exec.CreateContainerExecAsync(container.Id, new ContainerExecCreateParameters
             {
                 Cmd = o.Command,
                 AttachStdin = o.Interactive,
                 AttachStdout = true,
                 AttachStderr = true,
-                Tty = tty,
+                TTY = tty,
                 Env = env,
             }, ct);
-            using var stream = await engine.Client.Exec.StartAndAttachContainerExecAsync(exec.ID, tty, ct);
+            using var stream = await engine.Client.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters { TTY = tty }, ct);
             using var raw = tty && o.Interactive && !Console.IsInputRedirected ? RawTerminal.Enter() : null;
             if (tty)
             {
@@ -97,12 +97,11 @@ public static class ExecCommand
             var input = o.Interactive ? Task.Run(() => PumpStdinAsync(stream, stop.Token), CancellationToken.None) : Task.CompletedTask;
             await new MaskedOutput(stdout, stderr, target.Secrets) { Raw = tty }.CopyAsync(stream, ct);
             await stop.CancelAsync();
-            var result = await engine.Client.Exec.InspectContainerExecAsync(exec.ID, CancellationToken.None);
-            return (int)result.ExitCode;
+            return (int)await DockerEngine.ExecExitCodeAsync(engine.Client, exec.ID, CancellationToken.None);
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
         {
-            stderr.WriteLine($"{Command}: {container.Name} is not running (the engine answered: {e.ResponseBody.Trim()})");
+            stderr.WriteLine($"{Command}: {container.Name} is not running (the engine answered: {e.ResponseBody?.Trim()})");
             return ExitCodes.NotOk;
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !ct.IsCancellationRequested)
@@ -141,7 +140,7 @@ public static class ExecCommand
     {
         try
         {
-            await engine.Client.Exec.ResizeContainerExecTtyAsync(
+            await engine.Client.Exec.ResizeExecTtyAsync(
                 execId, new ContainerResizeParameters { Width = Console.WindowWidth, Height = Console.WindowHeight }, ct);
         }
         catch (Exception e) when (e is DockerApiException or IOException)

@@ -83,7 +83,7 @@ public static class LogsCommand
         };
         try
         {
-            using var stream = await engine.Client.Containers.GetContainerLogsAsync(container.Id, tty: false, parameters, ct);
+            using var stream = await engine.Client.Containers.GetContainerLogsAsync(container.Id, parameters, ct);
             await new MaskedOutput(stdout, stderr, target.Secrets).CopyAsync(stream, ct);
             return ExitCodes.Ok;
         }

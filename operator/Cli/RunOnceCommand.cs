@@ -59,8 +59,8 @@ public static class RunOnceCommand
                 Entrypoint = cmd,
                 Cmd = [],
                 Env = live.Config?.Env ?? [],
-                WorkingDir = live.Config?.WorkingDir,
-                User = live.Config?.User,
+                WorkingDir = live.Config?.WorkingDir ?? "",
+                User = live.Config?.User ?? "",
                 Labels = new Dictionary<string, string> { [Label] = $"{ns}/{name}" },
                 HostConfig = new HostConfig
                 {
@@ -75,7 +75,7 @@ public static class RunOnceCommand
             id = created.ID;
             await engine.Client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
             using (var stream = await engine.Client.Containers.GetContainerLogsAsync(
-                id, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = true }, ct))
+                id, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = true }, ct))
             {
                 await new MaskedOutput(stdout, stderr, target.Secrets).CopyAsync(stream, ct);
             }
@@ -91,7 +91,7 @@ public static class RunOnceCommand
         catch (DockerApiException e) when (e.StatusCode is System.Net.HttpStatusCode.BadRequest or System.Net.HttpStatusCode.NotFound)
         {
             // The command does not exist in the image, and the like: the engine says which.
-            stderr.WriteLine($"{Command}: the engine could not run {string.Join(' ', cmd)}: {e.ResponseBody.Trim()}");
+            stderr.WriteLine($"{Command}: the engine could not run {string.Join(' ', cmd)}: {e.ResponseBody?.Trim()}");
             return ExitCodes.NotOk;
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !ct.IsCancellationRequested)

@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Docker.DotNet.NativeHttp;
 using ContainerSpec = Skiff.Reconcile.ContainerSpec;
 using Microsoft.Extensions.Logging;
 
@@ -29,7 +30,8 @@ public enum ImageRemoval
 }
 
 /// <summary>
-/// A thin layer over Docker.DotNet: our own models in and out, every call counted and traced, and
+/// A thin layer over Docker.DotNet (the maintained fork, Docker.DotNet.Enhanced, on System.Text.Json with source-generated
+/// models and pooled keep-alive connections): our own models in and out, every call counted and traced, and
 /// transport failures turned into <see cref="EngineUnreachableException"/> so callers can tell
 /// "the engine is down" from "the engine said no".
 /// </summary>
@@ -43,7 +45,13 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
     public DockerEngine(string? endpoint, IDockerMetrics? metrics = null)
     {
         Endpoint = string.IsNullOrEmpty(endpoint) ? "unix:///var/run/docker.sock" : endpoint;
-        client = new DockerClientConfiguration(new Uri(Endpoint), defaultTimeout: TimeSpan.FromSeconds(100)).CreateClient();
+        // The native transport: SocketsHttpHandler over the socket, so requests reuse pooled keep-alive
+        // connections instead of opening one per request.
+        client = new DockerClientBuilder()
+            .WithEndpoint(new Uri(Endpoint))
+            .WithTimeout(TimeSpan.FromSeconds(100))
+            .WithTransportOptions(new NativeHttpTransportOptions())
+            .Build();
         this.metrics = metrics;
     }
 
@@ -74,7 +82,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             var list = await client.Containers.ListContainersAsync(
                 new ContainersListParameters { All = true, Filters = LabelFilter(labels) }, ct);
             var result = new System.Collections.Concurrent.ConcurrentBag<ObservedContainer>();
-            // A few inspects at a time: each is a round trip (and, with Docker.DotNet, a connection), and a node's
+            // A few inspects at a time: each is a round trip on one of the pooled connections, and a node's
             // whole list (the container copy's) can be hundreds of containers.
             await Parallel.ForEachAsync(list, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (c, token) =>
             {
@@ -170,7 +178,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             try
             {
                 using var stream = await client.Containers.GetContainerLogsAsync(
-                    id, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = tail.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
+                    id, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = tail.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
                 var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
                 return stdout + stderr;
             }
@@ -186,8 +194,8 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
         {
             try
             {
-                var archive = await client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: false, ct);
-                using var tar = new TarReader(archive.Stream);
+                var archive = await client.Containers.GetArchiveFromContainerAsync(id, new ContainerPathStatParameters { Path = path }, statOnly: false, ct);
+                using var tar = new TarReader(archive.Stream ?? Stream.Null);
                 while (await tar.GetNextEntryAsync(copyData: true, ct) is { } entry)
                 {
                     if (entry.DataStream is { } data)
@@ -212,13 +220,35 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
     public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, CancellationToken ct) =>
         CallAsync("container_exec", async () =>
         {
-            var exec = await client.Exec.ExecCreateContainerAsync(
+            var exec = await client.Exec.CreateContainerExecAsync(
                 id, new ContainerExecCreateParameters { Cmd = command.ToList(), AttachStdout = true, AttachStderr = true }, ct);
-            using var stream = await client.Exec.StartAndAttachContainerExecAsync(exec.ID, tty: false, ct);
+            using var stream = await client.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), ct);
             var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
-            var inspect = await client.Exec.InspectContainerExecAsync(exec.ID, ct);
-            return new ExecResult(inspect.ExitCode, stdout, stderr);
+            return new ExecResult(await ExecExitCodeAsync(client, exec.ID, ct), stdout, stderr);
         });
+
+    /// <summary>
+    /// The exit code of an exec whose output has ended. The engine records it a moment after the stream closes, so
+    /// an answer without one (still running) is asked again for up to a second rather than taken as success.
+    /// </summary>
+    public static async Task<long> ExecExitCodeAsync(DockerClient client, string execId, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var inspect = await client.Exec.InspectContainerExecAsync(execId, ct);
+            if (inspect.ExitCode is { } code && inspect.Running != true)
+            {
+                return code;
+            }
+
+            if (attempt == 100)
+            {
+                throw new IOException($"the engine reports no exit code for exec {execId} a second after its output ended");
+            }
+
+            await Task.Delay(10, ct);
+        }
+    }
 
     public Task<IReadOnlyDictionary<string, string>?> InspectNetworkAsync(string name, CancellationToken ct) =>
         CallAsync("network_inspect", async () =>
@@ -265,7 +295,6 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                     {
                         Name = name,
                         Driver = "bridge",
-                        CheckDuplicate = true,
                         Labels = new Dictionary<string, string>(labels) { [SubnetLabel] = subnet.ToString() },
                         IPAM = new IPAM
                         {
@@ -410,7 +439,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                     (IReadOnlyList<string>?)i.RepoTags?.ToList() ?? [],
                     (IReadOnlyList<string>?)i.RepoDigests?.ToList() ?? [],
                     i.Size,
-                    new DateTimeOffset(DateTime.SpecifyKind(i.Created, DateTimeKind.Utc)),
+                    i.Created is { } created ? new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)) : DateTimeOffset.UnixEpoch,
                     (IReadOnlyList<string>?)i.Config?.Env?.ToList() ?? []);
             }
             catch (DockerImageNotFoundException)
@@ -441,10 +470,6 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                 if (m.Error is { } e)
                 {
                     error ??= e.Message;
-                }
-                else if (!string.IsNullOrEmpty(m.ErrorMessage))
-                {
-                    error ??= m.ErrorMessage;
                 }
                 else if (layers.Update(m.ID, m.Status, m.Progress?.Current, m.Progress?.Total))
                 {
@@ -530,7 +555,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                 (IReadOnlyList<string>?)i.RepoTags?.Where(t => t != "<none>:<none>").ToList() ?? [],
                 (IReadOnlyList<string>?)i.RepoDigests?.Where(d => d != "<none>@<none>").ToList() ?? [],
                 i.Size,
-                new DateTimeOffset(DateTime.SpecifyKind(i.Created, DateTimeKind.Utc)),
+                i.Created is { } created ? new DateTimeOffset(DateTime.SpecifyKind(created, DateTimeKind.Utc)) : DateTimeOffset.UnixEpoch,
                 [])).ToList();
         });
 
@@ -681,11 +706,11 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
 
     private static EngineEvent FromMessage(Message m)
     {
-        var time = m.TimeNano > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(m.TimeNano / 1_000_000) : DateTimeOffset.FromUnixTimeSeconds(m.Time);
+        var time = m.TimeNano is > 0 and { } nano ? DateTimeOffset.FromUnixTimeMilliseconds(nano / 1_000_000) : DateTimeOffset.FromUnixTimeSeconds(m.Time ?? 0);
         return new EngineEvent(
             m.Type ?? "",
-            m.Action ?? m.Status ?? "",
-            m.Actor?.ID ?? m.ID ?? "",
+            m.Action ?? "",
+            m.Actor?.ID ?? "",
             (IReadOnlyDictionary<string, string>?)m.Actor?.Attributes ?? new Dictionary<string, string>(),
             time);
     }
@@ -877,13 +902,13 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             StopSignal = spec.StopSignal,
             StopTimeout = spec.StopTimeout,
             Healthcheck = spec.Healthcheck is { } hc
-                ? new HealthConfig
+                ? new HealthcheckConfig
                 {
                     Test = hc.Test.ToList(),
                     Interval = hc.Interval,
                     Timeout = hc.Timeout,
                     Retries = hc.Retries,
-                    StartPeriod = (long)hc.StartPeriod.TotalNanoseconds,
+                    StartPeriod = hc.StartPeriod,
                 }
                 : null,
             HostConfig = new HostConfig

@@ -87,7 +87,7 @@ public sealed class ImageBuilder(DockerEngine engine) : IImageBuilder
                         lines.Add(status + "\n");
                     }
 
-                    if ((message.Error?.Message ?? message.ErrorMessage) is { Length: > 0 } failed)
+                    if (message.Error?.Message is { Length: > 0 } failed)
                     {
                         error = failed;
                     }

@@ -87,7 +87,7 @@ public sealed class ImageGcLoop(
     /// Runs until <paramref name="ct"/> ends: the first pass, then per trigger, interval and pressure. With
     /// <paramref name="startAfter"/> (the operator's first pass over its stacks), the first pass waits for it (at most
     /// <see cref="StartupWaitCap"/>) unless the disk is under pressure already: a restart's resync of hundreds of
-    /// steady stacks and a full image pass (lists, a plan, Newtonsoft's first contracts for the image models) competed
+    /// steady stacks and a full image pass (lists, a plan, the first use of the image models) competed
     /// for the same cores, and no rollout waits on a pass the disk does not need. A full disk is collected at once.
     /// </summary>
     public async Task RunAsync(CancellationToken ct, Func<CancellationToken, Task>? startAfter = null)

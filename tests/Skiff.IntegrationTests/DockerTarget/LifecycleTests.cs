@@ -79,14 +79,14 @@ public sealed class LifecycleTests
 
         var database = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.DatabaseComponent);
         var inspect = await h.Engine.Client.Containers.InspectContainerAsync(database.Id);
-        Assert.True(inspect.HostConfig.PortBindings is null || inspect.HostConfig.PortBindings.Count == 0);
-        Assert.Equal("SIGINT", inspect.Config.StopSignal);
+        Assert.True(inspect.HostConfig!.PortBindings is null || inspect.HostConfig.PortBindings.Count == 0);
+        Assert.Equal("SIGINT", inspect.Config!.StopSignal);
         Assert.True(inspect.HostConfig.Init);
-        Assert.Contains("no-new-privileges", inspect.HostConfig.SecurityOpt);
-        Assert.Equal("10m", inspect.HostConfig.LogConfig.Config["max-size"]);
+        Assert.Contains("no-new-privileges", inspect.HostConfig.SecurityOpt!);
+        Assert.Equal("10m", inspect.HostConfig.LogConfig!.Config!["max-size"]);
         var cache = (await h.ContainersAsync(bot)).Single(c => c.Component == StackNames.CacheComponent);
         var cacheInspect = await h.Engine.Client.Containers.InspectContainerAsync(cache.Id);
-        Assert.True(cacheInspect.HostConfig.PortBindings is null || cacheInspect.HostConfig.PortBindings.Count == 0);
+        Assert.True(cacheInspect.HostConfig!.PortBindings is null || cacheInspect.HostConfig.PortBindings.Count == 0);
 
         // From the bot's network, the api's database does not answer; from the api's own network it does.
         var dbIp = database.NetworkIps.Values.Single();
@@ -167,7 +167,7 @@ public sealed class LifecycleTests
             Image = "skiff-test/busybox:latest",
             Cmd = cmd,
             Labels = new Dictionary<string, string> { [SkiffLabels.Source] = h.SourceId },
-            HostConfig = new HostConfig { NetworkMode = network, Mounts = mount is null ? null : [mount] },
+            HostConfig = new HostConfig { NetworkMode = network ?? "", Mounts = mount is { } m ? [m] : [] },
         });
         try
         {

@@ -29,7 +29,7 @@ public sealed class NetworkPoolTests : IAsyncLifetime
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerFixture.RunLabel}={run}"] = true } },
         });
 
-    private static IPNetwork Subnet(NetworkResponse n) => IPNetwork.Parse(n.IPAM.Config.Single().Subnet);
+    private static IPNetwork Subnet(NetworkResponse n) => IPNetwork.Parse(n.IPAM!.Config!.Single().Subnet!);
 
     [Fact]
     public async Task Forty_networks_from_two_clients_get_disjoint_subnets_of_the_pool_around_a_foreign_one()
@@ -62,8 +62,8 @@ public sealed class NetworkPoolTests : IAsyncLifetime
             var subnet = Subnet(n);
             Assert.True(pool.Holds(subnet) && subnet.PrefixLength == 27, $"{n.Name}: {subnet} is not a /27 of {pool.Pool}");
             Assert.False(NetworkPool.Overlap(subnet, foreign), $"{n.Name}: {subnet} overlaps the foreign network {foreign}");
-            Assert.Equal(subnet.ToString(), n.Labels[DockerEngine.SubnetLabel]);
-            Assert.Equal(NetworkPool.Gateway(subnet).ToString(), n.IPAM.Config.Single().Gateway);
+            Assert.Equal(subnet.ToString(), n.Labels![DockerEngine.SubnetLabel]);
+            Assert.Equal(NetworkPool.Gateway(subnet).ToString(), n.IPAM!.Config!.Single().Gateway);
             Assert.Equal(1, subnets.Count(s => NetworkPool.Overlap(s, subnet)));
         }
     }

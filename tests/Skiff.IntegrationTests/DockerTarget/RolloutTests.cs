@@ -169,7 +169,7 @@ public sealed class RolloutTests
 
         Assert.Equal(Phases.Ready, api.Status!.Phase);
         var app = (await h.ContainersAsync(api)).Single(c => c.Component == StackNames.AppComponent);
-        var env = (await h.Engine.Client.Containers.InspectContainerAsync(app.Id)).Config.Env;
+        var env = (await h.Engine.Client.Containers.InspectContainerAsync(app.Id)).Config!.Env!;
         var password = System.Text.Encoding.UTF8.GetString(h.Secrets.Secrets[$"{h.Namespace}/api-db"]["password"]);
         Assert.Contains("DB_PASSWORD=" + password, env);
     }

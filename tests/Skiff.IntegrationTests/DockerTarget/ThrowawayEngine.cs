@@ -149,7 +149,7 @@ public sealed class ThrowawayEngine : IAsyncDisposable
             await client.Containers.RemoveContainerAsync(c.ID, new() { Force = true, RemoveVolumes = true });
         }
 
-        foreach (var v in (await client.Volumes.ListAsync()).Volumes ?? [])
+        foreach (var v in (await client.Volumes.ListAsync(CancellationToken.None)).Volumes ?? [])
         {
             await client.Volumes.RemoveAsync(v.Name, force: true);
         }

@@ -70,7 +70,7 @@ public sealed class AgeSecretTests
         Assert.Matches($@"{w.Namespace}\s+bot\s+local\s+True\s+Ready", stdout);
         Assert.Matches($@"{w.Namespace}\s+web\s+local\s+True\s+Ready", stdout);
         var app = (await w.ContainersAsync("bot")).Single(c => c.Component == StackNames.AppComponent);
-        var env = (await w.Engine.Client.Containers.InspectContainerAsync(app.Id)).Config.Env;
+        var env = (await w.Engine.Client.Containers.InspectContainerAsync(app.Id)).Config!.Env!;
         Assert.Contains($"TOKEN={Stacks.BotToken}", env);
         Assert.Contains($"with the key in {keyFile} (recipient {recipient})", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain(Stacks.BotToken, stdout + stderr, StringComparison.Ordinal);

@@ -89,7 +89,7 @@ public sealed class FolderWorkspace : IAsyncDisposable
             }
         }
 
-        foreach (var v in (await client.Volumes.ListAsync()).Volumes ?? [])
+        foreach (var v in (await client.Volumes.ListAsync(CancellationToken.None)).Volumes ?? [])
         {
             if (v.Name.StartsWith($"skiff_{ns}_", StringComparison.Ordinal))
             {

@@ -63,7 +63,7 @@ public sealed class GitBuildTests
             Assert.Equal("built-1-plain", await VersionAsync(port));
             Assert.True(stderr.Contains($"build {tag1}: Step 3/6 : ENV APP_VERSION=built-1-$FLAVOUR", StringComparison.Ordinal), stderr);
             var image1 = await w.Engine.Client.Images.InspectImageAsync(tag1);
-            Assert.Equal(c1, image1.Config.Labels[GitBuilds.CommitLabel]);
+            Assert.Equal(c1, image1.Config!.Labels![GitBuilds.CommitLabel]);
 
             // A change to the Dockerfile: built again under the new commit, a new revision.
             repo.Write("app/Dockerfile", Dockerfile("built-2"));

@@ -179,7 +179,7 @@ public sealed class GitSourceTests
         var c3 = repo.Commit("bot goes");
         Assert.Equal(HttpStatusCode.Accepted, (await SignedAsync()).StatusCode);
         await Eventually.TrueAsync("bot is pruned", async () => Record(w, "bot") is null && (await w.ContainersAsync("bot")).Count == 0, Rollout, () => skiff.Stderr);
-        var volumes = (await w.Engine.Client.Volumes.ListAsync()).Volumes.Select(v => v.Name).ToList();
+        var volumes = ((await w.Engine.Client.Volumes.ListAsync(CancellationToken.None)).Volumes ?? []).Select(v => v.Name).ToList();
         Assert.Contains($"skiff_{w.Namespace}_bot_cache", volumes);
         await WaitServesAsync(w, "web", TestImages.App2, $"git:{url}@{c3}", skiff);
 

@@ -95,12 +95,12 @@ public sealed class ImageGcEngineTests(DockerFixture docker) : IDisposable
         foreach (var id in containers)
         {
             var inspect = await docker.Client.Containers.InspectContainerAsync(id);
-            if (!inspect.State.Running)
+            if (!inspect.State!.Running)
             {
                 await docker.Client.Containers.StartContainerAsync(id, new ContainerStartParameters());
             }
 
-            Assert.True((await docker.Client.Containers.InspectContainerAsync(id)).State.Running);
+            Assert.True((await docker.Client.Containers.InspectContainerAsync(id)).State!.Running);
         }
 
         foreach (var shared in TestImages.All)

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Skiff.Docker;
 
 namespace Skiff.IntegrationTests.Infrastructure;
 
@@ -26,7 +27,7 @@ public sealed class DockerFixture : IAsyncLifetime
     {
         var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
         DockerHost = new Uri(string.IsNullOrEmpty(host) ? "unix:///var/run/docker.sock" : host);
-        Client = new DockerClientConfiguration(DockerHost).CreateClient();
+        Client = new DockerClientBuilder().WithEndpoint(DockerHost).WithTransportOptions(new global::Docker.DotNet.NativeHttp.NativeHttpTransportOptions()).Build();
         RunId = $"{TestRun.Id}-{Guid.NewGuid().ToString("N")[..6]}";
     }
 
@@ -172,21 +173,20 @@ public sealed class DockerFixture : IAsyncLifetime
     /// <summary>Runs a command in a running container; returns its exit code and output.</summary>
     public async Task<ContainerRun> ExecAsync(string containerId, IList<string> command, CancellationToken ct)
     {
-        var exec = await Client.Exec.ExecCreateContainerAsync(
+        var exec = await Client.Exec.CreateContainerExecAsync(
             containerId,
             new ContainerExecCreateParameters { Cmd = command, AttachStdout = true, AttachStderr = true },
             ct);
-        using var stream = await Client.Exec.StartAndAttachContainerExecAsync(exec.ID, tty: false, ct);
+        using var stream = await Client.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), ct);
         var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
-        var inspect = await Client.Exec.InspectContainerExecAsync(exec.ID, ct);
-        return new ContainerRun(inspect.ExitCode, stdout + stderr);
+        return new ContainerRun(await DockerEngine.ExecExitCodeAsync(Client, exec.ID, ct), stdout + stderr);
     }
 
     /// <summary>A container's logs so far (stdout, then stderr).</summary>
     public async Task<string> LogsAsync(string containerId, CancellationToken ct)
     {
         using var stream = await Client.Containers.GetContainerLogsAsync(
-            containerId, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, ct);
+            containerId, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, ct);
         var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct);
         return stdout + stderr;
     }

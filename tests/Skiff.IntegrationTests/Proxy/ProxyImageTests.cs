@@ -61,7 +61,7 @@ public sealed class ProxyImageTests(DockerFixture docker)
         // docker stop: SIGTERM, a graceful drain, exit 0.
         await docker.Client.Containers.StopContainerAsync(proxy, new ContainerStopParameters { WaitBeforeKillSeconds = 30 }, ct.Token);
         var state = (await docker.Client.Containers.InspectContainerAsync(proxy, ct.Token)).State;
-        Assert.True(state.ExitCode == 0, $"the proxy exited {state.ExitCode}: {await docker.LogsAsync(proxy, ct.Token)}");
+        Assert.True(state!.ExitCode == 0, $"the proxy exited {state.ExitCode}: {await docker.LogsAsync(proxy, ct.Token)}");
     }
 
     /// <summary>Starts the test app on <paramref name="network"/>; returns its IP address there.</summary>
@@ -71,7 +71,7 @@ public sealed class ProxyImageTests(DockerFixture docker)
             new CreateContainerParameters { Image = image, HostConfig = new HostConfig { NetworkMode = network } },
             ct);
         var inspect = await docker.Client.Containers.InspectContainerAsync(id, ct);
-        return inspect.NetworkSettings.Networks[network].IPAddress;
+        return inspect.NetworkSettings!.Networks![network].IPAddress!;
     }
 
     /// <summary>Polls the proxy until <c>GET /</c> answers 200 with <paramref name="expected"/> in the body.</summary>

@@ -123,7 +123,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
             await Eventually.TrueAsync("the proxy runs skiff-test/skiff:next alone", async () =>
             {
                 var now = await ProxiesAsync();
-                return now.Count == 1 && now[0].Image == "skiff-test/skiff:next" && now[0].State == "running" && now[0].Names.Contains("/skiff_proxy");
+                return now.Count == 1 && now[0].Image == "skiff-test/skiff:next" && now[0].State == "running" && now[0].Names!.Contains("/skiff_proxy");
             }, TimeSpan.FromSeconds(90), () => run.Stderr);
             load.Mark("skiff:next proxy alone");
             await Task.Delay(1000);

@@ -84,7 +84,7 @@ public sealed class TwoHostsTests
         Assert.Equal(running, (await h.ContainersAsync(h.Vps1Engine, "api")).Select(c => c.Id).Order().ToArray());
         Assert.Empty(await h.ContainersAsync(h.Vps2Engine, "api"));
         Assert.Empty(await NetworksAsync(h, h.Vps2Engine, "api"));
-        Assert.DoesNotContain((await h.Vps2Engine.Client.Volumes.ListAsync()).Volumes ?? [], v => v.Name.StartsWith($"skiff_{h.Namespace}_", StringComparison.Ordinal));
+        Assert.DoesNotContain((await h.Vps2Engine.Client.Volumes.ListAsync(CancellationToken.None)).Volumes ?? [], v => v.Name.StartsWith($"skiff_{h.Namespace}_", StringComparison.Ordinal));
 
         // Back on its node, the stack is Ready again as it was: nothing was redeployed.
         await h.Kube.ApplyAsync(h.Kube.Api("api", node: "vps-1"));
