@@ -140,8 +140,7 @@ public static class Defaults
         }
     }
 
-    private static T Clone<T>(T value) =>
-        JsonSerializer.Deserialize<T>(JsonSerializer.SerializeToUtf8Bytes(value))!;
+    private static T Clone<T>(T value) => ApiJson.Clone(value);
 
     /// <summary>The defaulted fields of an API type, and the properties that hold API objects (or lists of them).</summary>
     private sealed record Shape(IReadOnlyList<(PropertyInfo Property, object Value)> Declared, IReadOnlyList<PropertyInfo> Children)

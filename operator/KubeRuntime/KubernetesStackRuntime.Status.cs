@@ -142,5 +142,5 @@ public sealed partial class KubernetesStackRuntime
     private static AppDeploymentStatus CloneStatus(AppDeploymentStatus? status) =>
         status is null
             ? new AppDeploymentStatus()
-            : JsonSerializer.Deserialize<AppDeploymentStatus>(JsonSerializer.SerializeToUtf8Bytes(status))!;
+            : ApiJson.Clone(status);
 }

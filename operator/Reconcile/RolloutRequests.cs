@@ -62,7 +62,7 @@ public static class RolloutRequests
     /// <summary>A copy of <paramref name="spec"/> whose app runs <paramref name="image"/>: the rolled-back-to revision's image.</summary>
     public static AppDeploymentSpec WithImage(AppDeploymentSpec spec, string image)
     {
-        var copy = JsonSerializer.Deserialize<AppDeploymentSpec>(JsonSerializer.SerializeToUtf8Bytes(spec))!;
+        var copy = ApiJson.Clone(spec);
         copy.App.Image = image;
         return copy;
     }

@@ -20,6 +20,7 @@ public static class SpecHash
     private static readonly JsonSerializerOptions Options = new()
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        TypeInfoResolver = ApiJson.Resolver,
     };
 
     public static string Compute(AppDeploymentSpec spec)

@@ -369,5 +369,5 @@ public sealed partial class StackReconciler(
     internal static AppDeploymentStatus CloneStatus(AppDeploymentStatus? status) =>
         status is null
             ? new AppDeploymentStatus()
-            : JsonSerializer.Deserialize<AppDeploymentStatus>(JsonSerializer.SerializeToUtf8Bytes(status))!;
+            : ApiJson.Clone(status);
 }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Skiff.Api;
 
 namespace Skiff.State;
@@ -72,6 +73,7 @@ public sealed partial class StateStore
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(StateJsonContext.Default, new DefaultJsonTypeInfoResolver()),
     };
 
     public StateStore(string root)
@@ -189,7 +191,7 @@ public sealed partial class StateStore
             return null;
         }
 
-        return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(path));
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(path), Json);
     }
 
     public void WriteSecret(string ns, string name, Dictionary<string, string> data) =>

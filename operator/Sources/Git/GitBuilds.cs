@@ -188,7 +188,7 @@ public sealed class GitBuilds(GitSource git, IImageBuilder builder, string node,
     /// <summary>A copy of the resource whose spec runs <paramref name="image"/> instead of building: never pulled, it exists only here.</summary>
     private static AppDeployment WithImage(AppDeployment resource, string image)
     {
-        var spec = JsonSerializer.Deserialize<AppDeploymentSpec>(JsonSerializer.Serialize(resource.Spec))!;
+        var spec = ApiJson.Clone(resource.Spec);
         spec.App.Image = image;
         spec.App.Build = null;
         spec.App.ImagePullPolicy = PullPolicies.Never;

@@ -23,7 +23,7 @@ namespace Skiff.Sources.Kubernetes;
 /// </remarks>
 public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesGcReporter> logger) : IGcReporter
 {
-    private static readonly JsonSerializerOptions StatusJson = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+    private static readonly JsonSerializerOptions StatusJson = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull, TypeInfoResolver = ApiJson.Resolver };
 
     /// <summary>The ImageGCPolicies in the cluster, for <see cref="ImageGcPlanner.ResolvePolicy"/>.</summary>
     public static async Task<IReadOnlyList<ImageGCPolicy>> ListPoliciesAsync(IKubernetes client, CancellationToken ct)

@@ -21,7 +21,7 @@ namespace Skiff.Sources.Kubernetes;
 /// </summary>
 public sealed class KubernetesStackStore(IKubernetes client, IObjectCache<AppDeployment> cache, StackContext context) : IStackStore
 {
-    private static readonly JsonSerializerOptions StatusJson = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    private static readonly JsonSerializerOptions StatusJson = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, TypeInfoResolver = ApiJson.Resolver };
 
     /// <summary>The status this instance wrote last, by key, with the resourceVersion the server answered.</summary>
     private readonly ConcurrentDictionary<ObjectKey, (long ResourceVersion, AppDeploymentStatus Status)> written = new();

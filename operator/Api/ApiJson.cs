@@ -1,0 +1,35 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Skiff.Api;
+
+/// <summary>
+/// JSON for the API types Skiff copies and hashes on every reconcile: metadata generated at compile time
+/// (<see cref="ApiJsonContext"/>), so a process does not build it by reflection and compile an accessor per
+/// property at run time; any other type falls back to reflection.
+/// </summary>
+/// <remarks>
+/// The generated metadata follows the same attributes as reflection does (every API property names its JSON
+/// field), so what is written is the same bytes: the spec hash's golden test pins it.
+/// </remarks>
+public static class ApiJson
+{
+    /// <summary>The generated metadata first, reflection for everything else.</summary>
+    public static IJsonTypeInfoResolver Resolver { get; } = JsonTypeInfoResolver.Combine(ApiJsonContext.Default, new DefaultJsonTypeInfoResolver());
+
+    /// <summary>The default settings with <see cref="Resolver"/>: for copies (serialize, then deserialize).</summary>
+    public static JsonSerializerOptions Options { get; } = new() { TypeInfoResolver = Resolver };
+
+    /// <summary>A deep copy through JSON.</summary>
+    public static T Clone<T>(T value) => JsonSerializer.Deserialize<T>(JsonSerializer.SerializeToUtf8Bytes(value, Options), Options)!;
+}
+
+/// <summary>The API types whose JSON metadata is generated at compile time (<see cref="ApiJson"/>).</summary>
+[JsonSerializable(typeof(AppDeploymentSpec))]
+[JsonSerializable(typeof(AppDeploymentStatus))]
+[JsonSerializable(typeof(ImageGCPolicySpec))]
+[JsonSerializable(typeof(ImageGCPolicyStatus))]
+internal sealed partial class ApiJsonContext : JsonSerializerContext
+{
+}
