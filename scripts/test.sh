@@ -19,6 +19,8 @@
 # this run started. Without it, engines kept by an earlier run are taken down too, unless another
 # test process is using them (they hold flocks: scripts/second-engine.sh, ThrowawayEngine.cs).
 # SKIFF_TEST_FILTER=EXPR runs only the tests `dotnet test --filter EXPR` selects (CI runs all).
+# SKIFF_TEST_SKIFF=PATH runs the tests that start skiff as a process against another build of it: a skiff.dll, or
+# an executable of its own (a NativeAOT publish's skiff); by default the ReadyToRun publish in .build/skiff.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -173,7 +175,7 @@ mkdir -p "$results"
 filter=()
 [[ -z "${SKIFF_TEST_FILTER:-}" ]] || filter=(--filter "$SKIFF_TEST_FILTER")
 say "test run $run_id"
-env SKIFF_TEST_RUN_ID="$run_id" SKIFF_TEST_SKIFF_DLL="$repo/.build/skiff/skiff.dll" dotnet test Operator.sln -c Release --no-build --logger trx --results-directory "$results" \
+env SKIFF_TEST_RUN_ID="$run_id" SKIFF_TEST_SKIFF_DLL="${SKIFF_TEST_SKIFF:-$repo/.build/skiff/skiff.dll}" dotnet test Operator.sln -c Release --no-build --logger trx --results-directory "$results" \
     --blame-hang --blame-hang-timeout 5m --blame-hang-dump-type none "${filter[@]}" &
 status=0
 wait $! || status=$?

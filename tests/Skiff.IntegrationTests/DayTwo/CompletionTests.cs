@@ -24,7 +24,7 @@ public sealed class CompletionTests
             var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.ArgumentList.Add("-c");
             info.ArgumentList.Add(
-                $"skiff() {{ dotnet '{SkiffProcess.SkiffDll}' \"$@\"; }}; source '{file}'; " +
+                $"skiff() {{ {SkiffProcess.ShellCommand} \"$@\"; }}; source '{file}'; " +
                 $"COMP_LINE='{line}'; COMP_POINT={line.Length}; COMP_WORDS=({string.Join(' ', words.Select(w => $"'{w}'"))}); COMP_CWORD={words.Length - 1}; " +
                 "_skiff_complete; printf '%s\\n' \"${COMPREPLY[@]}\"");
             using var bash = Process.Start(info)!;

@@ -26,6 +26,12 @@ public sealed class SkiffProcess : IAsyncDisposable
             ? published
             : Path.Combine(AppContext.BaseDirectory, "skiff.dll");
 
+    /// <summary>Whether <see cref="SkiffDll"/> is an executable of its own (a NativeAOT publish's <c>skiff</c>), not run by <c>dotnet</c>.</summary>
+    public static bool IsNative { get; } = !SkiffDll.EndsWith(".dll", StringComparison.Ordinal);
+
+    /// <summary>The command line that runs skiff, for a shell.</summary>
+    public static string ShellCommand => IsNative ? $"'{SkiffDll}'" : $"dotnet '{SkiffDll}'";
+
     public string Stdout
     {
         get
@@ -65,16 +71,16 @@ public sealed class SkiffProcess : IAsyncDisposable
 
     private static SkiffProcess StartUnder(IReadOnlyList<string> prefix, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
-        var info = new ProcessStartInfo(prefix.Count > 0 ? prefix[0] : "dotnet")
+        string[] skiff = IsNative ? [SkiffDll] : ["dotnet", SkiffDll];
+        var command = prefix.Concat(skiff).ToList();
+        var info = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
-        foreach (var word in prefix.Skip(1).Concat(prefix.Count > 0 ? ["dotnet"] : []))
+        foreach (var word in command.Skip(1))
         {
             info.ArgumentList.Add(word);
         }
-
-        info.ArgumentList.Add(SkiffDll);
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);
