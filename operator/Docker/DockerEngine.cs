@@ -132,9 +132,34 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
     public Task StartContainerAsync(string id, CancellationToken ct) =>
         CallAsync("container_start", async () =>
         {
-            await client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
-            return true;
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
+                    return true;
+                }
+                catch (DockerApiException e) when (attempt < StaleTaskAttempts && StaleTask(e))
+                {
+                    await Task.Delay(StaleTaskPause, ct);
+                }
+            }
         });
+
+    private const int StaleTaskAttempts = 20;
+
+    private static readonly TimeSpan StaleTaskPause = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// The engine's answer to starting a container whose old task containerd still holds ("task ID: already exists"):
+    /// right after dockerd restarted, the task of a container its shutdown killed lingers until dockerd's own restore
+    /// has removed it, a moment later. Starting is tried again for up to 5 s before it counts as an error.
+    /// </summary>
+    internal static bool StaleTask(DockerApiException e) =>
+        e.StatusCode == HttpStatusCode.InternalServerError
+        && e.ResponseBody is { } body
+        && body.Contains("task ", StringComparison.Ordinal)
+        && body.Contains("already exists", StringComparison.Ordinal);
 
     public Task StopContainerAsync(string id, TimeSpan timeout, CancellationToken ct) =>
         CallAsync("container_stop", async () =>
@@ -826,7 +851,10 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
         && (body.Contains("transport is closing", StringComparison.OrdinalIgnoreCase)
             || body.Contains("client connection is closing", StringComparison.OrdinalIgnoreCase)
             || body.Contains("containerd.sock", StringComparison.OrdinalIgnoreCase)
-            || body.Contains("daemon is shutting down", StringComparison.OrdinalIgnoreCase));
+            || body.Contains("daemon is shutting down", StringComparison.OrdinalIgnoreCase)
+
+            // Its stores closed (bolt's "database not open"), answered on a kept-alive connection while it stops.
+            || body.Contains("database not open", StringComparison.OrdinalIgnoreCase));
 
     private static bool IsTransport(Exception e) =>
         e is HttpRequestException or SocketException or IOException or TimeoutException
