@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Collections.Concurrent;
 using System.Reflection;
-using System.Text.Json;
 
 namespace Skiff.Api;
 
@@ -80,7 +79,7 @@ public static class Defaults
 
     public static AppDeploymentSpec Apply(AppDeploymentSpec spec)
     {
-        var s = Clone(spec);
+        var s = ApiJson.Clone(spec);
         s.Rollout ??= new RolloutSpec();
         if (s.Database is { } db)
         {
@@ -100,7 +99,7 @@ public static class Defaults
 
     public static ImageGCPolicySpec Apply(ImageGCPolicySpec spec)
     {
-        var s = Clone(spec);
+        var s = ApiJson.Clone(spec);
         s.Nodes ??= [];
         s.Keep ??= [];
         FillSchemaDefaults(s);
@@ -139,8 +138,6 @@ public static class Defaults
             }
         }
     }
-
-    private static T Clone<T>(T value) => ApiJson.Clone(value);
 
     /// <summary>The defaulted fields of an API type, and the properties that hold API objects (or lists of them).</summary>
     private sealed record Shape(IReadOnlyList<(PropertyInfo Property, object Value)> Declared, IReadOnlyList<PropertyInfo> Children)

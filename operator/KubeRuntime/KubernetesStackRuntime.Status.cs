@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skiff.Api;
 using Skiff.Reconcile;
@@ -138,9 +137,4 @@ public sealed partial class KubernetesStackRuntime
         var newest = history.OrderByDescending(h => h.Revision).Take(historyLimit + 1).ToHashSet();
         history.RemoveAll(h => !newest.Contains(h) && h != lastGood);
     }
-
-    private static AppDeploymentStatus CloneStatus(AppDeploymentStatus? status) =>
-        status is null
-            ? new AppDeploymentStatus()
-            : ApiJson.Clone(status);
 }

@@ -55,7 +55,7 @@ public sealed partial class KubernetesStackRuntime(
     /// </summary>
     public async Task<StackResult> ReconcileAsync(AppDeployment resource, Func<AppDeploymentStatus, CancellationToken, Task>? publish, CancellationToken ct)
     {
-        var status = CloneStatus(resource.Status);
+        var status = StackReconciler.CloneStatus(resource.Status);
         var generation = resource.Metadata.Generation;
         var spec = Defaults.Apply(resource.Spec);
         var names = new StackNames(resource.Metadata.NamespaceProperty ?? "default", resource.Metadata.Name);

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Skiff.Api;
 
 namespace Skiff.Reconcile;
