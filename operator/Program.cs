@@ -11,6 +11,7 @@ using Skiff.Hosting;
 
 // Only this file knows Serilog: everything else logs through Microsoft.Extensions.Logging.
 StartupTrace.Mark("main");
+Skiff.Sources.Kubernetes.KubeJson.Register();
 var root = SkiffCommandLine.Build();
 var parse = root.Parse(args);
 StartupTrace.Mark("command line parsed");

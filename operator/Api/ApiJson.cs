@@ -7,16 +7,17 @@ namespace Skiff.Api;
 /// <summary>
 /// JSON for the API types Skiff copies and hashes on every reconcile: metadata generated at compile time
 /// (<see cref="ApiJsonContext"/>), so a process does not build it by reflection and compile an accessor per
-/// property at run time; any other type falls back to reflection.
+/// property at run time, and a NativeAOT build needs no code it could not compile ahead of time.
 /// </summary>
 /// <remarks>
 /// The generated metadata follows the same attributes as reflection does (every API property names its JSON
-/// field), so what is written is the same bytes: the spec hash's golden test pins it.
+/// field), so what is written is the same bytes: the spec hash's golden test pins it. There is no reflection
+/// fallback: a type missing from the context fails in the tests, not in a NativeAOT process.
 /// </remarks>
 public static class ApiJson
 {
-    /// <summary>The generated metadata first, reflection for everything else.</summary>
-    public static IJsonTypeInfoResolver Resolver { get; } = JsonTypeInfoResolver.Combine(ApiJsonContext.Default, new DefaultJsonTypeInfoResolver());
+    /// <summary>The generated metadata, and nothing else.</summary>
+    public static IJsonTypeInfoResolver Resolver => ApiJsonContext.Default;
 
     /// <summary>The default settings with <see cref="Resolver"/>: for copies (serialize, then deserialize).</summary>
     public static JsonSerializerOptions Options { get; } = new() { TypeInfoResolver = Resolver };
@@ -25,7 +26,12 @@ public static class ApiJson
     public static T Clone<T>(T value) => JsonSerializer.Deserialize<T>(JsonSerializer.SerializeToUtf8Bytes(value, Options), Options)!;
 }
 
-/// <summary>The API types whose JSON metadata is generated at compile time (<see cref="ApiJson"/>).</summary>
+/// <summary>
+/// The API types whose JSON metadata is generated at compile time (<see cref="ApiJson"/>); the whole resources too,
+/// which KubernetesClient decodes from the API server with it (<c>Skiff.Sources.Kubernetes.KubeJson</c>).
+/// </summary>
+[JsonSerializable(typeof(AppDeployment))]
+[JsonSerializable(typeof(ImageGCPolicy))]
 [JsonSerializable(typeof(AppDeploymentSpec))]
 [JsonSerializable(typeof(AppDeploymentStatus))]
 [JsonSerializable(typeof(ImageGCPolicySpec))]

@@ -114,7 +114,7 @@ public static class BackupCommands
             if (parse.GetValue(output) == OutputFormat.Json)
             {
                 await writer.WriteLineAsync(JsonSerializer.Serialize(
-                    all.Select(f => new { time = f.Time, file = f.Path, bytes = f.Bytes }), new JsonSerializerOptions { WriteIndented = true }));
+                    [.. all.Select(f => new BackupListEntry(f.Time, f.Path, f.Bytes))], CliJson.Default.ListBackupListEntry));
                 return ExitCodes.Ok;
             }
 

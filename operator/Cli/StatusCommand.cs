@@ -79,12 +79,12 @@ public static class StatusCommand
                 node["events"] = JsonSerializer.SerializeToNode(events, StateStore.Json);
                 if (routes is not null)
                 {
-                    node["routes"] = JsonSerializer.SerializeToNode(routes);
+                    node["routes"] = JsonSerializer.SerializeToNode(routes, Proxy.ProxyJsonContext.Default.ListProxyListener);
                 }
 
                 if (domains is { Count: > 0 })
                 {
-                    node["domains"] = JsonSerializer.SerializeToNode(domains);
+                    node["domains"] = JsonSerializer.SerializeToNode(domains, Proxy.ProxyJsonContext.Default.ListDomainState);
                 }
 
                 stdout.Write(format == OutputFormat.Json ? node.ToJsonString(StateStore.Json) + "\n" : YamlWriter.Write([node]));

@@ -257,7 +257,15 @@ public static class CrdGenerator
 
         if (Attr<SchemaDefaultAttribute>(property) is { } d)
         {
-            schema["default"] = JsonSerializer.SerializeToNode(d.Value, d.Value.GetType());
+            schema["default"] = d.Value switch
+            {
+                bool b => JsonValue.Create(b),
+                int i => JsonValue.Create(i),
+                long l => JsonValue.Create(l),
+                double x => JsonValue.Create(x),
+                string text => JsonValue.Create(text),
+                _ => throw new InvalidOperationException($"{property.DeclaringType?.Name}.{property.Name}: a schema default of type {d.Value.GetType().Name} is not supported"),
+            };
         }
 
         if (Attr<SchemaRangeAttribute>(property) is { } r)
@@ -335,7 +343,7 @@ public static class CrdGenerator
 
             if (!list.Any(existing => existing!["rule"]!.GetValue<string>() == rule.Rule))
             {
-                list.Add(item);
+                list.Add((JsonNode)item);
             }
         }
 

@@ -304,8 +304,8 @@ public static class DirectoryRunner
             options.MetricsBindAddress,
             options.HealthProbeBindAddress,
             git is null
-                ? () => new { source = source.Path, node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc()?.Loop.LastReport }
-                : () => new { source = git.Describe(git.Commit), node, resources = state.ReadAll(), problems = source.Problems, imageGc = gc()?.Loop.LastReport, git = git.Status() },
+                ? () => new FolderOperatorStatus(source.Path, node, state.ReadAll(), source.Problems, gc()?.Loop.LastReport)
+                : () => new FolderOperatorStatus(git.Describe(git.Commit), node, state.ReadAll(), source.Problems, gc()?.Loop.LastReport) { Git = git.Status() },
             ct,
             git is null ? null : new Dictionary<string, Microsoft.AspNetCore.Http.RequestDelegate> { ["/sync"] = GitFeed.SyncEndpoint(git, options.Git!.WebhookSecret, log) });
         Observability.StartupTrace.Mark("http started");

@@ -231,13 +231,11 @@ public static class KubernetesRunner
                 await services.StartHttpAsync(
                     options.MetricsBindAddress,
                     options.HealthProbeBindAddress,
-                    () => new
-                    {
-                        node = options.Node,
-                        resources = informer.List().Where(a => a.Spec.Node == options.Node)
-                            .Select(a => new { a.Metadata.NamespaceProperty, a.Metadata.Name, a.Status }),
-                        imageGc = gc.Loop.LastReport,
-                    },
+                    () => new ClusterOperatorStatus(
+                        options.Node,
+                        [.. informer.List().Where(a => a.Spec.Node == options.Node)
+                            .Select(a => new ClusterResourceStatus(a.Metadata.NamespaceProperty, a.Metadata.Name, a.Status))],
+                        gc.Loop.LastReport),
                     ct);
                 // After the first sync only: the startup pass reads the policies that exist already.
                 var policiesSynced = false;

@@ -471,7 +471,7 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             [SkiffLabels.ImageRef] = image,
             [SkiffLabels.ProxyRoutes] = Folder,
         };
-        labels[SkiffLabels.SpecHash] = SpecHash.Compute(new { image, cmd, folder = Folder });
+        labels[SkiffLabels.SpecHash] = SpecHash.Compute(new ProxyConfigHash(image, cmd, Folder));
         return new ContainerSpec
         {
             Name = name,

@@ -119,7 +119,7 @@ public sealed class OperatorServices : IAsyncDisposable
     /// <summary>Starts <c>/metrics</c>, <c>/status</c> (and <paramref name="posts"/>, such as the Git source's <c>/sync</c>) and the probes.</summary>
     public async Task StartHttpAsync(string metricsAddress, string healthAddress, Func<object> status, CancellationToken ct, IReadOnlyDictionary<string, Microsoft.AspNetCore.Http.RequestDelegate>? posts = null)
     {
-        http = await OperatorHttp.StartAsync(metricsAddress, healthAddress, Registry, Health, status, Logging, ct, posts);
+        http = await OperatorHttp.StartAsync(metricsAddress, healthAddress, Registry, Health, status, Logging, ct, posts, OperatorStatusJson.Default);
         var log = Logging.CreateLogger<OperatorServices>();
         if (http.MetricsEndpoint is { } m)
         {

@@ -21,13 +21,8 @@ namespace Skiff.ImageGC;
 /// safe direction. Not shared between processes; the state folder's lock already ensures one
 /// <c>skiff run</c> or <c>skiff gc</c> at a time.</para>
 /// </remarks>
-public sealed class FirstSeenStore
+public sealed partial class FirstSeenStore
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
 
     private readonly Lock gate = new();
     private readonly Dictionary<string, Times> images;
@@ -70,7 +65,7 @@ public sealed class FirstSeenStore
         try
         {
             await using var stream = File.OpenRead(full);
-            var model = await JsonSerializer.DeserializeAsync<FileModel>(stream, Json, ct).ConfigureAwait(false);
+            var model = await JsonSerializer.DeserializeAsync(stream, FileJson.Default.FileModel, ct).ConfigureAwait(false);
             var loaded = new Dictionary<string, Times>(StringComparer.Ordinal);
             foreach (var (id, times) in model?.Images ?? [])
             {
@@ -176,7 +171,7 @@ public sealed class FirstSeenStore
                 Images = images.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                     .ToDictionary(kv => kv.Key, kv => (TimesModel?)new TimesModel { FirstSeen = kv.Value.FirstSeen, LastUsed = kv.Value.LastUsed }),
             };
-            bytes = JsonSerializer.SerializeToUtf8Bytes(model, Json);
+            bytes = JsonSerializer.SerializeToUtf8Bytes(model, FileJson.Default.FileModel);
         }
 
         AtomicFile.Write(Path, bytes);
@@ -195,6 +190,13 @@ public sealed class FirstSeenStore
 
         [JsonPropertyName("images")]
         public Dictionary<string, TimesModel?>? Images { get; set; }
+    }
+
+    /// <summary>The file's JSON, generated at compile time.</summary>
+    [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonSerializable(typeof(FileModel))]
+    private sealed partial class FileJson : JsonSerializerContext
+    {
     }
 
     private sealed class TimesModel

@@ -93,3 +93,10 @@ public sealed record GcNodeReport
         Message = Message,
     };
 }
+
+/// <summary>A node's GC report as the folder source writes it (<c>gc/&lt;node&gt;.json</c>), generated at compile time.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(GcNodeReport))]
+internal sealed partial class GcJsonContext : JsonSerializerContext
+{
+}

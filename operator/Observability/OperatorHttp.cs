@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -32,7 +33,6 @@ namespace Skiff.Observability;
 /// </remarks>
 public sealed class OperatorHttp : IAsyncDisposable
 {
-    private static readonly JsonSerializerOptions StatusJson = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
     private readonly List<WebApplication> apps;
 
@@ -58,6 +58,10 @@ public sealed class OperatorHttp : IAsyncDisposable
     /// <param name="loggerFactory">Where the server's warnings and errors go (Kestrel's information lines are dropped).</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <param name="posts">POST endpoints served beside <c>/status</c> (the Git source's <c>/sync</c>), by path.</param>
+    /// <param name="statusTypes">
+    /// Generated JSON metadata of what <paramref name="status"/> returns (web defaults: camelCase names); any other
+    /// object is written by reflection, which a NativeAOT build may not be able to do.
+    /// </param>
     /// <exception cref="FormatException">A bind address is malformed.</exception>
     /// <exception cref="IOException">A port is taken (Kestrel's address-in-use error).</exception>
     public static async Task<OperatorHttp> StartAsync(
@@ -68,8 +72,15 @@ public sealed class OperatorHttp : IAsyncDisposable
         Func<object>? status,
         ILoggerFactory loggerFactory,
         CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, RequestDelegate>? posts = null)
+        IReadOnlyDictionary<string, RequestDelegate>? posts = null,
+        IJsonTypeInfoResolver? statusTypes = null)
     {
+        var statusOptions = new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            WriteIndented = true,
+            TypeInfoResolver = statusTypes is null ? new DefaultJsonTypeInfoResolver() : JsonTypeInfoResolver.Combine(statusTypes, new DefaultJsonTypeInfoResolver()),
+        };
+        Func<byte[]>? statusJson = status is null ? null : () => status() is { } value ? JsonSerializer.SerializeToUtf8Bytes(value, value.GetType(), statusOptions) : "null"u8.ToArray();
         var metricsAt = BindAddress.Parse(metricsBindAddress);
         var healthAt = BindAddress.Parse(healthBindAddress);
         var logger = loggerFactory.CreateLogger<OperatorHttp>();
@@ -80,18 +91,18 @@ public sealed class OperatorHttp : IAsyncDisposable
             IPEndPoint? healthEndpoint = null;
             if (metricsAt is not null && metricsAt == healthAt && metricsAt.Port != 0)
             {
-                metricsEndpoint = healthEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, posts, loggerFactory, true, true, cancellationToken);
+                metricsEndpoint = healthEndpoint = await StartOneAsync(apps, metricsAt, registry, health, statusJson, posts, loggerFactory, true, true, cancellationToken);
             }
             else
             {
                 if (metricsAt is not null)
                 {
-                    metricsEndpoint = await StartOneAsync(apps, metricsAt, registry, health, status, posts, loggerFactory, true, false, cancellationToken);
+                    metricsEndpoint = await StartOneAsync(apps, metricsAt, registry, health, statusJson, posts, loggerFactory, true, false, cancellationToken);
                 }
 
                 if (healthAt is not null)
                 {
-                    healthEndpoint = await StartOneAsync(apps, healthAt, registry, health, status, posts, loggerFactory, false, true, cancellationToken);
+                    healthEndpoint = await StartOneAsync(apps, healthAt, registry, health, statusJson, posts, loggerFactory, false, true, cancellationToken);
                 }
             }
 
@@ -136,7 +147,7 @@ public sealed class OperatorHttp : IAsyncDisposable
         BindAddress at,
         CollectorRegistry registry,
         HealthChecks health,
-        Func<object>? status,
+        Func<byte[]>? status,
         IReadOnlyDictionary<string, RequestDelegate>? posts,
         ILoggerFactory loggerFactory,
         bool serveMetrics,
@@ -191,8 +202,7 @@ public sealed class OperatorHttp : IAsyncDisposable
                     return;
                 }
 
-                var value = status();
-                var json = JsonSerializer.SerializeToUtf8Bytes(value, value.GetType(), StatusJson);
+                var json = status();
                 http.Response.ContentType = "application/json; charset=utf-8";
                 http.Response.ContentLength = json.Length;
                 await http.Response.Body.WriteAsync(json, http.RequestAborted);

@@ -140,8 +140,6 @@ public sealed record ProxyRoutes(
             ? new ProxyRoutes(ListenersOnlyVersion, listeners)
             : new ProxyRoutes(CurrentVersion, listeners) { Shared = shared, Domains = domains };
 
-    private static readonly JsonSerializerOptions WriteOptions = new() { WriteIndented = true };
-
     /// <summary>No listeners: what the proxy serves before the first good file.</summary>
     public static ProxyRoutes Empty { get; } = new(CurrentVersion, []);
 
@@ -160,7 +158,7 @@ public sealed record ProxyRoutes(
                 Listeners = [.. Listeners.OrderBy(l => l.Address, StringComparer.Ordinal)],
                 Domains = Domains is not { Count: > 0 } ? null : [.. Domains.OrderBy(d => d.Domain, StringComparer.Ordinal)],
             };
-            var hash = SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(canonical));
+            var hash = SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(canonical, ProxyJsonContext.Default.ProxyRoutes));
             return (long)(BinaryPrimitives.ReadUInt64BigEndian(hash) >> 16);
         }
     }
@@ -261,7 +259,7 @@ public sealed record ProxyRoutes(
     /// <exception cref="IOException">The file cannot be written.</exception>
     public static void Write(string path, ProxyRoutes routes)
     {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(routes, WriteOptions);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(routes, ProxyJsonContext.Indented.ProxyRoutes);
         Parse(bytes);
         var full = Path.GetFullPath(path);
         var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");

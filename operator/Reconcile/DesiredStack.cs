@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Skiff.Api;
 using Skiff.Validation;
 
@@ -325,7 +326,7 @@ public sealed class DesiredStack
         var creds = inputs.Database ?? throw new InvalidOperationException("database credentials must be resolved before building the stack");
         var adopted = !string.IsNullOrEmpty(db.Volume);
         var volume = adopted ? db.Volume! : Names.DatabaseVolume;
-        var configHash = SpecHash.Compute(new { db.Engine, db.Image, db.Name, db.User, volume, db.Resources, layout = 1 });
+        var configHash = SpecHash.Compute(new DatabaseConfigHash(db.Engine, db.Image, db.Name, db.User, volume, db.Resources, Layout: 1));
         var labels = Labels(StackNames.DatabaseComponent);
         labels[SkiffLabels.SpecHash] = configHash;
         var container = new ContainerSpec
@@ -386,7 +387,7 @@ public sealed class DesiredStack
         var persistent = cache.Persistence is PersistenceModes.Aof or PersistenceModes.Rdb;
         var cmd = RedisCommand(cache);
 
-        var configHash = SpecHash.Compute(new { cache.Engine, cache.Image, cache.Persistence, cache.MaxMemory, cache.Resources, layout = 1 });
+        var configHash = SpecHash.Compute(new CacheConfigHash(cache.Engine, cache.Image, cache.Persistence, cache.MaxMemory, cache.Resources, Layout: 1));
         var labels = Labels(StackNames.CacheComponent);
         labels[SkiffLabels.SpecHash] = configHash;
         var container = new ContainerSpec
@@ -405,3 +406,31 @@ public sealed class DesiredStack
         return new DataComponent(StackNames.CacheComponent, container, configHash, persistent ? Names.CacheVolume : null, false, null);
     }
 }
+
+/// <summary>
+/// What a database container's configuration hash covers. The JSON names are the hash's own, unchanged since it was
+/// first computed (then from an anonymous object): renaming one would replace every database container on upgrade.
+/// </summary>
+internal sealed record DatabaseConfigHash(
+    string? Engine,
+    string? Image,
+    string? Name,
+    string? User,
+    [property: JsonPropertyName("volume")] string Volume,
+    ResourceLimits? Resources,
+    [property: JsonPropertyName("layout")] int Layout);
+
+/// <summary>What a cache container's configuration hash covers; the JSON names are fixed as <see cref="DatabaseConfigHash"/>'s.</summary>
+internal sealed record CacheConfigHash(
+    string? Engine,
+    string? Image,
+    string? Persistence,
+    string? MaxMemory,
+    ResourceLimits? Resources,
+    [property: JsonPropertyName("layout")] int Layout);
+
+/// <summary>What the node proxy container's configuration hash covers; the JSON names are fixed (see <see cref="DatabaseConfigHash"/>).</summary>
+internal sealed record ProxyConfigHash(
+    [property: JsonPropertyName("image")] string Image,
+    [property: JsonPropertyName("cmd")] IReadOnlyList<string> Cmd,
+    [property: JsonPropertyName("folder")] string Folder);

@@ -20,7 +20,7 @@ public static class SpecHash
     private static readonly JsonSerializerOptions Options = new()
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-        TypeInfoResolver = ApiJson.Resolver,
+        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(ApiJson.Resolver, SpecHashJson.Default),
     };
 
     public static string Compute(AppDeploymentSpec spec)
@@ -32,13 +32,14 @@ public static class SpecHash
             db.Backup = null;
         }
 
-        return Compute(JsonSerializer.SerializeToNode(defaulted, Options));
+        return OfNode(JsonSerializer.SerializeToNode(defaulted, Options));
     }
 
     /// <summary>Hash of any JSON-serializable value, canonicalised the same way.</summary>
-    public static string Compute<T>(T value) => Compute(JsonSerializer.SerializeToNode(value, Options));
+    public static string Compute<T>(T value) => OfNode(JsonSerializer.SerializeToNode(value, Options));
 
-    private static string Compute(JsonNode? node)
+    /// <summary>Hash of JSON already written: canonicalised, then SHA-256.</summary>
+    internal static string OfNode(JsonNode? node)
     {
         using var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -80,4 +81,16 @@ public static class SpecHash
                 break;
         }
     }
+}
+
+/// <summary>
+/// The other values Skiff hashes (<see cref="SpecHash.Compute{T}"/>), generated at compile time like the API's: no
+/// reflection fallback, so a value missing here fails in the tests.
+/// </summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(string))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(DatabaseConfigHash))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(CacheConfigHash))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(ProxyConfigHash))]
+internal sealed partial class SpecHashJson : System.Text.Json.Serialization.JsonSerializerContext
+{
 }

@@ -73,7 +73,7 @@ public sealed partial class StateStore
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(StateJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        TypeInfoResolver = StateJsonContext.Default,
     };
 
     public StateStore(string root)

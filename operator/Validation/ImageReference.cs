@@ -184,10 +184,16 @@ internal static class Text
     public static string Quote(string value)
     {
         var shown = value.Length > 64 ? value[..61] + "..." : value;
-        return System.Text.Json.JsonSerializer.Serialize(shown, QuoteOptions);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(shown.Length + 2);
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer, QuoteOptions))
+        {
+            writer.WriteStringValue(shown);
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static readonly System.Text.Json.JsonSerializerOptions QuoteOptions = new()
+    private static readonly System.Text.Json.JsonWriterOptions QuoteOptions = new()
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };

@@ -29,9 +29,9 @@ public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesG
     public static async Task<IReadOnlyList<ImageGCPolicy>> ListPoliciesAsync(IKubernetes client, CancellationToken ct)
     {
         var list = await client.CustomObjects.ListClusterCustomObjectAsync(SkiffApi.Group, SkiffApi.Version, ImageGCPolicy.Plural, cancellationToken: ct);
-        var json = list is JsonElement e ? e : JsonSerializer.SerializeToElement(list);
+        var json = KubernetesResponses.Element(list);
         return json.TryGetProperty("items", out var items)
-            ? [.. items.EnumerateArray().Select(i => i.Deserialize<ImageGCPolicy>()!).Where(p => p is not null)]
+            ? [.. items.EnumerateArray().Select(i => KubernetesJson.Deserialize<ImageGCPolicy>(i)).Where(p => p is not null)]
             : [];
     }
 
@@ -48,7 +48,7 @@ public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesG
             try
             {
                 var raw = await client.CustomObjects.GetClusterCustomObjectAsync(SkiffApi.Group, SkiffApi.Version, ImageGCPolicy.Plural, report.Policy, ct);
-                policy = (raw is JsonElement e ? e : JsonSerializer.SerializeToElement(raw)).Deserialize<ImageGCPolicy>()!;
+                policy = KubernetesJson.Deserialize<ImageGCPolicy>(KubernetesResponses.Element(raw));
                 var nodes = (policy.Status?.Nodes ?? []).Where(n => n.Node != report.Node).Append(report.ToNodeStatus())
                     .OrderBy(n => n.Node, StringComparer.Ordinal).ToList();
                 var status = new ImageGCPolicyStatus { Nodes = nodes };

@@ -178,7 +178,7 @@ public sealed class KubernetesStackStore(IKubernetes client, IObjectCache<AppDep
 
     private static long ResourceVersionOf(object response)
     {
-        var json = response is JsonElement element ? element : JsonSerializer.SerializeToElement(response);
+        var json = KubernetesResponses.Element(response);
         return json.TryGetProperty("metadata", out var metadata)
             && metadata.TryGetProperty("resourceVersion", out var rv)
             && long.TryParse(rv.GetString(), out var value) ? value : 0;
