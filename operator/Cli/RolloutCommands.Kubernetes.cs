@@ -8,6 +8,7 @@ using k8s.Models;
 using Skiff.Api;
 using Skiff.Hosting;
 using Skiff.Reconcile;
+using Skiff.Runtime;
 using Skiff.State;
 
 namespace Skiff.Cli;
@@ -23,11 +24,7 @@ public static partial class RolloutCommands
         KubernetesClientConfiguration config;
         try
         {
-            config = kubeconfig is not null
-                ? KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig, context)
-                : KubernetesClientConfiguration.IsInCluster() && context is null
-                    ? KubernetesClientConfiguration.InClusterConfig()
-                    : KubernetesClientConfiguration.BuildConfigFromConfigFile(currentContext: context);
+            config = KubeConfigFile.Build(kubeconfig, context, inClusterFirst: context is null);
         }
         catch (Exception e) when (e is k8s.Exceptions.KubeConfigException or IOException or UnauthorizedAccessException)
         {

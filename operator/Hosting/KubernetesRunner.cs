@@ -70,11 +70,7 @@ public static class KubernetesRunner
         KubernetesClientConfiguration config;
         try
         {
-            config = options.Kubeconfig is not null
-                ? KubernetesClientConfiguration.BuildConfigFromConfigFile(options.Kubeconfig, options.Context)
-                : KubernetesClientConfiguration.IsInCluster()
-                    ? KubernetesClientConfiguration.InClusterConfig()
-                    : KubernetesClientConfiguration.BuildConfigFromConfigFile(currentContext: options.Context);
+            config = KubeConfigFile.Build(options.Kubeconfig, options.Context);
         }
         catch (Exception e) when (e is k8s.Exceptions.KubeConfigException or IOException or UnauthorizedAccessException)
         {
