@@ -23,7 +23,18 @@ public static class ApiJson
     public static JsonSerializerOptions Options { get; } = new() { TypeInfoResolver = Resolver };
 
     /// <summary>A deep copy through JSON.</summary>
-    public static T Clone<T>(T value) => JsonSerializer.Deserialize<T>(JsonSerializer.SerializeToUtf8Bytes(value, Options), Options)!;
+    public static T Clone<T>(T value)
+    {
+        var info = Options.Info<T>();
+        return JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(value, info), info)!;
+    }
+
+    /// <summary>
+    /// The metadata of <typeparamref name="T"/> in <paramref name="options"/>: with it, a serializer call states the
+    /// type it needs, and a NativeAOT build can see that nothing is left to reflection.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The options' resolver has no metadata for the type.</exception>
+    public static JsonTypeInfo<T> Info<T>(this JsonSerializerOptions options) => (JsonTypeInfo<T>)options.GetTypeInfo(typeof(T));
 }
 
 /// <summary>

@@ -75,8 +75,8 @@ public static class StatusCommand
         switch (format)
         {
             case OutputFormat.Json or OutputFormat.Yaml:
-                var node = JsonSerializer.SerializeToNode(record, StateStore.Json)!.AsObject();
-                node["events"] = JsonSerializer.SerializeToNode(events, StateStore.Json);
+                var node = JsonSerializer.SerializeToNode(record, StateStore.Json.Info<StatusRecord>())!.AsObject();
+                node["events"] = JsonSerializer.SerializeToNode(events, StateStore.Json.Info<IReadOnlyList<StoredEvent>>());
                 if (routes is not null)
                 {
                     node["routes"] = JsonSerializer.SerializeToNode(routes, Proxy.ProxyJsonContext.Default.ListProxyListener);

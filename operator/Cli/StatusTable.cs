@@ -16,10 +16,10 @@ public static class StatusTable
         switch (format)
         {
             case OutputFormat.Json:
-                output.WriteLine(JsonSerializer.Serialize(list, StateStore.Json));
+                output.WriteLine(JsonSerializer.Serialize(list, StateStore.Json.Info<List<StatusRecord>>()));
                 return;
             case OutputFormat.Yaml:
-                output.Write(YamlWriter.Write([JsonSerializer.SerializeToNode(list, StateStore.Json)!]));
+                output.Write(YamlWriter.Write([JsonSerializer.SerializeToNode(list, StateStore.Json.Info<List<StatusRecord>>())!]));
                 return;
         }
 

@@ -153,10 +153,8 @@ public static class CrdGenerator
         return (JsonObject)Canonical(crd)!;
     }
 
-    private static readonly JsonSerializerOptions ExportOptions = new(JsonSerializerOptions.Default)
-    {
-        TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
-    };
+    // The schemas come from the same generated metadata the operator serializes with (ApiJsonContext).
+    private static readonly JsonSerializerOptions ExportOptions = new() { TypeInfoResolver = ApiJson.Resolver };
 
     /// <summary>The structural schema of one of the API types.</summary>
     internal static JsonObject SchemaFor(Type type)

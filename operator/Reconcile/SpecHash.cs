@@ -32,11 +32,11 @@ public static class SpecHash
             db.Backup = null;
         }
 
-        return OfNode(JsonSerializer.SerializeToNode(defaulted, Options));
+        return OfNode(JsonSerializer.SerializeToNode(defaulted, Options.Info<AppDeploymentSpec>()));
     }
 
     /// <summary>Hash of any JSON-serializable value, canonicalised the same way.</summary>
-    public static string Compute<T>(T value) => OfNode(JsonSerializer.SerializeToNode(value, Options));
+    public static string Compute<T>(T value) => OfNode(JsonSerializer.SerializeToNode(value, Options.Info<T>()));
 
     /// <summary>Hash of JSON already written: canonicalised, then SHA-256.</summary>
     internal static string OfNode(JsonNode? node)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Skiff.Api;
 using Skiff.Observability;
 
 namespace Skiff.State;
@@ -70,7 +71,7 @@ public sealed partial class StateStore
                 events.RemoveRange(0, events.Count - MaxEvents);
             }
 
-            AtomicFile.Write(EventsPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(events, Json));
+            AtomicFile.Write(EventsPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(events, Json.Info<List<StoredEvent>>()));
         }
     }
 
@@ -80,7 +81,7 @@ public sealed partial class StateStore
         var path = EventsPath(ns, name);
         try
         {
-            return File.Exists(path) ? JsonSerializer.Deserialize<List<StoredEvent>>(File.ReadAllBytes(path), Json) ?? [] : [];
+            return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllBytes(path), Json.Info<List<StoredEvent>>()) ?? [] : [];
         }
         catch (JsonException)
         {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Skiff.Api;
 
 namespace Skiff.State;
 
@@ -62,7 +63,7 @@ public sealed partial class StateStore
     public void WriteRequest(string ns, string name, RolloutRequest request)
     {
         Directory.CreateDirectory(RequestsDir);
-        AtomicFile.Write(RequestPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(request, Json));
+        AtomicFile.Write(RequestPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(request, Json.Info<RolloutRequest>()));
     }
 
     /// <summary>The request waiting for the operator, or null.</summary>
@@ -71,7 +72,7 @@ public sealed partial class StateStore
         try
         {
             var path = RequestPath(ns, name);
-            return File.Exists(path) ? JsonSerializer.Deserialize<RolloutRequest>(File.ReadAllBytes(path), Json) : null;
+            return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllBytes(path), Json.Info<RolloutRequest>()) : null;
         }
         catch (JsonException)
         {

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
 using Skiff.Api;
 
 namespace Skiff.State;
@@ -160,7 +159,7 @@ public sealed partial class StateStore
     /// <summary>Writes a record already serialised with <see cref="Serialize"/> (callers that compare before writing).</summary>
     public void Write(StatusRecord record, byte[] json) => AtomicFile.Write(StatusPath(record.Namespace, record.Name), json);
 
-    public static byte[] Serialize(StatusRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, Json);
+    public static byte[] Serialize(StatusRecord record) => JsonSerializer.SerializeToUtf8Bytes(record, Json.Info<StatusRecord>());
 
     /// <summary>Forgets a resource: its status record and its events.</summary>
     public void Delete(string ns, string name)
@@ -191,11 +190,11 @@ public sealed partial class StateStore
             return null;
         }
 
-        return JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllBytes(path), Json);
+        return JsonSerializer.Deserialize(File.ReadAllBytes(path), Json.Info<Dictionary<string, string>>());
     }
 
     public void WriteSecret(string ns, string name, Dictionary<string, string> data) =>
-        AtomicFile.Write(SecretPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(data, Json), ownerOnly: true);
+        AtomicFile.Write(SecretPath(ns, name), JsonSerializer.SerializeToUtf8Bytes(data, Json.Info<Dictionary<string, string>>()), ownerOnly: true);
 
     public void DeleteSecret(string ns, string name)
     {
@@ -218,7 +217,7 @@ public sealed partial class StateStore
     {
         try
         {
-            return File.Exists(path) ? JsonSerializer.Deserialize<StatusRecord>(File.ReadAllBytes(path), Json) : null;
+            return File.Exists(path) ? JsonSerializer.Deserialize(File.ReadAllBytes(path), Json.Info<StatusRecord>()) : null;
         }
         catch (JsonException)
         {

@@ -111,8 +111,8 @@ public sealed class FolderStackStore(
     public Task<bool> WriteStatusAsync(StoredStack stack, AppDeploymentStatus status, CancellationToken ct)
     {
         var record = (StatusRecord)stack.SourceState!;
-        var before = record.Status is null ? null : JsonSerializer.Serialize(record.Status, ApiJson.Options);
-        if (before == JsonSerializer.Serialize(status, ApiJson.Options) && File.Exists(Path.Combine(state.Root, "status", $"{record.Namespace}_{record.Name}.json")))
+        var before = record.Status is null ? null : JsonSerializer.Serialize(record.Status, ApiJson.Options.Info<AppDeploymentStatus>());
+        if (before == JsonSerializer.Serialize(status, ApiJson.Options.Info<AppDeploymentStatus>()) && File.Exists(Path.Combine(state.Root, "status", $"{record.Namespace}_{record.Name}.json")))
         {
             return Task.FromResult(false);
         }

@@ -54,7 +54,7 @@ public sealed class KubernetesGcReporter(IKubernetes client, ILogger<KubernetesG
                 var status = new ImageGCPolicyStatus { Nodes = nodes };
                 var patch = new JsonArray(
                     new JsonObject { ["op"] = "test", ["path"] = "/metadata/resourceVersion", ["value"] = policy.Metadata.ResourceVersion },
-                    new JsonObject { ["op"] = "add", ["path"] = "/status", ["value"] = JsonSerializer.SerializeToNode(status, StatusJson) });
+                    new JsonObject { ["op"] = "add", ["path"] = "/status", ["value"] = JsonSerializer.SerializeToNode(status, StatusJson.Info<ImageGCPolicyStatus>()) });
                 await client.CustomObjects.PatchClusterCustomObjectStatusAsync(
                     new V1Patch(patch.ToJsonString(), V1Patch.PatchType.JsonPatch), SkiffApi.Group, SkiffApi.Version, ImageGCPolicy.Plural, report.Policy,
                     cancellationToken: ct);

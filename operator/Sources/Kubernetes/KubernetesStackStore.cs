@@ -116,8 +116,8 @@ public sealed class KubernetesStackStore(IKubernetes client, IObjectCache<AppDep
     public async Task<bool> WriteStatusAsync(StoredStack stack, AppDeploymentStatus status, CancellationToken ct)
     {
         var resource = stack.Resource!;
-        var before = resource.Status is null ? "null" : JsonSerializer.Serialize(resource.Status, StatusJson);
-        var after = JsonSerializer.Serialize(status, StatusJson);
+        var before = resource.Status is null ? "null" : JsonSerializer.Serialize(resource.Status, StatusJson.Info<AppDeploymentStatus>());
+        var after = JsonSerializer.Serialize(status, StatusJson.Info<AppDeploymentStatus>());
         if (before == after)
         {
             return false;
