@@ -86,11 +86,19 @@ public sealed class KubernetesListWatch<T> : IListWatch<T>
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         // KubernetesClient reports ERROR events (and lines it cannot decode) through onError and
-        // keeps reading; the server closes the stream after an ERROR. Collect the error and throw
-        // it where the informer can see it.
+        // keeps reading; the server closes the stream after an ERROR, but after a line that could not
+        // be decoded it may send nothing more for minutes. So the first error also ends the watch at
+        // once, and is thrown where the informer sees it (it logs it and lists again: nothing is missed).
         Exception? error = null;
         var timeoutSeconds = 300 + Random.Shared.Next(300);
-        await using var events = watch(resourceVersion, timeoutSeconds, e => error ??= e, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void OnError(Exception e)
+        {
+            error ??= e;
+            abort.Cancel();
+        }
+
+        await using var events = watch(resourceVersion, timeoutSeconds, OnError, abort.Token).GetAsyncEnumerator(abort.Token);
         while (true)
         {
             bool more;
@@ -101,6 +109,10 @@ public sealed class KubernetesListWatch<T> : IListWatch<T>
             catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.Gone)
             {
                 throw new WatchExpiredException($"watch from resourceVersion {resourceVersion} expired", ex);
+            }
+            catch (OperationCanceledException) when (error is not null && !cancellationToken.IsCancellationRequested)
+            {
+                throw Translate(error, resourceVersion);
             }
 
             if (error is not null)

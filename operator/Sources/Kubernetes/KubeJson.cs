@@ -31,6 +31,15 @@ public static class KubeJson
             {
                 o.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
                 o.TypeInfoResolverChain.Insert(1, ResourceListJson.Default);
+
+                // KubernetesClient adds the non-generic JsonStringEnumConverter for every enum. Options' converters
+                // win over an enum's own [JsonConverter], and that one builds its converter with MakeGenericType,
+                // which a NativeAOT build cannot do for an enum: every watch event (WatchEventType) failed to decode.
+                // The enums Skiff meets carry their own generic converter (WatchEventType, Skiff's API enums).
+                foreach (var converter in o.Converters.Where(c => c.GetType() == typeof(JsonStringEnumConverter)).ToList())
+                {
+                    o.Converters.Remove(converter);
+                }
             });
             return true;
         }
@@ -41,9 +50,16 @@ public static class KubeJson
     }
 }
 
-/// <summary>The list envelopes of Skiff's resources, as the API server returns them, generated at compile time.</summary>
+/// <summary>
+/// What KubernetesClient decodes for Skiff beyond its own models, generated at compile time: the list envelopes of
+/// Skiff's resources, and the watch events of the untyped (custom resource) and typed watches Skiff runs.
+/// </summary>
 [JsonSerializable(typeof(ResourceList<AppDeployment>))]
 [JsonSerializable(typeof(ResourceList<ImageGCPolicy>))]
+[JsonSerializable(typeof(Watcher<object>.WatchEvent))]
+[JsonSerializable(typeof(Watcher<KubernetesObject>.WatchEvent))]
+[JsonSerializable(typeof(Watcher<k8s.Models.V1Status>.WatchEvent))]
+[JsonSerializable(typeof(Watcher<k8s.Models.V1Secret>.WatchEvent))]
 internal sealed partial class ResourceListJson : JsonSerializerContext
 {
 }

@@ -116,6 +116,15 @@ public class GeneratedShapesJsonTests
         Assert.Same(Skiff.Sources.Kubernetes.ResourceListJson.Default, options.GetTypeInfo(typeof(Skiff.Runtime.ResourceList<AppDeployment>)).OriginatingResolver);
         Assert.True(Skiff.Sources.Kubernetes.KubeJson.Register());
 
+        // Watch events: generated, and the enum decoded by its own generic converter, not the options' reflective one.
+        Assert.DoesNotContain(options.Converters, c => c.GetType() == typeof(JsonStringEnumConverter));
+        Assert.Same(Skiff.Sources.Kubernetes.ResourceListJson.Default, options.GetTypeInfo(typeof(k8s.Watcher<object>.WatchEvent)).OriginatingResolver);
+        var added = k8s.KubernetesJson.Deserialize<k8s.Watcher<k8s.KubernetesObject>.WatchEvent>(
+            """{"type":"ADDED","object":{"apiVersion":"skiff.dev/v1alpha1","kind":"AppDeployment"}}""");
+        Assert.Equal(k8s.WatchEventType.Added, added.Type);
+        Assert.Equal("AppDeployment", added.Object.Kind);
+        Assert.Equal(k8s.WatchEventType.Deleted, k8s.KubernetesJson.Deserialize<k8s.Watcher<object>.WatchEvent>("""{"type":"DELETED","object":{}}""").Type);
+
         var resource = k8s.KubernetesJson.Deserialize<AppDeployment>(
             """{"apiVersion":"skiff.dev/v1alpha1","kind":"AppDeployment","metadata":{"name":"api","namespace":"default","creationTimestamp":"2026-12-05T10:00:00Z"},"spec":{"app":{"image":"app:1"}}}""");
         Assert.Equal("app:1", resource.Spec.App.Image);
