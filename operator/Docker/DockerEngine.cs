@@ -139,8 +139,14 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                     await client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
                     return true;
                 }
-                catch (DockerApiException e) when (attempt < StaleTaskAttempts && StaleTask(e))
+                catch (DockerApiException e) when (StaleTask(e))
                 {
+                    if (attempt >= StaleTaskAttempts)
+                    {
+                        metrics?.Request("container_start", "error");
+                        throw new ContainerStartStuckException(id, e);
+                    }
+
                     await Task.Delay(StaleTaskPause, ct);
                 }
             }
@@ -153,7 +159,8 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
     /// <summary>
     /// The engine's answer to starting a container whose old task containerd still holds ("task ID: already exists"):
     /// right after dockerd restarted, the task of a container its shutdown killed lingers until dockerd's own restore
-    /// has removed it, a moment later. Starting is tried again for up to 5 s before it counts as an error.
+    /// has removed it, a moment later. Starting is tried again for up to 5 s; a task still there then is one the
+    /// restore left behind, and the container is reported stuck (<see cref="ContainerStartStuckException"/>).
     /// </summary>
     internal static bool StaleTask(DockerApiException e) =>
         e.StatusCode == HttpStatusCode.InternalServerError

@@ -95,6 +95,17 @@ public sealed class EngineUnreachableException(string endpoint, Exception inner)
 }
 
 /// <summary>
+/// Thrown when an existing container cannot be started because the engine's container runtime still holds a task of
+/// the same id from before the engine restarted (Docker: "task ID: already exists"), after the engine was given a
+/// few seconds to clear it. The container itself is unusable then; a new one of the same spec starts.
+/// </summary>
+public sealed class ContainerStartStuckException(string containerId, Exception inner)
+    : Exception($"container {containerId[..Math.Min(12, containerId.Length)]} cannot start: the container runtime still holds its task from before the engine restarted ({inner.Message})", inner)
+{
+    public string ContainerId { get; } = containerId;
+}
+
+/// <summary>
 /// Thrown when a stack network cannot get a subnet: every subnet of the operator's network pool (<c>--network-pool</c>,
 /// <c>--network-prefix</c>) is used by a Docker network or by the host. The message says how many and what to change.
 /// </summary>

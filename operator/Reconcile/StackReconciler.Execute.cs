@@ -137,7 +137,19 @@ public sealed partial class StackReconciler
                         await StopForReplacementAsync(s, ct);
                         break;
                     case StartExisting s:
-                        await engine.StartContainerAsync(s.Container.Id, ct);
+                        try
+                        {
+                            await engine.StartContainerAsync(s.Container.Id, ct);
+                        }
+                        catch (ContainerStartStuckException stuck)
+                        {
+                            // Nothing in a container is kept across its replacement but its volumes, which stay: the
+                            // next planning round creates it again from the spec, as for one removed by hand.
+                            logger.LogWarning("{Stack}: {Message}; replacing the container", desired.Names.Key, stuck.Message);
+                            await engine.RemoveContainerAsync(s.Container.Id, ct);
+                            return (null, true);
+                        }
+
                         break;
                     case WaitHealthy w:
                         SetDataConditions(w.Components.ToDictionary(c => c, c => observed.Component(c).FirstOrDefault()));

@@ -50,6 +50,15 @@ public sealed class InMemoryEngine : IContainerEngine
 
     public ObservedContainer? Find(string name) => All.FirstOrDefault(c => c.Name == name);
 
+    /// <summary>The spec a container was created from.</summary>
+    public ContainerSpec SpecOf(string id)
+    {
+        lock (gate)
+        {
+            return containers[id].Spec;
+        }
+    }
+
     /// <summary>Sets a data container's Docker health (starting, healthy, unhealthy).</summary>
     public void SetHealth(string name, string health) => With(name, b => b.Health = health);
 
@@ -98,11 +107,22 @@ public sealed class InMemoryEngine : IContainerEngine
         }
     });
 
+    /// <summary>
+    /// Ids of containers the runtime still holds an old task of (after an engine restart; a task has its container's
+    /// id): starting them throws <see cref="ContainerStartStuckException"/>, as DockerEngine does once its retries are spent.
+    /// </summary>
+    public HashSet<string> StuckTasks { get; } = new(StringComparer.Ordinal);
+
     public Task StartContainerAsync(string id, CancellationToken ct) => Call("container_start " + NameOf(id), () =>
     {
         lock (gate)
         {
             var box = containers[id];
+            if (StuckTasks.Contains(id))
+            {
+                throw new ContainerStartStuckException(id, new InvalidOperationException($"task {id}: already exists"));
+            }
+
             foreach (var port in box.Spec.Ports.Where(p => p.HostPort is not null))
             {
                 var holder = containers.Values.FirstOrDefault(b => b != box && b.State == "running"

@@ -404,6 +404,28 @@ public sealed class RolloutMachineTests
         Assert.Equal(Outcomes.Succeeded, rig.History(1)!.Outcome);
     }
 
+    [Fact]
+    public async Task A_database_whose_old_task_the_engine_still_holds_is_replaced_on_its_volume_within_the_same_reconcile()
+    {
+        using var rig = new Rig();
+        await rig.RollThroughAsync();
+        var before = rig.Engine.Find(Rig.Database)!;
+        var volumes = rig.Engine.SpecOf(before.Id).Mounts;
+        Assert.NotEmpty(volumes);
+
+        // The engine restarted: the database is stopped, and its old task is stuck in the runtime.
+        rig.Engine.Exit(Rig.Database, 0);
+        rig.Engine.StuckTasks.Add(before.Id);
+        await rig.StepAsync();
+
+        var after = rig.Engine.Find(Rig.Database)!;
+        Assert.NotEqual(before.Id, after.Id);
+        Assert.Equal("running", after.State);
+        Assert.Equal(volumes, rig.Engine.SpecOf(after.Id).Mounts);
+        Assert.Contains($"container_remove {Rig.Database}", rig.Engine.Calls);
+        Assert.DoesNotContain(rig.Engine.All, c => c.Id == before.Id);
+    }
+
     /// <summary>How many reconciles it takes to get past each step of a first rollout, with the world moving on.</summary>
     public static TheoryData<int, bool> CrashPoints()
     {
