@@ -12,6 +12,9 @@
 #                             its ReadyToRun publish stays in .build/skiff for the integration tests
 #
 # Usage: scripts/build-test-images.sh [--force]
+#        scripts/build-test-images.sh --native DIR   only skiff-test/skiff:native, from the NativeAOT publish in DIR
+#                                                    (dotnet publish operator -c Release -r linux-x64 -p:PublishAot=true
+#                                                    -o DIR): the executable the Dockerfile ships, for the benchmarks
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,7 +23,11 @@ work="$repo/.build/images"
 # The operator as the skiff-test/skiff:dev image holds it (build_skiff), for the integration tests to run.
 skiff_publish="$repo/.build/skiff"
 force=0
-[[ "${1:-}" == "--force" ]] && force=1
+native=""
+case "${1:-}" in
+    --force) force=1 ;;
+    --native) native="${2:?--native DIR: the folder of a NativeAOT publish}"; [[ -x "$native/skiff" ]] || { echo "build-test-images: no executable $native/skiff" >&2; exit 1; } ;;
+esac
 
 hash_label="dev.skiff.test.input-hash"
 # Where this host's libc lives (x86_64-linux-gnu, aarch64-linux-gnu, ...).
@@ -342,8 +349,37 @@ build_skiff() {
         --change 'CMD ["--help"]'
 }
 
+# The NativeAOT executable as the Dockerfile's image holds it: skiff alone (the runtime and ASP.NET Core are compiled
+# into it) and the libraries it loads, as root. No git or age (the Dockerfile's image adds them from Debian).
+build_skiff_native() {
+    local image="skiff-test/skiff:native" hash root
+    hash="$( { input_hash /nonexistent libssl3 libgssapi-krb5-2 zlib1g; sha256sum "$native/skiff"; } | sha256sum | cut -c1-16)"
+    if up_to_date "$hash" "$image"; then
+        skipped "$image"; return
+    fi
+
+    root="$(new_root skiff-native)"
+    mkdir -p "$root/app" "$root/var/lib/skiff"
+    cp "$native/skiff" "$root/app/skiff"
+    ln -s /app/skiff "$root/usr/local/bin/skiff"
+    add_libs "$root" "$root/app/skiff"
+    # Loaded with dlopen (ldd does not list them): OpenSSL for TLS (registries, the Kubernetes API), GSSAPI.
+    add_with_libs "$root" "$libdir/libssl.so.3" "$libdir/libcrypto.so.3" "$libdir/libgssapi_krb5.so.2"
+    import "$root" "$hash" "$image" \
+        --change "ENV PATH=$base_path" \
+        --change 'ENV ASPNETCORE_HTTP_PORTS=' \
+        --change 'WORKDIR /app' \
+        --change 'ENTRYPOINT ["skiff"]' \
+        --change 'CMD ["--help"]'
+}
+
 start=$SECONDS
 mkdir -p "$work"
+if [[ -n "$native" ]]; then
+    build_skiff_native
+    echo "native image ready in $((SECONDS - start)) s"
+    exit 0
+fi
 build_busybox
 build_redis
 build_postgres

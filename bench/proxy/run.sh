@@ -20,7 +20,8 @@
 #          CONNECTIONS      connections of the paced run (default 20)
 #          MAX_CONNECTIONS  connections of the max run (default 32)
 #          ROUNDS           rounds (default 6; the summary takes medians over rounds: the tail moves between runs)
-#          SKIFF_DLL        skiff to run (default operator/bin/Release/net10.0/skiff.dll, built if missing)
+#          SKIFF_DLL        skiff to run (default operator/bin/Release/net10.0/skiff.dll, built if missing), or an
+#                           executable of its own (a NativeAOT publish's skiff, as the Dockerfile's image ships it)
 #          RESULTS_DIR      where the report goes (default bench/proxy/results)
 #          CLIENT_CPUS      pin wrk to these CPUs (taskset list, e.g. 0), and
 #          SERVER_CPUS      the app container and the proxy to these (e.g. 1): the load generator then stands
@@ -92,7 +93,9 @@ printf '{"version": 1, "listeners": [{"address": "127.0.0.1:%s", "protocol": "ht
     "$port" "$ip" > "$work/routes.json"
 # The environment NodeProxy.Spec gives the proxy container: tiered compilation and dynamic PGO back on (Skiff's
 # runtimeconfig turns PGO off for its short-lived commands).
-DOTNET_TieredCompilation=1 DOTNET_TieredPGO=1 "${server[@]}" dotnet "$skiff_dll" proxy --routes "$work/routes.json" --metrics-bind-address 127.0.0.1:0 --log-level warning 2>"$results/$stamp-proxy.log" &
+skiff_cmd=(dotnet "$skiff_dll")
+[[ $skiff_dll == *.dll ]] || skiff_cmd=("$skiff_dll")
+DOTNET_TieredCompilation=1 DOTNET_TieredPGO=1 "${server[@]}" "${skiff_cmd[@]}" proxy --routes "$work/routes.json" --metrics-bind-address 127.0.0.1:0 --log-level warning 2>"$results/$stamp-proxy.log" &
 proxy_pid=$!
 nginx_port=$(free_port)
 peer="http://127.0.0.1:$nginx_port/"

@@ -12,13 +12,17 @@
 # server), not a rollout. Each run gets a fresh state folder. Timing: bench/startup/measure.py polls every 5 ms.
 #
 # Usage: bench/startup/run.sh [--quick] [--no-image]     (N=10 runs per side, 3 with --quick; RUNS=N overrides)
+#   SKIFF_IMAGE=IMAGE   the skiff image to time (default skiff-test/skiff:dev); skiff-test/skiff:native is the
+#                       Dockerfile's NativeAOT executable (scripts/build-test-images.sh --native DIR). The peer always
+#                       runs in skiff-test/skiff:dev, which has a dotnet to run it.
 # Target (issue 22, P5): <= 1 s on this 2-core machine.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 bench_init startup "$@"
 with_image=1
 for arg in "$@"; do [[ $arg != --no-image ]] || with_image=0; done
 runs=${RUNS:-$([[ $BENCH_QUICK == 1 ]] && echo 3 || echo 10)}
-image=skiff-test/skiff:dev
+image=${SKIFF_IMAGE:-skiff-test/skiff:dev}
+peer_image_name=skiff-test/skiff:dev
 
 bench_check_images
 skiff=$(bench_skiff)
@@ -73,7 +77,7 @@ peer_image() {
     local port; port=$(bench_free_port)
     measure peer-image "http://127.0.0.1:$port/readyz" docker run --rm --name "$BENCH_PREFIX-peer-$run" --label "dev.skiff.bench=$BENCH_PREFIX" \
         --network host -v "$peer_dir:/peer:ro" --entrypoint /usr/share/dotnet/dotnet \
-        "$image" /peer/peer.dll --urls "http://127.0.0.1:$port"
+        "$peer_image_name" /peer/peer.dll --urls "http://127.0.0.1:$port"
     docker rm -f "$BENCH_PREFIX-peer-$run" >/dev/null 2>&1 || true
 }
 
@@ -97,7 +101,7 @@ s=$(stats skiff); p=$(stats peer)
 bench_row "\`skiff run\` (host, JIT build)" s "$s" "$p" "minimal ASP.NET Core app"
 if [[ $with_image == 1 ]]; then
     si=$(stats skiff-image); pi=$(stats peer-image)
-    bench_row "\`skiff run\` from $image (from \`docker run\`)" s "$si" "$pi" "the same app in that image"
+    bench_row "\`skiff run\` from $image (from \`docker run\`)" s "$si" "$pi" "the same app in $peer_image_name"
 fi
 median=$(awk '{ print $3 }' <<<"$s")
 p5() { awk '{ print "median " $3 " s (max " $5 " s)" }' <<<"$1"; }
