@@ -2,11 +2,14 @@
 # Runs every benchmark of issue 22 in one go and rewrites the generated figures section of docs/PERFORMANCE.md (between
 # <!-- bench:begin --> and <!-- bench:end -->; the hand-written sections stay as they are).
 #
-#   bash bench/run-all.sh [--quick] [--only NAME[,NAME]] [--skip NAME[,NAME]] [--no-docs]
+#   bash bench/run-all.sh [--quick] [--only NAME[,NAME]] [--skip NAME[,NAME]] [--no-docs] [--no-native]
 #
 #   --quick    small N everywhere: a smoke check of every script (a few minutes in all), not figures to quote
 #   --only     run just these benchmarks;  --skip  leave these out
 #   --no-docs  leave docs/PERFORMANCE.md alone (the summary is still in the results folder)
+#   --no-native  image-size and startup time skiff-test/skiff:dev (the tests' ReadyToRun image) instead of the
+#              NativeAOT executable the Dockerfile ships, which is otherwise published first (.build/native, about
+#              5 minutes) and packed as skiff-test/skiff:native (scripts/build-test-images.sh --native)
 #
 # Benchmarks, in the order they run (each also runs alone: bash bench/NAME/run.sh [--quick]):
 #   image-size      the operator image's size                                   (item 4)
@@ -28,14 +31,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 all=(image-size startup gc-planning gc-vs-prune change-latency stacks queue compose proxy suite)
-quick=0 docs=1 only="" skip=""
+quick=0 docs=1 native=1 only="" skip=""
 while (($#)); do
     case $1 in
         --quick) quick=1 ;;
         --no-docs) docs=0 ;;
+        --no-native) native=0 ;;
         --only) only=${2:?--only needs NAME[,NAME]}; shift ;;
         --skip) skip=${2:?--skip needs NAME[,NAME]}; shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run-all.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -132,6 +136,15 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
 
 started=$SECONDS
 declare -A outcome=()
+# The image figures are the shipped build's: the NativeAOT executable, packed as the Dockerfile packs it.
+if [[ $native == 1 && " ${selected[*]} " == *" image-size "* || $native == 1 && " ${selected[*]} " == *" startup "* ]]; then
+    echo "run-all: publishing the NativeAOT executable for the image figures (about 5 minutes)"
+    dotnet publish "$repo/operator" -c Release -r linux-x64 -p:PublishAot=true -o "$repo/.build/native" -nologo -v quiet >"$results/native-publish.log" 2>&1 \
+        || { echo "run-all: the NativeAOT publish failed ($results/native-publish.log)" >&2; exit 1; }
+    bash "$repo/scripts/build-test-images.sh" --native "$repo/.build/native"
+    export IMAGE=skiff-test/skiff:native SKIFF_IMAGE=skiff-test/skiff:native
+fi
+
 for name in "${selected[@]}"; do
     echo
     echo "=== $name ($(date -u +%H:%M:%S) UTC, load average $(bench_load))"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The operator image's size (issue 22, item 4): skiff-test/skiff:dev as scripts/build-test-images.sh packs it (the
-# host's .NET and ASP.NET Core runtimes plus `dotnet publish operator`, JIT, no ReadyToRun), and where its bytes go,
-# read from `docker export` of a created (never started) container. Beside it, for scale, the test app image
-# skiff-test/app:1, packed the same way. The Dockerfile's image (mcr.microsoft.com/dotnet/runtime-deps:10.0 base, a
-# self-contained composite ReadyToRun publish of about 171 MB) needs a registry this machine cannot reach, so it is not
-# built here.
+# The operator image's size (issue 22, item 4), and where its bytes go, read from `docker export` of a created (never
+# started) container: IMAGE, by default skiff-test/skiff:dev as scripts/build-test-images.sh packs it for the tests
+# (the host's .NET and ASP.NET Core runtimes plus a ReadyToRun `dotnet publish operator`); bench/run-all.sh gives
+# skiff-test/skiff:native, the NativeAOT executable packed as the Dockerfile packs it (build-test-images.sh --native).
+# Beside it, for scale, the test app image skiff-test/app:1, packed the same way. The Dockerfile itself needs a
+# registry this machine cannot reach (its base images), so it is not built here.
 #
 # Usage: bench/image-size/run.sh [--quick]   (--quick changes nothing: it takes a few seconds)
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
