@@ -27,8 +27,9 @@ COPY crds/ crds/
 RUN dotnet publish operator -c Release -r linux-x64 -o /out --no-restore -p:PublishAot=true \
     && mkdir /app && cp /out/skiff /app/
 
-# Run: only the native libraries the executable loads (OpenSSL for TLS, zlib); the runtime and ASP.NET
-# Core (Kestrel serves /metrics, /status, the probes and the node proxy) are compiled into it.
+# Run: only the native libraries the executable loads (libc, and OpenSSL for TLS when first needed); the
+# runtime and ASP.NET Core (Kestrel serves /metrics, /status, the probes and the node proxy) are compiled
+# into it.
 # Globalization is invariant (Skiff.csproj), so no ICU either.
 FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 # The base image would make ASP.NET Core listen on :8080 by default; Skiff binds its own
