@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s;
 using k8s.Autorest;
@@ -9,6 +8,7 @@ using Skiff.Api;
 using Skiff.Hosting;
 using Skiff.Reconcile;
 using Skiff.Runtime;
+using Skiff.Sources.Kubernetes;
 using Skiff.State;
 
 namespace Skiff.Cli;
@@ -36,7 +36,7 @@ public static partial class RolloutCommands
         try
         {
             var found = await client.CustomObjects.GetNamespacedCustomObjectAsync(SkiffApi.Group, SkiffApi.Version, ns, AppDeployment.Plural, name, ct);
-            var resource = KubernetesJson.Deserialize<AppDeployment>(found is JsonElement json ? json.GetRawText() : KubernetesJson.Serialize(found));
+            var resource = KubernetesJson.Deserialize<AppDeployment>(KubernetesResponses.Element(found));
             string key, value, what;
             if (action == RolloutRequest.Rollback)
             {

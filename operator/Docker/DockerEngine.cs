@@ -143,7 +143,6 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
                 {
                     if (attempt >= StaleTaskAttempts)
                     {
-                        metrics?.Request("container_start", "error");
                         throw new ContainerStartStuckException(id, e);
                     }
 
@@ -832,7 +831,7 @@ public sealed class DockerEngine : IContainerEngine, IImageEventSource, IEngineC
             metrics?.Request(operation, "error");
             throw;
         }
-        catch (ImageUnavailableException)
+        catch (Exception e) when (e is ImageUnavailableException or ContainerStartStuckException)
         {
             metrics?.Request(operation, "error");
             throw;

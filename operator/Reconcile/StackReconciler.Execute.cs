@@ -146,7 +146,7 @@ public sealed partial class StackReconciler
                             // Nothing in a container is kept across its replacement but its volumes, which stay: the
                             // next planning round creates it again from the spec, as for one removed by hand.
                             logger.LogWarning("{Stack}: {Message}; replacing the container", desired.Names.Key, stuck.Message);
-                            await engine.RemoveContainerAsync(s.Container.Id, ct);
+                            await RemoveAsync(s.Container, ct);
                             return (null, true);
                         }
 
