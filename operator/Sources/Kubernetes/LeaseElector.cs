@@ -219,9 +219,13 @@ public sealed class LeaseElector
                 return $"it is now held by {holder}";
             }
 
-            lastError = result.Error;
+            // An attempt cut off by the deadline says less than the error before it (the API server refusing, a 5xx):
+            // keep that one as the reason, noting that the last attempt got no answer at all.
+            lastError = result.Error == NoAnswer && lastError is not null
+                ? lastError + "; the last attempt had no answer by the renew deadline"
+                : result.Error;
             logger.LogWarning("Could not renew lease {Lease}: {Error}; retrying until the renew deadline ({Deadline} s)",
-                Name, lastError, timings.RenewDeadline.TotalSeconds);
+                Name, result.Error, timings.RenewDeadline.TotalSeconds);
             try
             {
                 await Task.Delay(timings.RetryPeriod, time, deadline.Token);
@@ -300,7 +304,7 @@ public sealed class LeaseElector
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return (false, null, "the API server did not answer within the renew deadline");
+            return (false, null, NoAnswer);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -308,6 +312,8 @@ public sealed class LeaseElector
             return (false, null, Describe(e));
         }
     }
+
+    private const string NoAnswer = "the API server did not answer within the renew deadline";
 
     private (bool, string?, string?) Observed(LeaderElectionRecord record)
     {

@@ -62,6 +62,35 @@ public sealed class LeaseElectorTests
     }
 
     [Fact]
+    public async Task An_attempt_cut_off_by_the_renew_deadline_keeps_the_error_before_it_as_the_reason()
+    {
+        var elector = await LeaderAsync("me");
+        var holding = elector.HoldAsync(CancellationToken.None);
+
+        server.Down = true;
+        await RunForAsync(TimeSpan.FromSeconds(5));
+        Assert.False(holding.IsCompleted);
+        server.Hangs = true; // the next attempt is still waiting when the deadline passes
+        await RunForAsync(TimeSpan.FromSeconds(60), until: () => holding.IsCompleted);
+
+        Assert.True(holding.IsCompleted);
+        Assert.Equal("could not renew it for 10 s: Connection refused (127.0.0.1:6443); the last attempt had no answer by the renew deadline", await holding);
+        Assert.False(elector.IsLeader);
+    }
+
+    [Fact]
+    public async Task When_no_attempt_is_answered_the_reason_says_so()
+    {
+        var elector = await LeaderAsync("me");
+        var holding = elector.HoldAsync(CancellationToken.None);
+
+        server.Hangs = true;
+        await RunForAsync(TimeSpan.FromSeconds(60), until: () => holding.IsCompleted);
+
+        Assert.Equal("could not renew it for 10 s: the API server did not answer within the renew deadline", await holding);
+    }
+
+    [Fact]
     public async Task A_lease_that_names_another_holder_is_given_up_at_the_next_renewal()
     {
         var elector = await LeaderAsync("me");
@@ -155,6 +184,9 @@ public sealed class LeaseElectorTests
 
         public bool Down { get; set; }
 
+        /// <summary>Reads hang until the caller gives up (a server that accepted the connection and never answers).</summary>
+        public bool Hangs { get; set; }
+
         public LeaderElectionRecord? Record
         {
             get
@@ -240,7 +272,15 @@ public sealed class LeaseElectorTests
     {
         public string Identity => identity;
 
-        public Task<LeaderElectionRecord> GetAsync(CancellationToken cancellationToken = default) => Task.FromResult(server.Get()!);
+        public async Task<LeaderElectionRecord> GetAsync(CancellationToken cancellationToken = default)
+        {
+            if (server.Hangs)
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            return server.Get()!;
+        }
 
         public Task<bool> CreateAsync(LeaderElectionRecord record, CancellationToken cancellationToken = default) => Task.FromResult(server.Write(record, create: true));
 
