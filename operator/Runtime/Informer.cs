@@ -155,7 +155,13 @@ public sealed class Informer<T>(IListWatch<T> listWatch, ILogger<Informer<T>> lo
             catch (Exception ex)
             {
                 failures++;
-                if (failures == 1)
+                if (failures == 1 && IsTransport(ex))
+                {
+                    // The API server went away or cut the stream (a restart, a proxy's timeout): the message says it all,
+                    // a stack trace per informer would bury the lines that matter.
+                    logger.LogWarning("{Operation} of {Kind} failed: {Error}; retrying with backoff", needList ? "List" : "Watch", typeof(T).Name, Messages(ex));
+                }
+                else if (failures == 1)
                 {
                     logger.LogWarning(ex, "{Operation} of {Kind} failed; retrying with backoff", needList ? "List" : "Watch", typeof(T).Name);
                 }
@@ -168,6 +174,11 @@ public sealed class Informer<T>(IListWatch<T> listWatch, ILogger<Informer<T>> lo
             }
         }
     }
+
+    private static bool IsTransport(Exception ex) => ex is HttpRequestException or IOException || ex.InnerException is HttpRequestException or IOException;
+
+    /// <summary>The exception's message and its inner ones', as "outer (inner)".</summary>
+    private static string Messages(Exception ex) => ex.InnerException is { } inner && inner.Message != ex.Message ? $"{ex.Message} ({Messages(inner)})" : ex.Message;
 
     /// <summary>Jittered exponential backoff: the n-th consecutive failure waits about initial·2ⁿ⁻¹, capped.</summary>
     internal TimeSpan Backoff(int failures)

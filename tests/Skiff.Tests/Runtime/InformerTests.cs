@@ -134,7 +134,9 @@ public sealed class InformerTests : IAsyncDisposable
 
         Assert.Equal("42", server.WatchCalls[1]);
         Assert.Equal(1, server.ListCalls);
-        Assert.Single(logger.At(LogLevel.Warning));
+        var warning = Assert.Single(logger.At(LogLevel.Warning));
+        // A transport error is one line with its message, not a stack trace per informer.
+        Assert.Equal(("Watch of V1ConfigMap failed: connection reset; retrying with backoff", null), (warning.Message, warning.Exception));
         Assert.DoesNotContain(Events(), e => e.Contains("42", StringComparison.Ordinal)); // bookmarks are not events
     }
 
@@ -172,6 +174,30 @@ public sealed class InformerTests : IAsyncDisposable
         time.Advance(TimeSpan.FromMilliseconds(3200));
         await informer.WaitForSyncAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Single(logger.At(LogLevel.Warning)); // once per streak; repeats at debug
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_transport_error_is_logged_with_its_causes_and_a_bug_with_its_stack(bool transport)
+    {
+        server.ListError = transport
+            ? new HttpRequestException("Error while copying content to a stream.", new EndOfStreamException("Attempted to read past the end of the stream."))
+            : new InvalidOperationException("a bug");
+        run = informer.RunAsync(stop.Token);
+        await EventuallyAsync(() => server.ListCalls == 1 && informer.IsBackingOff);
+
+        var warning = Assert.Single(logger.At(LogLevel.Warning));
+        if (transport)
+        {
+            Assert.Equal(("List of V1ConfigMap failed: Error while copying content to a stream. (Attempted to read past the end of the stream.); retrying with backoff", null),
+                (warning.Message, warning.Exception));
+        }
+        else
+        {
+            Assert.Equal("List of V1ConfigMap failed; retrying with backoff", warning.Message);
+            Assert.Same(server.ListError, warning.Exception);
+        }
     }
 
     [Fact]
