@@ -121,6 +121,8 @@ idle_sample() { # SECONDS LABEL: sleeps, sampling RSS every 5 s into rss.csv; pr
     kb=$(rss_kb)
     echo "$label,$(date -u +%s),$kb" >>"$BENCH_OUT/rss.csv"
     ((kb > max)) && max=$kb
+    # Where the RSS is (anonymous: heap, stacks; file: the mapped code), for the last sample of each window.
+    { echo "# $label $(date -u +%FT%TZ)"; grep -E '^(Rss|Pss_Anon|Pss_File|Pss_Shmem|Private|Shared|Anonymous)' "/proc/$operator_pid/smaps_rollup" 2>/dev/null; } >>"$BENCH_OUT/smaps.txt"
     echo "$kb $max"
 }
 echo "variant,epoch,rss_kb" >"$BENCH_OUT/rss.csv"
