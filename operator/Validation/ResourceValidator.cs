@@ -383,18 +383,13 @@ public static partial class ResourceValidator
 
     private static void CheckAttributes(Errors errors, string path, object obj)
     {
-        foreach (var property in obj.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        foreach (var rule in Rules.GetOrAdd(obj.GetType(), FieldRule.Of))
         {
-            if (property.GetCustomAttribute<JsonPropertyNameAttribute>() is not { } json)
+            var fieldPath = path + "." + rule.Name;
+            var value = rule.Property.GetValue(obj);
+            if (value is null || value is string { Length: 0 } && rule.Required)
             {
-                continue;
-            }
-
-            var fieldPath = path + "." + json.Name;
-            var value = property.GetValue(obj);
-            if (value is null || value is string { Length: 0 } && property.GetCustomAttribute<SchemaRequiredAttribute>() is not null)
-            {
-                if (property.GetCustomAttribute<SchemaRequiredAttribute>() is not null)
+                if (rule.Required)
                 {
                     errors.Add(fieldPath, "required");
                 }
@@ -405,13 +400,13 @@ public static partial class ResourceValidator
             switch (value)
             {
                 case string s:
-                    CheckString(errors, fieldPath, s, property);
+                    CheckString(errors, fieldPath, s, rule);
                     break;
                 case int or long:
-                    CheckNumber(errors, fieldPath, Convert.ToInt64(value, CultureInfo.InvariantCulture), property);
+                    CheckNumber(errors, fieldPath, Convert.ToInt64(value, CultureInfo.InvariantCulture), rule);
                     break;
                 case IList list:
-                    CheckList(errors, fieldPath, list, property);
+                    CheckList(errors, fieldPath, list, rule);
                     break;
                 case bool or IntOrString:
                     break;
@@ -422,54 +417,53 @@ public static partial class ResourceValidator
         }
     }
 
-    private static void CheckString(Errors errors, string path, string value, PropertyInfo property)
+    private static void CheckString(Errors errors, string path, string value, FieldRule rule)
     {
-        if (property.GetCustomAttribute<SchemaMaxLengthAttribute>() is { } max && value.Length > max.MaxLength)
+        if (rule.MaxLength is { } max && value.Length > max.MaxLength)
         {
             errors.Add(path, $"must be at most {max.MaxLength} characters, got {value.Length}");
         }
-        else if (property.GetCustomAttribute<SchemaEnumAttribute>() is { } e && !e.Values.Contains(value))
+        else if (rule.Enum is { } e && !e.Values.Contains(value))
         {
             errors.Add(path, $"must be one of {string.Join(", ", e.Values)}, got {Text.Quote(value)}");
         }
-        else if (property.GetCustomAttribute<QuantityAttribute>() is not null
-            && !Quantity.ForField(property.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? property.Name).TryConvert(value, out _, out var quantityError))
+        else if (rule.Quantity && !Quantity.ForField(rule.Name).TryConvert(value, out _, out var quantityError))
         {
             errors.Add(path, quantityError!);
         }
-        else if (property.GetCustomAttribute<DurationAttribute>() is not null && !GoDuration.TryParse(value, out _))
+        else if (rule.Duration && !GoDuration.TryParse(value, out _))
         {
             errors.Add(path, $"must be {Patterns.DurationText}, got {Text.Quote(value)}");
         }
-        else if (property.GetCustomAttribute<SchemaPatternAttribute>() is { } p && !Regex.IsMatch(value, p.Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)))
+        else if (rule.Pattern is { } p && !Regex.IsMatch(value, p.Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)))
         {
             errors.Add(path, $"must be {p.Description}, got {Text.Quote(value)}");
         }
     }
 
-    private static void CheckNumber(Errors errors, string path, long value, PropertyInfo property)
+    private static void CheckNumber(Errors errors, string path, long value, FieldRule rule)
     {
-        if (property.GetCustomAttribute<SchemaRangeAttribute>() is { } range && (value < range.Minimum || value > range.Maximum))
+        if (rule.Range is { } range && (value < range.Minimum || value > range.Maximum))
         {
             errors.Add(path, $"must be between {range.Minimum} and {range.Maximum}, got {value}");
         }
     }
 
-    private static void CheckList(Errors errors, string path, IList list, PropertyInfo property)
+    private static void CheckList(Errors errors, string path, IList list, FieldRule rule)
     {
-        if (property.GetCustomAttribute<SchemaMaxItemsAttribute>() is { } max && list.Count > max.MaxItems)
+        if (rule.MaxItems is { } max && list.Count > max.MaxItems)
         {
             errors.Add(path, $"must have at most {max.MaxItems} items, got {list.Count}");
             return;
         }
 
-        if (property.GetCustomAttribute<SchemaMinItemsAttribute>() is { } min && list.Count < min.MinItems)
+        if (rule.MinItems is { } min && list.Count < min.MinItems)
         {
             errors.Add(path, min.MinItems == 1 ? "must not be empty" : $"must have at least {min.MinItems} items, got {list.Count}");
             return;
         }
 
-        var itemMax = property.GetCustomAttribute<SchemaItemsMaxLengthAttribute>();
+        var itemMax = rule.ItemsMaxLength;
         for (var i = 0; i < list.Count; i++)
         {
             var itemPath = $"{path}[{i}]";
@@ -553,6 +547,51 @@ public static partial class ResourceValidator
 
     [GeneratedRegex(Patterns.Dns1123Subdomain, RegexOptions.CultureInvariant)]
     private static partial Regex Dns1123Subdomain();
+
+    /// <summary>Each API type's fields and the schema attributes on them, read once per type, not at every validation.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, FieldRule[]> Rules = new();
+
+    /// <summary>One field of an API type: its JSON name and the constraints its attributes declare.</summary>
+    private sealed record FieldRule(PropertyInfo Property, string Name)
+    {
+        public bool Required { get; private init; }
+
+        public SchemaMaxLengthAttribute? MaxLength { get; private init; }
+
+        public SchemaEnumAttribute? Enum { get; private init; }
+
+        public bool Quantity { get; private init; }
+
+        public bool Duration { get; private init; }
+
+        public SchemaPatternAttribute? Pattern { get; private init; }
+
+        public SchemaRangeAttribute? Range { get; private init; }
+
+        public SchemaMaxItemsAttribute? MaxItems { get; private init; }
+
+        public SchemaMinItemsAttribute? MinItems { get; private init; }
+
+        public SchemaItemsMaxLengthAttribute? ItemsMaxLength { get; private init; }
+
+        /// <summary>The type's serialized fields (those with a JSON name), in declaration order.</summary>
+        public static FieldRule[] Of(Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.GetCustomAttribute<JsonPropertyNameAttribute>() is not null)
+            .Select(p => new FieldRule(p, p.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name)
+            {
+                Required = p.GetCustomAttribute<SchemaRequiredAttribute>() is not null,
+                MaxLength = p.GetCustomAttribute<SchemaMaxLengthAttribute>(),
+                Enum = p.GetCustomAttribute<SchemaEnumAttribute>(),
+                Quantity = p.GetCustomAttribute<QuantityAttribute>() is not null,
+                Duration = p.GetCustomAttribute<DurationAttribute>() is not null,
+                Pattern = p.GetCustomAttribute<SchemaPatternAttribute>(),
+                Range = p.GetCustomAttribute<SchemaRangeAttribute>(),
+                MaxItems = p.GetCustomAttribute<SchemaMaxItemsAttribute>(),
+                MinItems = p.GetCustomAttribute<SchemaMinItemsAttribute>(),
+                ItemsMaxLength = p.GetCustomAttribute<SchemaItemsMaxLengthAttribute>(),
+            })
+            .ToArray();
+    }
 
     /// <summary>Collects errors, keeping the first one per path.</summary>
     internal sealed class Errors
