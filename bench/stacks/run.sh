@@ -7,8 +7,8 @@
 #             answering its health check), which goes first and is removed before Skiff starts.
 #   P4        the operator's RSS (VmRSS) after converging and idling IDLE seconds (300; 30 with --quick), sampled every
 #             5 s; then, restarted on the converged stacks, the same after VARIANT_IDLE seconds (60; 20 with --quick)
-#             for: workstation GC (the default), server GC (DOTNET_gcServer=1), DOTNET_GCHeapHardLimit=0x3000000
-#             (48 MiB) and DOTNET_GCConserveMemory=7.
+#             for: workstation GC (the default), server GC (DOTNET_gcServer=1), DOTNET_GCHeapHardLimit=3000000
+#             (48 MiB; GC values are hex digits: a NativeAOT build ignores a "0x" prefix) and DOTNET_GCConserveMemory=7.
 #   P7        each restart is a resync of STACKS steady stacks: from the process start until the controller's
 #             reconcile counter (controller_runtime_reconcile_total) reaches STACKS, and the Docker list calls in that
 #             window (the operator's own skiff_docker_requests_total: a restart talks to the engine directly, since the
@@ -181,7 +181,7 @@ stop_operator
 declare -A variant_env=(
     [workstation]="DOTNET_gcServer=0"
     [server]="DOTNET_gcServer=1"
-    [hardlimit-48MiB]="DOTNET_GCHeapHardLimit=0x3000000"
+    [hardlimit-48MiB]="DOTNET_GCHeapHardLimit=3000000"
     [conserve-7]="DOTNET_GCConserveMemory=7"
 )
 resync_csv=$BENCH_OUT/resync.csv
