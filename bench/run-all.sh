@@ -7,9 +7,10 @@
 #   --quick    small N everywhere: a smoke check of every script (a few minutes in all), not figures to quote
 #   --only     run just these benchmarks;  --skip  leave these out
 #   --no-docs  leave docs/PERFORMANCE.md alone (the summary is still in the results folder)
-#   --no-native  image-size and startup time skiff-test/skiff:dev (the tests' ReadyToRun image) instead of the
-#              NativeAOT executable the Dockerfile ships, which is otherwise published first (.build/native, about
-#              5 minutes) and packed as skiff-test/skiff:native (scripts/build-test-images.sh --native)
+#   --no-native  image-size and startup time skiff-test/skiff:dev (the tests' ReadyToRun image), and stacks runs the
+#              JIT build, instead of the NativeAOT executable the Dockerfile ships, which is otherwise published first
+#              (.build/native, about 5 minutes), packed as skiff-test/skiff:native (scripts/build-test-images.sh
+#              --native) and judged on for P4 and P7 (its restarts alternating with the JIT build's)
 #
 # Benchmarks, in the order they run (each also runs alone: bash bench/NAME/run.sh [--quick]):
 #   image-size      the operator image's size                                   (item 4)
@@ -127,6 +128,18 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
             RESULTS_DIR=$out DURATION=$([[ $quick == 1 ]] && echo 3 || echo 10) ROUNDS=$([[ $quick == 1 ]] && echo 1 || echo 6) \
                 bash "$repo/bench/proxy/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
             ((rc != 0)) || summarize_proxy "$results/$name.log" "$out" ;;
+        stacks)
+            # P4 and P7 judged on the shipped build (the native executable): it converges and idles, and its restarts
+            # alternate with the JIT build's; the GC variants run on it too (its GC is chosen at build time: no server GC).
+            if [[ $native == 1 && -x $repo/.build/native/skiff ]]; then
+                local n=$repo/.build/native/skiff j
+                j=$(bench_skiff)
+                SKIFF_BIN=$n P7_VARIANT=${P7_VARIANT:-native} \
+                    VARIANTS=${VARIANTS:-"native=$n jit=$j native=$n jit=$j native=$n hardlimit-48MiB conserve-7"} \
+                    bash "$repo/bench/stacks/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
+            else
+                bash "$repo/bench/stacks/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
+            fi ;;
         *)
             bash "$repo/bench/$name/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
             ;;
@@ -137,8 +150,8 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
 started=$SECONDS
 declare -A outcome=()
 # The image figures are the shipped build's: the NativeAOT executable, packed as the Dockerfile packs it.
-if [[ $native == 1 && " ${selected[*]} " == *" image-size "* || $native == 1 && " ${selected[*]} " == *" startup "* ]]; then
-    echo "run-all: publishing the NativeAOT executable for the image figures (about 5 minutes)"
+if [[ $native == 1 && ( " ${selected[*]} " == *" image-size "* || " ${selected[*]} " == *" startup "* || " ${selected[*]} " == *" stacks "* ) ]]; then
+    echo "run-all: publishing the NativeAOT executable for the image and memory figures (about 5 minutes)"
     dotnet publish "$repo/operator" -c Release -r linux-x64 -p:PublishAot=true -o "$repo/.build/native" -nologo -v quiet >"$results/native-publish.log" 2>&1 \
         || { echo "run-all: the NativeAOT publish failed ($results/native-publish.log)" >&2; exit 1; }
     bash "$repo/scripts/build-test-images.sh" --native "$repo/.build/native"
