@@ -10,7 +10,8 @@
 #   --no-native  image-size and startup time skiff-test/skiff:dev (the tests' ReadyToRun image), and stacks runs the
 #              JIT build, instead of the NativeAOT executable the Dockerfile ships, which is otherwise published first
 #              (.build/native, about 5 minutes), packed as skiff-test/skiff:native (scripts/build-test-images.sh
-#              --native) and judged on for P4 and P7 (its restarts alternating with the JIT build's)
+#              --native) and judged on for P1/P2 (compose) and P4/P7 (stacks; its restarts alternating with the JIT
+#              build's)
 #
 # Benchmarks, in the order they run (each also runs alone: bash bench/NAME/run.sh [--quick]):
 #   image-size      the operator image's size                                   (item 4)
@@ -122,7 +123,10 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
             bash "$repo/bench/gc-vs-prune/run.sh" "$images" "$rounds" 2>&1 | tee "$results/$name.log" || rc=$?
             ((rc != 0)) || summarize_gc_vs_prune "$results/$name.log" "$out" "$images" ;;
         compose)
-            RESULTS_DIR=$out ROUNDS=$([[ $quick == 1 ]] && echo 1 || echo 5) bash "$repo/bench/compose/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
+            # The shipped build (the native executable) against docker-compose, when it was published.
+            local shipped=()
+            [[ $native == 1 && -x $repo/.build/native/skiff ]] && shipped=("SKIFF_BIN=$repo/.build/native/skiff")
+            env "${shipped[@]}" RESULTS_DIR="$out" ROUNDS=$([[ $quick == 1 ]] && echo 1 || echo 5) bash "$repo/bench/compose/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
             ((rc != 0)) || summarize_compose "$results/$name.log" "$out" ;;
         proxy)
             RESULTS_DIR=$out DURATION=$([[ $quick == 1 ]] && echo 3 || echo 10) ROUNDS=$([[ $quick == 1 ]] && echo 1 || echo 6) \
@@ -150,7 +154,7 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
 started=$SECONDS
 declare -A outcome=()
 # The image figures are the shipped build's: the NativeAOT executable, packed as the Dockerfile packs it.
-if [[ $native == 1 && ( " ${selected[*]} " == *" image-size "* || " ${selected[*]} " == *" startup "* || " ${selected[*]} " == *" stacks "* ) ]]; then
+if [[ $native == 1 && ( " ${selected[*]} " == *" image-size "* || " ${selected[*]} " == *" startup "* || " ${selected[*]} " == *" stacks "* || " ${selected[*]} " == *" compose "* ) ]]; then
     echo "run-all: publishing the NativeAOT executable for the image and memory figures (about 5 minutes)"
     dotnet publish "$repo/operator" -c Release -r linux-x64 -p:PublishAot=true -o "$repo/.build/native" -nologo -v quiet >"$results/native-publish.log" 2>&1 \
         || { echo "run-all: the NativeAOT publish failed ($results/native-publish.log)" >&2; exit 1; }
