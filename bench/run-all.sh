@@ -33,7 +33,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 all=(image-size startup gc-planning gc-vs-prune change-latency stacks queue compose proxy suite)
-quick=0 docs=1 native=1 only="" skip=""
+quick=0 docs=1 native=1 only="" skip="" native_bin=""
 while (($#)); do
     case $1 in
         --quick) quick=1 ;;
@@ -125,7 +125,7 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
         compose)
             # The shipped build (the native executable) against docker-compose, when it was published.
             local shipped=()
-            [[ $native == 1 && -x $repo/.build/native/skiff ]] && shipped=("SKIFF_BIN=$repo/.build/native/skiff")
+            [[ -n $native_bin ]] && shipped=("SKIFF_BIN=$native_bin")
             env "${shipped[@]}" RESULTS_DIR="$out" ROUNDS=$([[ $quick == 1 ]] && echo 1 || echo 5) bash "$repo/bench/compose/run.sh" 2>&1 | tee "$results/$name.log" || rc=$?
             ((rc != 0)) || summarize_compose "$results/$name.log" "$out" ;;
         proxy)
@@ -135,8 +135,8 @@ run_one() { # NAME: runs it, its output to the terminal and NAME.log; returns it
         stacks)
             # P4 and P7 judged on the shipped build (the native executable): it converges and idles, and its restarts
             # alternate with the JIT build's; the GC variants run on it too (its GC is chosen at build time: no server GC).
-            if [[ $native == 1 && -x $repo/.build/native/skiff ]]; then
-                local n=$repo/.build/native/skiff j
+            if [[ -n $native_bin ]]; then
+                local n=$native_bin j
                 j=$(bench_skiff)
                 SKIFF_BIN=$n P7_VARIANT=${P7_VARIANT:-native} \
                     VARIANTS=${VARIANTS:-"native=$n jit=$j native=$n jit=$j native=$n hardlimit-48MiB conserve-7"} \
@@ -160,6 +160,7 @@ if [[ $native == 1 && ( " ${selected[*]} " == *" image-size "* || " ${selected[*
         || { echo "run-all: the NativeAOT publish failed ($results/native-publish.log)" >&2; exit 1; }
     bash "$repo/scripts/build-test-images.sh" --native "$repo/.build/native"
     export IMAGE=skiff-test/skiff:native SKIFF_IMAGE=skiff-test/skiff:native
+    native_bin=$repo/.build/native/skiff # what compose and stacks judge (published by this run, never a stale one)
 fi
 
 for name in "${selected[@]}"; do
