@@ -482,11 +482,11 @@ public sealed class NodeProxy : IRouteTable, IDisposable
             Mounts = [new VolumeMount(Folder, "/routes", Bind: true, ReadOnly: true)],
             // Skiff's runtimeconfig turns dynamic PGO off (Directory.Build.props), and tiered compilation in a ReadyToRun
             // publish (Skiff.csproj); the proxy's per-request path gains from both and runs for weeks, so they are back on
-            // here. The native executable's 4 MiB gen0 budget (Skiff.csproj) keeps the operator small; the proxy's garbage
-            // grows with its traffic, and with the runtime's own budget its p99 hop was 0.24 ms against 0.44 ms
-            // (docs/PERFORMANCE.md, "P4: the native build's gen0 budget"), so 0 gives it that default back. Not in the
-            // spec hash: they change no behaviour.
-            Env = ["DOTNET_TieredCompilation=1", "DOTNET_TieredPGO=1", "DOTNET_GCgen0size=0"],
+            // here. The native executable's small gen0 budget and GC regions (Skiff.csproj) keep the operator small; the
+            // proxy's garbage grows with its traffic, and with the runtime's own budget its p99 hop was 0.24 ms against
+            // 0.44 ms with 4 MiB (docs/PERFORMANCE.md, "P4: the native build's gen0 budget"), so 0 gives it the runtime's
+            // defaults back. Not in the spec hash: they change no behaviour.
+            Env = ["DOTNET_TieredCompilation=1", "DOTNET_TieredPGO=1", "DOTNET_GCgen0size=0", "DOTNET_GCRegionSize=0"],
             // The proxy drains for 30 s on SIGTERM (its --drain-seconds): Docker waits a little longer before SIGKILL.
             StopTimeout = TimeSpan.FromSeconds(35),
         };
