@@ -105,7 +105,9 @@ public static class RunOnceCommand
             {
                 try
                 {
-                    await engine.Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None);
+                    // With its anonymous volumes (an image's VOLUME lines), as the operator removes its own containers:
+                    // each run would leave one behind otherwise. Named volumes, the database's included, are never removed.
+                    await engine.Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, CancellationToken.None);
                 }
                 catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException)
                 {

@@ -240,7 +240,7 @@ public sealed class DomainsEndToEndTests(DockerFixture docker, Pebble pebble) : 
         });
         foreach (var c in proxies)
         {
-            await docker.Client.Containers.RemoveContainerAsync(c.ID, new global::Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+            await docker.Client.Containers.RemoveContainerAsync(c.ID, new global::Docker.DotNet.Models.ContainerRemoveParameters { Force = true, RemoveVolumes = true });
         }
     }
 

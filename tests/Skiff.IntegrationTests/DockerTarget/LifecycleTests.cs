@@ -120,7 +120,7 @@ public sealed class LifecycleTests
         }
         finally
         {
-            await client.Containers.RemoveContainerAsync(stranger.ID, new ContainerRemoveParameters { Force = true });
+            await client.Containers.RemoveContainerAsync(stranger.ID, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
             await client.Volumes.RemoveAsync(names.CacheVolume, force: true);
         }
     }
@@ -178,7 +178,7 @@ public sealed class LifecycleTests
         }
         finally
         {
-            await client.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true });
+            await client.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
         }
     }
 }

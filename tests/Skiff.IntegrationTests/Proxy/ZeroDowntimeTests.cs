@@ -183,7 +183,7 @@ public sealed class ZeroDowntimeTests(DockerFixture docker) : IAsyncLifetime
     {
         foreach (var c in await ProxiesAsync())
         {
-            await docker.Client.Containers.RemoveContainerAsync(c.ID, new global::Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+            await docker.Client.Containers.RemoveContainerAsync(c.ID, new global::Docker.DotNet.Models.ContainerRemoveParameters { Force = true, RemoveVolumes = true });
         }
     }
 

@@ -74,7 +74,7 @@ public sealed class PrivateRegistryTests
         {
             if (c.Image == image)
             {
-                await h.Engine.Client.Containers.RemoveContainerAsync(c.ID, new() { Force = true });
+                await h.Engine.Client.Containers.RemoveContainerAsync(c.ID, new() { Force = true, RemoveVolumes = true });
             }
         }
 
