@@ -38,13 +38,58 @@ public class MemoryTrimTests
             Collections++;
             Now = AfterCollect;
         }
+
+        /// <summary>Readings (1 = the first) at which the file pages were given back.</summary>
+        public List<int> Releases { get; } = [];
+
+        public FilePages.Result? Release()
+        {
+            Releases.Add(Reads);
+            return new FilePages.Result(3, 20 * MiB, 70 * MiB, 50 * MiB);
+        }
     }
 
     private static (MemoryTrim Trim, FakeHeap Heap, FakeTimeProvider Time) Create()
     {
         var heap = new FakeHeap();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
-        return (new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect), heap, time);
+        return (new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect, heap.Release), heap, time);
+    }
+
+    [Fact]
+    public void File_pages_are_given_back_once_the_start_has_settled_and_after_each_trim()
+    {
+        var (trim, heap, time) = Create();
+        heap.Now = new(10 * MiB, 14 * MiB); // no slack: no trim
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.False(trim.Check());
+            time.Advance(MemoryTrim.Period);
+        }
+
+        Assert.Equal([MemoryTrim.SettleReadings], heap.Releases);
+
+        heap.Now = new(12 * MiB, 60 * MiB);
+        Assert.False(trim.Check()); // reading 6
+        time.Advance(MemoryTrim.Period);
+        Assert.True(trim.Check()); // reading 7 trims; the release reads the heap after the collection
+        Assert.Equal(2, heap.Releases.Count);
+        Assert.Equal(1, heap.Collections);
+    }
+
+    [Fact]
+    public void A_release_that_fails_leaves_the_trim_running()
+    {
+        var heap = new FakeHeap();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
+        var trim = new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect,
+            () => throw new IOException("/proc/self/pagemap: no such file"));
+        heap.Now = new(12 * MiB, 60 * MiB);
+
+        Assert.False(trim.Check());
+        time.Advance(MemoryTrim.Period);
+        Assert.True(trim.Check()); // reading 2: both the settle release and the trim's, each failing quietly
+        Assert.Equal(1, heap.Collections);
     }
 
     [Fact]
