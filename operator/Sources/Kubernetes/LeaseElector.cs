@@ -163,26 +163,37 @@ public sealed class LeaseElector
 
         leading = false;
         var now = time.GetUtcNow().UtcDateTime;
+        var released = new LeaderElectionRecord
+        {
+            HolderIdentity = "",
+            LeaseDurationSeconds = 1,
+            AcquireTime = now,
+            RenewTime = now,
+            LeaderTransitions = record.LeaderTransitions,
+        };
         try
         {
-            var released = await lease.UpdateAsync(
-                new LeaderElectionRecord
+            lastHttpError = null;
+            if (!await lease.UpdateAsync(released, ct))
+            {
+                // Refused (409): the Lease changed since this instance last read or wrote it. A renewal the stop cut off
+                // may have been applied all the same; read it again, and if it is still ours, give it up at that version.
+                var current = await lease.GetAsync(ct);
+                if (current.HolderIdentity != Identity)
                 {
-                    HolderIdentity = "",
-                    LeaseDurationSeconds = 1,
-                    AcquireTime = now,
-                    RenewTime = now,
-                    LeaderTransitions = record.LeaderTransitions,
-                },
-                ct);
-            if (released)
-            {
-                logger.LogInformation("Released lease {Lease}", Name);
+                    logger.LogInformation("Lease {Lease} is held by {Holder} now; nothing to release", Name, current.HolderIdentity);
+                    return;
+                }
+
+                lastHttpError = null;
+                if (!await lease.UpdateAsync(released, ct))
+                {
+                    logger.LogWarning("Could not release lease {Lease}: {Error}; it expires by itself", Name, lastHttpError);
+                    return;
+                }
             }
-            else
-            {
-                logger.LogWarning("Could not release lease {Lease}: {Error}; it expires by itself", Name, lastHttpError);
-            }
+
+            logger.LogInformation("Released lease {Lease}", Name);
         }
         catch (Exception e) when (e is HttpRequestException or HttpOperationException or OperationCanceledException)
         {

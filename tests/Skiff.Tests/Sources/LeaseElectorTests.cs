@@ -150,6 +150,34 @@ public sealed class LeaseElectorTests
         Assert.False(first.IsLeader);
     }
 
+    [Fact]
+    public async Task A_renewal_written_after_its_caller_gave_up_does_not_keep_the_release_from_giving_the_lease_back()
+    {
+        var first = await LeaderAsync("first");
+        // The stop cut off a renewal the server had already applied: the lease moved on past the version the lock saw.
+        server.Take("first", time.GetUtcNow());
+        var version = server.Version;
+
+        await first.ReleaseAsync(CancellationToken.None);
+
+        Assert.Equal("", server.Record!.HolderIdentity);
+        Assert.Equal(1, server.Record.LeaseDurationSeconds);
+        Assert.True(server.Version > version);
+        Assert.False(first.IsLeader);
+    }
+
+    [Fact]
+    public async Task A_lease_another_instance_took_meanwhile_is_not_released()
+    {
+        var first = await LeaderAsync("first");
+        server.Take("second", time.GetUtcNow());
+
+        await first.ReleaseAsync(CancellationToken.None);
+
+        Assert.Equal("second", server.Record!.HolderIdentity);
+        Assert.Equal(15, server.Record.LeaseDurationSeconds);
+    }
+
     private LeaseElector Elector(string identity) => new(new FakeLock(server, identity), Timings, NullLogger.Instance, time);
 
     private async Task<LeaseElector> LeaderAsync(string identity)
@@ -181,6 +209,19 @@ public sealed class LeaseElectorTests
         private LeaderElectionRecord? record;
         private int requests;
         private int writes;
+        private long version;
+
+        /// <summary>The Lease's resourceVersion: every write moves it on.</summary>
+        public long Version
+        {
+            get
+            {
+                lock (gate)
+                {
+                    return version;
+                }
+            }
+        }
 
         public bool Down { get; set; }
 
@@ -216,10 +257,12 @@ public sealed class LeaseElectorTests
                     RenewTime = now.UtcDateTime,
                     LeaderTransitions = transitions,
                 };
+                version++;
             }
         }
 
-        public LeaderElectionRecord? Get()
+        /// <summary>The record and its version.</summary>
+        public (LeaderElectionRecord Record, long Version) Get()
         {
             Enter();
             lock (gate)
@@ -229,23 +272,25 @@ public sealed class LeaseElectorTests
                     {
                         Response = new k8s.Autorest.HttpResponseMessageWrapper(new HttpResponseMessage(System.Net.HttpStatusCode.NotFound), ""),
                     }
-                    : Copy(record);
+                    : (Copy(record), version);
             }
         }
 
-        public bool Write(LeaderElectionRecord value, bool create)
+        /// <summary>A conditional write, as a replace carrying the resourceVersion the writer read: refused (409) when the
+        /// Lease was written since. Returns the new version, or null.</summary>
+        public long? Write(LeaderElectionRecord value, bool create, long readVersion)
         {
             Enter();
             lock (gate)
             {
-                if (create == record is not null)
+                if (create == record is not null || (!create && readVersion != version))
                 {
-                    return false;
+                    return null;
                 }
 
                 record = Copy(value);
                 writes++;
-                return true;
+                return ++version;
             }
         }
 
@@ -268,8 +313,11 @@ public sealed class LeaseElectorTests
         };
     }
 
+    /// <summary>As KubernetesClient's LeaseLock: an update replaces the Lease with the version its last read or write saw.</summary>
     private sealed class FakeLock(FakeLeaseServer server, string identity) : ILock
     {
+        private long seen = -1;
+
         public string Identity => identity;
 
         public async Task<LeaderElectionRecord> GetAsync(CancellationToken cancellationToken = default)
@@ -279,12 +327,24 @@ public sealed class LeaseElectorTests
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
 
-            return server.Get()!;
+            var (record, version) = server.Get();
+            seen = version;
+            return record;
         }
 
-        public Task<bool> CreateAsync(LeaderElectionRecord record, CancellationToken cancellationToken = default) => Task.FromResult(server.Write(record, create: true));
+        public Task<bool> CreateAsync(LeaderElectionRecord record, CancellationToken cancellationToken = default) => Task.FromResult(Saw(server.Write(record, create: true, seen)));
 
-        public Task<bool> UpdateAsync(LeaderElectionRecord record, CancellationToken cancellationToken = default) => Task.FromResult(server.Write(record, create: false));
+        public Task<bool> UpdateAsync(LeaderElectionRecord record, CancellationToken cancellationToken = default) => Task.FromResult(Saw(server.Write(record, create: false, seen)));
+
+        private bool Saw(long? version)
+        {
+            if (version is { } v)
+            {
+                seen = v;
+            }
+
+            return version is not null;
+        }
 
         public string Describe() => "default/skiff-vps-1";
     }
