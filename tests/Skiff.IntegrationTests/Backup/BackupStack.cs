@@ -73,7 +73,7 @@ public sealed class BackupStack : IAsyncLifetime
         }
         finally
         {
-            await DockerAsync("rm", "-f", container);
+            await DockerAsync("rm", "-f", "-v", container); // -v: the image declares a VOLUME, created with the container
         }
 
         Workspace.Write("api.yaml", Yaml());
