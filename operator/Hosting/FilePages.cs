@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Skiff.Runtime;
 
 namespace Skiff.Hosting;
 
@@ -123,10 +124,10 @@ public static class FilePages
             foreach (var mapping in mappings)
             {
                 var entries = ReadPagemap(pagemap, mapping.Start, mapping.End - mapping.Start);
-                Native.Madvise((nint)mapping.Start, (nuint)(mapping.End - mapping.Start), MadvRandom);
+                Libc.Madvise((nint)mapping.Start, (nuint)(mapping.End - mapping.Start), MadvRandom);
                 foreach (var (address, length) in ReleasableRuns(entries, mapping.Start, pageSize))
                 {
-                    if (Native.Madvise((nint)address, (nuint)length, MadvPageout) != 0)
+                    if (Libc.Madvise((nint)address, (nuint)length, MadvPageout) != 0)
                     {
                         // EINVAL: a kernel without MADV_PAGEOUT. Nothing was changed but the read-ahead.
                         return Marshal.GetLastPInvokeError() == 22 ? null : new Result(mappings.Count, bytes, before, ResidentBytes());
@@ -166,12 +167,5 @@ public static class FilePages
     {
         var fields = File.ReadAllText("/proc/self/statm").Split(' ');
         return long.Parse(fields[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
-    }
-
-    private static class Native
-    {
-        [DllImport("libc", EntryPoint = "madvise", SetLastError = true)]
-        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-        internal static extern int Madvise(nint address, nuint length, int advice);
     }
 }

@@ -54,10 +54,10 @@ public sealed class MemoryTrim(ILogger log, TimeProvider? time = null, Func<Memo
     public const int SettleReadings = 2;
 
     private readonly TimeProvider time = time ?? TimeProvider.System;
-    private readonly Func<FilePages.Result?> release = release ?? (() => FilePages.Release());
-    private int readings;
     private readonly Func<Reading> read = read ?? ReadGc;
     private readonly Action collect = collect ?? CollectAggressively;
+    private readonly Func<FilePages.Result?> release = release ?? (() => FilePages.Release());
+    private int readings;
     private bool slackBefore;
     private DateTimeOffset? lastTrim;
 
@@ -92,6 +92,17 @@ public sealed class MemoryTrim(ILogger log, TimeProvider? time = null, Func<Memo
     public bool Check()
     {
         readings++;
+        var trimmed = TrimHeap();
+        if (trimmed || readings == SettleReadings)
+        {
+            ReleaseFilePages();
+        }
+
+        return trimmed;
+    }
+
+    private bool TrimHeap()
+    {
         var reading = read();
         var slack = reading.SlackBytes >= Math.Max(MinSlackBytes, reading.LiveBytes);
         var settled = slack && slackBefore;
@@ -99,11 +110,6 @@ public sealed class MemoryTrim(ILogger log, TimeProvider? time = null, Func<Memo
         var now = time.GetUtcNow();
         if (!settled || (lastTrim is { } last && now - last < MinInterval))
         {
-            if (readings == SettleReadings)
-            {
-                ReleaseFilePages();
-            }
-
             return false;
         }
 
@@ -114,7 +120,6 @@ public sealed class MemoryTrim(ILogger log, TimeProvider? time = null, Func<Memo
         var after = read();
         log.LogDebug("Returned unused heap memory to the OS in {Milliseconds:F0} ms: committed {Before:F1} MiB, now {After:F1} MiB; objects hold {Live:F1} MiB",
             time.GetElapsedTime(started).TotalMilliseconds, reading.CommittedBytes / 1048576.0, after.CommittedBytes / 1048576.0, after.LiveBytes / 1048576.0);
-        ReleaseFilePages();
         return true;
     }
 

@@ -168,7 +168,7 @@ public sealed partial class GitCheckout(string root, GitRemote remote, string? b
 
         File.CreateSymbolicLink(link, Path.Combine("commits", commit));
         // rename(2) replaces the old link in one step (File.Move refuses a link to a folder).
-        if (NativeMethods.Rename(link, Current) != 0)
+        if (Skiff.Runtime.Libc.Rename(link, Current) != 0)
         {
             throw new IOException($"cannot switch {Current} to commit {commit}: {Marshal.GetLastPInvokeErrorMessage()}");
         }
@@ -221,12 +221,4 @@ public sealed partial class GitCheckout(string root, GitRemote remote, string? b
 
     [GeneratedRegex("^([0-9a-f]{40}|[0-9a-f]{64})$")]
     private static partial Regex CommitId();
-}
-
-/// <summary>The one system call .NET does not offer: rename(2) of a symbolic link over another.</summary>
-internal static class NativeMethods
-{
-    [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    internal static extern int Rename([MarshalAs(UnmanagedType.LPUTF8Str)] string oldPath, [MarshalAs(UnmanagedType.LPUTF8Str)] string newPath);
 }

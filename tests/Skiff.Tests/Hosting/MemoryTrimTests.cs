@@ -49,11 +49,12 @@ public class MemoryTrimTests
         }
     }
 
-    private static (MemoryTrim Trim, FakeHeap Heap, FakeTimeProvider Time) Create()
+    /// <summary>A trim over a fake heap and clock; <paramref name="release"/> replaces the heap's fake release.</summary>
+    private static (MemoryTrim Trim, FakeHeap Heap, FakeTimeProvider Time) Create(Func<FilePages.Result?>? release = null)
     {
         var heap = new FakeHeap();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
-        return (new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect, heap.Release), heap, time);
+        return (new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect, release ?? heap.Release), heap, time);
     }
 
     [Fact]
@@ -80,10 +81,7 @@ public class MemoryTrimTests
     [Fact]
     public void A_release_that_fails_leaves_the_trim_running()
     {
-        var heap = new FakeHeap();
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero));
-        var trim = new MemoryTrim(NullLogger.Instance, time, () => heap.Now, heap.Collect,
-            () => throw new IOException("/proc/self/pagemap: no such file"));
+        var (trim, heap, time) = Create(() => throw new IOException("/proc/self/pagemap: no such file"));
         heap.Now = new(12 * MiB, 60 * MiB);
 
         Assert.False(trim.Check());
